@@ -1,0 +1,294 @@
+"""ImageNet backbones whose ``state_dict()`` matches torchvision's, key for key.
+
+Both papers start from ImageNet classifiers: paper 1 from VGG-16 (§3.1, "converted
+to fully convolutional") and ResNet-152 (§3.2, B5 = layer4 with stride 1), paper 2
+from ResNet-50 "with the hole algorithm" (§III-A.1, i.e. dilated convolutions).
+torchvision is not a dependency here, so this file rebuilds those networks with
+*exactly* torchvision's parameter names and shapes; a user's local
+``resnet152-394f9c45.pth`` or ``vgg16-397923af.pth`` then loads with
+``strict=True`` through :func:`load_imagenet_weights`. Nothing is downloaded.
+
+``width`` scales every channel count (``c -> max(1, round(c * width))``) to make
+compact toy models that train on a laptop CPU; ``width=1`` is torchvision.
+"""
+from pathlib import Path
+
+import torch
+from torch import nn
+
+# torchvision's blocks per stage (layer1..layer4), He et al. 2016, Table 1.
+RESNET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3),
+                 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+# The file names torchvision's model zoo gives its ImageNet weights (V1).
+CHECKPOINT_NAMES = {"resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b627a593.pth",
+                    "resnet50": "resnet50-0676ba61.pth", "resnet101": "resnet101-63fe2227.pth",
+                    "resnet152": "resnet152-394f9c45.pth", "vgg16": "vgg16-397923af.pth",
+                    "vgg16_bn": "vgg16_bn-6c64b313.pth"}
+
+
+def _scale(c, width):
+    """Channel count ``c`` times the width multiplier, at least 1."""
+    return max(1, round(c * width))
+
+
+def _torchvision_init(module):
+    """torchvision's init: He-normal (fan_out) convs, BatchNorm as identity."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+# ----------------------------------------------------------------------------
+# ResNet (torchvision "v1.5": the stride of a bottleneck sits on its 3x3 conv)
+# ----------------------------------------------------------------------------
+class BasicBlock(nn.Module):
+    """Two 3x3 convs + identity (ResNet-18/34). ``(B, cin, H, W) -> (B, planes, H/s, W/s)``."""
+    expansion = 1
+
+    def __init__(self, cin, planes, stride=1, dilation=1, downsample=None):
+        super().__init__()
+        # padding = dilation keeps H, W unchanged for a dilated 3x3 conv.
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, dilation, dilation, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, dilation, dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample  # 1x1 conv + BN when the shortcut changes shape
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (strided/dilated), 1x1 expand x4, + identity (ResNet-50+)."""
+    expansion = 4
+
+    def __init__(self, cin, planes, stride=1, dilation=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        # v1.5: stride on the 3x3 (the 1x1 of v1 would skip 3/4 of the pixels).
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, dilation, dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet-{18,34,50,101,152}, optionally dilated and/or slimmed.
+
+    ``replace_stride_with_dilation[k]`` keeps layer{k+2} at its input resolution
+    and dilates its 3x3 convs instead (DeepLab's "hole algorithm", paper 2
+    §III-A.1): denser maps from the same ImageNet weights, since a dilated 3x3
+    sees as far across the image as the strided one did. torchvision refuses
+    dilation for BasicBlock (ResNet-18/34); here it is allowed, keys unchanged.
+    ``blocks`` overrides the per-stage block counts (toy models only).
+
+    ``out_channels`` and ``strides`` give, per stage name of :meth:`features`,
+    the channel count and the output stride relative to the input image.
+    """
+
+    def __init__(self, depth=50, width=1.0, replace_stride_with_dilation=(False, False, False),
+                 num_classes=1000, blocks=None):
+        super().__init__()
+        if depth not in RESNET_BLOCKS:
+            raise ValueError(f"ResNet depth must be one of {sorted(RESNET_BLOCKS)}, got {depth}")
+        if len(replace_stride_with_dilation) != 3:
+            raise ValueError("replace_stride_with_dilation needs 3 booleans (layer2..layer4)")
+        block = BasicBlock if depth < 50 else Bottleneck
+        self.depth, self.width = depth, width
+        self.arch = f"resnet{depth}"
+        blocks = tuple(blocks or RESNET_BLOCKS[depth])
+        if len(blocks) != 4:
+            raise ValueError(f"blocks needs 4 counts (layer1..layer4), got {blocks}")
+
+        stem = _scale(64, width)
+        self.conv1 = nn.Conv2d(3, stem, 7, 2, 3, bias=False)  # stride 2
+        self.bn1 = nn.BatchNorm2d(stem)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)  # stride 4
+        self.out_channels, self.strides = {"stem": stem}, {"stem": 4}
+
+        cin, stride_so_far, dilation = stem, 4, 1
+        dilate = (False,) + tuple(replace_stride_with_dilation)  # layer1 never strides
+        for k, (planes, n, dil) in enumerate(zip((64, 128, 256, 512), blocks, dilate)):
+            planes = _scale(planes, width)
+            stride = 1 if k == 0 else 2
+            # torchvision's rule: the first block of a dilated stage still uses the
+            # *previous* dilation (it sits where the stride used to be); the later
+            # blocks use the new, doubled one.
+            previous = dilation
+            if dil:
+                dilation, stride = dilation * stride, 1
+            cout = planes * block.expansion
+            down = None
+            if stride != 1 or cin != cout:  # shortcut must match the residual's shape
+                down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                     nn.BatchNorm2d(cout))
+            layers = [block(cin, planes, stride, previous, down)]
+            layers += [block(cout, planes, 1, dilation) for _ in range(1, n)]
+            setattr(self, f"layer{k + 1}", nn.Sequential(*layers))
+            cin, stride_so_far = cout, stride_so_far * stride
+            self.out_channels[f"layer{k + 1}"] = cout
+            self.strides[f"layer{k + 1}"] = stride_so_far
+
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(cin, num_classes)  # keeps nn.Linear's default init, as torchvision
+        _torchvision_init(self)
+
+    def features(self, x, return_all=False):
+        """``(B, 3, H, W)`` -> layer4 map ``(B, out_channels['layer4'], H/s, W/s)``.
+
+        ``s = strides['layer4']`` (32, or 16 / 8 when dilated). With
+        ``return_all`` a dict ``{'stem', 'layer1', ..., 'layer4'}`` of all stage
+        outputs (``'stem'`` is after the max-pool, stride 4).
+        """
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        out = {"stem": x}
+        for k in range(1, 5):
+            x = out[f"layer{k}"] = getattr(self, f"layer{k}")(x)
+        return out if return_all else x
+
+    def forward(self, x):
+        """ImageNet logits ``(B, num_classes)``."""
+        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+# ----------------------------------------------------------------------------
+# VGG-16 (configuration "D" of Simonyan & Zisserman 2015)
+# ----------------------------------------------------------------------------
+VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+class VGG16(nn.Module):
+    """torchvision's ``vgg16`` (or ``vgg16_bn``); features index as torchvision's.
+
+    ``features`` strides: pool1 /2 ... pool5 /32. FCN-8s (paper 1, §3.1) taps
+    pool3, pool4 and pool5: see :meth:`stages` and :func:`fc_to_conv`.
+    """
+
+    def __init__(self, width=1.0, batch_norm=False, num_classes=1000):
+        super().__init__()
+        self.width, self.batch_norm = width, batch_norm
+        self.arch = "vgg16_bn" if batch_norm else "vgg16"
+        layers, cin, self.pool_index = [], 3, {}
+        for v in VGG16_CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+                self.pool_index[f"pool{len(self.pool_index) + 1}"] = len(layers) - 1
+                continue
+            cout = _scale(v, width)
+            layers.append(nn.Conv2d(cin, cout, 3, padding=1))
+            layers += [nn.BatchNorm2d(cout)] if batch_norm else []
+            layers.append(nn.ReLU(inplace=True))
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.out_channels = cin  # channels of pool5
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        hidden = _scale(4096, width)
+        self.classifier = nn.Sequential(
+            nn.Linear(cin * 7 * 7, hidden), nn.ReLU(True), nn.Dropout(),   # fc6: [0]
+            nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(),        # fc7: [3]
+            nn.Linear(hidden, num_classes))                                # fc8: [6]
+        _torchvision_init(self)
+        for m in self.classifier:
+            if isinstance(m, nn.Linear):  # torchvision: N(0, 0.01), zero bias
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def stages(self, x):
+        """``(B, 3, H, W)`` -> ``{'pool3': /8, 'pool4': /16, 'pool5': /32}`` maps."""
+        taps = {self.pool_index[name]: name for name in ("pool3", "pool4", "pool5")}
+        out = {}
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in taps:
+                out[taps[i]] = x
+        return out
+
+    def forward(self, x):
+        """ImageNet logits ``(B, num_classes)``."""
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def fc_to_conv(vgg):
+    """FCN "convolutionalization" (paper 1, §3.1): fc6 -> 7x7 conv6, fc7 -> 1x1 conv7.
+
+    fc6 sees a flattened ``(C, 7, 7)`` pool5 map, so its ``(4096, C*49)`` weight
+    *is* a ``(4096, C, 7, 7)`` kernel; slid over a larger map it gives the
+    classifier's fc6 at every 7x7 window (stride 32), i.e. a dense output.
+    No padding here: the caller chooses how to keep the output map large.
+    Returns ``(conv6, conv7)`` holding copies of the weights.
+    """
+    fc6, fc7 = vgg.classifier[0], vgg.classifier[3]
+    c5, hidden = vgg.out_channels, fc6.out_features
+    conv6 = nn.Conv2d(c5, hidden, 7).to(fc6.weight)
+    conv7 = nn.Conv2d(hidden, fc7.out_features, 1).to(fc7.weight)
+    with torch.no_grad():
+        conv6.weight.copy_(fc6.weight.view(hidden, c5, 7, 7))  # flatten order is (C, H, W)
+        conv6.bias.copy_(fc6.bias)
+        conv7.weight.copy_(fc7.weight.view(fc7.out_features, hidden, 1, 1))
+        conv7.bias.copy_(fc7.bias)
+    return conv6, conv7
+
+
+# ----------------------------------------------------------------------------
+# Loading a local torchvision checkpoint
+# ----------------------------------------------------------------------------
+def load_imagenet_weights(model, path):
+    """Load torchvision ImageNet weights from the local file ``path`` into ``model`` (strict).
+
+    Accepts a raw state dict or one wrapped as ``{'state_dict': ...}`` or
+    ``{'model': ...}``, with or without DataParallel's ``module.`` prefix.
+    Errors are one line: ``FileNotFoundError`` says what to download,
+    ``ValueError`` names the file, the architecture and the first bad keys.
+    """
+    path, arch = Path(path), getattr(model, "arch", type(model).__name__)
+    if not path.is_file():
+        example = CHECKPOINT_NAMES.get(arch, f"{arch}-*.pth")
+        raise FileNotFoundError(
+            f"{path}: no such file; download torchvision's ImageNet {arch} weights "
+            f"(e.g. {example}) and put them there; nothing is downloaded at run time")
+    if getattr(model, "width", 1.0) != 1.0:
+        raise ValueError(f"{path}: ImageNet weights exist only for width=1, "
+                         f"but this {arch} has width={model.width}")
+    try:  # weights_only: a checkpoint from the internet must not run code when unpickled
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch's messages span many lines; keep ours to one
+        raise ValueError(f"{path}: not a readable torch checkpoint of {arch} weights "
+                         f"({type(e).__name__})") from e
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a state dict for {arch}, got {type(state).__name__}")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+
+    # Check ourselves so that the error is one readable line, not torch's list.
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in state and state[k].shape != v.shape]
+    problems = [f"{len(v)} {what} {v[:3]}" for what, v in (
+        ("missing keys", missing), ("unexpected keys", unexpected),
+        ("shape mismatches (file vs model)", shapes)) if v]
+    if problems:
+        raise ValueError(f"{path} does not fit {arch}: " + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+    return model

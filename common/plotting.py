@@ -1,0 +1,76 @@
+"""Figures: poses drawn over images, heatmap panels, training curves.
+
+Matplotlib with the non-interactive Agg backend (no display needed); every
+figure is written atomically (temporary file, then ``os.replace``) so that an
+interrupted run never leaves half a PNG behind.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+LEFT, RIGHT, CENTRE = "tab:blue", "tab:red", "tab:green"
+
+
+def save(fig, path):
+    """Save ``fig`` to ``path`` atomically and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def draw_pose(ax, keypoints, bones, names, dashed_occluded=True, lw=2.0, alpha=1.0):
+    """Draw ``(J, 3)`` keypoints and ``(K, 2)`` bones: left side blue, right red.
+    Bones touching an occluded joint (v = 1) are dashed, as in the paper's
+    Fig. 2; unannotated joints (v = 0) are not drawn."""
+    kp = np.asarray(keypoints)
+    for a, b in bones:
+        if kp[a, 2] <= 0 or kp[b, 2] <= 0:
+            continue
+        side = names[b][:2]
+        colour = LEFT if side == "l_" else RIGHT if side == "r_" else CENTRE
+        style = "--" if dashed_occluded and min(kp[a, 2], kp[b, 2]) == 1 else "-"
+        ax.plot(kp[[a, b], 0], kp[[a, b], 1], style, color=colour, lw=lw, alpha=alpha)
+    shown = kp[:, 2] > 0
+    ax.scatter(kp[shown, 0], kp[shown, 1], s=8, c="white", edgecolors="black", linewidths=0.5, zorder=3)
+
+
+def image_grid(n, size=2.2):
+    """A figure with ``n`` image axes in a near-square grid, axes off."""
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, list(axes.flat)
+
+
+def curves(series, path, xlabel="epoch", title=None, marks=()):
+    """Line plots: ``series`` is ``{panel title: {line label: (x, y)}}``;
+    ``marks`` are x positions drawn as vertical lines (e.g. stage ends)."""
+    fig, axes = plt.subplots(1, len(series), figsize=(5 * len(series), 3.6), squeeze=False)
+    for ax, (panel, lines) in zip(axes.flat, series.items()):
+        for label, (x, y) in lines.items():
+            ax.plot(x, y, marker=".", label=label)
+        for m in marks:
+            ax.axvline(m, color="grey", lw=0.8, ls=":")
+        ax.set_title(panel)
+        ax.set_xlabel(xlabel)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return save(fig, path)

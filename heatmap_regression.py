@@ -1,0 +1,1173 @@
+"""Human Pose Estimation via Convolutional Part Heatmap Regression.
+
+A. Bulat and G. Tzimiropoulos, ECCV 2016 -- a reference implementation that
+reads top to bottom in the order of the paper (text in
+``../shared/papers/heatmap_regression_eccv2016.txt``):
+
+    §3    Method: targets (binary disks, Gaussians) and losses (Eq. 1, Eq. 2)
+    §3.1  VGG-FCN part heatmap regression (Tables 1-2)
+    §3.2  Residual part heatmap regression (Tables 3-4)
+    §3.1/§3.2 "Training": the three training stages
+    §4    Results: PCKh / PCK, the Table 5 ablation variants, Fig. 2
+
+    python heatmap_regression.py                    # toy data, CPU, ~5 minutes
+    python heatmap_regression.py --data mpii --data-root ~/data/mpii \
+        --arch residual --pretrained ~/weights/resnet152-394f9c45.pth
+    python heatmap_regression.py --eval-only --checkpoint runs/x/best.pt --data lsp --data-root ~/data/lsp
+    python heatmap_regression.py --demo photo.jpg --checkpoint runs/x/best.pt
+
+The cascade: a part *detection* network sees the image and outputs one
+heatmap per part; those N heatmaps, stacked with the image, are the input of a
+*regression* network that outputs one confidence map per part. The detector
+is trained on visible parts only; the regressor on every annotated part, so
+that an occluded part -- weak in the heatmaps -- is placed from context.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from common import datasets, harness, plotting
+from common.backbones import VGG16, ResNet, fc_to_conv, load_imagenet_weights
+from common.metrics import format_table, part_table, pck
+from common.skeleton import MPII_BONES, MPII_FLIP, MPII_JOINTS, bone_indices
+from common.toy import render_person, toy_head_size
+from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride,
+                               invert_affine, open_image, to_stride, warp_image)
+
+N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2): MPII's 16 parts; LSP maps into them
+
+
+# =============================================================================
+# Configuration: one place for every default. Paper values carry their source.
+# =============================================================================
+@dataclass
+class Stage:
+    """One of the three training stages of §3.1 / §3.2."""
+    name: str          # "detector", "regressor" (detector frozen) or "joint"
+    epochs: int
+    optimizer: str     # "sgd", "rmsprop" or "adam"
+    lr: float          # learning rate at the first epoch
+    lr_end: float      # ... and at the last (geometric decay in between)
+    momentum: float = 0.9
+
+
+@dataclass
+class Config:
+    arch: str = "residual"        # "vgg" (§3.1) or "residual" (§3.2)
+    variant: str = "detection+regression"   # a row of Table 5, see VARIANTS
+    input_size: int = 256         # §3.2 "rescaled to 256x256"; §3.1 uses 380
+    width: float = 1.0            # channel multiplier: 1.0 = the paper's networks
+    resnet_blocks: tuple = (3, 8, 36, 3)   # ResNet-152 (Table 3 says "38x", see below)
+    hourglass_depth: int = 4      # 256 -> 64 -> 4 px at the waist, as in [19]
+    batch_size: int = 8           # §3.2 "trained with a batch size of 8"
+    aug: str = "random"           # §3.2 "applied randomly"; §3.1 "predefined step sizes"
+    scale_range: tuple = (0.7, 1.3)    # §3.1 "scaling (between 0.7 and 1.3)"
+    rot_range: float = 40.0            # §3.1 "rotation (between -40 and 40 degrees)"
+    disk_radius: float = 10.0     # §3 "10 px ... for a body size of 200 px"
+    sigma: float = 5.0            # §3 "Gaussian with a standard deviation of 5px"
+    stages: list = field(default_factory=list)
+    seed: int = 0
+
+
+def residual_stages():
+    # §3.2 Training: detector ~50 epochs, lr 1e-3 -> 2.5e-5 with rmsprop (§3.2
+    # "trained using rmsprop"); regressor 40 epochs at 1e-4 then 2.5e-5 (we
+    # decay geometrically; the paper does not say when it switched); then 50
+    # joint epochs. Paper: joint lr unspecified. Here: 2.5e-5, the last lr used.
+    # RMSprop divides by a running gradient RMS, so these rates carry over from
+    # Torch7 whatever the loss normalisation (sum or mean over pixels).
+    return [Stage("detector", 50, "rmsprop", 1e-3, 2.5e-5),
+            Stage("regressor", 40, "rmsprop", 1e-4, 2.5e-5),
+            Stage("joint", 50, "rmsprop", 2.5e-5, 2.5e-5)]
+
+
+def vgg_stages():
+    # §3.1 Training: detector ~20 epochs, lr 1e-8 -> 1e-9; regressor 20 epochs
+    # at 1e-5 then 1e-6; joint 10 epochs. Those are Caffe rates for SGD on
+    # losses *summed* over parts and pixels (Caffe's sigmoid cross-entropy
+    # and Euclidean layers divide by the batch only; Euclidean also halves).
+    # Our Eq. (1) averages over the N parts, so equal steps need lr x N (16);
+    # our Eq. (2) averages over N with no 1/2, so lr x N/2 (8). Momentum:
+    # paper unspecified; here 0.99, the value of the FCN [13] it fine-tunes
+    # from, suited to such tiny rates. Joint lr: paper unspecified; here the
+    # regressor's last rate.
+    n = N_PARTS
+    return [Stage("detector", 20, "sgd", 1e-8 * n, 1e-9 * n, momentum=0.99),
+            Stage("regressor", 20, "sgd", 1e-5 * n / 2, 1e-6 * n / 2, momentum=0.99),
+            Stage("joint", 10, "sgd", 1e-6 * n / 2, 1e-6 * n / 2, momentum=0.99)]
+
+
+def paper_config(arch):
+    """The full-data configuration of §3.1 (vgg) or §3.2 (residual)."""
+    if arch == "vgg":
+        # §3.1: "scaled such that a standing-up human has height 300 px",
+        # "resized to 380x380"; augmentation "using a set of predefined step
+        # sizes". Batch size: paper unspecified; here 8 as for the residual net.
+        return Config(arch="vgg", input_size=380, aug="steps", stages=vgg_stages())
+    return Config(arch="residual", input_size=256, aug="random", stages=residual_stages())
+
+
+def toy_config(arch):
+    """A laptop-sized version of the same three stages for the toy data.
+
+    Not from the paper: compact networks (width x 1/4, fewer residual blocks),
+    128 px inputs and Adam, so that all three stages train in ~4 minutes on two
+    CPU cores. The targets keep the paper's proportions (radius and sigma
+    scale with the crop).
+    """
+    stages = [Stage("detector", 6, "adam", 2e-3, 2e-4),
+              Stage("regressor", 5, "adam", 2e-3, 2e-4),
+              Stage("joint", 3, "adam", 3e-4, 5e-5)]
+    return Config(arch=arch, input_size=128, width=0.25, resnet_blocks=(1, 1, 2, 1),
+                  hourglass_depth=3, batch_size=32,
+                  aug="steps" if arch == "vgg" else "random", stages=stages)
+
+
+# =============================================================================
+# §3 Method -- targets
+# =============================================================================
+# Crops follow MPII's convention: ``scale`` is the person's height / 200 px and
+# the crop square has side 1.25 * 200 * scale (HRNet's margin), so a person of
+# scale 1 measures 256 / 1.25 = 204.8 px in a 256 px crop -- "a body size of
+# 200 px" in the paper's words. Radius and sigma scale with that body size.
+BOX_MARGIN = 1.25
+
+
+def body_px(input_size):
+    """Height in crop pixels of the person the crop is centred on."""
+    return input_size / BOX_MARGIN
+
+
+def render_maps(xy, size, stride, kind, radius):
+    """Per-part maps ``(J, size, size)`` at ``stride`` for crop points ``xy`` (J, 2).
+
+    ``kind="disk"``: 1 within ``radius`` input px of the part, else 0 (§3,
+    part detection targets). ``kind="gauss"``: ``exp(-d^2 / 2 radius^2)``
+    (§3, regression targets, ``radius`` = sigma).
+    """
+    c = to_stride(xy, stride)                                  # (J, 2) map coords
+    g = np.arange(size, dtype=np.float32)
+    dx2 = (g[None, :] - c[:, :1]) ** 2                          # (J, W)
+    dy2 = (g[None, :] - c[:, 1:]) ** 2                          # (J, H)
+    d2 = dy2[:, :, None] + dx2[:, None, :]                      # (J, H, W)
+    r = radius / stride
+    if kind == "disk":
+        return (d2 <= r * r).astype(np.float32)
+    return np.exp(-d2 / (2 * r * r)).astype(np.float32)
+
+
+def make_targets(kp_crop, cfg, stride):
+    """Both targets of §3 for one crop.
+
+    kp_crop: (J, 3) keypoints in crop pixels with v in {0, 1, 2}.
+    Returns detection disks (visible parts only: "the detection network is
+    trained using visible parts only"), regression Gaussians (every annotated
+    part, "be it visible or not") and the per-part loss mask (0 = not
+    annotated: "stopping the backpropagation for the missing points").
+    An occluded part gets an all-zero detection map -- its detector is taught
+    *not* to fire there -- which is what makes Fig. 2's weak heatmaps.
+    """
+    size = cfg.input_size // stride
+    scale = body_px(cfg.input_size) / 200.0
+    v = kp_crop[:, 2]
+    det = render_maps(kp_crop[:, :2], size, stride, "disk", cfg.disk_radius * scale)
+    reg = render_maps(kp_crop[:, :2], size, stride, "gauss", cfg.sigma * scale)
+    det *= (v == 2)[:, None, None]
+    reg *= (v > 0)[:, None, None]
+    return det, reg, (v > 0).astype(np.float32)
+
+
+# =============================================================================
+# §3 Method -- losses
+# =============================================================================
+def detection_loss(logits, target, mask):
+    """Eq. (1), pixelwise sigmoid cross-entropy, as the paper writes it::
+
+        l1 = -1/N sum_n sum_ij [ p_nij log p^_nij + (1 - p_nij) log(1 - p^_nij) ]
+
+    summed over pixels, averaged over the N parts, then over the batch. (The
+    paper's Eq. (1) omits the minus sign of a negative log-likelihood.)
+    ``mask`` (B, N) zeroes unannotated parts. logits/target: (B, N, H, W).
+    Computed from logits for numerical stability.
+    """
+    bce = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
+    per_part = bce.sum(dim=(2, 3)) * mask                      # (B, N)
+    return per_part.sum(1).div(logits.shape[1]).mean()
+
+
+def regression_loss(pred, target, mask):
+    """Eq. (2), L2 between predicted and ground-truth confidence maps::
+
+        l2 = 1/N sum_n sum_ij || M~_n(i, j) - M_n(i, j) ||^2
+
+    summed over pixels, averaged over parts and batch; ``mask`` as above.
+    """
+    se = (pred.float() - target) ** 2
+    per_part = se.sum(dim=(2, 3)) * mask                       # (B, N)
+    return per_part.sum(1).div(pred.shape[1]).mean()
+
+
+# =============================================================================
+# Shared building blocks
+# =============================================================================
+def bilinear_kernel(k, s):
+    """1-D weights of a stride-``s``, size-``k`` deconvolution that upsamples
+    bilinearly (FCN [13]), normalised so each output pixel's weights sum to 1.
+    For k = 2s this is exact bilinear interpolation; for k = s (Table 3's B7,
+    Table 4's D5) every output pixel sees one input pixel and it reduces to
+    nearest-neighbour upsampling -- the closest "bilinear" filter that size
+    allows.
+    """
+    f = (k + 1) // 2
+    c = f - 1 if k % 2 == 1 else f - 0.5
+    w = 1 - torch.abs(torch.arange(k, dtype=torch.float32) - c) / f
+    return w / torch.stack([w[i % s::s].sum() for i in range(k)])
+
+
+def init_deconv_bilinear(deconv):
+    """Per-channel bilinear upsampling (channel i -> channel i), as in [13]."""
+    k, s = deconv.kernel_size[0], deconv.stride[0]
+    w1 = bilinear_kernel(k, s)
+    with torch.no_grad():
+        deconv.weight.zero_()
+        for i in range(min(deconv.in_channels, deconv.out_channels)):
+            deconv.weight[i, i] = torch.outer(w1, w1)
+        if deconv.bias is not None:
+            deconv.bias.zero_()
+
+
+def ch(c, width):
+    """Channel count ``c`` under the width multiplier."""
+    return max(1, int(round(c * width)))
+
+
+# =============================================================================
+# §3.1 VGG-FCN part heatmap regression
+# =============================================================================
+class VGGDetector(nn.Module):
+    """Part detection subnetwork, Table 1 / Fig. 3: VGG-16 as an FCN-8s [13].
+
+    A1-A5 are VGG-16's conv blocks, A6-A7 its fully connected layers turned
+    into 7x7 and 1x1 convolutions, A8 1x1 scoring layers on pool3, pool4 and
+    A7, A9 bilinear upsampling. Scores from stride 32 are upsampled and added
+    to those from pool4 (stride 16), then pool3 (stride 8): "combining the
+    earlier level CNN features, thus reducing the stride to 8 px", and finally
+    upsampled x8 to the input resolution (output stride 1).
+
+    Paper: Table 1's A9 is "bilinear upsample"; FCN-8s learns its 2x steps
+    from a bilinear start. Here: fixed bilinear interpolation throughout, as
+    the table says. FCN pads the first conv by 100 px to align its 7x7 fc6;
+    here fc6 is padded by 3 instead, which keeps maps aligned without cropping.
+    """
+    stride = 1
+
+    def __init__(self, width=1.0, n_parts=N_PARTS):
+        super().__init__()
+        self.vgg = VGG16(width=width)
+        self.vgg.avgpool = self.vgg.classifier = None    # replaced by A6-A7 below
+        c3, c4, c5 = ch(256, width), ch(512, width), ch(512, width)
+        self.fc6 = nn.Conv2d(c5, ch(4096, width), 7, padding=3)      # A6
+        self.fc7 = nn.Conv2d(ch(4096, width), ch(4096, width), 1)    # A7
+        self.drop = nn.Dropout2d(0.5)                                # as VGG's fc
+        self.score_fc7 = nn.Conv2d(ch(4096, width), n_parts, 1)      # A8
+        self.score_pool4 = nn.Conv2d(c4, n_parts, 1)                 # A8
+        self.score_pool3 = nn.Conv2d(c3, n_parts, 1)                 # A8
+        for m in (self.score_fc7, self.score_pool4, self.score_pool3):
+            nn.init.zeros_(m.weight), nn.init.zeros_(m.bias)        # FCN's choice
+
+    def load_imagenet(self, path):
+        """torchvision VGG-16 weights; fc6/fc7 from its classifier, reshaped."""
+        full = VGG16(width=1.0)
+        load_imagenet_weights(full, path)
+        self.vgg.features.load_state_dict(full.features.state_dict())
+        conv6, conv7 = fc_to_conv(full)
+        self.fc6.weight.data.copy_(conv6.weight), self.fc6.bias.data.copy_(conv6.bias)
+        self.fc7.weight.data.copy_(conv7.weight), self.fc7.bias.data.copy_(conv7.bias)
+
+    def forward(self, x):                                            # (B, 3, H, W)
+        s = self.vgg.stages(x)
+        h = self.drop(F.relu(self.fc7(self.drop(F.relu(self.fc6(s["pool5"]))))))
+        up = lambda t, ref: F.interpolate(t, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+        score = self.score_pool4(s["pool4"]) + up(self.score_fc7(h), s["pool4"])   # stride 16
+        score = self.score_pool3(s["pool3"]) + up(score, s["pool3"])               # stride 8
+        return up(score, x)                                          # (B, N, H, W) logits
+
+
+class VGGRegressor(nn.Module):
+    """Regression subnetwork, Table 2 / Fig. 4: C1-C4 large kernels (9, 13,
+    13, 15) "to capture a sufficient local context", C5-C7 1x1, C8 an 8x8
+    deconvolution of stride 4.
+
+    Paper: C1-C7 have stride 1 and C8 upsamples x4, which fits only if the
+    stacked input enters at a quarter of the image resolution; the text also
+    says the kernels vary "from 7 to 15" where Table 2 lists 9-15. Here: the
+    stacked input is average-pooled by 4 (95x95 for 380 px), Table 2's kernels
+    are used, and C8 (initialised bilinear) returns to the input resolution.
+    §3.1: "all layers were initialized with a Gaussian distribution (std = 0.01)".
+    """
+    stride = 1
+
+    def __init__(self, in_ch, width=1.0, n_parts=N_PARTS):
+        super().__init__()
+        layers, c_prev = [], in_ch
+        for c, k in ((64, 9), (64, 13), (128, 13), (256, 15), (512, 1), (512, 1)):   # C1-C6
+            layers += [nn.Conv2d(c_prev, ch(c, width), k, padding=k // 2), nn.ReLU(inplace=True)]
+            c_prev = ch(c, width)
+        layers.append(nn.Conv2d(c_prev, n_parts, 1))                                  # C7
+        self.body = nn.Sequential(*layers)
+        self.up = nn.ConvTranspose2d(n_parts, n_parts, 8, stride=4, padding=2)        # C8
+        for m in self.body:
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.01), nn.init.zeros_(m.bias)
+        init_deconv_bilinear(self.up)
+
+    def forward(self, x):                                 # (B, 3 + N, H, W)
+        return self.up(self.body(F.avg_pool2d(x, 4)))    # (B, N, H, W)
+
+
+# =============================================================================
+# §3.2 Residual part heatmap regression
+# =============================================================================
+class ResidualDetector(nn.Module):
+    """Part detection subnetwork, Table 3 / Fig. 5: ResNet-152, B1-B5 as in
+    [10] but B5 (``layer4``) with stride 1, then B6 a 1x1 scoring layer and B7
+    a 4x4 deconvolution of stride 4.
+
+    Paper: Table 3 lists "38x" bottleneck modules in B4; ResNet-152 has 36
+    (3 + 8 + 36 + 3 blocks x 3 layers + 2 = 152) and its ImageNet weights are
+    what the detector is fine-tuned from, so we use 36. Paper: B7 "upsamples
+    ... to match the resolution of the input", but B1-B4 reach stride 16 and
+    x4 brings that to stride 4. Here: output stride 4 (64x64 maps for 256 px
+    input), the resolution of the hourglass regressor's output too. Paper:
+    "all added layers were initialized with 0"; if both B6 and B7 start at
+    zero, each one's gradient is the other's (zero) weight and neither can
+    ever move. Here: B6 zero, B7 a bilinear (here nearest, see
+    ``bilinear_kernel``) upsampling filter, as the regressor's deconvolutions.
+    """
+    stride = 4
+
+    def __init__(self, width=1.0, blocks=(3, 8, 36, 3), n_parts=N_PARTS):
+        super().__init__()
+        self.resnet = ResNet(depth=152, width=width, blocks=blocks)
+        self.resnet.avgpool = self.resnet.fc = None       # §3.2 "removed both"
+        # §3.2 "modified B5 by changing the stride of its convolutional layers
+        # from 2 px to 1 px" -- no dilation is mentioned, so none is added.
+        b5 = self.resnet.layer4[0]
+        b5.conv2.stride = (1, 1)
+        b5.downsample[0].stride = (1, 1)
+        c = self.resnet.out_channels["layer4"]
+        self.score = nn.Conv2d(c, n_parts, 1)                                       # B6
+        self.up = nn.ConvTranspose2d(n_parts, n_parts, 4, stride=4)                 # B7
+        nn.init.zeros_(self.score.weight), nn.init.zeros_(self.score.bias)
+        init_deconv_bilinear(self.up)
+
+    def load_imagenet(self, path):
+        """torchvision ResNet-152 weights (``strict``; B5's stride change
+        alters no parameter)."""
+        full = ResNet(depth=152)
+        load_imagenet_weights(full, path)
+        state = {k: v for k, v in full.state_dict().items() if not k.startswith("fc.")}
+        self.resnet.load_state_dict(state, strict=True)
+
+    def forward(self, x):                                  # (B, 3, H, W)
+        return self.up(self.score(self.resnet.features(x)))  # (B, N, H/4, W/4)
+
+
+class PreActBottleneck(nn.Module):
+    """Bottleneck "as in [36]" (He et al., identity mappings): BN-ReLU-conv
+    1x1 to c/2, 3x3, 1x1 back to c, added to the input -- the residual module
+    of the hourglass network [19]."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        mid = max(1, cout // 2)
+        self.branch = nn.Sequential(
+            nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.Conv2d(cin, mid, 1),
+            nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Conv2d(mid, mid, 3, padding=1),
+            nn.BatchNorm2d(mid), nn.ReLU(inplace=True), nn.Conv2d(mid, cout, 1))
+        self.skip = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        return self.skip(x) + self.branch(x)
+
+
+def modules(c, n=3):
+    """``n`` bottleneck modules of ``c`` channels (Table 4's "3x bottleneck")."""
+    return nn.Sequential(*[PreActBottleneck(c, c) for _ in range(n)])
+
+
+class Hourglass(nn.Module):
+    """One level of the hourglass, Fig. 6 / Table 4: an upper branch of
+    modules at this resolution (D2) beside a lower branch that max-pools and
+    applies modules (D3), recurses (or D4 at the waist), and comes back up by
+    a 2x2 stride-2 deconvolution (D5: "deconvolution layers ... as opposed to
+    nearest neighbour upsampling used in [19]"); the branches are added."""
+
+    def __init__(self, depth, c):
+        super().__init__()
+        self.upper = modules(c)                                        # D2
+        self.down = nn.Sequential(nn.MaxPool2d(2, 2), modules(c))      # D3
+        self.inner = Hourglass(depth - 1, c) if depth > 1 else modules(c)   # D4
+        self.up = nn.ConvTranspose2d(c, c, 2, stride=2)                # D5
+
+    def forward(self, x):
+        return self.upper(x) + self.up(self.inner(self.down(x)))
+
+
+class HourglassRegressor(nn.Module):
+    """Regression subnetwork, Table 4: D1 (7x7 stride-2 conv, 2x2 pool), one
+    hourglass of 256 channels at stride 4, D6 a 1x1 conv of 512, D7 the 1x1
+    scoring layer.
+
+    Paper: the output "is brought back to the input's resolution" by D5; the
+    hourglass returns to the resolution it was entered at (stride 4), and
+    that matches the detector's output and the targets. Here: stride 4.
+    Paper: "all layers ... zero-initialized, except for the deconvolution
+    layers ... bilinear". A network whose every conv is zero cannot learn
+    (each layer's gradient is multiplied by the next one's zero weights).
+    Here: the last conv of every residual branch and the scoring layer D7 are
+    zero (the network starts as its identity paths and outputs 0 -- the spirit
+    of the paper's choice), other convs keep PyTorch's default, deconvolutions
+    are bilinear (nearest for k = s, see ``bilinear_kernel``).
+    """
+    stride = 4
+
+    def __init__(self, in_ch, width=1.0, depth=4, n_parts=N_PARTS):
+        super().__init__()
+        c = ch(256, width)
+        self.d1 = nn.Sequential(                                       # D1
+            nn.Conv2d(in_ch, ch(64, width), 7, stride=2, padding=3),
+            nn.BatchNorm2d(ch(64, width)), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+            # Paper: how 64 channels become the hourglass's 256 is not shown.
+            # Here: one bottleneck module with a 1x1 projection, as in [19].
+            PreActBottleneck(ch(64, width), c))
+        self.hourglass = Hourglass(depth, c)
+        self.d6 = nn.Sequential(nn.Conv2d(c, ch(512, width), 1),       # D6
+                                nn.BatchNorm2d(ch(512, width)), nn.ReLU(inplace=True))
+        self.d7 = nn.Conv2d(ch(512, width), n_parts, 1)                # D7
+        for m in self.modules():
+            if isinstance(m, PreActBottleneck):
+                nn.init.zeros_(m.branch[-1].weight), nn.init.zeros_(m.branch[-1].bias)
+            elif isinstance(m, nn.ConvTranspose2d):
+                init_deconv_bilinear(m)
+        nn.init.zeros_(self.d7.weight), nn.init.zeros_(self.d7.bias)
+
+    def forward(self, x):                                  # (B, 3 + N, H, W)
+        return self.d7(self.d6(self.hourglass(self.d1(x))))   # (B, N, H/4, W/4)
+
+
+# =============================================================================
+# §3 The cascade and the variants of Table 5 (§4.2)
+# =============================================================================
+# Each variant is (what the first network is trained for, whether a second
+# network regresses from the first one's maps stacked with the image):
+VARIANTS = {
+    "detection+regression": ("detection", True),    # the paper's cascade
+    "detection": ("detection", False),              # "Detection only"
+    "regression": ("regression", False),            # "Regression only": direct
+                                                    # confidence-map regression
+    "regression+regression": ("regression", True),  # "Regression+regression",
+                                                    # the two-step idea of [16]
+}
+
+
+class Cascade(nn.Module):
+    """§3, Fig. 1: first network -> N maps; the regressor sees the image
+    stacked with those maps. For a detection first stage the maps are the
+    sigmoid heatmaps; for the "regression+regression" variant [16] they are
+    the first network's confidence maps as they are.
+
+    The maps are upsampled (bilinear) to the image resolution before stacking
+    so that each heatmap pixel sits on the image pixel it describes. Paper:
+    the order of the stacked channels is unspecified ("the N heatmaps ...
+    along with the input image"). Here: image first, then the N maps.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.first_kind, cascaded = VARIANTS[cfg.variant]
+        if cfg.arch == "vgg":
+            self.first = VGGDetector(cfg.width)
+            self.second = VGGRegressor(3 + N_PARTS, cfg.width) if cascaded else None
+        else:
+            self.first = ResidualDetector(cfg.width, cfg.resnet_blocks)
+            self.second = (HourglassRegressor(3 + N_PARTS, cfg.width, cfg.hourglass_depth)
+                           if cascaded else None)
+        self.stride = self.first.stride
+
+    def forward(self, image, first_only=False):
+        """Returns ``(first_maps, second_maps_or_None)``, both at ``stride``."""
+        first = self.first(image)
+        if first_only or self.second is None:
+            return first, None
+        maps = torch.sigmoid(first) if self.first_kind == "detection" else first
+        if maps.shape[-1] != image.shape[-1]:
+            maps = F.interpolate(maps, size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return first, self.second(torch.cat([image, maps], dim=1))   # (B, 3 + N, H, W) in
+
+    def heatmaps(self, image):
+        """The maps a prediction is read from: the regressor's when there is
+        one, else the first network's (sigmoid-ed for a detector)."""
+        first, second = self(image)
+        if second is not None:
+            return second
+        return torch.sigmoid(first) if self.first_kind == "detection" else first
+
+
+# =============================================================================
+# Data: crop, augment (§3.1 / §3.2 "Training"), targets
+# =============================================================================
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # the backbones'
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)    # pre-training
+
+
+class ToySource:
+    """The synthetic people of ``common.toy`` behind the reader interface:
+    ``load(i) -> (PIL image or array, factor, keypoints, center, scale)``."""
+
+    def __init__(self, seed, n):
+        self.seed, self.n = seed, n
+
+    def __len__(self):
+        return self.n
+
+    def load(self, i, min_side=None):
+        img, kp, center, scale = render_person(self.seed, i)
+        return img, 1.0, kp, center, scale
+
+    def head_size(self, i):
+        return float(toy_head_size(render_person(self.seed, i)[1]))
+
+
+class RecordSource:
+    """MPII / LSP records (``common.datasets.PersonRecord``) behind the same
+    interface; images are read lazily, at reduced JPEG scale when the crop
+    downsamples anyway."""
+
+    def __init__(self, records):
+        self.records = records
+
+    def __len__(self):
+        return len(self.records)
+
+    def load(self, i, min_side=None):
+        r = self.records[i]
+        img, factor = open_image(r.image, min_side=min_side)
+        return img, factor, r.keypoints, r.center, r.scale
+
+    def head_size(self, i):
+        r = self.records[i]
+        return r.head_size if r.head_size is not None else r.torso_size
+
+
+class PoseData(torch.utils.data.Dataset):
+    """Crops, augments and builds both targets of §3 for one person.
+
+    Augmentation (train only), §3.1: "flipping, scaling (between 0.7 and 1.3)
+    and rotation (between -40 and 40 degrees)". VGG: "applied using a set of
+    predefined step sizes" (Paper: the steps are unspecified. Here: scale in
+    steps of 0.1, rotation in steps of 10 degrees). Residual: "applied
+    randomly" (uniform). Flip probability: paper unspecified; here 0.5.
+    A flip mirrors x and swaps left/right joints (``MPII_FLIP``).
+    """
+
+    def __init__(self, source, cfg, stride, train):
+        self.source, self.cfg, self.stride, self.train = source, cfg, stride, train
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.source)
+
+    def augmentation(self, index):
+        if not self.train:
+            return 1.0, 0.0, False
+        rng = harness.sample_rng(self.cfg.seed, self.epoch, index)
+        lo, hi = self.cfg.scale_range
+        rmax = self.cfg.rot_range
+        if self.cfg.aug == "steps":
+            s = rng.choice(np.round(np.arange(lo, hi + 1e-9, 0.1), 2))
+            r = rng.choice(np.arange(-rmax, rmax + 1e-9, 10.0))
+        else:
+            s, r = rng.uniform(lo, hi), rng.uniform(-rmax, rmax)
+        return float(s), float(r), bool(rng.random() < 0.5)
+
+    def __getitem__(self, index):
+        cfg, out = self.cfg, self.cfg.input_size
+        s, rot, flip = self.augmentation(index)
+        broken = False
+        try:
+            img, factor, kp, center, scale = self.source.load(index, min_side=out)
+        except (ImageError, FileNotFoundError) as e:
+            # A corrupt image inside a data set: skip it (zero loss mask,
+            # excluded from metrics) and count it; training goes on.
+            warnings.warn(f"skipping sample {index}: {e}")
+            img, factor, broken = np.zeros((out, out, 3), np.uint8), 1.0, True
+            kp, center, scale = np.zeros((N_PARTS, 3), np.float32), np.zeros(2), out / 200 / BOX_MARGIN
+        # Zooming in by s shrinks the crop box: the person appears s x larger.
+        box = 200.0 * scale * BOX_MARGIN / s
+        A = crop_matrix(center, box, out, rot, flip)
+        if isinstance(img, np.ndarray):
+            from PIL import Image
+            img = Image.fromarray(img)
+        crop = warp_image(img, A, out, factor)                       # (out, out, 3) uint8
+        kp_crop = np.array(kp, dtype=np.float32, copy=True)
+        kp_crop[:, :2] = apply_affine(A, kp[:, :2])
+        if flip:
+            kp_crop = kp_crop[MPII_FLIP]
+        det, reg, mask = make_targets(kp_crop, cfg, self.stride)
+        if broken:
+            mask[:] = 0
+        x = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        return {
+            "image": torch.from_numpy(x.transpose(2, 0, 1).copy()),  # (3, out, out)
+            "det": torch.from_numpy(det), "reg": torch.from_numpy(reg),
+            "mask": torch.from_numpy(mask),
+            "kp_crop": torch.from_numpy(kp_crop),                    # (J, 3) crop px
+            "affine": torch.from_numpy(A),                           # image -> crop
+            "index": index, "broken": broken,
+        }
+
+
+# =============================================================================
+# §3.1 / §3.2 Training: detector, then regressor (detector frozen), then both
+# =============================================================================
+def first_loss(model, first, batch):
+    """Stage-1 loss: Eq. (1) for a detection network, Eq. (2) for the
+    regression-first variants of Table 5."""
+    if model.first_kind == "detection":
+        return detection_loss(first, batch["det"], batch["mask"])
+    return regression_loss(first, batch["reg"], batch["mask"])
+
+
+def stage_loss(net, model, stage, batch):
+    """The loss of one training stage. ``net`` is what the forward goes
+    through (``model`` itself, or its DistributedDataParallel wrapper, which
+    must see the forward to synchronise gradients)."""
+    first, second = net(batch["image"], first_only=stage.name == "detector")
+    loss = first_loss(model, first, batch) if stage.name != "regressor" else 0.0
+    if second is not None and stage.name != "detector":
+        # Paper: the joint stage's objective is unspecified. Here: the sum of
+        # both losses, so the detector keeps being a detector (Fig. 2).
+        loss = loss + regression_loss(second, batch["reg"], batch["mask"])
+    return loss
+
+
+def stage_parameters(model, stage):
+    """§3.1 "we froze the training of the detector layers, training only the
+    [regression] subnetwork"; the other stages train what they name."""
+    if stage.name == "detector":
+        return model.first.parameters()
+    if stage.name == "regressor":
+        return model.second.parameters()
+    return model.parameters()
+
+
+def make_optimizer(stage, params):
+    if stage.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=stage.lr, momentum=stage.momentum)
+    if stage.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=stage.lr)
+    return torch.optim.Adam(params, lr=stage.lr)
+
+
+def make_scheduler(stage, optimizer):
+    """lr "progressively decreasing" from ``lr`` to ``lr_end``: geometric, per epoch."""
+    n = max(stage.epochs - 1, 1)
+    ratio = stage.lr_end / stage.lr
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: ratio ** (min(e, n) / n))
+
+
+def stages_to_run(cfg):
+    """Table 5's single-network variants have only the first stage."""
+    _, cascaded = VARIANTS[cfg.variant]
+    return [s for s in cfg.stages if cascaded or s.name == "detector"]
+
+
+def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20, evaluate_every=1):
+    """Run the stages of ``cfg`` in order; checkpoint after every epoch.
+
+    ``last.pt`` always holds the last completed epoch (written atomically, so a
+    crash or a non-finite loss leaves the previous one intact); ``best.pt`` the
+    best validation Total. Returns the history of losses and validation scores.
+    """
+    history = {"loss": [], "val": [], "stage_ends": []}
+    start_stage, start_epoch, ckpt = 0, 0, None
+    if resume is not None:
+        ckpt = harness.load_checkpoint(resume)
+        history = ckpt["extra"]["history"]
+        start_stage, start_epoch = ckpt["extra"]["stage_index"], ckpt["epoch"]
+        model.load_state_dict(ckpt["model"])
+    loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
+                                 num_workers=min(4, os.cpu_count() or 1) if rt.device.type == "cuda" else 0)
+    best = max((v["Total"] for v in history["val"]), default=-1.0)
+    for si, stage in enumerate(stages_to_run(cfg)):
+        if si < start_stage:
+            continue
+        # The frozen detector of stage 2 still runs in eval mode (fixed BN).
+        model.requires_grad_(False)
+        params = list(stage_parameters(model, stage))
+        for p in params:
+            p.requires_grad_(True)
+        # DDP registers the parameters that require gradients when it wraps
+        # the model, so each stage wraps anew after freezing what it freezes.
+        net = harness.wrap_model(model, rt)
+        opt, scaler = make_optimizer(stage, params), harness.make_scaler(rt)
+        sched = make_scheduler(stage, opt)
+        e0 = 0
+        if ckpt is not None and si == start_stage:
+            harness.restore_train_state(ckpt, model, opt, sched, scaler)
+            e0 = start_epoch
+        progress = harness.Progress(stage.name, stage.epochs, len(loader), rt, log_every=log_every)
+        for epoch in range(e0, stage.epochs):
+            harness.set_epoch(loader, epoch)
+            progress.start_epoch(epoch)
+            model.train()
+            if stage.name == "regressor":
+                model.first.eval()
+            total, n = 0.0, 0
+            for step, batch in enumerate(loader):
+                batch = {k: v.to(rt.device, non_blocking=True) if torch.is_tensor(v) else v
+                         for k, v in batch.items()}
+                with harness.autocast(rt):
+                    loss = stage_loss(net, model, stage, batch)
+                harness.check_finite(loss, f"stage {stage.name} epoch {epoch + 1} step {step + 1}")
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                total, n = total + loss.item(), n + 1
+                progress.update(loss.item(), batch["image"].shape[0])
+            sched.step()
+            history["loss"].append({"stage": stage.name, "epoch": epoch + 1, "loss": total / max(n, 1)})
+            if rt.is_main and ((epoch + 1) % evaluate_every == 0 or epoch + 1 == stage.epochs):
+                scores = evaluate(model, val_set, rt)
+                history["val"].append({"stage": stage.name, "epoch": epoch + 1, **scores["all"]})
+                print(f"  val {stage.name} epoch {epoch + 1}: {scores['metric']} Total "
+                      f"{scores['all']['Total']:.1f}", flush=True)
+                extra = {"history": history, "stage_index": si, "config": config_dict(cfg)}
+                state = harness.train_state(model, opt, sched, scaler, epoch + 1, 0, extra)
+                harness.save_checkpoint(out_dir / "last.pt", state)
+                if scores["all"]["Total"] > best:
+                    best = scores["all"]["Total"]
+                    harness.save_checkpoint(out_dir / "best.pt", state)
+            harness.barrier(rt)
+        history["stage_ends"].append(len(history["loss"]))
+        ckpt = None
+    return history
+
+
+# =============================================================================
+# §4 Results -- decoding and evaluation
+# =============================================================================
+def decode(maps):
+    """Part locations from maps ``(B, J, h, w)`` -> ``(B, J, 2)`` map coords.
+
+    Argmax, then a quarter-pixel step towards the larger neighbour (the usual
+    sub-pixel refinement of heatmap methods, e.g. [19]); paper: unspecified.
+    """
+    B, J, h, w = maps.shape
+    flat = maps.reshape(B, J, -1).argmax(-1)
+    y, x = (flat // w).float(), (flat % w).float()
+    xi, yi = x.long(), y.long()
+    m = maps.reshape(B * J, h, w)
+    bj = torch.arange(B * J)
+    xi_, yi_ = xi.reshape(-1), yi.reshape(-1)
+    right = m[bj, yi_, (xi_ + 1).clamp(max=w - 1)]
+    left = m[bj, yi_, (xi_ - 1).clamp(min=0)]
+    down = m[bj, (yi_ + 1).clamp(max=h - 1), xi_]
+    up = m[bj, (yi_ - 1).clamp(min=0), xi_]
+    x = x + 0.25 * torch.sign(right - left).reshape(B, J)
+    y = y + 0.25 * torch.sign(down - up).reshape(B, J)
+    return torch.stack([x, y], -1)
+
+
+@torch.no_grad()
+def predict(model, images, flip_test=False, which="final"):
+    """Maps for a batch of normalised crops; with ``flip_test`` averaged with
+    those of the mirrored crops (mirrored back, left/right swapped).
+    ``which``: "final" (regressor if any) or "first" (detector alone)."""
+    def run(x):
+        if which == "first":
+            first, _ = model(x, first_only=True)
+            return torch.sigmoid(first) if model.first_kind == "detection" else first
+        return model.heatmaps(x)
+    maps = run(images)
+    if flip_test:
+        maps = (maps + run(images.flip(-1)).flip(-1)[:, MPII_FLIP]) / 2
+    return maps
+
+
+@torch.no_grad()
+def evaluate(model, dataset, rt, flip_test=False, which="final", keep=False):
+    """Predict every person of ``dataset`` and score the paper's metric.
+
+    PCKh@0.5 (MPII, toy): correct when within 0.5 x head size (head size =
+    0.6 x head-box diagonal, the official definition). PCK@0.2 (LSP): within
+    0.2 x torso size. Predictions are mapped back to the original image, so
+    scores are in the data set's own pixels.
+    """
+    model.eval()
+    source = dataset.source
+    lsp = isinstance(source, RecordSource) and source.records and source.records[0].head_size is None \
+        and source.records[0].torso_size is not None
+    threshold, metric = (0.2, "PCK@0.2") if lsp else (0.5, "PCKh@0.5")
+    preds, gts, norms, maps_kept = [], [], [], []
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False)
+    stride = model.stride
+    for batch in loader:
+        maps = predict(model, batch["image"].to(rt.device), flip_test, which).float().cpu()
+        xy_crop = from_stride(decode(maps).numpy(), stride)                 # (B, J, 2)
+        for b in range(len(xy_crop)):
+            i = int(batch["index"][b])
+            if bool(batch["broken"][b]):
+                continue
+            A = batch["affine"][b].numpy()
+            preds.append(apply_affine(invert_affine(A), xy_crop[b]))
+            gts.append(np.asarray(source.load(i)[2]) if isinstance(source, ToySource)
+                       else source.records[i].keypoints)
+            norms.append(source.head_size(i))
+        if keep:
+            maps_kept.append(maps)
+    pred, gt = np.stack(preds), np.stack(gts)
+    norm = np.array([n if n is not None else np.nan for n in norms], np.float64)
+    if np.isnan(norm).any():
+        # MPII JSON without gt_valid.mat: head boxes unknown -> approximation.
+        metric += " (approx. head size: no gt_valid.mat)"
+        approx = np.array([datasets.approx_head_size(g) for g in gt])
+        norm = np.where(np.isnan(norm), approx, norm)
+    _, correct = pck(pred, gt, norm, threshold)
+    result = {"metric": metric, "all": part_table(correct, gt), "pred": pred, "gt": gt}
+    if isinstance(source, ToySource):
+        # The toy data know which joints were hidden: score them apart.
+        result["visible"] = part_table(correct, gt, mask=gt[..., 2] == 2)
+        result["occluded"] = part_table(correct, gt, mask=gt[..., 2] == 1)
+    if keep:
+        result["maps"] = torch.cat(maps_kept)
+    return result
+
+
+# =============================================================================
+# §4 Results -- figures (Fig. 2 and the training curves)
+# =============================================================================
+def to_uint8(image):
+    """A normalised crop tensor (3, H, W) -> (H, W, 3) uint8 for display."""
+    x = image.permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN
+    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
+
+
+def figure_curves(history, path):
+    """(a) training loss per epoch (each stage its own line) and validation Total."""
+    loss = {}
+    for i, h in enumerate(history["loss"]):
+        x, y = loss.setdefault(h["stage"], ([], []))
+        x.append(i + 1), y.append(h["loss"])
+    val = {"Total": ([i + 1 for i in range(len(history["val"]))], [v["Total"] for v in history["val"]])}
+    return plotting.curves({"training loss (Eq. 1 / Eq. 2 / sum)": loss, "validation Total": val},
+                           path, xlabel="epoch (all stages)",
+                           marks=[e + 0.5 for e in history["stage_ends"][:-1]])
+
+
+def figure_fig2(model, dataset, path, max_search=200):
+    """(b) Fig. 2: detection heatmaps (row 1) and regression confidence maps
+    (row 2) for a visible and an occluded part of the same image. The point:
+    the detector is weak on the occluded part, the regressor is not."""
+    import matplotlib.pyplot as plt
+    bones = bone_indices(MPII_JOINTS, MPII_BONES)
+    for i in range(min(len(dataset), max_search)):
+        s = dataset[i]
+        v = s["kp_crop"][:, 2]
+        occ = [j for j in range(N_PARTS) if v[j] == 1 and j not in (6, 7)]
+        if occ:
+            break
+    else:
+        return None
+    j_occ = occ[0]
+    j_vis = int(np.argmax([(v[j] == 2) * (j != j_occ) * (j not in (6, 7, 8, 9)) for j in range(N_PARTS)]))
+    with torch.no_grad():
+        first, second = model(s["image"][None])
+    det, reg = torch.sigmoid(first)[0], second[0]
+    img = to_uint8(s["image"])
+    fig, axes = plt.subplots(2, 3, figsize=(9, 6))
+    for r, (maps, label) in enumerate(((det, "detection heatmap"), (reg, "regression conf. map"))):
+        axes[r, 0].imshow(img)
+        plotting.draw_pose(axes[r, 0], s["kp_crop"].numpy(), bones, MPII_JOINTS)
+        axes[r, 0].set_title("ground truth (dashed = occluded)" if r == 0 else "")
+        for c, j in enumerate((j_vis, j_occ)):
+            m = maps[j].numpy()
+            axes[r, c + 1].imshow(img)
+            axes[r, c + 1].imshow(m, cmap="jet", alpha=0.55, vmin=0, vmax=max(float(m.max()), 1e-6),
+                                  extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+            kind = "visible" if c == 0 else "OCCLUDED"
+            axes[r, c + 1].set_title(f"{label}\n{MPII_JOINTS[j]} ({kind}), max {m.max():.2f}", fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle("Fig. 2: detection (row 1) vs regression (row 2)")
+    return plotting.save(fig, path)
+
+
+def figure_predictions(dataset, result, path, n=12):
+    """(c) predictions over validation images, drawn in the crop."""
+    bones = bone_indices(MPII_JOINTS, MPII_BONES)
+    fig, axes = plotting.image_grid(n)
+    for k, ax in enumerate(axes[:min(n, len(dataset))]):
+        s = dataset[k]
+        A = s["affine"].numpy()
+        pred = np.concatenate([apply_affine(A, result["pred"][k]), np.full((N_PARTS, 1), 2.0)], 1)
+        ax.imshow(to_uint8(s["image"]))
+        plotting.draw_pose(ax, pred, bones, MPII_JOINTS, dashed_occluded=False)
+    fig.suptitle("predictions (blue = left, red = right)")
+    return plotting.save(fig, path)
+
+
+# =============================================================================
+# Data sets (§4: MPII train/validation, LSP) and the command line
+# =============================================================================
+class UsageError(ValueError):
+    """Bad command-line input; reported as one line."""
+
+
+def load_sources(args):
+    """(train source, validation source) for ``--data``."""
+    if args.data == "toy":
+        return ToySource(args.seed, args.toy_train), ToySource(args.seed + 1, args.toy_val)
+    if not args.data_root:
+        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
+    root = Path(args.data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-root {root}: no such directory")
+    if args.data == "mpii":
+        annot, images = root / "annot", root / "images"
+        if (annot / "valid.json").is_file():
+            # HRNet/mmpose layout. The JSON marks "annotated", not "visible":
+            # its joints all become v = 2, so the detector's "visible parts
+            # only" loss here uses every annotated part.
+            train = datasets.read_mpii_json(annot / "train.json", images) if not args.eval_only else []
+            val = datasets.read_mpii_json(annot / "valid.json", images)
+            gt = annot / "gt_valid.mat"
+            if gt.is_file():
+                for rec, h in zip(val, datasets.read_mpii_head_sizes(gt)):
+                    rec.head_size = float(h)
+            return RecordSource(train), RecordSource(val)
+        mat = root / "mpii_human_pose_v1_u12_1.mat"
+        if mat.is_file():
+            # The official release, with real is_visible flags.
+            return (RecordSource(datasets.read_mpii_mat(mat, images, split="train")),
+                    RecordSource(datasets.read_mpii_mat(mat, images, split="val")))
+        raise FileNotFoundError(f"{root}: expected annot/train.json + annot/valid.json (HRNet/mmpose "
+                                f"layout) or mpii_human_pose_v1_u12_1.mat (official) with images/")
+    ext = Path(args.lsp_extended).expanduser() if args.lsp_extended else None
+    train = datasets.read_lsp(root, "train", extended_root=ext) if not args.eval_only else []
+    return RecordSource(train), RecordSource(datasets.read_lsp(root, "test"))
+
+
+def config_dict(cfg):
+    return asdict(cfg)
+
+
+def config_from_dict(d):
+    d = dict(d)
+    d["stages"] = [Stage(**s) for s in d["stages"]]
+    d["resnet_blocks"] = tuple(d["resnet_blocks"])
+    return Config(**d)
+
+
+def build_config(args):
+    cfg = toy_config(args.arch) if args.data == "toy" else paper_config(args.arch)
+    if args.data == "lsp" and args.checkpoint:
+        # §3.1 "For LSP, we fine-tuned the network for 10 epochs" (VGG), §3.2
+        # "changing only the number of epochs to 30" (residual): the whole
+        # cascade, from the MPII model, at the last rate of its training.
+        last = cfg.stages[-1]
+        cfg.stages = [Stage("joint", 10 if args.arch == "vgg" else 30, last.optimizer,
+                            last.lr, last.lr_end, last.momentum)]
+    cfg.variant, cfg.seed = args.variant, args.seed
+    for name in ("input_size", "width", "batch_size"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    if args.stage_epochs:
+        try:
+            epochs = [int(e) for e in args.stage_epochs.split(",")]
+        except ValueError:
+            raise UsageError(f"--stage-epochs {args.stage_epochs!r}: expected integers like 6,5,3") from None
+        if len(epochs) != len(cfg.stages) or min(epochs) < 1:
+            raise UsageError(f"--stage-epochs needs {len(cfg.stages)} positive counts, got {args.stage_epochs!r}")
+        for s, e in zip(cfg.stages, epochs):
+            s.epochs = e
+    if cfg.input_size % 32:
+        raise UsageError(f"--input-size must be a multiple of 32, got {cfg.input_size}")
+    return cfg
+
+
+def model_from_checkpoint(path, device):
+    ckpt = harness.load_checkpoint(path)
+    try:
+        cfg = config_from_dict(ckpt["extra"]["config"])
+        model = Cascade(cfg)
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise ValueError(f"{path}: not a heatmap_regression.py checkpoint "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    return cfg, model.to(device).eval()
+
+
+def print_results(results, title):
+    print(f"\n{title}")
+    print(format_table(results))
+
+
+def run_demo(args, rt):
+    """Pose of the (single, roughly centred) person in a photo -> overlay PNG."""
+    import matplotlib.pyplot as plt
+    if not args.checkpoint:
+        raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
+    cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
+    img, factor = open_image(args.demo, min_side=cfg.input_size)
+    w, h = img.size[0] * factor, img.size[1] * factor
+    # The person is assumed to fill the photo's height, centred (as MPII's
+    # test protocol gives a rough centre and scale per person).
+    center, box = np.array([(w - 1) / 2, (h - 1) / 2]), float(max(w, h))
+    A = crop_matrix(center, box, cfg.input_size)
+    crop = warp_image(img, A, cfg.input_size, factor)
+    x = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    x = torch.from_numpy(x.transpose(2, 0, 1).copy())[None].to(rt.device)
+    maps = predict(model, x, flip_test=args.flip_test).float().cpu()
+    xy = apply_affine(invert_affine(A), from_stride(decode(maps).numpy()[0], model.stride))
+    score = maps[0].flatten(1).max(1).values.numpy()
+    full, _ = open_image(args.demo)
+    fig, ax = plt.subplots(figsize=(6, 6 * h / w))
+    ax.imshow(full)
+    kp = np.concatenate([xy, np.full((N_PARTS, 1), 2.0)], 1)
+    plotting.draw_pose(ax, kp, bone_indices(MPII_JOINTS, MPII_BONES), MPII_JOINTS, dashed_occluded=False)
+    ax.axis("off")
+    out = Path(args.out) if args.out else Path("runs") / "demo" / (Path(args.demo).stem + "_pose.png")
+    plotting.save(fig, out)
+    print(f"pose saved to {out}")
+    for name, (px, py), s in zip(MPII_JOINTS, xy, score):
+        print(f"  {name:11s} x {px:7.1f}  y {py:7.1f}  score {s:.2f}")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", choices=("toy", "mpii", "lsp"), default="toy")
+    p.add_argument("--data-root", help="folder of the MPII or LSP data set (see README)")
+    p.add_argument("--lsp-extended", help="LSP-extended folder: extra training data for --data lsp")
+    p.add_argument("--arch", choices=("residual", "vgg"), default="residual", help="§3.2 or §3.1")
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="detection+regression",
+                   help="a row of Table 5")
+    p.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the detector's backbone")
+    p.add_argument("--checkpoint", help="a checkpoint to evaluate, demo, or fine-tune on LSP from")
+    p.add_argument("--resume", help="continue training from a last.pt")
+    p.add_argument("--eval-only", action="store_true")
+    p.add_argument("--demo", metavar="IMAGE", help="predict the pose in IMAGE and save an overlay")
+    p.add_argument("--flip-test", action="store_true", help="average with the mirrored image's maps")
+    p.add_argument("--out", help="output folder (training/eval) or PNG path (--demo)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    p.add_argument("--input-size", type=int, help="crop side in px (default: 256 residual, 380 vgg, 128 toy)")
+    p.add_argument("--width", type=float, help="channel multiplier (1 = the paper's networks)")
+    p.add_argument("--batch-size", type=int, help="global batch size (split over GPUs)")
+    p.add_argument("--stage-epochs", help="epochs of the stages, e.g. 6,5,3")
+    p.add_argument("--toy-train", type=int, default=4000, help="toy training figures")
+    p.add_argument("--toy-val", type=int, default=500, help="toy validation figures")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=25, help="progress line every N steps")
+    return p.parse_args(argv)
+
+
+def run(args):
+    rt = harness.setup_runtime(args.device)
+    torch.manual_seed(args.seed)
+    if args.demo:
+        return run_demo(args, rt)
+    if args.eval_only:
+        if not args.checkpoint:
+            raise UsageError("--eval-only needs --checkpoint PATH")
+        cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
+        cfg.seed = args.seed
+        _, val_src = load_sources(args)
+        val_set = PoseData(val_src, cfg, model.stride, train=False)
+        res = evaluate(model, val_set, rt, flip_test=args.flip_test)
+        print_results({f"{cfg.variant} ({cfg.arch})": res["all"]}, f"{args.data} validation, {res['metric']}")
+        return res
+
+    cfg = build_config(args)
+    out_dir = Path(args.out or Path("runs") / f"{args.data}-{cfg.arch}-{cfg.variant}")
+    train_src, val_src = load_sources(args)
+    model = Cascade(cfg)
+    if args.checkpoint:                      # fine-tune (e.g. MPII -> LSP, §3.1)
+        _, trained = model_from_checkpoint(args.checkpoint, "cpu")
+        model.load_state_dict(trained.state_dict())
+    elif args.pretrained:
+        model.first.load_imagenet(Path(args.pretrained).expanduser())
+    model.to(rt.device)
+    train_set = PoseData(train_src, cfg, model.stride, train=True)
+    val_set = PoseData(val_src, cfg, model.stride, train=False)
+    if rt.is_main:
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"{args.data}: {len(train_set)} train / {len(val_set)} val people; {cfg.arch} "
+              f"{cfg.variant}, width {cfg.width}, {n_params / 1e6:.2f} M parameters, "
+              f"{cfg.input_size} px input, device {rt.device}" + (f" x {rt.world_size}" if rt.distributed else ""))
+    t0 = time.time()
+    history = train(cfg, model, train_set, val_set, rt, out_dir, resume=args.resume, log_every=args.log_every)
+    if not rt.is_main:
+        harness.cleanup_runtime(rt)
+        return None
+    res = evaluate(model, val_set, rt, flip_test=args.flip_test, keep=True)
+    rows = {f"Part heatmap regression ({cfg.arch})" if cfg.variant == "detection+regression"
+            else f"{cfg.variant} ({cfg.arch})": res["all"]}
+    summary = {"variant": cfg.variant, "metric": res["metric"], "seconds": time.time() - t0,
+               "final": res["all"]}
+    if model.second is not None and model.first_kind == "detection":
+        det = evaluate(model, val_set, rt, flip_test=args.flip_test, which="first")
+        rows = {f"Detection only, the cascade's detector ({cfg.arch})": det["all"], **rows}
+        summary["detection_only"] = det["all"]
+        if "occluded" in res:
+            summary["occluded"] = {"cascade": res["occluded"], "detection_only": det["occluded"]}
+            summary["visible"] = {"cascade": res["visible"], "detection_only": det["visible"]}
+    print_results(rows, f"Table 5 layout -- {args.data} validation, {res['metric']}")
+    if "occluded" in res:
+        split = {f"{k} joints: {name}": table for name, r in
+                 (("cascade", res), *((("detection only", det),) if "detection_only" in summary else ()))
+                 for k, table in (("visible", r["visible"]), ("occluded", r["occluded"]))}
+        print_results(split, "Toy data: visible vs occluded joints")
+    figure_curves(history, out_dir / "curves.png")
+    figure_predictions(val_set, res, out_dir / "predictions.png")
+    if model.second is not None:
+        figure_fig2(model.cpu(), val_set, out_dir / "fig2.png")
+    summary["history"] = history
+    tmp = out_dir / "results.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1, default=float))
+    os.replace(tmp, out_dir / "results.json")
+    print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")
+    harness.cleanup_runtime(rt)
+    return summary
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (UsageError, FileNotFoundError, ImageError, datasets.DataError,
+            harness.NonFiniteLoss, ValueError) as e:
+        if os.environ.get("HR_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

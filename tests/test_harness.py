@@ -1,0 +1,276 @@
+"""Tests for common.harness: runtime, atomic checkpoints, exact resume, DDP."""
+import importlib.util
+import os
+import random
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from common import harness as H
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cpu_rt():
+    return H.setup_runtime("cpu")
+
+
+def test_setup_runtime_auto_is_cpu_here(monkeypatch):
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    rt = H.setup_runtime("auto")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the test describes the CPU-only case")
+    assert rt.device == torch.device("cpu")
+    assert (rt.amp, rt.distributed, rt.world_size, rt.is_main) == (False, False, 1, True)
+    assert isinstance(H.autocast(rt), type(H.contextlib.nullcontext()))
+    assert not H.make_scaler(rt).is_enabled()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_setup_runtime_refuses_cuda_and_amp_without_gpu():
+    for kwargs in ({"device": "cuda"}, {"device": "cuda:1"}, {"device": "cpu", "amp": True}):
+        with pytest.raises(ValueError) as e:
+            H.setup_runtime(**kwargs)
+        assert "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def test_save_overwrite_load_returns_latest(tmp_path):
+    path = tmp_path / "sub" / "ckpt.pt"  # parent folder does not exist yet
+    H.save_checkpoint(path, {"w": torch.zeros(3), "epoch": 1})
+    H.save_checkpoint(path, {"w": torch.ones(3), "epoch": 2})
+    state = H.load_checkpoint(path)
+    assert state["epoch"] == 2 and torch.equal(state["w"], torch.ones(3))
+    assert "_format" not in state
+    assert os.listdir(tmp_path / "sub") == ["ckpt.pt"]
+
+
+def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    H.save_checkpoint(path, {"epoch": 1})
+
+    def dying_save(obj, f, *a, **k):  # a crash after part of the file is written
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(OSError):
+        H.save_checkpoint(path, {"epoch": 2})
+    monkeypatch.undo()
+    assert H.load_checkpoint(path)["epoch"] == 1
+    assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temp file left behind
+
+
+def test_load_garbage_and_foreign_and_missing(tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint\n" * 10)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"a": torch.zeros(1)}, foreign)  # a valid torch file, not ours
+    for p in (garbage, foreign):
+        with pytest.raises(ValueError) as e:
+            H.load_checkpoint(p)
+        msg = str(e.value)
+        assert p.name in msg and "\n" not in msg and "Traceback" not in msg
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        H.load_checkpoint(tmp_path / "missing.pt")
+
+
+# ---------------------------------------------------------------- exact resume
+
+class NoisyData(Dataset):
+    """Augmentation drawing from all three global RNGs (num_workers=0)."""
+
+    def __init__(self, n=40):
+        g = torch.Generator().manual_seed(1)
+        self.x, self.y = torch.randn(n, 4, generator=g), torch.randn(n, 1, generator=g)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        noise = 0.1 * torch.randn(4) + float(np.random.randn()) * 0.01 + random.random() * 0.01
+        return self.x[i] + noise, self.y[i]
+
+
+def make_objects(init_seed):
+    torch.manual_seed(init_seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(),
+                                torch.nn.Dropout(0.3), torch.nn.Linear(16, 1))
+    model = H.wrap_model(model, cpu_rt())
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    loader = H.make_loader(NoisyData(), 8, True, cpu_rt(), seed=7)
+    return model, opt, sched, H.make_scaler(cpu_rt()), loader
+
+
+def train_epochs(model, opt, sched, loader, epochs):
+    for epoch in epochs:
+        H.set_epoch(loader, epoch)
+        for x, y in loader:
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            H.check_finite(loss, f"epoch {epoch}")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+
+
+def seed_all(s):
+    torch.manual_seed(s)
+    np.random.seed(s)
+    random.seed(s)
+
+
+def test_resume_continues_identically(tmp_path):
+    seed_all(0)
+    model, opt, sched, _, loader = make_objects(0)
+    train_epochs(model, opt, sched, loader, range(4))
+    straight = [p.detach().clone() for p in model.parameters()]
+
+    seed_all(0)
+    model, opt, sched, scaler, loader = make_objects(0)
+    train_epochs(model, opt, sched, loader, range(2))
+    H.save_checkpoint(tmp_path / "c.pt", H.train_state(model, opt, sched, scaler, 2, 10, {"k": 1}))
+    half = [p.detach().clone() for p in model.parameters()]
+
+    seed_all(123)  # a new process: different RNGs, different initial weights
+    model, opt, sched, scaler, loader = make_objects(1)
+    epoch, step, extra = H.restore_train_state(H.load_checkpoint(tmp_path / "c.pt"),
+                                               model, opt, sched, scaler)
+    assert (epoch, step, extra) == (2, 10, {"k": 1})
+    train_epochs(model, opt, sched, loader, range(epoch, 4))
+    resumed = list(model.parameters())
+
+    assert not torch.equal(half[0], straight[0])  # the last two epochs did change things
+    for a, b in zip(straight, resumed):
+        assert torch.equal(a, b)
+
+
+class WorkerNoise(Dataset):
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        return torch.tensor([float(i), np.random.rand()])
+
+
+def test_worker_augmentation_reproducible_and_distinct_across_workers():
+    loader = H.make_loader(WorkerNoise(), 4, True, cpu_rt(), num_workers=2, seed=3)
+
+    def epoch_values(epoch):
+        H.set_epoch(loader, epoch)
+        rows = torch.cat(list(loader))
+        return dict(zip(rows[:, 0].tolist(), rows[:, 1].tolist()))
+
+    e1, e1_again, e2 = epoch_values(1), epoch_values(1), epoch_values(2)
+    assert e1 == e1_again  # same (seed, epoch) -> same order and same noise
+    assert e1 != e2
+    assert len(set(e1.values())) == 16  # two workers did not replay one stream
+
+
+# ---------------------------------------------------------------- sanity, progress
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_check_finite(bad):
+    H.check_finite(torch.tensor(1.5), "ok")
+    with pytest.raises(H.NonFiniteLoss) as e:
+        H.check_finite(torch.tensor(bad), "detector step 17")
+    assert "detector step 17" in str(e.value) and "\n" not in str(e.value)
+    assert isinstance(e.value, RuntimeError)
+
+
+def test_progress_line():
+    lines, t = [], iter([0.0, 1.0, 3.0, 3.5])  # clock readings: start, then at each line
+    prog = H.Progress("det", num_epochs=2, steps_per_epoch=4, log_every=2,
+                      print_fn=lines.append, clock=lambda: next(t))
+    for loss in (1.0, 2.0, 3.0, 3.0):
+        prog.update(torch.tensor(loss), images=8)
+    prog.start_epoch(1)
+    # window 1: 2 steps, 16 images in 1 s; 6 steps left at 0.5 s -> 3 s
+    # window 2: 2 steps, 16 images in 2 s; 4 steps left at 1 s -> 4 s
+    assert lines == ["det epoch 1/2 step 2/4 loss 1.5000  16 img/s  ETA 00:03",
+                     "det epoch 1/2 step 4/4 loss 3.0000  8 img/s  ETA 00:04"]
+    quiet = H.Progress("det", 1, 1, rt=H.Runtime(torch.device("cpu"), rank=1, world_size=2),
+                       print_fn=lines.append)
+    quiet.update(1.0, images=1)
+    assert len(lines) == 2  # rank 1 stays silent
+
+
+# ---------------------------------------------------------------- real DDP on CPU
+
+DDP_SCRIPT = textwrap.dedent('''
+    import sys, torch
+    from common import harness as H
+
+    def run(rt):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+        model = H.wrap_model(net, rt)
+        g = torch.Generator().manual_seed(1)
+        data = torch.utils.data.TensorDataset(torch.randn(32, 4, generator=g),
+                                              torch.randn(32, 1, generator=g))
+        loader = H.make_loader(data, 8, True, rt, seed=3)  # global batch 8
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for epoch in range(2):
+            H.set_epoch(loader, epoch)
+            for x, y in loader:
+                loss = torch.nn.functional.mse_loss(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return H.unwrap(model)
+
+    if __name__ == "__main__":
+        rt = H.setup_runtime("cpu")
+        model = run(rt)
+        mean_rank = H.all_reduce_mean(torch.tensor(float(rt.rank)), rt)
+        torch.save({"params": [p.detach() for p in model.parameters()],
+                    "mean_rank": mean_rank, "world": rt.world_size},
+                   f"{sys.argv[1]}/rank{rt.rank}.pt")
+        H.save_checkpoint(f"{sys.argv[1]}/ckpt.pt", {"rank": rt.rank})  # rank 0 only
+        H.barrier(rt)
+        H.cleanup_runtime(rt)
+''')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_cpu_processes_match_single_process(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": REPO, "OMP_NUM_THREADS": "1"}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(k, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+           "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port()), str(script), str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert r0["world"] == r1["world"] == 2
+    assert r0["mean_rank"].item() == r1["mean_rank"].item() == 0.5
+    assert H.load_checkpoint(tmp_path / "ckpt.pt")["rank"] == 0
+    for a, b in zip(r0["params"], r1["params"]):  # DDP keeps ranks in lockstep
+        assert torch.equal(a, b)
+
+    # One process on the whole global batch: DDP's gradient mean over two
+    # half-batches equals the mean-loss gradient over the full batch.
+    spec = importlib.util.spec_from_file_location("ddp_train", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    single = mod.run(H.Runtime(torch.device("cpu")))
+    for a, b in zip(single.parameters(), r0["params"]):
+        torch.testing.assert_close(a.detach(), b, rtol=0, atol=1e-6)
