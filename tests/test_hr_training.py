@@ -1,0 +1,233 @@
+"""Paper 1 end to end: data pipeline, staged training, resume, DDP, the CLI,
+bad input, and the real MPII samples."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import heatmap_regression as hr
+from common import harness
+from common.toy import render_person
+from common.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "real_samples"
+TINY = ["--toy-train", "32", "--toy-val", "8", "--stage-epochs", "1,1,1", "--input-size", "64",
+        "--batch-size", "8", "--log-every", "100"]
+
+
+def tiny_cfg(variant="detection+regression", epochs=(1, 1, 1)):
+    cfg = hr.toy_config("residual")
+    cfg.input_size, cfg.batch_size, cfg.variant = 64, 8, variant
+    for s, e in zip(cfg.stages, epochs):
+        s.epochs = e
+    return cfg
+
+
+def run_cli(*args, timeout=240):
+    return subprocess.run([sys.executable, str(ROOT / "heatmap_regression.py"), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+# ----------------------------------------------------------------------------- crops
+def test_affine_crop_round_trip_is_sub_pixel():
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 300, (20, 2))
+    A = crop_matrix((150.0, 140.0), 237.0, 128, rot_deg=33.0, flip=True)
+    assert np.abs(apply_affine(invert_affine(A), apply_affine(A, pts)) - pts).max() < 1e-9
+    # The image follows the points: a bright 2x2 block lands where A says.
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[99:101, 149:151] = 255                                # centred on (149.5, 99.5)
+    A = crop_matrix((150.0, 100.0), 100.0, 100, rot_deg=20.0, flip=True)
+    w = warp_image(Image.fromarray(img), A, 100)[..., 0].astype(float)
+    ys, xs = np.mgrid[:100, :100]
+    centroid = np.array([(w * xs).sum(), (w * ys).sum()]) / w.sum()
+    assert np.abs(centroid - apply_affine(A, [149.5, 99.5])).max() < 0.1
+
+
+def test_toy_occlusion_flags_are_honest():
+    # A joint flagged occluded has a non-owner label on top of it: its pixel
+    # colour differs from the colours of the limbs that meet there.
+    flags = np.stack([render_person(3, i)[1][:, 2] for i in range(200)])
+    assert set(np.unique(flags)) <= {1, 2}
+    assert 0.05 < (flags == 1).mean() < 0.3          # occlusion is common, not dominant
+    a = render_person(3, 7)
+    assert np.array_equal(a[0], render_person(3, 7)[0])   # deterministic per (seed, index)
+
+
+# ----------------------------------------------------------------------------- training
+def test_short_training_lowers_both_losses():
+    torch.manual_seed(0)
+    cfg = tiny_cfg()
+    model = hr.Cascade(cfg)
+    data = hr.PoseData(hr.ToySource(0, 16), cfg, model.stride, train=True)
+    batch = torch.utils.data.default_collate([data[i] for i in range(16)])
+    for stage in cfg.stages[:2]:
+        model.requires_grad_(False)
+        params = list(hr.stage_parameters(model, stage))
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.Adam(params, lr=2e-3)
+        losses = []
+        for _ in range(15):
+            loss = hr.stage_loss(model, model, stage, batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        assert losses[-1] < 0.7 * losses[0], (stage.name, losses)
+
+
+def test_resume_continues_identically(tmp_path):
+    rt = harness.setup_runtime("cpu")
+    cfg = tiny_cfg("detection", epochs=(2, 1, 1))
+    train, val = hr.ToySource(0, 16), hr.ToySource(1, 4)
+
+    def fresh(seed):
+        torch.manual_seed(seed)
+        m = hr.Cascade(cfg)
+        return m, hr.PoseData(train, cfg, m.stride, True), hr.PoseData(val, cfg, m.stride, False)
+
+    torch.manual_seed(0)
+    m1, t1, v1 = fresh(0)
+    hr.train(cfg, m1, t1, v1, rt, tmp_path / "straight", log_every=100)
+    cfg.stages[0].epochs = 1                              # stop after epoch 1 ...
+    m2, t2, v2 = fresh(0)
+    hr.train(cfg, m2, t2, v2, rt, tmp_path / "split", log_every=100)
+    cfg.stages[0].epochs = 2                              # ... and resume for epoch 2
+    m3, t3, v3 = fresh(123)                               # different init: all must come from the file
+    hr.train(cfg, m3, t3, v3, rt, tmp_path / "split", resume=tmp_path / "split" / "last.pt", log_every=100)
+    for (k, a), b in zip(m1.state_dict().items(), m3.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    args = TINY + ["--out", str(out)]
+    real = hr.regression_loss
+    monkeypatch.setattr(hr, "regression_loss", lambda *a: real(*a) * float("nan"))
+    with pytest.raises(SystemExit) as e:
+        hr.main(args)
+    assert e.value.code == 2
+    ckpt = harness.load_checkpoint(out / "last.pt")      # written after stage 1, intact
+    assert ckpt["extra"]["stage_index"] == 0 and ckpt["epoch"] == 1
+
+
+def test_corrupt_image_in_a_data_set_is_skipped_and_counted(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    from common.datasets import PersonRecord
+    rec = PersonRecord(image=str(bad), keypoints=np.zeros((16, 3), np.float32),
+                       center=np.array([50.0, 50.0], np.float32), scale=1.0)
+    cfg = tiny_cfg()
+    with pytest.warns(UserWarning, match="bad.jpg"):
+        s = hr.PoseData(hr.RecordSource([rec]), cfg, 4, train=True)[0]
+    assert s["broken"] and s["mask"].sum() == 0
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_end_to_end_train_eval_demo(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli(*TINY, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "Table 5 layout" in r.stdout and "occluded joints: cascade" in r.stdout
+    for f in ("best.pt", "last.pt", "curves.png", "fig2.png", "predictions.png", "results.json"):
+        assert (out / f).is_file(), f
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["final"]) == {"Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Total"}
+
+    r = run_cli("--eval-only", "--checkpoint", str(out / "best.pt"), "--toy-val", "8", "--flip-test")
+    assert r.returncode == 0, r.stderr
+    assert "PCKh@0.5" in r.stdout
+
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(render_person(5, 0)[0]).save(photo)
+    r = run_cli("--demo", str(photo), "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "d.png"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "d.png").is_file() and "head_top" in r.stdout
+
+
+def _one_line_error(r, *words):
+    assert r.returncode != 0
+    err = r.stderr.strip()
+    assert "Traceback" not in r.stderr and len(err.splitlines()) == 1, r.stderr
+    for w in words:
+        assert w in err, err
+
+
+def test_bad_input_gives_one_clear_line(tmp_path):
+    _one_line_error(run_cli("--data", "mpii"), "--data-root")
+    _one_line_error(run_cli("--data", "mpii", "--data-root", str(tmp_path)), str(tmp_path), "valid.json")
+    (tmp_path / "annot").mkdir()
+    (tmp_path / "annot" / "train.json").write_text("[{\"image\": 1}")     # malformed
+    (tmp_path / "annot" / "valid.json").write_text("[]")
+    _one_line_error(run_cli("--data", "mpii", "--data-root", str(tmp_path)), "train.json")
+    _one_line_error(run_cli("--demo", str(tmp_path / "nope.jpg"), "--checkpoint", "x.pt"), "nope.jpg")
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    ckpt = tmp_path / "c.pt"
+    _one_line_error(run_cli("--demo", str(text), "--checkpoint", str(ckpt)), "c.pt")
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, wrong)
+    _one_line_error(run_cli(*TINY, "--pretrained", str(wrong), "--out", str(tmp_path / "r")), "wrong.pth")
+    _one_line_error(run_cli("--stage-epochs", "1,x,1"), "--stage-epochs")
+
+
+def test_demo_on_a_non_image_names_the_file(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli(*TINY, "--variant", "detection", "--out", str(out)).returncode == 0
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    _one_line_error(run_cli("--demo", str(text), "--checkpoint", str(out / "best.pt")), "notes.jpg", "image")
+
+
+# ----------------------------------------------------------------------------- DDP
+def test_two_process_ddp_run_on_toy_data(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        "--master_addr", "127.0.0.1", "--master_port", str(port),
+                        str(ROOT / "heatmap_regression.py"), *TINY, "--variant", "detection", "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=240,
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "x 2" in r.stdout                             # both ranks took part
+    assert r.stdout.count("Table 5 layout") == 1         # rank 0 alone reports and writes
+    assert (out / "best.pt").is_file()
+
+
+# ----------------------------------------------------------------------------- real data
+@pytest.mark.skipif(not (REAL / "mpii" / "test_mpii.json").is_file(),
+                    reason="../shared/real_samples/mpii not present")
+def test_pipeline_overfits_the_five_real_mpii_samples():
+    """Reader -> crop -> targets -> compact cascade -> PCKh on real MPII files."""
+    from common.datasets import read_mpii_json
+    recs = read_mpii_json(REAL / "mpii" / "test_mpii.json", REAL / "mpii")
+    assert len(recs) == 5
+    torch.manual_seed(0)
+    cfg = hr.toy_config("residual")
+    cfg.variant = "regression"      # reader, crop, Gaussian targets, Eq. (2), decode
+    model = hr.Cascade(cfg)
+    src = hr.RecordSource(recs)
+    data = hr.PoseData(src, cfg, model.stride, train=False)
+    batch = torch.utils.data.default_collate([data[i] for i in range(5)])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    stage = hr.Stage("detector", 1, "adam", 3e-3, 3e-3)
+    for _ in range(150):
+        loss = hr.stage_loss(model, model, stage, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    res = hr.evaluate(model, data, harness.setup_runtime("cpu"))
+    assert "approx. head size" in res["metric"]           # JSON only: labelled approximation
+    assert res["all"]["Total"] == 100.0, res["all"]
