@@ -126,15 +126,18 @@ def toy_config(arch):
     CPU cores. The targets keep the paper's proportions (radius and sigma
     scale with the crop).
     """
-    stages = [Stage("detector", 6, "adam", 2e-3, 2e-4),
-              Stage("regressor", 5, "adam", 1e-3, 1e-4),
-              Stage("joint", 3, "adam", 3e-4, 5e-5)]
+    stages = [Stage("detector", 3, "adam", 2e-3, 5e-4),
+              Stage("regressor", 4, "adam", 1e-3, 2e-4),
+              Stage("joint", 2, "adam", 3e-4, 5e-5)]
     # Toy deviation: radius and sigma doubled. The paper's 5 px sigma on a
     # 200 px body is 1.28 pixels of a stride-4 map at 256 px input; at our
     # 128 px it would be 0.64, a one-pixel spike that L2 regression learns
     # slowly. Doubling keeps the paper's size *in map pixels*.
+    # The generator already rotates figures by up to 30 degrees and varies
+    # their size, so the toy augmentation is milder than §3.1's.
     return Config(arch=arch, input_size=128, width=0.25, resnet_blocks=(1, 1, 2, 1),
-                  hourglass_depth=3, batch_size=32, disk_radius=20.0, sigma=10.0,
+                  hourglass_depth=3, batch_size=16, disk_radius=20.0, sigma=10.0,
+                  scale_range=(0.85, 1.15), rot_range=20.0,
                   aug="steps" if arch == "vgg" else "random", stages=stages)
 
 
@@ -722,6 +725,9 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
         history = ckpt["extra"]["history"]
         start_stage, start_epoch = ckpt["extra"]["stage_index"], ckpt["epoch"]
         model.load_state_dict(ckpt["model"])
+    # NHWC ("channels_last") convolutions run ~2x faster on CPU (oneDNN) and
+    # use the tensor cores' layout on GPU; the maths is unchanged.
+    model.to(memory_format=torch.channels_last)
     loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
                                  num_workers=min(4, os.cpu_count() or 1) if rt.device.type == "cuda" else 0)
     best = max((v["Total"] for v in history["val"]), default=-1.0)
@@ -754,6 +760,7 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
                 skipped += int(batch["broken"].sum())
                 batch = {k: v.to(rt.device, non_blocking=True) if torch.is_tensor(v) else v
                          for k, v in batch.items()}
+                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
                 with harness.autocast(rt):
                     loss = stage_loss(net, model, stage, batch)
                 harness.check_finite(loss, f"stage {stage.name} epoch {epoch + 1} step {step + 1}")
@@ -821,6 +828,7 @@ def predict(model, images, flip_test=False, which="final"):
             first, _ = model(x, first_only=True)
             return torch.sigmoid(first) if model.first_kind == "detection" else first
         return model.heatmaps(x)
+    images = images.contiguous(memory_format=torch.channels_last)
     maps = run(images)
     if flip_test:
         maps = (maps + run(images.flip(-1)).flip(-1)[:, MPII_FLIP]) / 2
@@ -1054,6 +1062,8 @@ def print_results(results, title):
 def run_demo(args, rt):
     """Pose of the (single, roughly centred) person in a photo -> overlay PNG."""
     import matplotlib.pyplot as plt
+    if not Path(args.demo).is_file():
+        raise FileNotFoundError(f"--demo {args.demo}: image file not found")
     if not args.checkpoint:
         raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
     cfg, model = model_from_checkpoint(args.checkpoint, rt.device)

@@ -75,15 +75,15 @@ def test_short_training_lowers_both_losses():
         params = list(hr.stage_parameters(model, stage))
         for p in params:
             p.requires_grad_(True)
-        opt = torch.optim.Adam(params, lr=2e-3)
+        opt = hr.make_optimizer(stage, params)           # the toy schedule's own lr
         losses = []
-        for _ in range(15):
+        for _ in range(25):
             loss = hr.stage_loss(model, model, stage, batch)
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        assert losses[-1] < 0.7 * losses[0], (stage.name, losses)
+        assert np.mean(losses[-3:]) < 0.8 * losses[0], (stage.name, losses)
 
 
 def test_resume_continues_identically(tmp_path):
@@ -167,6 +167,7 @@ def test_bad_input_gives_one_clear_line(tmp_path):
     _one_line_error(run_cli("--data", "mpii"), "--data-root")
     _one_line_error(run_cli("--data", "mpii", "--data-root", str(tmp_path)), str(tmp_path), "valid.json")
     (tmp_path / "annot").mkdir()
+    (tmp_path / "images").mkdir()
     (tmp_path / "annot" / "train.json").write_text("[{\"image\": 1}")     # malformed
     (tmp_path / "annot" / "valid.json").write_text("[]")
     _one_line_error(run_cli("--data", "mpii", "--data-root", str(tmp_path)), "train.json")
@@ -215,19 +216,19 @@ def test_pipeline_overfits_the_five_real_mpii_samples():
     recs = read_mpii_json(REAL / "mpii" / "test_mpii.json", REAL / "mpii")
     assert len(recs) == 5
     torch.manual_seed(0)
-    cfg = hr.toy_config("residual")
-    cfg.variant = "regression"      # reader, crop, Gaussian targets, Eq. (2), decode
+    cfg = hr.toy_config("residual")                       # the compact cascade
     model = hr.Cascade(cfg)
-    src = hr.RecordSource(recs)
-    data = hr.PoseData(src, cfg, model.stride, train=False)
+    data = hr.PoseData(hr.RecordSource(recs, mpii_shift=True), cfg, model.stride, train=False)
     batch = torch.utils.data.default_collate([data[i] for i in range(5)])
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    stage = hr.Stage("detector", 1, "adam", 3e-3, 3e-3)
-    for _ in range(150):
-        loss = hr.stage_loss(model, model, stage, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    # Detector first, then both networks (stages 1 and 3 of §3.1).
+    for stage, steps in ((hr.Stage("detector", 1, "adam", 2e-3, 2e-3), 60),
+                         (hr.Stage("joint", 1, "adam", 2e-3, 2e-3), 120)):
+        opt = hr.make_optimizer(stage, model.parameters())
+        for _ in range(steps):
+            loss = hr.stage_loss(model, model, stage, batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     res = hr.evaluate(model, data, harness.setup_runtime("cpu"))
     assert "approx. head size" in res["metric"]           # JSON only: labelled approximation
     assert res["all"]["Total"] == 100.0, res["all"]
