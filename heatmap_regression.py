@@ -541,7 +541,9 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)    # pre-training
 
 class ToySource:
     """The synthetic people of ``common.toy`` behind the reader interface:
-    ``load(i) -> (PIL image or array, factor, keypoints, center, scale)``."""
+    ``load(i) -> (PIL image or array, factor, keypoints, center, scale)``,
+    ``norm(i, keypoints)`` and ``metric`` (name, threshold)."""
+    metric = ("PCKh@0.5", 0.5)
 
     def __init__(self, seed, n):
         self.seed, self.n = seed, n
@@ -553,8 +555,9 @@ class ToySource:
         img, kp, center, scale = render_person(self.seed, i)
         return img, 1.0, kp, center, scale
 
-    def head_size(self, i):
-        return float(toy_head_size(render_person(self.seed, i)[1]))
+    def norm(self, i, keypoints):
+        """PCKh normaliser: the head size of the rendered head box."""
+        return float(toy_head_size(keypoints))
 
 
 class RecordSource:
@@ -567,9 +570,10 @@ class RecordSource:
     so the legs fit. (The x1.25 margin is ``BOX_MARGIN``, for every data set.)
     """
 
-    def __init__(self, records, mpii_shift=False):
+    def __init__(self, records, mpii_shift=False, metric=("PCKh@0.5", 0.5)):
         self.records = records
         self.mpii_shift = mpii_shift
+        self.metric = metric
 
     def __len__(self):
         return len(self.records)
@@ -580,9 +584,11 @@ class RecordSource:
         center = datasets.mpii_crop_box(r.center, r.scale)[0] if self.mpii_shift else r.center
         return img, factor, r.keypoints, center, r.scale
 
-    def head_size(self, i):
+    def norm(self, i, keypoints):
+        """PCKh's head size (MPII) or PCK's torso size (LSP); NaN if unknown."""
         r = self.records[i]
-        return r.head_size if r.head_size is not None else r.torso_size
+        n = r.head_size if r.head_size is not None else r.torso_size
+        return float("nan") if n is None else float(n)
 
 
 class PoseData(torch.utils.data.Dataset):
@@ -646,12 +652,15 @@ class PoseData(torch.utils.data.Dataset):
         if broken:
             mask[:] = 0
         x = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+        kp = np.asarray(kp, dtype=np.float32)
         return {
             "image": torch.from_numpy(x.transpose(2, 0, 1).copy()),  # (3, out, out)
             "det": torch.from_numpy(det), "reg": torch.from_numpy(reg),
             "mask": torch.from_numpy(mask),
             "kp_crop": torch.from_numpy(kp_crop),                    # (J, 3) crop px
             "affine": torch.from_numpy(A),                           # image -> crop
+            "keypoints": torch.from_numpy(kp),                       # (J, 3) image px
+            "norm": float("nan") if broken else self.source.norm(index, kp),
             "index": index, "broken": broken,
         }
 
@@ -836,7 +845,7 @@ def predict(model, images, flip_test=False, which="final"):
 
 
 @torch.no_grad()
-def evaluate(model, dataset, rt, flip_test=False, which="final", keep=False):
+def evaluate(model, dataset, rt, flip_test=False, which="final"):
     """Predict every person of ``dataset`` and score the paper's metric.
 
     PCKh@0.5 (MPII, toy): correct when within 0.5 x head size (head size =
@@ -845,42 +854,34 @@ def evaluate(model, dataset, rt, flip_test=False, which="final", keep=False):
     scores are in the data set's own pixels.
     """
     model.eval()
-    source = dataset.source
-    lsp = isinstance(source, RecordSource) and source.records and source.records[0].head_size is None \
-        and source.records[0].torso_size is not None
-    threshold, metric = (0.2, "PCK@0.2") if lsp else (0.5, "PCKh@0.5")
-    preds, gts, norms, maps_kept = [], [], [], []
+    metric, threshold = dataset.source.metric
+    preds, gts, norms, index = [], [], [], []
     loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False)
     stride = model.stride
     for batch in loader:
         maps = predict(model, batch["image"].to(rt.device), flip_test, which).float().cpu()
         xy_crop = from_stride(decode(maps).numpy(), stride)                 # (B, J, 2)
         for b in range(len(xy_crop)):
-            i = int(batch["index"][b])
             if bool(batch["broken"][b]):
                 continue
+            index.append(int(batch["index"][b]))
             A = batch["affine"][b].numpy()
             preds.append(apply_affine(invert_affine(A), xy_crop[b]))
-            gts.append(np.asarray(source.load(i)[2]) if isinstance(source, ToySource)
-                       else source.records[i].keypoints)
-            norms.append(source.head_size(i))
-        if keep:
-            maps_kept.append(maps)
+            gts.append(batch["keypoints"][b].numpy())
+            norms.append(float(batch["norm"][b]))
     pred, gt = np.stack(preds), np.stack(gts)
-    norm = np.array([n if n is not None else np.nan for n in norms], np.float64)
+    norm = np.array(norms, np.float64)
     if np.isnan(norm).any():
         # MPII JSON without gt_valid.mat: head boxes unknown -> approximation.
         metric += " (approx. head size: no gt_valid.mat)"
         approx = np.array([datasets.approx_head_size(g) for g in gt])
         norm = np.where(np.isnan(norm), approx, norm)
     _, correct = pck(pred, gt, norm, threshold)
-    result = {"metric": metric, "all": part_table(correct, gt), "pred": pred, "gt": gt}
-    if isinstance(source, ToySource):
+    result = {"metric": metric, "all": part_table(correct, gt), "pred": pred, "gt": gt, "index": index}
+    if isinstance(dataset.source, ToySource):
         # The toy data know which joints were hidden: score them apart.
         result["visible"] = part_table(correct, gt, mask=gt[..., 2] == 2)
         result["occluded"] = part_table(correct, gt, mask=gt[..., 2] == 1)
-    if keep:
-        result["maps"] = torch.cat(maps_kept)
     return result
 
 
@@ -947,10 +948,10 @@ def figure_predictions(dataset, result, path, n=12):
     """(c) predictions over validation images, drawn in the crop."""
     bones = bone_indices(MPII_JOINTS, MPII_BONES)
     fig, axes = plotting.image_grid(n)
-    for k, ax in enumerate(axes[:min(n, len(dataset))]):
+    for ax, k, xy in zip(axes, result["index"], result["pred"]):
         s = dataset[k]
         A = s["affine"].numpy()
-        pred = np.concatenate([apply_affine(A, result["pred"][k]), np.full((N_PARTS, 1), 2.0)], 1)
+        pred = np.concatenate([apply_affine(A, xy), np.full((N_PARTS, 1), 2.0)], 1)
         ax.imshow(to_uint8(s["image"]))
         plotting.draw_pose(ax, pred, bones, MPII_JOINTS, dashed_occluded=False)
     fig.suptitle("predictions (blue = left, red = right)")
@@ -1001,7 +1002,9 @@ def load_sources(args):
                                 f"layout) or mpii_human_pose_v1_u12_1.mat (official) with images/")
     ext = Path(args.lsp_extended).expanduser() if args.lsp_extended else None
     train = datasets.read_lsp(root, "train", extended_root=ext) if not args.eval_only else []
-    return RecordSource(train), RecordSource(datasets.read_lsp(root, "test"))
+    # §4: LSP is scored with PCK@0.2 (torso-normalised).
+    pck02 = ("PCK@0.2", 0.2)
+    return RecordSource(train, metric=pck02), RecordSource(datasets.read_lsp(root, "test"), metric=pck02)
 
 
 def config_dict(cfg):
@@ -1158,7 +1161,7 @@ def run(args):
     if not rt.is_main:
         harness.cleanup_runtime(rt)
         return None
-    res = evaluate(model, val_set, rt, flip_test=args.flip_test, keep=True)
+    res = evaluate(model, val_set, rt, flip_test=args.flip_test)
     rows = {f"Part heatmap regression ({cfg.arch})" if cfg.variant == "detection+regression"
             else f"{cfg.variant} ({cfg.arch})": res["all"]}
     summary = {"variant": cfg.variant, "metric": res["metric"], "seconds": time.time() - t0,

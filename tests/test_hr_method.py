@@ -87,6 +87,9 @@ def test_flip_augmentation_mirrors_x_and_swaps_joint_labels():
             kp[MPII_JOINTS.index("l_wrist")] = (90, 60, 2)
             return np.zeros((128, 128, 3), np.uint8), 1.0, kp, np.array([63.5, 63.5]), 128 / 250
 
+        def norm(self, i, keypoints):
+            return 1.0
+
     cfg = hr.Config(input_size=128, scale_range=(1, 1), rot_range=0)
     ds = hr.PoseData(One(), cfg, 4, train=True)
     ds.augmentation = lambda i: (1.0, 0.0, True)  # force the flip
