@@ -136,7 +136,7 @@ def toy_config(arch):
     # The generator already rotates figures by up to 30 degrees and varies
     # their size, so the toy augmentation is milder than §3.1's.
     return Config(arch=arch, input_size=128, width=0.25, resnet_blocks=(1, 1, 2, 1),
-                  hourglass_depth=3, batch_size=16, disk_radius=20.0, sigma=10.0,
+                  hourglass_depth=3, batch_size=8, disk_radius=20.0, sigma=10.0,
                   scale_range=(0.85, 1.15), rot_range=20.0,
                   aug="steps" if arch == "vgg" else "random", stages=stages)
 
@@ -1116,7 +1116,7 @@ def parse_args(argv=None):
     p.add_argument("--width", type=float, help="channel multiplier (1 = the paper's networks)")
     p.add_argument("--batch-size", type=int, help="global batch size (split over GPUs)")
     p.add_argument("--stage-epochs", help="epochs of the stages, e.g. 6,5,3")
-    p.add_argument("--toy-train", type=int, default=4000, help="toy training figures")
+    p.add_argument("--toy-train", type=int, default=3600, help="toy training figures")
     p.add_argument("--toy-val", type=int, default=500, help="toy validation figures")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=25, help="progress line every N steps")
