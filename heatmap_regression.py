@@ -24,7 +24,6 @@ that an occluded part -- weak in the heatmaps -- is placed from context.
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -551,7 +550,7 @@ class ToySource:
     def __len__(self):
         return self.n
 
-    def load(self, i, min_side=None):
+    def load(self, i, max_reduce=1.0):
         img, kp, center, scale = render_person(self.seed, i)
         return img, 1.0, kp, center, scale
 
@@ -578,11 +577,14 @@ class RecordSource:
     def __len__(self):
         return len(self.records)
 
-    def load(self, i, min_side=None):
+    def load(self, i, max_reduce=1.0):
         r = self.records[i]
-        img, factor = open_image(r.image, min_side=min_side)
+        img, factor = open_image(r.image, max_reduce)
         center = datasets.mpii_crop_box(r.center, r.scale)[0] if self.mpii_shift else r.center
         return img, factor, r.keypoints, center, r.scale
+
+    def scale(self, i):
+        return self.records[i].scale
 
     def norm(self, i, keypoints):
         """PCKh's head size (MPII) or PCK's torso size (LSP); NaN if unknown."""
@@ -625,12 +627,18 @@ class PoseData(torch.utils.data.Dataset):
             s, r = rng.uniform(lo, hi), rng.uniform(-rmax, rmax)
         return float(s), float(r), bool(rng.random() < 0.5)
 
+    def max_reduce(self, index, s):
+        """How much smaller than full size the image may be decoded: the crop
+        box (zoomed by ``s``) over the crop's side."""
+        scale = getattr(self.source, "scale", lambda i: None)(index)
+        return 1.0 if not scale else 200.0 * scale * BOX_MARGIN / s / self.cfg.input_size
+
     def __getitem__(self, index):
         cfg, out = self.cfg, self.cfg.input_size
         s, rot, flip = self.augmentation(index)
         broken = False
         try:
-            img, factor, kp, center, scale = self.source.load(index, min_side=out)
+            img, factor, kp, center, scale = self.source.load(index, self.max_reduce(index, s))
         except (ImageError, FileNotFoundError) as e:
             # A corrupt image inside a data set: skip it (zero loss mask,
             # excluded from metrics) and count it; training goes on.
@@ -912,16 +920,19 @@ def figure_fig2(model, dataset, path, max_search=200):
     the detector is weak on the occluded part, the regressor is not."""
     import matplotlib.pyplot as plt
     bones = bone_indices(MPII_JOINTS, MPII_BONES)
+    # The first validation image with an occluded limb joint, where context
+    # matters most (a hidden hip is still pinned down by the torso).
+    limbs = [j for j, n in enumerate(MPII_JOINTS) if n[2:] in ("elbow", "wrist", "knee", "ankle")]
     for i in range(min(len(dataset), max_search)):
         s = dataset[i]
         v = s["kp_crop"][:, 2]
-        occ = [j for j in range(N_PARTS) if v[j] == 1 and j not in (6, 7)]
+        occ = [j for j in limbs if v[j] == 1]
         if occ:
             break
     else:
         return None
     j_occ = occ[0]
-    j_vis = int(np.argmax([(v[j] == 2) * (j != j_occ) * (j not in (6, 7, 8, 9)) for j in range(N_PARTS)]))
+    j_vis = next((j for j in limbs if v[j] == 2), int(np.argmax(v == 2)))
     with torch.no_grad():
         first, second = model(s["image"][None])
     det, reg = torch.sigmoid(first)[0], second[0]
@@ -934,7 +945,8 @@ def figure_fig2(model, dataset, path, max_search=200):
         for c, j in enumerate((j_vis, j_occ)):
             m = maps[j].numpy()
             axes[r, c + 1].imshow(img)
-            axes[r, c + 1].imshow(m, cmap="jet", alpha=0.55, vmin=0, vmax=max(float(m.max()), 1e-6),
+            # One colour scale (0-1) for every panel, so weak stays weak.
+            axes[r, c + 1].imshow(m, cmap="jet", alpha=0.55, vmin=0, vmax=1,
                                   extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
             kind = "visible" if c == 0 else "OCCLUDED"
             axes[r, c + 1].set_title(f"{label}\n{MPII_JOINTS[j]} ({kind}), max {m.max():.2f}", fontsize=9)
@@ -1070,8 +1082,8 @@ def run_demo(args, rt):
     if not args.checkpoint:
         raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
     cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
-    img, factor = open_image(args.demo, min_side=cfg.input_size)
-    w, h = img.size[0] * factor, img.size[1] * factor
+    img, factor = open_image(args.demo)
+    w, h = img.size
     # The person is assumed to fill the photo's height, centred (as MPII's
     # test protocol gives a rough centre and scale per person).
     center, box = np.array([(w - 1) / 2, (h - 1) / 2]), float(max(w, h))
@@ -1082,9 +1094,8 @@ def run_demo(args, rt):
     maps = predict(model, x, flip_test=args.flip_test).float().cpu()
     xy = apply_affine(invert_affine(A), from_stride(decode(maps).numpy()[0], model.stride))
     score = maps[0].flatten(1).max(1).values.numpy()
-    full, _ = open_image(args.demo)
     fig, ax = plt.subplots(figsize=(6, 6 * h / w))
-    ax.imshow(full)
+    ax.imshow(img)
     kp = np.concatenate([xy, np.full((N_PARTS, 1), 2.0)], 1)
     plotting.draw_pose(ax, kp, bone_indices(MPII_JOINTS, MPII_BONES), MPII_JOINTS, dashed_occluded=False)
     ax.axis("off")
@@ -1116,7 +1127,7 @@ def parse_args(argv=None):
     p.add_argument("--width", type=float, help="channel multiplier (1 = the paper's networks)")
     p.add_argument("--batch-size", type=int, help="global batch size (split over GPUs)")
     p.add_argument("--stage-epochs", help="epochs of the stages, e.g. 6,5,3")
-    p.add_argument("--toy-train", type=int, default=3600, help="toy training figures")
+    p.add_argument("--toy-train", type=int, default=3200, help="toy training figures")
     p.add_argument("--toy-val", type=int, default=500, help="toy validation figures")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=25, help="progress line every N steps")

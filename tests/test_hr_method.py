@@ -81,7 +81,7 @@ def test_flip_augmentation_mirrors_x_and_swaps_joint_labels():
         def __len__(self):
             return 1
 
-        def load(self, i, min_side=None):
+        def load(self, i, max_reduce=1.0):
             kp = np.zeros((16, 3), np.float32)
             kp[MPII_JOINTS.index("r_wrist")] = (40, 50, 2)
             kp[MPII_JOINTS.index("l_wrist")] = (90, 60, 2)
