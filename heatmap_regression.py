@@ -728,6 +728,13 @@ def stages_to_run(cfg):
     return [s for s in cfg.stages if cascaded or s.name == "detector"]
 
 
+def loader_workers(rt):
+    """Data-loading processes: on a GPU machine decoding must keep up with
+    the GPU; on a CPU, extra processes would compete with the training maths
+    for the same cores (measured: slower on 2 cores)."""
+    return min(4, os.cpu_count() or 1) if rt.device.type == "cuda" else 0
+
+
 def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20, evaluate_every=1):
     """Run the stages of ``cfg`` in order; checkpoint after every epoch.
 
@@ -745,8 +752,13 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
     # NHWC ("channels_last") convolutions run ~2x faster on CPU (oneDNN) and
     # use the tensor cores' layout on GPU; the maths is unchanged.
     model.to(memory_format=torch.channels_last)
+    if rt.distributed and rt.device.type == "cuda":
+        # §3.2 trains with batch norm on batches of 8; split over GPUs, each
+        # would see 8 / world_size images. SyncBatchNorm takes the statistics
+        # over the whole batch, as on one GPU.
+        nn.SyncBatchNorm.convert_sync_batchnorm(model)
     loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
-                                 num_workers=min(4, os.cpu_count() or 1) if rt.device.type == "cuda" else 0)
+                                 num_workers=loader_workers(rt))
     best = max((v["Total"] for v in history["val"]), default=-1.0)
     for si, stage in enumerate(stages_to_run(cfg)):
         if si < start_stage:
@@ -864,7 +876,8 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
     model.eval()
     metric, threshold = dataset.source.metric
     preds, gts, norms, index = [], [], [], []
-    loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False,
+                                         num_workers=loader_workers(rt))
     stride = model.stride
     for batch in loader:
         maps = predict(model, batch["image"].to(rt.device), flip_test, which).float().cpu()
