@@ -1065,9 +1065,17 @@ def build_config(args):
             raise UsageError(f"--stage-epochs needs {len(cfg.stages)} positive counts, got {args.stage_epochs!r}")
         for s, e in zip(cfg.stages, epochs):
             s.epochs = e
-    if cfg.input_size % 32:
-        raise UsageError(f"--input-size must be a multiple of 32, got {cfg.input_size}")
+    m = input_multiple(cfg)
+    if cfg.input_size % m:
+        raise UsageError(f"--input-size must be a multiple of {m} for --arch {cfg.arch}, got {cfg.input_size}")
     return cfg
+
+
+def input_multiple(cfg):
+    """Input sizes the networks map back exactly. VGG: the regressor pools by
+    4 and its C8 upsamples x4 (§3.1 uses 380 = 4 x 95). Residual: the
+    hourglass enters at stride 4 and halves ``hourglass_depth`` times."""
+    return 4 if cfg.arch == "vgg" else 4 * 2 ** cfg.hourglass_depth
 
 
 def model_from_checkpoint(path, device):

@@ -182,6 +182,15 @@ def test_bad_input_gives_one_clear_line(tmp_path):
     _one_line_error(run_cli("--stage-epochs", "1,x,1"), "--stage-epochs")
 
 
+def test_paper_input_sizes_are_accepted_and_bad_ones_named():
+    # §3.1: VGG at 380 px (not a multiple of 32); §3.2: residual at 256 px.
+    for arch, size in (("vgg", 380), ("residual", 256)):
+        cfg = hr.build_config(hr.parse_args(["--data", "mpii", "--arch", arch]))
+        assert cfg.input_size == size and size % hr.input_multiple(cfg) == 0
+    with pytest.raises(hr.UsageError, match="multiple of 64"):
+        hr.build_config(hr.parse_args(["--data", "mpii", "--input-size", "224"]))
+
+
 def test_demo_on_a_non_image_names_the_file(tmp_path):
     out = tmp_path / "run"
     assert run_cli(*TINY, "--variant", "detection", "--out", str(out)).returncode == 0
