@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
 
 from common import datasets, harness, plotting
 from common.backbones import VGG16, ResNet, fc_to_conv, load_imagenet_weights
@@ -538,10 +539,23 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # the backbones'
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)    # pre-training
 
 
+def to_tensor(crop):
+    """An (H, W, 3) uint8 crop -> (3, H, W) float tensor, ImageNet-normalised."""
+    x = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(x.transpose(2, 0, 1).copy())
+
+
+def to_uint8(image):
+    """The inverse, for display: (3, H, W) tensor -> (H, W, 3) uint8."""
+    x = image.permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN
+    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
+
+
 class ToySource:
     """The synthetic people of ``common.toy`` behind the reader interface:
-    ``load(i) -> (PIL image or array, factor, keypoints, center, scale)``,
-    ``norm(i, keypoints)`` and ``metric`` (name, threshold)."""
+    ``load(i, reduce_per_scale) -> (PIL image, factor, keypoints, center,
+    scale)``, ``norm(i, keypoints)`` and ``metric`` (name, threshold).
+    ``reduce_per_scale`` (see ``PoseData``) is ignored: nothing is decoded."""
     metric = ("PCKh@0.5", 0.5)
 
     def __init__(self, seed, n):
@@ -550,9 +564,9 @@ class ToySource:
     def __len__(self):
         return self.n
 
-    def load(self, i, max_reduce=1.0):
+    def load(self, i, reduce_per_scale=0.0):
         img, kp, center, scale = render_person(self.seed, i)
-        return img, 1.0, kp, center, scale
+        return Image.fromarray(img), 1.0, kp, center, scale
 
     def norm(self, i, keypoints):
         """PCKh normaliser: the head size of the rendered head box."""
@@ -577,14 +591,11 @@ class RecordSource:
     def __len__(self):
         return len(self.records)
 
-    def load(self, i, max_reduce=1.0):
+    def load(self, i, reduce_per_scale=0.0):
         r = self.records[i]
-        img, factor = open_image(r.image, max_reduce)
+        img, factor = open_image(r.image, max_reduce=r.scale * reduce_per_scale)
         center = datasets.mpii_crop_box(r.center, r.scale)[0] if self.mpii_shift else r.center
         return img, factor, r.keypoints, center, r.scale
-
-    def scale(self, i):
-        return self.records[i].scale
 
     def norm(self, i, keypoints):
         """PCKh's head size (MPII) or PCK's torso size (LSP); NaN if unknown."""
@@ -627,30 +638,24 @@ class PoseData(torch.utils.data.Dataset):
             s, r = rng.uniform(lo, hi), rng.uniform(-rmax, rmax)
         return float(s), float(r), bool(rng.random() < 0.5)
 
-    def max_reduce(self, index, s):
-        """How much smaller than full size the image may be decoded: the crop
-        box (zoomed by ``s``) over the crop's side."""
-        scale = getattr(self.source, "scale", lambda i: None)(index)
-        return 1.0 if not scale else 200.0 * scale * BOX_MARGIN / s / self.cfg.input_size
-
     def __getitem__(self, index):
         cfg, out = self.cfg, self.cfg.input_size
         s, rot, flip = self.augmentation(index)
         broken = False
         try:
-            img, factor, kp, center, scale = self.source.load(index, self.max_reduce(index, s))
+            # The crop box is 200 * scale * BOX_MARGIN / s px wide and becomes
+            # ``out`` px: per unit of the person's scale, the image may be
+            # decoded this much smaller (``open_image``) at no loss.
+            img, factor, kp, center, scale = self.source.load(index, 200.0 * BOX_MARGIN / s / out)
         except (ImageError, FileNotFoundError) as e:
             # A corrupt image inside a data set: skip it (zero loss mask,
             # excluded from metrics) and count it; training goes on.
             warnings.warn(f"skipping sample {index}: {e}")
-            img, factor, broken = np.zeros((out, out, 3), np.uint8), 1.0, True
+            img, factor, broken = Image.new("RGB", (out, out)), 1.0, True
             kp, center, scale = np.zeros((N_PARTS, 3), np.float32), np.zeros(2), out / 200 / BOX_MARGIN
         # Zooming in by s shrinks the crop box: the person appears s x larger.
         box = 200.0 * scale * BOX_MARGIN / s
         A = crop_matrix(center, box, out, rot, flip)
-        if isinstance(img, np.ndarray):
-            from PIL import Image
-            img = Image.fromarray(img)
         crop = warp_image(img, A, out, factor)                       # (out, out, 3) uint8
         kp_crop = np.array(kp, dtype=np.float32, copy=True)
         kp_crop[:, :2] = apply_affine(A, kp[:, :2])
@@ -659,10 +664,9 @@ class PoseData(torch.utils.data.Dataset):
         det, reg, mask = make_targets(kp_crop, cfg, self.stride)
         if broken:
             mask[:] = 0
-        x = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
         kp = np.asarray(kp, dtype=np.float32)
         return {
-            "image": torch.from_numpy(x.transpose(2, 0, 1).copy()),  # (3, out, out)
+            "image": to_tensor(crop),                                # (3, out, out)
             "det": torch.from_numpy(det), "reg": torch.from_numpy(reg),
             "mask": torch.from_numpy(mask),
             "kp_crop": torch.from_numpy(kp_crop),                    # (J, 3) crop px
@@ -735,8 +739,8 @@ def loader_workers(rt):
     return min(4, os.cpu_count() or 1) if rt.device.type == "cuda" else 0
 
 
-def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20, evaluate_every=1):
-    """Run the stages of ``cfg`` in order; checkpoint after every epoch.
+def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20):
+    """Run the stages of ``cfg`` in order; validate and checkpoint after every epoch.
 
     ``last.pt`` always holds the last completed epoch (written atomically, so a
     crash or a non-finite loss leaves the previous one intact); ``best.pt`` the
@@ -803,14 +807,14 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
             if skipped:
                 print(f"  {stage.name} epoch {epoch + 1}: skipped {skipped} unreadable image(s)", flush=True)
             history["loss"].append({"stage": stage.name, "epoch": epoch + 1, "loss": total / max(n, 1)})
-            if rt.is_main and ((epoch + 1) % evaluate_every == 0 or epoch + 1 == stage.epochs):
+            if rt.is_main:
                 # Stage 1 is scored on the detector's own maps (the regressor
                 # is still untrained); later stages on the regressor's.
                 scores = evaluate(model, val_set, rt, which="first" if stage.name == "detector" else "final")
                 history["val"].append({"stage": stage.name, "epoch": epoch + 1, **scores["all"]})
                 print(f"  val {stage.name} epoch {epoch + 1}: {scores['metric']} Total "
                       f"{scores['all']['Total']:.1f}", flush=True)
-                extra = {"history": history, "stage_index": si, "config": config_dict(cfg)}
+                extra = {"history": history, "stage_index": si, "config": asdict(cfg)}
                 state = harness.train_state(model, opt, sched, scaler, epoch + 1, 0, extra)
                 harness.save_checkpoint(out_dir / "last.pt", state)
                 if scores["all"]["Total"] > best:
@@ -909,12 +913,6 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
 # =============================================================================
 # §4 Results -- figures (Fig. 2 and the training curves)
 # =============================================================================
-def to_uint8(image):
-    """A normalised crop tensor (3, H, W) -> (H, W, 3) uint8 for display."""
-    x = image.permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN
-    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
-
-
 def figure_curves(history, path):
     """(a) training loss per epoch (each stage its own line) and validation Total."""
     loss = {}
@@ -1032,10 +1030,6 @@ def load_sources(args):
     return RecordSource(train, metric=pck02), RecordSource(datasets.read_lsp(root, "test"), metric=pck02)
 
 
-def config_dict(cfg):
-    return asdict(cfg)
-
-
 def config_from_dict(d):
     d = dict(d)
     d["stages"] = [Stage(**s) for s in d["stages"]]
@@ -1103,15 +1097,13 @@ def run_demo(args, rt):
     if not args.checkpoint:
         raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
     cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
-    img, factor = open_image(args.demo)
+    img, _ = open_image(args.demo)
     w, h = img.size
     # The person is assumed to fill the photo's height, centred (as MPII's
     # test protocol gives a rough centre and scale per person).
     center, box = np.array([(w - 1) / 2, (h - 1) / 2]), float(max(w, h))
     A = crop_matrix(center, box, cfg.input_size)
-    crop = warp_image(img, A, cfg.input_size, factor)
-    x = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    x = torch.from_numpy(x.transpose(2, 0, 1).copy())[None].to(rt.device)
+    x = to_tensor(warp_image(img, A, cfg.input_size))[None].to(rt.device)
     maps = predict(model, x, flip_test=args.flip_test).float().cpu()
     xy = apply_affine(invert_affine(A), from_stride(decode(maps).numpy()[0], model.stride))
     score = maps[0].flatten(1).max(1).values.numpy()

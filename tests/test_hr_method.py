@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import heatmap_regression as hr
 from common.backbones import ResNet, VGG16
@@ -81,11 +82,11 @@ def test_flip_augmentation_mirrors_x_and_swaps_joint_labels():
         def __len__(self):
             return 1
 
-        def load(self, i, max_reduce=1.0):
+        def load(self, i, reduce_per_scale=0.0):
             kp = np.zeros((16, 3), np.float32)
             kp[MPII_JOINTS.index("r_wrist")] = (40, 50, 2)
             kp[MPII_JOINTS.index("l_wrist")] = (90, 60, 2)
-            return np.zeros((128, 128, 3), np.uint8), 1.0, kp, np.array([63.5, 63.5]), 128 / 250
+            return Image.new("RGB", (128, 128)), 1.0, kp, np.array([63.5, 63.5]), 128 / 250
 
         def norm(self, i, keypoints):
             return 1.0
