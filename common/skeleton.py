@@ -74,3 +74,38 @@ def bone_indices(names, bones):
     """Bones given by joint names -> ``(K, 2)`` int array of joint indices."""
     index = {n: i for i, n in enumerate(names)}
     return np.array([(index[a], index[b]) for a, b in bones])
+
+
+# ----------------------------------------------------------------------------
+# Paper 2: AI Challenger and COCO
+# ----------------------------------------------------------------------------
+# AI Challenger keypoints, 14 joints, in the order of its annotation files
+# (keypoint_annotations: 14 x (x, y, v), this order).
+AIC_JOINTS = (
+    "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
+    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle",
+    "head_top", "neck",
+)
+
+# COCO person keypoints, 17 joints, in the order of person_keypoints_*.json.
+COCO_JOINTS = (
+    "nose", "l_eye", "r_eye", "l_ear", "r_ear",
+    "l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist",
+    "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle",
+)
+
+# Per-keypoint OKS constants. COCO: pycocotools' COCOeval.Params kpt_oks_sigmas.
+COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
+                        1.07, 1.07, .87, .87, .89, .89]) / 10.0
+# AI Challenger: the constants of its official keypoint_eval.py, which uses
+# ``delta = 2 * sigma`` (see common.coco_eval.aic_score).
+AIC_SIGMAS = np.array([0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.01497891,
+                       0.01402144, 0.03909642, 0.03686941, 0.01981803, 0.03843971,
+                       0.03412318, 0.02415081, 0.01291456, 0.01236173])
+
+# MPII index of each AI Challenger joint (the toy figures have MPII's 16
+# joints; paper 2 uses AI Challenger's 14). AIC's "neck" is MPII's upper neck.
+MPII_TO_AIC = np.array([MPII_JOINTS.index(n if n != "neck" else "upper_neck") for n in AIC_JOINTS])
+
+AIC_FLIP = flip_permutation(AIC_JOINTS)
+COCO_FLIP = flip_permutation(COCO_JOINTS)
