@@ -2,10 +2,11 @@
 
 Both papers start from ImageNet classifiers: paper 1 from VGG-16 (§3.1, "converted
 to fully convolutional") and ResNet-152 (§3.2, B5 = layer4 with stride 1), paper 2
-from ResNet-50 "with the hole algorithm" (§III-A.1, i.e. dilated convolutions).
+from ResNet-50 "with the hole algorithm" (§III-A.1, i.e. dilated convolutions); its
+Table III baseline, OpenPose (Cao et al. 2017), from the first 10 convs of VGG-19.
 torchvision is not a dependency here, so this file rebuilds those networks with
 *exactly* torchvision's parameter names and shapes; a user's local
-``resnet152-394f9c45.pth`` or ``vgg16-397923af.pth`` then loads with
+``resnet152-394f9c45.pth``, ``vgg16-397923af.pth`` or ``vgg19-dcbb9e9d.pth`` loads with
 ``strict=True`` through :func:`load_imagenet_weights`. Nothing is downloaded.
 
 ``width`` scales every channel count (``c -> max(1, round(c * width))``) to make
@@ -23,7 +24,8 @@ RESNET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3),
 CHECKPOINT_NAMES = {"resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b627a593.pth",
                     "resnet50": "resnet50-0676ba61.pth", "resnet101": "resnet101-63fe2227.pth",
                     "resnet152": "resnet152-394f9c45.pth", "vgg16": "vgg16-397923af.pth",
-                    "vgg16_bn": "vgg16_bn-6c64b313.pth"}
+                    "vgg16_bn": "vgg16_bn-6c64b313.pth", "vgg19": "vgg19-dcbb9e9d.pth",
+                    "vgg19_bn": "vgg19_bn-c79401a0.pth"}
 
 
 def _scale(c, width):
@@ -170,33 +172,65 @@ class ResNet(nn.Module):
 
 
 # ----------------------------------------------------------------------------
-# VGG-16 (configuration "D" of Simonyan & Zisserman 2015)
+# VGG-16 / VGG-19 (configurations "D" / "E" of Simonyan & Zisserman 2015)
 # ----------------------------------------------------------------------------
-VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+# torchvision's cfgs "D" and "E": conv output channels, "M" = 2x2 max-pool.
+VGG_CFGS = {
+    16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+         512, 512, 512, "M", 512, 512, 512, "M"),
+    19: (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+         512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+}
+VGG16_CFG, VGG19_CFG = VGG_CFGS[16], VGG_CFGS[19]
 
 
-class VGG16(nn.Module):
-    """torchvision's ``vgg16`` (or ``vgg16_bn``); features index as torchvision's.
+class VGG(nn.Module):
+    """torchvision's ``vgg{16,19}`` (or ``_bn``); ``features`` indexed as torchvision's.
 
     ``features`` strides: pool1 /2 ... pool5 /32. FCN-8s (paper 1, §3.1) taps
     pool3, pool4 and pool5: see :meth:`stages` and :func:`fc_to_conv`.
+
+    Layers are named as in the VGG papers, block by block: ``conv{b}_{i}``
+    (the i-th conv of block b, 1-based) and ``pool{b}``. Per name:
+
+    * ``conv_index[name]``: index of the ``nn.Conv2d`` in ``features``, so its
+      checkpoint keys are ``features.{conv_index[name]}.weight`` / ``.bias``;
+    * ``layer_index[name]``: index of the layer's *last* module in ``features``
+      (the conv's ReLU, or the pool itself);
+    * ``channels[name]`` and ``strides[name]``: output channels and output
+      stride relative to the input image.
+
+    OpenPose (Cao et al., CVPR 2017) uses "the first 10 layers of VGG-19",
+    conv1_1 ... conv4_2 with their ReLUs and pools 1-3, i.e. stride 8 and 512
+    channels: ``VGG(19).features_until(x, "conv4_2")`` or the module
+    ``VGG(19).features_prefix("conv4_2")``.
     """
 
-    def __init__(self, width=1.0, batch_norm=False, num_classes=1000):
+    def __init__(self, depth=16, width=1.0, batch_norm=False, num_classes=1000):
         super().__init__()
-        self.width, self.batch_norm = width, batch_norm
-        self.arch = "vgg16_bn" if batch_norm else "vgg16"
+        if depth not in VGG_CFGS:
+            raise ValueError(f"VGG depth must be one of {sorted(VGG_CFGS)}, got {depth}")
+        self.depth, self.width, self.batch_norm = depth, width, batch_norm
+        self.arch = f"vgg{depth}_bn" if batch_norm else f"vgg{depth}"
         layers, cin, self.pool_index = [], 3, {}
-        for v in VGG16_CFG:
+        self.conv_index, self.layer_index, self.channels, self.strides = {}, {}, {}, {}
+        block, i, stride = 1, 0, 1
+        for v in VGG_CFGS[depth]:
             if v == "M":
                 layers.append(nn.MaxPool2d(2, 2))
-                self.pool_index[f"pool{len(self.pool_index) + 1}"] = len(layers) - 1
-                continue
-            cout = _scale(v, width)
-            layers.append(nn.Conv2d(cin, cout, 3, padding=1))
-            layers += [nn.BatchNorm2d(cout)] if batch_norm else []
-            layers.append(nn.ReLU(inplace=True))
-            cin = cout
+                name, stride = f"pool{block}", stride * 2
+                self.pool_index[name] = len(layers) - 1
+                block, i = block + 1, 0
+            else:
+                i += 1
+                name, cout = f"conv{block}_{i}", _scale(v, width)
+                self.conv_index[name] = len(layers)
+                layers.append(nn.Conv2d(cin, cout, 3, padding=1))
+                layers += [nn.BatchNorm2d(cout)] if batch_norm else []
+                layers.append(nn.ReLU(inplace=True))
+                cin = cout
+            self.layer_index[name] = len(layers) - 1
+            self.channels[name], self.strides[name] = cin, stride
         self.features = nn.Sequential(*layers)
         self.out_channels = cin  # channels of pool5
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
@@ -211,6 +245,37 @@ class VGG16(nn.Module):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
 
+    def conv_names(self):
+        """The conv layers in order: ``['conv1_1', 'conv1_2', 'conv2_1', ...]``."""
+        return list(self.conv_index)
+
+    def _end(self, name):
+        """Index in ``features`` of the last module of layer ``name`` (one-line error)."""
+        if name not in self.layer_index:
+            raise ValueError(f"{self.arch} has no layer {name!r}; "
+                             f"valid: {', '.join(self.layer_index)}")
+        return self.layer_index[name]
+
+    def features_prefix(self, name):
+        """``features`` up to and including layer ``name`` (a conv's ReLU, or a pool).
+
+        An ``nn.Sequential`` *sharing* this model's modules (torch slicing), so
+        weights loaded into the model are in it, and training it trains them.
+        Its own keys restart at 0 but equal torchvision's ``features.{k}``.
+        """
+        return self.features[:self._end(name) + 1]
+
+    def features_until(self, x, name):
+        """``(B, 3, H, W)`` -> ``(B, channels[name], H/s, W/s)``, ``s = strides[name]``.
+
+        Runs ``features`` up to and including layer ``name``: for a conv, its
+        ReLU (and BatchNorm); e.g. ``"conv4_2"`` is OpenPose's VGG-19 stem.
+        """
+        end = self._end(name)
+        for layer in self.features[:end + 1]:
+            x = layer(x)
+        return x
+
     def stages(self, x):
         """``(B, 3, H, W)`` -> ``{'pool3': /8, 'pool4': /16, 'pool5': /32}`` maps."""
         taps = {self.pool_index[name]: name for name in ("pool3", "pool4", "pool5")}
@@ -224,6 +289,20 @@ class VGG16(nn.Module):
     def forward(self, x):
         """ImageNet logits ``(B, num_classes)``."""
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+class VGG16(VGG):
+    """torchvision's ``vgg16`` (or ``vgg16_bn``): :class:`VGG` with ``depth=16``."""
+
+    def __init__(self, width=1.0, batch_norm=False, num_classes=1000):
+        super().__init__(16, width, batch_norm, num_classes)
+
+
+class VGG19(VGG):
+    """torchvision's ``vgg19`` (or ``vgg19_bn``): :class:`VGG` with ``depth=19``."""
+
+    def __init__(self, width=1.0, batch_norm=False, num_classes=1000):
+        super().__init__(19, width, batch_norm, num_classes)
 
 
 def fc_to_conv(vgg):

@@ -7,7 +7,8 @@ the meta device (no memory, no init cost) unless a test needs real numbers.
 import pytest
 import torch
 
-from common.backbones import VGG16, ResNet, fc_to_conv, load_imagenet_weights
+from common.backbones import (VGG, VGG16, VGG19, ResNet, fc_to_conv,
+                              load_imagenet_weights)
 
 # torchvision's model docs ("num_params" of the IMAGENET1K_V1 weights).
 TORCHVISION_PARAMS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032,
@@ -177,3 +178,123 @@ def test_load_errors_are_one_line(tmp_path):
         load_imagenet_weights(on_meta(ResNet, 152), missing)
     msg = str(err.value)
     assert "\n" not in msg and str(missing) in msg and "resnet152-394f9c45.pth" in msg
+
+
+# ----------------------------------------------------------------------------
+# VGG-19 (torchvision cfg "E"): paper 2's Table III baseline, OpenPose (Cao et
+# al. 2017), runs on "the first 10 layers of VGG-19", conv1_1 ... conv4_2.
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("batch_norm, count", [(False, 143_667_240), (True, 143_678_248)])
+def test_vgg19_parameter_count_matches_torchvision(batch_norm, count):
+    net = on_meta(VGG, 19, batch_norm=batch_norm)
+    assert n_params(net) == count
+    assert net.arch == ("vgg19_bn" if batch_norm else "vgg19")
+    assert n_params(on_meta(VGG19, batch_norm=batch_norm)) == count
+
+
+def test_vgg_generic_class_keeps_vgg16():
+    assert issubclass(VGG16, VGG) and issubclass(VGG19, VGG)
+    assert n_params(on_meta(VGG, 16)) == 138_357_544
+    assert n_params(on_meta(VGG16, batch_norm=True)) == 138_365_992  # torchvision vgg16_bn
+    assert on_meta(VGG16).arch == "vgg16" and on_meta(VGG16, batch_norm=True).arch == "vgg16_bn"
+    assert list(on_meta(VGG, 16).state_dict()) == list(on_meta(VGG16).state_dict())
+    with pytest.raises(ValueError, match="depth"):
+        VGG(17)
+
+
+def test_vgg19_literal_torchvision_keys_and_shapes():
+    net = on_meta(VGG19)
+    sd = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    assert sd["features.0.weight"] == (64, 3, 3, 3)
+    assert sd["features.16.weight"] == (256, 256, 3, 3)   # conv3_4, not in VGG-16
+    assert sd["features.19.weight"] == (512, 256, 3, 3)   # conv4_1
+    assert sd["features.21.weight"] == (512, 512, 3, 3)   # conv4_2, OpenPose's last VGG conv
+    assert sd["features.34.weight"] == (512, 512, 3, 3)   # conv5_4, the last conv
+    assert sd["features.34.bias"] == (512,)
+    assert sd["classifier.0.weight"] == (4096, 25088)
+    assert sd["classifier.6.weight"] == (1000, 4096)
+    conv_idx = sorted({int(k.split(".")[1]) for k in sd if k.startswith("features.")})
+    assert conv_idx == [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34]
+    assert len(sd) == 38 and len(net.features) == 37  # 16 convs + 3 linears; 16 x 2 + 5
+    assert net.conv_names() == ["conv1_1", "conv1_2", "conv2_1", "conv2_2",
+                                "conv3_1", "conv3_2", "conv3_3", "conv3_4",
+                                "conv4_1", "conv4_2", "conv4_3", "conv4_4",
+                                "conv5_1", "conv5_2", "conv5_3", "conv5_4"]
+    assert [net.conv_index[n] for n in net.conv_names()] == conv_idx
+    assert net.pool_index == {"pool1": 4, "pool2": 9, "pool3": 18, "pool4": 27, "pool5": 36}
+    assert net.layer_index["conv4_2"] == 22  # its ReLU
+    bn = on_meta(VGG19, batch_norm=True)
+    bsd = {k: tuple(v.shape) for k, v in bn.state_dict().items()}
+    assert len(bn.features) == 53 and len(bsd) == 16 * 2 + 16 * 5 + 6
+    assert bsd["features.49.weight"] == (512, 512, 3, 3)   # conv5_4 with BN
+    assert bsd["features.50.running_var"] == (512,)
+    assert bn.conv_index["conv4_2"] == 30 and bn.layer_index["conv4_2"] == 32
+    assert isinstance(bn.features[31], torch.nn.BatchNorm2d)
+
+
+def test_vgg19_conv4_2_prefix_is_openpose_stem_stride_8_512_channels():
+    # Full width, but only ``features`` is materialized (the fc layers stay on meta).
+    net = on_meta(VGG, 19)
+    net.features.to_empty(device="cpu")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in net.features.parameters():
+            p.normal_(0, 0.01)
+    stem = net.features_prefix("conv4_2")
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in stem) == 10
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in stem) == 3
+    assert isinstance(stem[-1], torch.nn.ReLU) and len(stem) == 23
+    assert stem[21] is net.features[21]  # shares the (loadable) modules
+    assert net.strides["conv4_2"] == 8 and net.channels["conv4_2"] == 512
+    x = torch.randn(1, 3, 40, 56)
+    with torch.no_grad():
+        out = net.features_until(x, "conv4_2")
+        torch.testing.assert_close(stem(x), out)
+    assert out.shape == (1, 512, 5, 7)
+    assert (out >= 0).all()  # ends with conv4_2's ReLU
+
+
+@pytest.mark.parametrize("depth, batch_norm", [(16, False), (19, False), (19, True)])
+def test_compact_vgg_every_named_layer_has_its_stride_and_channels(depth, batch_norm):
+    net = VGG(depth, width=1 / 16, batch_norm=batch_norm).eval()
+    x = torch.randn(1, 3, 64, 32)
+    with torch.no_grad():
+        for name in net.layer_index:
+            s = net.strides[name]
+            assert net.features_until(x, name).shape == (1, net.channels[name], 64 // s, 32 // s)
+        st = net.stages(x)
+    assert st["pool5"].shape == (1, net.out_channels, 2, 1)
+    assert net.channels["conv4_2"] == 32 and net.strides["pool3"] == 8
+    with pytest.raises(ValueError) as err:
+        net.features_until(x, "conv4_5")
+    assert "\n" not in str(err.value) and "conv4_5" in str(err.value)
+
+
+def test_vgg19_strict_load_round_trip(tmp_path):
+    # Values need not be trained: one constant per key exposes any mix-up of keys.
+    src = on_meta(VGG19).to_empty(device="cpu")
+    with torch.no_grad():
+        for i, t in enumerate(src.state_dict().values()):
+            t.fill_(i + 1)
+    path = tmp_path / "vgg19-dcbb9e9d.pth"
+    torch.save(src.state_dict(), path)
+    dst = load_imagenet_weights(on_meta(VGG19).to_empty(device="cpu"), path)
+    for (k, a), (_, b) in zip(src.state_dict().items(), dst.state_dict().items()):
+        assert torch.equal(a, b), k
+    # conv4_2 = the 10th conv, features.21: its weight is key 18 (0-based), filled with 19.
+    assert list(src.state_dict()).index("features.21.weight") == 18
+    assert torch.equal(dst.features_prefix("conv4_2")[21].weight, torch.full((512, 512, 3, 3), 19.))
+    del src, dst
+
+    with pytest.raises(FileNotFoundError) as err:  # the message names torchvision's file
+        load_imagenet_weights(on_meta(VGG19), tmp_path / "nope.pth")
+    assert "vgg19-dcbb9e9d.pth" in str(err.value)
+    with pytest.raises(FileNotFoundError) as err:
+        load_imagenet_weights(on_meta(VGG, 19, batch_norm=True), tmp_path / "nope.pth")
+    assert "vgg19_bn-c79401a0.pth" in str(err.value)
+    # A VGG-16 checkpoint does not fit VGG-19 (one line, names the arch).
+    v16 = tmp_path / "vgg16.pth"
+    torch.save(on_meta(VGG16).state_dict(), v16)
+    with pytest.raises(ValueError) as err:
+        load_imagenet_weights(on_meta(VGG19), v16)
+    assert "\n" not in str(err.value) and "vgg19" in str(err.value)
