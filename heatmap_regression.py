@@ -42,8 +42,8 @@ from common.backbones import VGG16, ResNet, fc_to_conv, load_imagenet_weights
 from common.metrics import format_table, part_table, pck
 from common.skeleton import MPII_BONES, MPII_FLIP, MPII_JOINTS, bone_indices
 from common.toy import render_person, toy_head_size
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride,
-                               invert_affine, open_image, to_stride, warp_image)
+from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine,
+                               open_image, to_stride, to_tensor, to_uint8, warp_image)
 
 N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2): MPII's 16 parts; LSP maps into them
 
@@ -535,22 +535,6 @@ class Cascade(nn.Module):
 # =============================================================================
 # Data: crop, augment (§3.1 / §3.2 "Training"), targets
 # =============================================================================
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)   # the backbones'
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)    # pre-training
-
-
-def to_tensor(crop):
-    """An (H, W, 3) uint8 crop -> (3, H, W) float tensor, ImageNet-normalised."""
-    x = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(x.transpose(2, 0, 1).copy())
-
-
-def to_uint8(image):
-    """The inverse, for display: (3, H, W) tensor -> (H, W, 3) uint8."""
-    x = image.permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN
-    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
-
-
 class ToySource:
     """The synthetic people of ``common.toy`` behind the reader interface:
     ``load(i, reduce_per_scale) -> (PIL image, factor, keypoints, center,

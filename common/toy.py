@@ -19,6 +19,10 @@ with human-like proportions and joint angles, drawn in a cluttered scene:
 Everything is deterministic per ``(seed, index)``. ``render_person`` returns
 an image plus a record with the same fields the MPII reader produces, so the
 toy data run through exactly the same crop, augmentation and targets.
+``render_scene`` draws several such figures in one image for paper 2:
+crowded, overlapping and cut by the borders, each with its keypoints, its
+full (amodal) box and its visible area; one label map holds (person, part),
+so other people occlude as honestly as occluders do.
 """
 import math
 
@@ -54,6 +58,9 @@ for side in "rl":
     OWNERS[f"{side}_knee"] = (f"{side}_thigh", f"{side}_shin")
     OWNERS[f"{side}_ankle"] = (f"{side}_shin",)
 OWNER_IDS = [tuple(PARTS[p] for p in OWNERS[n]) for n in MPII_JOINTS]
+_OWNER_TABLE = np.zeros((16, len(PARTS) + 1), bool)      # [joint, part id] -> owner?
+for _j, _ids in enumerate(OWNER_IDS):
+    _OWNER_TABLE[_j, list(_ids)] = True
 
 
 def _unit(angle):
@@ -106,17 +113,98 @@ def _colour(rng, lo=30, hi=225):
     return tuple(int(c) for c in rng.integers(lo, hi, 3))
 
 
-def _clutter(rng, draw, size, limb_colours, limb_width, n_sticks):
-    """Background shapes, including limb-like sticks in the person's colours."""
+def _shapes(rng, draw, size):
+    """Background blobs over a canvas of ``size`` = side or ``(width, height)``."""
     for _ in range(rng.integers(3, 7)):
         x, y = rng.uniform(0, size, 2)
         w, h = rng.uniform(0.05, 0.3, 2) * size
         shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
         shape([x - w, y - h, x + w, y + h], fill=_colour(rng))
+
+
+def _sticks(rng, draw, size, limb_colours, limb_width, n_sticks, length):
+    """``n_sticks`` limb-like capsules in ``limb_colours``, ``0.1..0.2 length`` long."""
     for _ in range(n_sticks):
         a = rng.uniform(0, size, 2)
-        b = a + _unit(rng.uniform(0, 2 * math.pi)) * rng.uniform(0.1, 0.2) * size
-        _capsule([draw], a, b, limb_width * rng.uniform(0.8, 1.2), [limb_colours[rng.integers(2)]])
+        b = a + _unit(rng.uniform(0, 2 * math.pi)) * rng.uniform(0.1, 0.2) * length
+        _capsule([draw], a, b, limb_width * rng.uniform(0.8, 1.2), [limb_colours[rng.integers(len(limb_colours))]])
+
+
+def _clutter(rng, draw, size, limb_colours, limb_width, n_sticks):
+    """Background shapes, including limb-like sticks in the person's colours."""
+    _shapes(rng, draw, size)
+    _sticks(rng, draw, size, limb_colours, limb_width, n_sticks, size)
+
+
+def _figure(rng, draw, ldraw, xy, limb_w, colours, label0=0):
+    """Draw the figure with joints ``xy`` (16, 2) into the image and the label
+    map; part ``name`` gets label ``label0 + PARTS[name]``.
+
+    Drawing order is depth order: each arm is randomly behind or in front of
+    the torso, and one leg crosses over the other (self-occlusion).
+    """
+    skin, cloth, trousers = colours
+
+    def limb(name, a, b, width, fill):
+        _capsule([draw, ldraw], xy[J[a]], xy[J[b]], width, [fill, label0 + PARTS[name]])
+
+    arms_front = rng.random(2) < 0.7
+    legs = ["r", "l"] if rng.random() < 0.5 else ["l", "r"]
+    for s_, (a, b, c_) in [(s_, (f"{s_}_shoulder", f"{s_}_elbow", f"{s_}_wrist")) for s_ in "rl"]:
+        if not arms_front["rl".index(s_)]:
+            limb(f"{s_}_upper_arm", a, b, limb_w, cloth)
+            limb(f"{s_}_forearm", b, c_, limb_w * 0.85, skin)
+    for s_ in legs:
+        limb(f"{s_}_thigh", f"{s_}_hip", f"{s_}_knee", limb_w * 1.2, trousers)
+        limb(f"{s_}_shin", f"{s_}_knee", f"{s_}_ankle", limb_w, trousers)
+    torso = [xy[J[n]] for n in ("r_shoulder", "l_shoulder", "l_hip", "r_hip")]
+    for d, fill in ((draw, cloth), (ldraw, label0 + PARTS["torso"])):
+        d.polygon([tuple(q) for q in torso], fill=fill)
+    # The pelvis lies on the hip line, the torso polygon's edge: a band from
+    # hip to hip gives it (and the hips) body pixels to be visible on.
+    _capsule([draw, ldraw], xy[J["r_hip"]], xy[J["l_hip"]], limb_w * 1.2, [cloth, label0 + PARTS["torso"]])
+    _capsule([draw, ldraw], xy[J["thorax"]], xy[J["upper_neck"]], limb_w, [skin, label0 + PARTS["torso"]])
+    hc, hr = _head(xy)
+    for d, fill in ((draw, skin), (ldraw, label0 + PARTS["head"])):
+        d.ellipse([hc[0] - hr * 0.8, hc[1] - hr, hc[0] + hr * 0.8, hc[1] + hr], fill=fill)
+    for s_, (a, b, c_) in [(s_, (f"{s_}_shoulder", f"{s_}_elbow", f"{s_}_wrist")) for s_ in "rl"]:
+        if arms_front["rl".index(s_)]:
+            limb(f"{s_}_upper_arm", a, b, limb_w, cloth)
+            limb(f"{s_}_forearm", b, c_, limb_w * 0.85, skin)
+
+
+def _head(xy):
+    """Centre and half-height of the head ellipse (half-width is 0.8 x that)."""
+    hc = (xy[J["head_top"]] + xy[J["upper_neck"]]) / 2
+    return hc, np.linalg.norm(xy[J["head_top"]] - xy[J["upper_neck"]]) * 0.58
+
+
+def _occluder(rng, draw, ldraw, xy, height):
+    """One occluder: a blob centred near a random joint (not the head, which
+    MPII rarely has occluded), big enough to hide a joint and part of its
+    limbs but not a whole arm, so the joint stays inferable from context."""
+    q = xy[rng.choice([j for j in range(16) if j not in (J["head_top"], J["upper_neck"])])]
+    q = q + rng.normal(0, 0.03, 2) * height
+    r = rng.uniform(0.06, 0.12, 2) * height
+    box = [q[0] - r[0], q[1] - r[1], q[0] + r[0], q[1] + r[1]]
+    shape = "ellipse" if rng.random() < 0.5 else "rectangle"
+    getattr(draw, shape)(box, fill=_colour(rng))
+    getattr(ldraw, shape)(box, fill=OCCLUDER)
+
+
+def _visibility(labels, xy, label0=0):
+    """``v`` (16,) of a figure drawn with labels ``label0 + PARTS[...]``: 2 when
+    the label under the joint (its nearest pixel) is one of the joint's owner
+    parts of this same figure, 1 when something else is on top, 0 outside."""
+    h, w = labels.shape
+    ij = np.round(xy).astype(int)
+    inside = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
+    part = np.zeros(16, int)
+    part[inside] = labels[ij[inside, 1], ij[inside, 0]].astype(int) - label0
+    ok = (part >= 1) & (part <= len(PARTS))
+    own = np.zeros(16, bool)
+    own[ok] = _OWNER_TABLE[np.flatnonzero(ok), part[ok]]
+    return np.where(inside, np.where(own, 2, 1), 0)
 
 
 def render_person(seed, index, size=160, occlusion=0.75):
@@ -142,57 +230,14 @@ def render_person(seed, index, size=160, occlusion=0.75):
     limb_w = height * 0.055
     _clutter(rng, draw, size, (cloth, trousers), limb_w, n_sticks=rng.integers(2, 5))
 
-    def limb(name, a, b, width, fill):
-        _capsule([draw, ldraw], xy[J[a]], xy[J[b]], width, [fill, PARTS[name]])
-
-    # Drawing order is depth order: each arm is randomly behind or in front of
-    # the torso, and one leg crosses over the other (self-occlusion).
-    arms_front = rng.random(2) < 0.7
-    legs = ["r", "l"] if rng.random() < 0.5 else ["l", "r"]
-    for s_, (a, b, c_) in [(s_, (f"{s_}_shoulder", f"{s_}_elbow", f"{s_}_wrist")) for s_ in "rl"]:
-        if not arms_front["rl".index(s_)]:
-            limb(f"{s_}_upper_arm", a, b, limb_w, cloth)
-            limb(f"{s_}_forearm", b, c_, limb_w * 0.85, skin)
-    for s_ in legs:
-        limb(f"{s_}_thigh", f"{s_}_hip", f"{s_}_knee", limb_w * 1.2, trousers)
-        limb(f"{s_}_shin", f"{s_}_knee", f"{s_}_ankle", limb_w, trousers)
-    torso = [xy[J[n]] for n in ("r_shoulder", "l_shoulder", "l_hip", "r_hip")]
-    for d, fill in ((draw, cloth), (ldraw, PARTS["torso"])):
-        d.polygon([tuple(q) for q in torso], fill=fill)
-    # The pelvis lies on the hip line, the torso polygon's edge: a band from
-    # hip to hip gives it (and the hips) body pixels to be visible on.
-    _capsule([draw, ldraw], xy[J["r_hip"]], xy[J["l_hip"]], limb_w * 1.2, [cloth, PARTS["torso"]])
-    _capsule([draw, ldraw], xy[J["thorax"]], xy[J["upper_neck"]], limb_w, [skin, PARTS["torso"]])
-    hc = (xy[J["head_top"]] + xy[J["upper_neck"]]) / 2
-    hr = np.linalg.norm(xy[J["head_top"]] - xy[J["upper_neck"]]) * 0.58
-    for d, fill in ((draw, skin), (ldraw, PARTS["head"])):
-        d.ellipse([hc[0] - hr * 0.8, hc[1] - hr, hc[0] + hr * 0.8, hc[1] + hr], fill=fill)
-    for s_, (a, b, c_) in [(s_, (f"{s_}_shoulder", f"{s_}_elbow", f"{s_}_wrist")) for s_ in "rl"]:
-        if arms_front["rl".index(s_)]:
-            limb(f"{s_}_upper_arm", a, b, limb_w, cloth)
-            limb(f"{s_}_forearm", b, c_, limb_w * 0.85, skin)
-
-    # Occluders: blobs centred near a random joint (not the head, which MPII
-    # rarely has occluded), big enough to hide a joint and part of its limbs
-    # but not a whole arm, so the joint stays inferable from context.
+    _figure(rng, draw, ldraw, xy, limb_w, (skin, cloth, trousers))
     if rng.random() < occlusion:
         for _ in range(rng.integers(1, 3)):
-            q = xy[rng.choice([j for j in range(16) if j not in (J["head_top"], J["upper_neck"])])]
-            q = q + rng.normal(0, 0.03, 2) * height
-            r = rng.uniform(0.06, 0.12, 2) * height
-            box = [q[0] - r[0], q[1] - r[1], q[0] + r[0], q[1] + r[1]]
-            shape = "ellipse" if rng.random() < 0.5 else "rectangle"
-            getattr(draw, shape)(box, fill=_colour(rng))
-            getattr(ldraw, shape)(box, fill=OCCLUDER)
+            _occluder(rng, draw, ldraw, xy, height)
 
-    labels = np.asarray(lab)
     kp = np.zeros((16, 3), np.float32)
     kp[:, :2] = xy
-    ij = np.round(xy).astype(int)
-    inside = ((ij >= 0) & (ij < size)).all(1)
-    for j in range(16):
-        if inside[j]:
-            kp[j, 2] = 2 if labels[ij[j, 1], ij[j, 0]] in OWNER_IDS[j] else 1
+    kp[:, 2] = _visibility(np.asarray(lab), xy)
     return np.asarray(img), kp, centre.astype(np.float32), float(height / 200)
 
 
@@ -205,3 +250,165 @@ def toy_head_size(keypoints):
     kp = np.asarray(keypoints)
     d = np.linalg.norm(kp[..., J["head_top"], :2] - kp[..., J["upper_neck"], :2], axis=-1)
     return 0.6 * 1.16 * math.sqrt(1 + 0.8 ** 2) * d
+
+
+# ----------------------------------------------------------------------------
+# Paper 2: scenes with several people
+# ----------------------------------------------------------------------------
+# A scene's label map holds (person, part) in one byte: person k's part
+# ``name`` is ``k * PERSON_LABELS + PARTS[name]``; 0 is background and
+# OCCLUDER (255) an occluder, so one uint8 map holds 25 people.
+PERSON_LABELS = len(PARTS)
+MAX_SCENE_PEOPLE = (OCCLUDER - 1) // PERSON_LABELS            # 25
+# Radius of the drawn shapes ending at each joint, in limb widths (see
+# ``_figure``: thighs and the hip band are 1.2 wide, forearms 0.85, the rest
+# 1; pelvis and head top are no capsule's end). With the head ellipse this
+# gives a figure's full (amodal) extent.
+_JOINT_RADIUS = np.array([0.5, 0.6, 0.6, 0.6, 0.6, 0.5, 0.0, 0.5, 0.5, 0.0,
+                          0.425, 0.5, 0.5, 0.5, 0.5, 0.425])
+# Paper: the data sets set these; here chosen so that most scenes are crowded.
+SCENE_HEIGHT = (0.3, 0.9)   # figure height / image height: distant to near
+CLOSE = 0.5                 # chance a figure stands next to one already placed
+MIN_IN_CANVAS = 4           # fewer joints in the image: not an annotated person
+MIN_BOX = 0.05              # nor is one whose box side is < 5 % of the image side
+
+
+def render_scene(seed, index, size=(192, 192), max_people=6, occlusion=0.5, return_labels=False):
+    """Render scene ``index`` of the toy set ``seed``: several figures (paper 2).
+
+    ``size`` is ``(height, width)`` (an int: square). Returns ``(image,
+    keypoints, boxes, areas)``, plus the label map when ``return_labels``:
+
+    * ``image`` ``(H, W, 3)`` uint8;
+    * ``keypoints`` ``(K, 16, 3)`` float32, MPII joint order, ``1 <= K <=
+      max_people``; a joint outside the image is not annotated, ``(0, 0, 0)``;
+    * ``boxes`` ``(K, 4)`` float32 ``x, y, w, h``: each figure's full extent
+      (joints, limb widths and head, also where hidden) clipped to the image
+      ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``: what a good detector outputs;
+    * ``areas`` ``(K,)`` float32: pixels showing the person (COCO's ``area``,
+      the visible segment), at least 1;
+    * ``labels`` ``(H, W)`` uint8: ``k * PERSON_LABELS + PARTS[part]`` where
+      person ``k`` shows, 0 background, ``OCCLUDER`` for occluders and for
+      figures that were not annotated.
+
+    People are listed back to front (drawing order), so person ``k`` can
+    only be hidden by people ``> k`` and occluders. Figures have the style of
+    ``render_person``; heights vary over ``SCENE_HEIGHT`` x image height and
+    about half stand next to someone already placed (crowds, heavy overlap),
+    the others anywhere, some cut by the border. Visibility is read off the
+    label map as in ``render_person``, so other people occlude honestly.
+    Figures with fewer than ``MIN_IN_CANVAS`` joints in the image, a clipped
+    box side under ``MIN_BOX`` of the image, or no visible joint (hidden
+    behind others) are drawn but not annotated.
+    """
+    if isinstance(size, (int, np.integer)):
+        size = (size, size)
+    if len(size) != 2 or min(size) < 16:
+        raise ValueError(f"size must be (height, width) of at least 16 px, got {size!r}")
+    if not 1 <= max_people <= MAX_SCENE_PEOPLE:
+        raise ValueError(f"max_people must be in 1..{MAX_SCENE_PEOPLE} (one uint8 label map), got {max_people}")
+    H, W = int(size[0]), int(size[1])
+    rng = np.random.default_rng([seed, index, 2])       # a stream apart from render_person's
+    while True:                                          # a retry is rare: see _scene
+        out = _scene(rng, H, W, max_people, occlusion, return_labels)
+        if out is not None:
+            return out
+
+
+def _scene(rng, H, W, max_people, occlusion, return_labels):
+    """One attempt at a scene; ``None`` when no figure ended up annotated."""
+    wh = np.array([W, H], float)
+    n = int(rng.integers(1, max_people + 1))
+    heights, centres = [], []
+    for i in range(n):
+        if i == 0:                                       # someone well inside the frame
+            h = H * rng.uniform(*SCENE_HEIGHT)
+            c = wh * rng.uniform([0.3, 0.4], [0.7, 0.6])
+        elif rng.random() < CLOSE:                       # next to someone: a crowd
+            k = rng.integers(i)
+            h = np.clip(heights[k] * rng.uniform(0.8, 1.25), SCENE_HEIGHT[0] * H, SCENE_HEIGHT[1] * H)
+            c = centres[k] + rng.uniform([-0.45, -0.12], [0.45, 0.12]) * heights[k]
+        else:                                            # anywhere, maybe cut by the border
+            h = H * rng.uniform(*SCENE_HEIGHT)
+            c = wh * rng.uniform([0.0, 0.25], [1.0, 0.75])
+        heights.append(h)
+        centres.append(c)
+    # Depth order: the smaller (farther) figure is drawn first, behind.
+    order = np.argsort(heights, kind="stable")
+    people = []
+    for k in order:
+        h = heights[k]
+        rot = math.radians(rng.uniform(-25, 25))
+        c, s = math.cos(rot), math.sin(rot)
+        xy = sample_pose(rng) * h @ np.array([[c, s], [-s, c]]) + centres[k]
+        people.append((xy, h, h * 0.055, (_colour(rng), _colour(rng), _colour(rng))))
+
+    img = Image.new("RGB", (W, H), _colour(rng, 60, 200))
+    lab = Image.new("L", (W, H), 0)
+    draw, ldraw = ImageDraw.Draw(img), ImageDraw.Draw(lab)
+    _shapes(rng, draw, wh)
+    for xy, h, limb_w, (skin, cloth, trousers) in people:   # sticks look like anyone's limbs
+        _sticks(rng, draw, wh, (cloth, trousers, skin), limb_w, rng.integers(1, 3), 1.6 * h)
+    for k, (xy, h, limb_w, colours) in enumerate(people):
+        _figure(rng, draw, ldraw, xy, limb_w, colours, label0=k * PERSON_LABELS)
+    if rng.random() < occlusion:
+        for _ in range(rng.integers(1, 4)):
+            xy, h = people[rng.integers(n)][:2]
+            _occluder(rng, draw, ldraw, xy, h)
+
+    labels = np.asarray(lab)
+    counts = np.bincount(labels.ravel(), minlength=256)[1:1 + MAX_SCENE_PEOPLE * PERSON_LABELS]
+    shown = counts.reshape(MAX_SCENE_PEOPLE, PERSON_LABELS).sum(1)   # pixels per person
+    kept, kps, boxes = [], [], []
+    for k, (xy, h, limb_w, _) in enumerate(people):
+        v = _visibility(labels, xy, label0=k * PERSON_LABELS)
+        r = _JOINT_RADIUS[:, None] * limb_w
+        hc, hr = _head(xy)
+        lo = np.minimum((xy - r).min(0), hc - (0.8 * hr, hr))
+        hi = np.maximum((xy + r).max(0), hc + (0.8 * hr, hr))
+        lo, hi = np.maximum(lo, -0.5), np.minimum(hi, wh - 0.5)
+        if ((v > 0).sum() < MIN_IN_CANVAS or (hi - lo).min() < MIN_BOX * min(H, W)
+                or not (v == 2).any()):
+            continue
+        kp = np.zeros((16, 3), np.float32)
+        kp[:, :2] = np.where(v[:, None] > 0, xy, 0)
+        kp[:, 2] = v
+        kept.append(k)
+        kps.append(kp)
+        boxes.append(np.concatenate([lo, hi - lo]))
+    if not kept:
+        return None
+    out = (np.asarray(img), np.stack(kps), np.array(boxes, np.float32),
+           np.maximum(shown[kept], 1).astype(np.float32))
+    if not return_labels:
+        return out
+    lut = np.full(256, OCCLUDER, np.uint8)               # figures left out act as occluders
+    lut[0] = 0
+    for new, old in enumerate(kept):
+        lut[old * PERSON_LABELS + 1:(old + 1) * PERSON_LABELS + 1] = new * PERSON_LABELS + np.arange(1, PERSON_LABELS + 1)
+    return out + (lut[labels],)
+
+
+def scene_stats(keypoints, boxes, iou=0.3):
+    """Crowding of a list of scenes (``render_scene``'s keypoints and boxes).
+
+    Returns fractions of scenes with ``crowded`` (3+ people), ``overlap`` (two
+    boxes with IoU > ``iou``), ``truncated`` (someone with a joint outside the
+    image, ``v = 0``), plus ``people`` (mean per scene) and ``occluded`` (the
+    share of annotated joints with ``v = 1``).
+    """
+    crowded = overlap = truncated = 0
+    v = np.concatenate([k[..., 2].ravel() for k in keypoints])
+    for kp, b in zip(keypoints, boxes):
+        b = np.asarray(b, float)
+        crowded += len(b) >= 3
+        truncated += bool((kp[..., 2] == 0).any())
+        lo, hi = b[:, None, :2], b[:, None, :2] + b[:, None, 2:]
+        inter = np.clip(np.minimum(hi, hi.transpose(1, 0, 2)) - np.maximum(lo, lo.transpose(1, 0, 2)), 0, None).prod(-1)
+        area = b[:, 2] * b[:, 3]
+        ious = inter / (area[:, None] + area[None] - inter)
+        overlap += bool((np.triu(ious, 1) > iou).any())
+    n = len(keypoints)
+    return {"people": float(np.mean([len(b) for b in boxes])), "crowded": crowded / n,
+            "overlap": overlap / n, "truncated": truncated / n,
+            "occluded": float((v == 1).sum() / max(1, (v > 0).sum()))}

@@ -124,6 +124,24 @@ def warp_image(img, A, out, factor=1.0):
     return np.asarray(img.transform((out, out), Image.AFFINE, data, resample=Image.BILINEAR))
 
 
+# Both papers' backbones were pre-trained on ImageNet with these statistics.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+def to_tensor(image):
+    """An (H, W, 3) uint8 image -> (3, H, W) float tensor, ImageNet-normalised."""
+    import torch  # late: the rest of this module needs only numpy and PIL
+    x = (np.asarray(image).astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(x.transpose(2, 0, 1).copy())
+
+
+def to_uint8(image):
+    """The inverse, for display: (3, H, W) tensor -> (H, W, 3) uint8."""
+    x = image.detach().cpu().permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN
+    return (np.clip(x, 0, 1) * 255).astype(np.uint8)
+
+
 def to_stride(xy, stride):
     """Input-pixel coordinates -> coordinates on a map of the given stride."""
     return (np.asarray(xy, dtype=np.float64) - (stride - 1) / 2) / stride
