@@ -1,0 +1,345 @@
+"""OKS metrics: COCO AP against pycocotools, the AI Challenger score and OKS by hand."""
+import contextlib
+import copy
+import io
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.coco_eval import (aic_score, coco_keypoint_ap, format_ap_table, oks,
+                              to_coco_results, write_json)
+
+STATS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
+REAL_COCO = Path(__file__).parents[1] / ".." / "shared" / "real_samples" / "coco"
+J = 17
+
+
+def pycocotools_stats(images, gt_annotations, results):
+    """The ten ``COCOeval(iouType='keypoints').stats``, named, from the official code."""
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = {"images": copy.deepcopy(images), "annotations": copy.deepcopy(gt_annotations),
+                      "categories": [{"id": 1, "name": "person"}]}
+        gt.createIndex()
+        dt = gt.loadRes(copy.deepcopy(results))  # loadRes adds area/bbox/id in place
+        ev = COCOeval(gt, dt, iouType="keypoints")
+        ev.params.imgIds = sorted(img["id"] for img in images)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return dict(zip(STATS, ev.stats))
+
+
+def assert_stats_equal(ours, theirs):
+    for name in STATS:
+        assert ours[name] == pytest.approx(theirs[name], abs=1e-6), name
+
+
+def noisy_copy(rng, kp, box, area, scale):
+    """A prediction near ``kp`` (J, 3): labelled joints moved by ``scale * sqrt(area)``
+    px of Gaussian noise, unlabelled ones placed anywhere in the box."""
+    x, y, w, h = box
+    xy = np.where(kp[:, 2:] > 0, kp[:, :2],
+                  np.stack([x + rng.uniform(0, w, J), y + rng.uniform(0, h, J)], -1))
+    xy = xy + rng.normal(0, scale * math.sqrt(area), (J, 2))
+    return np.concatenate([xy, np.ones((J, 1))], -1)
+
+
+def synthetic_coco(seed, with_bbox=False):
+    """Random people and predictions covering every branch of COCOeval.
+
+    Images 1-2 have no people but do have detections; image 3 has 25 detections
+    (more than maxDets = 20); people are small, medium and large, some are crowds,
+    some have no labelled joint; scores are rounded to 0.1 so that many tie.
+    """
+    rng = np.random.default_rng(seed)
+    images, gts, preds = [], [], []
+    for image_id in range(1, 13):
+        images.append({"id": image_id, "width": 640, "height": 480})
+        n_people = 0 if image_id <= 2 else 6 if image_id == 3 else rng.integers(1, 6)
+        poses = []
+        for _ in range(n_people):
+            h = rng.choice([20.0, 60.0, 150.0]) * rng.uniform(0.7, 1.4)  # small / medium / large
+            w = h * rng.uniform(0.4, 1.0)
+            x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
+            kp = np.stack([x + rng.uniform(0, w, J), y + rng.uniform(0, h, J),
+                           rng.choice([0, 1, 2], J, p=[0.3, 0.2, 0.5])], -1)
+            if rng.random() < 0.15:
+                kp[:, 2] = 0
+            kp[kp[:, 2] == 0, :2] = 0  # COCO stores unlabelled joints as (0, 0, 0)
+            area = w * h * rng.uniform(0.4, 0.9)
+            gts.append({"id": len(gts) + 1, "image_id": image_id, "category_id": 1,
+                        "keypoints": kp.ravel().tolist(), "area": area, "bbox": [x, y, w, h],
+                        "iscrowd": int(rng.random() < 0.12),
+                        "num_keypoints": int(np.count_nonzero(kp[:, 2]))})
+            for _ in range(rng.integers(0, 3) if image_id != 3 else 3):  # duplicates too
+                scale = rng.choice([0.01, 0.03, 0.06, 0.1, 0.3])
+                poses.append(noisy_copy(rng, kp, (x, y, w, h), area, scale))
+        n_false = 7 if image_id == 3 else rng.integers(image_id <= 2, 3)
+        for _ in range(n_false):  # false positives anywhere, any size
+            s = rng.uniform(10, 200)
+            x, y = rng.uniform(0, 600), rng.uniform(0, 440)
+            poses.append(np.stack([x + rng.uniform(0, s, J), y + rng.uniform(0, s, J),
+                                   np.ones(J)], -1))
+        for pose in poses:
+            preds.append({"image_id": image_id, "category_id": 1,
+                          "keypoints": pose.ravel().tolist(), "score": round(rng.random(), 1)})
+            if with_bbox:  # a detector box, whose area replaces the keypoint extent
+                lo = pose[:, :2].min(0) - rng.uniform(0, 30, 2)
+                hi = pose[:, :2].max(0) + rng.uniform(0, 30, 2)
+                preds[-1]["bbox"] = [*lo, *(hi - lo)]
+    return images, gts, preds
+
+
+# ----------------------------------------------------------------------------
+# COCO AP: pycocotools as the oracle
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("with_bbox", [False, True])
+def test_matches_pycocotools_on_synthetic_data(seed, with_bbox):
+    images, gts, preds = synthetic_coco(seed, with_bbox)
+    assert sum(p["image_id"] == 3 for p in preds) > 20
+    assert any(g["iscrowd"] for g in gts) and any(g["num_keypoints"] == 0 for g in gts)
+    theirs = pycocotools_stats(images, gts, preds)
+    ours = coco_keypoint_ap(gts, preds, image_ids=[img["id"] for img in images])
+    assert_stats_equal(ours, theirs)
+    # A meaningful case: every area range is populated and AP is far from 0 and 1.
+    assert all(ours[k] > 0 for k in ("APM", "APL")) and 0.1 < ours["AP"] < 0.9
+
+
+def test_images_without_people_count_only_when_passed():
+    images, gts, preds = synthetic_coco(0)
+    everything = coco_keypoint_ap(gts, preds, image_ids=[img["id"] for img in images])
+    people_only = coco_keypoint_ap(gts, preds)  # default: images 1-2 are left out
+    assert_stats_equal(people_only, pycocotools_stats(images[2:], gts,
+                                                      [p for p in preds if p["image_id"] > 2]))
+    assert people_only["AP"] > everything["AP"]  # their detections were false positives
+
+
+def test_inputs_are_not_modified():
+    _, gts, preds = synthetic_coco(0, with_bbox=True)
+    before = copy.deepcopy((gts, preds))
+    coco_keypoint_ap(gts, preds)
+    assert (gts, preds) == before
+
+
+def perturbed_predictions(rng, gts):
+    """Noisy copies of ~80% of the scored people plus a few shifted false positives."""
+    preds = []
+    for g in gts:
+        kp = np.reshape(g["keypoints"], (J, 3)).astype(float)
+        if g["num_keypoints"] == 0 or rng.random() < 0.2:
+            continue
+        scale = rng.choice([0.01, 0.03, 0.08])
+        preds.append({"image_id": g["image_id"], "category_id": 1, "score": rng.random(),
+                      "keypoints": noisy_copy(rng, kp, g["bbox"], g["area"], scale).ravel().tolist()})
+        if rng.random() < 0.3:
+            fp = np.array(preds[-1]["keypoints"]).reshape(J, 3) + [rng.uniform(-80, 80),
+                                                                   rng.uniform(-80, 80), 0]
+            preds.append({"image_id": g["image_id"], "category_id": 1, "score": rng.random(),
+                          "keypoints": fp.ravel().tolist()})
+    return preds
+
+
+@pytest.mark.skipif(not (REAL_COCO / "test_coco.json").is_file(),
+                    reason=f"real COCO samples not found in {REAL_COCO}")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_pycocotools_on_real_annotations(seed):
+    data = json.loads((REAL_COCO / "test_coco.json").read_text())
+    preds = perturbed_predictions(np.random.default_rng(seed), data["annotations"])
+    theirs = pycocotools_stats(data["images"], data["annotations"], preds)
+    ours = coco_keypoint_ap(data["annotations"], preds, [img["id"] for img in data["images"]])
+    assert_stats_equal(ours, theirs)
+    assert 0 < ours["AP"] < 1
+
+
+def test_perfect_predictions_score_one():
+    images, gts, _ = synthetic_coco(5)
+    scored = [g for g in gts if g["num_keypoints"] > 0 and not g["iscrowd"]]
+    preds = [{"image_id": g["image_id"], "keypoints": g["keypoints"], "score": 1.0} for g in scored]
+    stats = coco_keypoint_ap(gts, preds, [img["id"] for img in images])
+    assert all(stats[k] == pytest.approx(1.0) for k in STATS)
+    # One of them moved away: a miss and a false positive, so below 1.
+    preds[0] = {**preds[0], "keypoints": (np.array(preds[0]["keypoints"]) + 500).tolist()}
+    assert coco_keypoint_ap(gts, preds)["AP"] < 1
+
+
+def test_no_scored_people_is_minus_one():
+    gt = {"id": 1, "image_id": 1, "keypoints": [0] * 3 * J, "area": 100.0, "bbox": [0, 0, 10, 10],
+          "iscrowd": 0, "num_keypoints": 0}
+    stats = coco_keypoint_ap([gt], [{"image_id": 1, "keypoints": [5] * 3 * J, "score": 0.5}])
+    assert all(stats[k] == -1 for k in STATS)
+
+
+def test_ties_between_people_go_to_the_later_one():
+    # Two people without labelled joints (ignored) whose enlarged boxes both contain
+    # detection d1, so it has OKS 1 with each; pycocotools' ``<`` test gives it the
+    # later one, g2. d2 is inside g2's enlarged box only: g2 being taken, d2 is a
+    # false positive. d0 matches the one scored person, g0.
+    def gt(id, box, kpts, num_keypoints):
+        return {"id": id, "image_id": 1, "category_id": 1, "area": 2000.0, "bbox": box,
+                "iscrowd": 0, "num_keypoints": num_keypoints, "keypoints": kpts}
+    g0 = gt(1, [300, 300, 40, 50], np.ravel([(310 + j, 320 + j, 2) for j in range(J)]).tolist(), J)
+    g1 = gt(2, [0, 0, 40, 50], [0] * 3 * J, 0)    # enlarged: x, y in [-40, 80] x [-50, 100]
+    g2 = gt(3, [60, 0, 40, 50], [0] * 3 * J, 0)   # enlarged: [20, 140] x [-50, 100]
+    gts = [g0, g1, g2]
+
+    def det(x, y, score):
+        return {"image_id": 1, "category_id": 1, "keypoints": [x, y, 1] * J, "score": score}
+    preds = [det(50, 20, 0.99), det(120, 20, 0.95), {**det(0, 0, 0.9), "keypoints": g0["keypoints"]}]
+    # Ranked: d1 ignored, d2 false positive, d0 true positive: precision 1/2 at recall 1.
+    stats = coco_keypoint_ap(gts, preds)
+    assert stats["AP"] == pytest.approx(0.5) and stats["AR"] == 1.0
+    assert_stats_equal(stats, pycocotools_stats([{"id": 1}], gts, preds))
+
+
+def test_oks_exactly_at_a_threshold():
+    # Two labelled joints, one exact and one far off (exp underflows to 0): OKS is
+    # exactly 0.5. COCO matches at OKS >= t, AI Challenger counts OKS > t.
+    gt_kp = np.zeros((J, 3))
+    gt_kp[:2] = [(100, 100, 2), (120, 100, 2)]
+    dt_kp = gt_kp.copy()
+    dt_kp[1, 0] += 1e4
+    gt = {"id": 1, "image_id": 1, "keypoints": gt_kp.ravel().tolist(), "area": 900.0,
+          "bbox": [90, 90, 30, 30], "iscrowd": 0, "num_keypoints": 2}
+    pred = {"image_id": 1, "keypoints": dt_kp.ravel().tolist(), "score": 1.0}
+    stats = coco_keypoint_ap([gt], [pred])
+    assert stats["AP50"] == pytest.approx(1.0) and stats["AP75"] == 0.0
+    assert stats["AP"] == pytest.approx(0.1)
+    assert aic_score([gt], [pred], np.full(J, 0.05)) == 0.0
+    gt_kp[2] = dt_kp[2] = (110, 110, 2)  # a third, exact joint: OKS 2/3 > .50-.65
+    assert aic_score([{**gt, "keypoints": gt_kp.ravel().tolist()}],
+                     [{**pred, "keypoints": dt_kp.ravel().tolist()}], np.full(J, 0.05)) == 0.4
+
+
+# ----------------------------------------------------------------------------
+# OKS by hand
+
+def test_oks_by_hand():
+    sigmas = np.array([0.1, 0.1])      # k = 2 * sigma = 0.2, k^2 = 0.04
+    gt = np.array([[[10, 10, 2], [20, 20, 1]],     # both joints labelled (occluded counts)
+                   [[10, 10, 2], [0, 0, 0]],       # second joint unlabelled
+                   [[0, 0, 0], [0, 0, 0]]], float)  # no label: the box rule
+    areas = np.array([100.0, 100.0, 100.0])        # s^2
+    boxes = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [10, 10, 10, 20]], float)
+    dt = np.array([[[13, 10, 0], [20, 20, 0]],     # joint 0 off by 3 px
+                   [[35, 0, 0], [20, 20, 0]]], float)
+    # exp(-d^2 / (2 s^2 k^2)): d = 3 -> exp(-9 / 8) ; d = 0 -> 1.
+    e3 = math.exp(-9 / 8)
+    # Box [10, 10, 10, 20] enlarged: x in [0, 30], y in [-10, 50]. (35, 0) is 5 px
+    # to the right: exp(-25 / 8); (20, 20) is inside: 1. (13, 10), (20, 20): inside.
+    e5 = math.exp(-25 / 8)
+    expected = [[(e3 + 1) / 2, e3, 1.0],
+                [(math.exp(-(25**2 + 10**2) / 8) + 1) / 2, math.exp(-(25**2 + 10**2) / 8),
+                 (e5 + 1) / 2]]
+    np.testing.assert_allclose(oks(dt, gt, areas, boxes, sigmas), expected, rtol=1e-12)
+    assert oks(dt[:0], gt, areas, boxes, sigmas).shape == (0, 3)
+
+
+def test_oks_matches_pycocotools_compute_oks():
+    pytest.importorskip("pycocotools")
+    from pycocotools.cocoeval import COCOeval
+    images, gts, preds = synthetic_coco(7)
+    gts = [g for g in gts if g["image_id"] == 3]
+    preds = sorted([p for p in preds if p["image_id"] == 3], key=lambda p: -p["score"])[:20]
+    ev = COCOeval(iouType="keypoints")
+    ev._gts, ev._dts = {(3, 1): gts}, {(3, 1): preds}
+    theirs = ev.computeOks(3, 1)
+    ours = oks(np.reshape([p["keypoints"] for p in preds], (len(preds), J, 3)),
+               np.reshape([g["keypoints"] for g in gts], (len(gts), J, 3)),
+               [g["area"] for g in gts], [g["bbox"] for g in gts])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------
+# AI Challenger score by hand
+
+def person(image_id, joints, box):
+    """An AIC-style person in COCO dict form: ``joints`` a list of (x, y, v)."""
+    return {"image_id": image_id, "keypoints": np.ravel(joints).tolist(), "bbox": box}
+
+
+SIGMAS = np.array([0.05, 0.05])  # delta = 0.1
+
+
+def test_aic_extra_prediction_is_penalised_and_occluded_joints_are_not_scored():
+    a = person(1, [(0, 0, 2), (5, 5, 2)], [0, 0, 10, 9])      # scale 90 + 1
+    b = person(1, [(50, 50, 2), (60, 60, 1)], [40, 40, 20, 20])  # joint 1 occluded; scale 401
+    exact_a = person(1, [(0, 0, 1), (5, 5, 1)], None)
+    near_b = person(1, [(51.6, 50, 1), (0, 0, 1)], None)      # 1.6 px off; occluded joint wrong
+    extra = person(1, [(300, 300, 1), (300, 300, 1)], None)
+    oks_b = math.exp(-1.6**2 / 2 / 0.1**2 / 401)               # 0.7268: above .50-.70, not .75
+    assert 0.7 < oks_b < 0.75
+    # Best OKS per person: 1 and oks_b. Thresholds .5-.7 pass both, .75-.95 only a.
+    assert aic_score([a, b], [exact_a, near_b], SIGMAS) == pytest.approx((5 * 2 + 5 * 1) / 10 / 2)
+    # The extra prediction makes it max(2, 3) = 3 entries: 1.5 / 3.
+    assert aic_score([a, b], [exact_a, near_b, extra], SIGMAS) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("target, expected", [(0.3, 0.0), (0.52, 0.1), (0.72, 0.5),
+                                              (0.93, 0.9), (0.99, 1.0)])
+def test_aic_oks_to_score_thresholds(target, expected):
+    # One person, one prediction at OKS ``target``: the score is the fraction of
+    # thresholds .50:.05:.95 strictly below it.
+    scale = 2 * 2 + 1  # a small box, where the official "+ 1" matters
+    d = math.sqrt(-math.log(target) * 2 * 0.1**2 * scale)
+    gt = person(7, [(100, 100, 2), (120, 100, 2)], [90, 90, 2, 2])
+    pred = person(7, [(100 + d, 100, 1), (120 + d, 100, 1)], None)
+    assert aic_score([gt], [pred], SIGMAS) == pytest.approx(expected)
+
+
+def test_aic_unmatched_people_and_one_prediction_serving_two():
+    a = person(1, [(0, 0, 2), (5, 5, 2)], [0, 0, 10, 10])
+    invisible = person(1, [(0, 0, 1), (5, 5, 0)], [0, 0, 10, 10])  # OKS 0, yet counted
+    exact = person(1, [(0, 0, 1), (5, 5, 1)], None)
+    assert aic_score([a, invisible], [exact], SIGMAS) == pytest.approx(0.5)
+    # No one-to-one matching: one prediction is the best match of two people.
+    assert aic_score([a, copy.deepcopy(a)], [exact], SIGMAS) == pytest.approx(1.0)
+    # An image with people but no prediction counts them as misses.
+    other = person(2, [(0, 0, 2), (5, 5, 2)], [0, 0, 10, 10])
+    assert aic_score([a, other], [exact], SIGMAS) == pytest.approx(0.5)
+
+
+# ----------------------------------------------------------------------------
+# Results files and the table
+
+def test_to_coco_results_round_trip_scores_one():
+    _, gts, _ = synthetic_coco(9)
+    gts = [g for g in gts if g["image_id"] == 4 and g["num_keypoints"] > 0 and not g["iscrowd"]]
+    kpts = np.reshape([g["keypoints"] for g in gts], (len(gts), J, 3))
+    results = to_coco_results(np.int64(4), kpts + 0.001, np.linspace(1, 0.5, len(gts)))
+    assert json.loads(json.dumps(results)) == results  # plain Python types only
+    written = np.reshape([r["keypoints"] for r in results], kpts.shape)
+    np.testing.assert_allclose(written, kpts + 0.001, atol=0.005)
+    np.testing.assert_array_equal(written[..., :2], np.round(written[..., :2], 2))  # 0.01 px
+    assert coco_keypoint_ap(gts, results)["AP"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="N, J, 3"):
+        to_coco_results(1, kpts[:, :, :2], np.ones(len(gts)))
+
+
+def test_write_json_is_atomic(tmp_path):
+    path = tmp_path / "results.json"
+    write_json(path, {"AP": np.float32(0.5), "kpts": np.arange(3)})
+    assert json.loads(path.read_text()) == {"AP": 0.5, "kpts": [0, 1, 2]}
+    with pytest.raises(TypeError):
+        write_json(path, {"AP": 0.7, "bad": object()})  # fails half-way through
+    assert json.loads(path.read_text())["AP"] == 0.5
+    assert os.listdir(tmp_path) == ["results.json"]
+
+
+def test_format_ap_table():
+    stats = dict.fromkeys(STATS, 0.5)
+    table = format_ap_table([("ours", {**stats, "AP": 0.6543, "APM": -1.0}), ("baseline", stats)])
+    header, ours, base = table.splitlines()
+    assert header.split() == ["AP", "AP50", "AP75", "APM", "APL"]
+    assert ours.split() == ["ours", "65.4", "50.0", "50.0", "-", "50.0"]
+    assert base.split() == ["baseline"] + ["50.0"] * 5
+    assert len({len(line) for line in table.splitlines()}) == 1  # aligned
