@@ -327,7 +327,10 @@ def _scene(rng, H, W, max_people, occlusion, return_labels):
         elif rng.random() < CLOSE:                       # next to someone: a crowd
             k = rng.integers(i)
             h = np.clip(heights[k] * rng.uniform(0.8, 1.25), SCENE_HEIGHT[0] * H, SCENE_HEIGHT[1] * H)
-            c = centres[k] + rng.uniform([-0.45, -0.12], [0.45, 0.12]) * heights[k]
+            # Side by side, overlapping, but never in the same place: two
+            # bodies cannot stand closer than about a shoulder width (0.2 h).
+            dx = rng.uniform(0.2, 0.45) * rng.choice([-1, 1])
+            c = centres[k] + np.array([dx, rng.uniform(-0.12, 0.12)]) * heights[k]
         else:                                            # anywhere, maybe cut by the border
             h = H * rng.uniform(*SCENE_HEIGHT)
             c = wh * rng.uniform([0.0, 0.25], [1.0, 0.75])
