@@ -1,0 +1,1577 @@
+"""Multi-person pose estimation with bounding box constraint (2018).
+
+A reference implementation that reads top to bottom in the order of the paper
+(text in ``../shared/papers/bottom_up_bbox_constraint.txt``):
+
+    Fig. 4  the 14-joint, 13-limb skeleton tree rooted at the neck (DFS order)
+    §III-A  CNN regression: confidence maps (Eq. 1-2), direction fields
+            (Eq. 3-4), the two-branch multi-stage network (Fig. 3, Table III),
+            the masked loss (Eq. 6-8); candidates and the connection score (Eq. 5)
+    §III-B  Pose parsing inside each box (Algorithm 1)
+    §III-C  Pose NMS (Eq. 9-11)
+    §III-D  Pose completion
+    §IV     Experiments: training, multi-scale testing, OKS AP (Tables I-II),
+            the Table IV ablation, robustness to box shift and tightness (Fig. 1)
+
+    python bottom_up_bbox.py                         # toy scenes, CPU, < 10 minutes
+    python bottom_up_bbox.py --demo photo.jpg --checkpoint runs/toy/best.pt
+    python bottom_up_bbox.py --demo                  # a fresh synthetic scene
+    python bottom_up_bbox.py --data coco --data-root ~/data/coco \
+        --pretrained ~/weights/resnet50-0676ba61.pth
+    python bottom_up_bbox.py --eval-only --data aic --data-root ~/data/aic \
+        --checkpoint runs/aic/best.pt --boxes detections.json
+
+The idea: one bottom-up forward pass predicts, for everybody at once, where
+joints are (confidence maps) and which way each limb points (direction
+fields). A person detector's boxes then decide *who* a joint can belong to:
+joints are connected inside each box only, so a wrong connection cannot
+propagate from one person to the next, and joints cut off from their person
+(truncation, occlusion) are recovered by the box (pose completion).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+from common import coco_aic, harness, plotting
+from common.backbones import VGG, ResNet, load_imagenet_weights
+from common.coco_eval import aic_score, coco_keypoint_ap, format_ap_table, to_coco_results, write_json
+from common.datasets import DataError
+from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, MPII_TO_AIC,
+                             flip_permutation)
+from common.toy import render_scene
+from common.transforms import ImageError, apply_affine, crop_matrix, open_image, to_tensor, warp_image
+
+
+# =============================================================================
+# Configuration: one place for every default. Paper values carry their source.
+# =============================================================================
+@dataclass
+class Config:
+    data: str = "coco"            # "toy", "coco" or "aic": picks the skeleton
+    # Network (§III-A1, Table III). The default is the paper's best trade-off.
+    backbone: str = "resnet"      # "resnet" (ResNet-50, dilated) or "vgg" (VGG-19, Cao et al.)
+    stages: int = 3               # Table III: "a 3-stage network ... good performance"
+    upsample: bool = True         # Table III "2x": deconvolve the outputs to stride 4
+    width: float = 1.0            # channel multiplier: 1.0 = the paper's network
+    resnet_blocks: tuple = (3, 4, 6)   # ResNet-50's layer1-3 (layer4 unused, see Features)
+    # Targets (§III-A2/3). Paper: sigma and delta unspecified. Here: Cao et
+    # al.'s values for a 368 px input (a Gaussian of sigma 7 px, limbs 1
+    # stride-8 pixel either side of the bone), in input pixels.
+    sigma: float = 7.0            # Eq. (1)
+    delta: float = 8.0            # Eq. (3): the rectangle is 2*delta wide
+    lambda_bg: float = 0.05       # Eq. (6): "We set lambda = 0.05"
+    # Training (§IV-A).
+    input_size: int = 368         # Paper: unspecified. Here: Cao et al.'s 368
+    batch_size: int = 16          # §IV-A "the batch size of 16"
+    lr: float = 8e-5              # §IV-A "initial learning rate of 8 x 10^-5" (Adam)
+    lr_end: float = 8e-6          # Paper: schedule unspecified. Here: geometric decay x0.1
+    epochs: int = 60              # Paper: unspecified. Here: about OpenPose's iterations
+    rot_range: float = 30.0       # §IV-A "rotating ... a degree in [-30, 30]" + flip
+    person_frac: tuple = (0.35, 0.9)   # Paper: scale augmentation unspecified. Here:
+    #                               the centred person's box fills this much of the crop
+    # Testing (§IV-A).
+    test_size: int = 368          # longer image side at scale 1.0 (Paper: unspecified)
+    scales: tuple = (0.7, 1.0, 1.3)    # §IV-A "multiple scales (0.7, 1.0, 1.3)"
+    box_extend: float = 0.1       # §IV-A "extended by 10% along both ... directions"
+    peak_threshold: float = 0.1   # candidates (Paper: unspecified; Cao et al.'s 0.1)
+    link_threshold: float = 0.2   # min Eq. (5) score of a connection (Paper: unspecified)
+    eta: float = 0.5              # Eq. (11) threshold (Paper: unspecified, see pose_nms)
+    seed: int = 0
+
+
+def toy_config():
+    """A laptop-sized version for the toy scenes (``common.toy.render_scene``).
+
+    Not from the paper: a compact network (width x 1/4, one block per ResNet
+    stage), 192 px scenes and a higher Adam rate, so that training, the
+    evaluation and every ablation finish in under 10 minutes on two CPU cores.
+    sigma and delta scale with the people, who are about half as tall here as
+    in a 368 px COCO crop. The toy scenes are already the whole input (no crop
+    around a person), so scale augmentation is mild.
+    """
+    return Config(data="toy", width=0.25, resnet_blocks=(1, 1, 2), sigma=4.0, delta=4.0,
+                  input_size=192, batch_size=8, lr=2e-3, lr_end=2e-4, epochs=6,
+                  person_frac=(0.85, 1.15), test_size=192, scales=(1.0,))
+
+
+# =============================================================================
+# Fig. 4 -- the skeleton tree, rooted at the neck, limbs in DFS order
+# =============================================================================
+# One definition of the tree: every joint's parent, by name. The body below
+# the neck is the same in AI Challenger and COCO; only the head differs (AIC
+# annotates the head top; COCO the nose, eyes and ears). COCO has no neck: it
+# is synthesized as the midpoint of the shoulders (``Skeleton.from_dataset``),
+# which gives COCO "the same kind of tree".
+BODY_PARENT = {
+    "r_shoulder": "neck", "r_elbow": "r_shoulder", "r_wrist": "r_elbow",
+    "l_shoulder": "neck", "l_elbow": "l_shoulder", "l_wrist": "l_elbow",
+    "r_hip": "neck", "r_knee": "r_hip", "r_ankle": "r_knee",
+    "l_hip": "neck", "l_knee": "l_hip", "l_ankle": "l_knee",
+}
+HEAD_PARENT = {
+    "aic": {"head_top": "neck"},
+    "coco": {"nose": "neck", "r_eye": "nose", "r_ear": "r_eye", "l_eye": "nose", "l_ear": "l_eye"},
+}
+
+
+def dfs_limbs(parent, root="neck"):
+    """Limbs ``(parent, child)`` of the tree in depth-first order from ``root``.
+
+    Children are visited in the order the ``parent`` dict lists them (head,
+    right arm, left arm, right leg, left leg). DFS order guarantees what
+    Algorithm 1 relies on: a limb's start joint was reached by an earlier limb.
+    """
+    children = {}
+    for child, p in parent.items():
+        children.setdefault(p, []).append(child)
+
+    def visit(j):
+        for k in children.get(j, []):
+            yield j, k
+            yield from visit(k)
+    return list(visit(root))
+
+
+class Skeleton:
+    """Joints and limbs of one data set's tree, in the network's channel order.
+
+    ``joints``: the data set's own order (so predictions map back without a
+    table), plus ``neck`` appended for COCO. ``limbs``: (C, 2) joint indices in
+    DFS order; ``limbs[c] = (j1, j2)`` with j1 the parent ("start joint").
+    ``eval_joints``: how many leading joints the data set's evaluation scores.
+    """
+
+    def __init__(self, kind):
+        self.kind = "coco" if kind == "coco" else "aic"   # toy figures use AIC's 14 joints
+        names = COCO_JOINTS + ("neck",) if self.kind == "coco" else AIC_JOINTS
+        self.joints = tuple(names)
+        self.eval_joints = len(COCO_JOINTS) if self.kind == "coco" else len(AIC_JOINTS)
+        self.sigmas = COCO_SIGMAS if self.kind == "coco" else AIC_SIGMAS
+        parent = {**HEAD_PARENT[self.kind], **BODY_PARENT}
+        index = {n: i for i, n in enumerate(names)}
+        self.limbs = np.array([(index[a], index[b]) for a, b in dfs_limbs(parent)])
+        self.flip = flip_permutation(names)
+        # Flipping swaps left/right limbs as well (fields are per limb).
+        pairs = {tuple(p): c for c, p in enumerate(self.limbs.tolist())}
+        self.limb_flip = np.array([pairs[(self.flip[a], self.flip[b])] for a, b in self.limbs])
+
+    @property
+    def J(self):
+        return len(self.joints)
+
+    @property
+    def C(self):
+        return len(self.limbs)
+
+    def from_dataset(self, keypoints):
+        """Data-set keypoints (K, J_data, 3) -> network joints (K, J, 3).
+
+        COCO: append the neck, the midpoint of the shoulders, annotated when
+        both shoulders are (v = the smaller of the two flags).
+        """
+        kp = np.asarray(keypoints, np.float32)
+        if self.kind != "coco":
+            return kp.copy()
+        ls, rs = kp[:, COCO_JOINTS.index("l_shoulder")], kp[:, COCO_JOINTS.index("r_shoulder")]
+        both = (ls[:, 2] > 0) & (rs[:, 2] > 0)
+        neck = np.zeros((len(kp), 1, 3), np.float32)
+        neck[both, 0, :2] = (ls[both, :2] + rs[both, :2]) / 2
+        neck[both, 0, 2] = np.minimum(ls[both, 2], rs[both, 2])
+        return np.concatenate([kp, neck], 1)
+
+    def to_dataset(self, keypoints):
+        """Network joints -> the data set's joints, for evaluation (drops the neck)."""
+        return np.asarray(keypoints)[..., :self.eval_joints, :]
+
+
+# =============================================================================
+# §III-A2 Confidence maps for joints detection -- Eq. (1)-(2)
+# =============================================================================
+# All maps live at the network's output ``stride`` s (4 with the 2x
+# deconvolution, 8 without): map pixel (i, j) is centred on input pixel
+# (s*j + (s-1)/2, s*i + (s-1)/2) (see ``common/__init__``). sigma and delta
+# are in input pixels, so the targets do not change shape with the stride.
+def pixel_centres(n, stride):
+    """Input-pixel coordinates of the centres of ``n`` map pixels at ``stride``."""
+    return stride * np.arange(n, dtype=np.float32) + (stride - 1) / 2
+
+
+def confidence_maps(keypoints, shape, stride, sigma):
+    """Eq. (1)-(2) plus the background map: ``(J + 1, h, w)`` at ``stride``.
+
+        S*_{j,k}(p) = exp(-||p - x_{j,k}||^2 / sigma^2)          (1)
+        S*_j(p)     = max_k S*_{j,k}(p)                           (2)
+
+    keypoints: (K, J, 3) in input pixels; only annotated joints (v > 0)
+    make a peak. Note Eq. (1) divides by sigma^2, not 2 sigma^2.
+    The last channel is the background S*_B of Eq. (6). Paper: its
+    definition is unspecified. Here: 1 - max_j S*_j, as in Cao et al. [3].
+    """
+    h, w = shape
+    kp = np.asarray(keypoints, np.float32).reshape(-1, keypoints.shape[-2], 3)
+    J = kp.shape[1]
+    maps = np.zeros((J + 1, h, w), np.float32)
+    if len(kp):
+        # exp(-(dx^2 + dy^2)/s^2) = exp(-dx^2/s^2) exp(-dy^2/s^2): two 1-D factors.
+        gx = np.exp(-(pixel_centres(w, stride) - kp[..., 0:1]) ** 2 / sigma ** 2)   # (K, J, w)
+        gy = np.exp(-(pixel_centres(h, stride) - kp[..., 1:2]) ** 2 / sigma ** 2)   # (K, J, h)
+        gy *= (kp[..., 2:3] > 0)
+        maps[:J] = (gy[..., :, None] * gx[..., None, :]).max(0)                    # (J, h, w)
+    maps[J] = 1.0 - maps[:J].max(0)
+    return maps
+
+
+# =============================================================================
+# §III-A3 Direction fields for joints association -- Eq. (3)-(4)
+# =============================================================================
+def direction_fields(keypoints, limbs, shape, stride, delta):
+    """Eq. (3)-(4): ``(2C, h, w)`` at ``stride``, x then y per limb, and the
+    count n_c(p) of persons whose field is non-zero at p, ``(C, h, w)``.
+
+        L*_{c,k}(p) = v  if p lies in the 2 delta-wide rectangle, else 0   (3)
+        L*_c(p)     = 1/n_c(p) sum_k L*_{c,k}(p)                           (4)
+
+    with v = (x_{j2,k} - x_{j1,k}) / ||x_{j2,k} - x_{j1,k}||. The rectangle
+    runs along the limb from x_{j1} to x_{j2} and reaches delta either side.
+    A limb makes a field only when both its joints are annotated.
+    """
+    h, w = shape
+    kp = np.asarray(keypoints, np.float32).reshape(-1, keypoints.shape[-2], 3)
+    C = len(limbs)
+    fields = np.zeros((C, 2, h, w), np.float32)
+    count = np.zeros((C, h, w), np.float32)
+    if len(kp):
+        a, b = kp[:, limbs[:, 0]], kp[:, limbs[:, 1]]                      # (K, C, 3)
+        d = b[..., :2] - a[..., :2]
+        length = np.linalg.norm(d, axis=-1)                                 # (K, C)
+        ok = (a[..., 2] > 0) & (b[..., 2] > 0) & (length > 1e-6)
+        v = d / np.maximum(length, 1e-6)[..., None]                         # (K, C, 2)
+        px = pixel_centres(w, stride)[None, None, None, :] - a[..., 0, None, None]
+        py = pixel_centres(h, stride)[None, None, :, None] - a[..., 1, None, None]
+        along = px * v[..., 0, None, None] + py * v[..., 1, None, None]     # (K, C, h, w)
+        across = px * v[..., 1, None, None] - py * v[..., 0, None, None]
+        inside = (along >= 0) & (along <= length[..., None, None]) & (np.abs(across) <= delta)
+        inside &= ok[..., None, None]
+        count = inside.sum(0).astype(np.float32)                            # n_c(p)
+        fields = np.einsum("kchw,kcd->cdhw", inside.astype(np.float32), v)
+        fields /= np.maximum(count, 1)[:, None]
+    return fields.reshape(2 * C, h, w), count
+
+
+# =============================================================================
+# §III-A4 The mask W of Eq. (6)-(7): zero where the annotation is missing
+# =============================================================================
+def loss_mask(keypoints, boxes, ignore, maps, count, limbs):
+    """W for every output channel: ``(J + 1 + 2C, h, w)`` (maps, background, fields).
+
+    "W is a binary mask with W(p) = 0 when the annotation is missing at
+    location p." Missing here means three things:
+
+    * ``ignore`` (h, w), regions nobody annotated: COCO crowd regions and
+      persons without keypoints. Zero in every channel, the background too.
+      (Paper: Eq. (6) leaves the background term unmasked. Here it is masked
+      as well: "no joint here" is as unknown there as the joints are.)
+    * a joint that a person's annotation leaves out (v = 0) may be anywhere
+      in that person's box: its channel is zeroed in the box ...
+    * ... and so are the fields of the limbs that touch it.
+    Where another person's annotated joint or limb lies inside such a box, its
+    own target is known, so W stays 1 there (maps > 0.01 or n_c > 0).
+    boxes: (K, 4) x, y, w, h in map pixels.
+    """
+    J, C = maps.shape[0] - 1, len(limbs)
+    h, w = ignore.shape
+    mask = np.ones((J + 1 + 2 * C, h, w), np.float32)
+    mask[:] *= ~ignore
+    kp = np.asarray(keypoints).reshape(-1, J, 3)
+    for person, box in zip(kp, np.asarray(boxes).reshape(-1, 4)):
+        missing = person[:, 2] == 0
+        if not missing.any() or missing.all():   # fully annotated, or not a person at all
+            continue
+        x0, y0 = max(int(np.floor(box[0])), 0), max(int(np.floor(box[1])), 0)
+        x1, y1 = min(int(np.ceil(box[0] + box[2])) + 1, w), min(int(np.ceil(box[1] + box[3])) + 1, h)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        for j in np.flatnonzero(missing):
+            unknown = maps[j, y0:y1, x0:x1] < 0.01
+            mask[j, y0:y1, x0:x1] *= ~unknown
+        for c in np.flatnonzero(missing[limbs[:, 0]] | missing[limbs[:, 1]]):
+            unknown = count[c, y0:y1, x0:x1] == 0
+            mask[J + 1 + 2 * c:J + 3 + 2 * c, y0:y1, x0:x1] *= ~unknown
+    return mask
+
+
+def make_targets(keypoints, boxes, ignore, shape, stride, skeleton, cfg):
+    """Targets and mask of one input image at ``stride``.
+
+    keypoints (K, J, 3) and boxes (K, 4, xywh) in input pixels; ignore: (h, w)
+    bool at ``stride``. Returns maps (J+1, h, w), fields (2C, h, w), mask.
+    """
+    maps = confidence_maps(keypoints, shape, stride, cfg.sigma)
+    fields, count = direction_fields(keypoints, skeleton.limbs, shape, stride, cfg.delta)
+    # Boxes in map pixels: corners through the same input -> map conversion.
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    box_map = np.concatenate([(b[:, :2] - (stride - 1) / 2) / stride, b[:, 2:] / stride], 1)
+    mask = loss_mask(keypoints, box_map, ignore, maps, count, skeleton.limbs)
+    return maps, fields, mask
+
+
+# =============================================================================
+# §III-A1 Network structure (Fig. 3, Table III)
+# =============================================================================
+def ch(c, width):
+    return max(4, int(round(c * width)))
+
+
+def conv_relu(cin, cout, k):
+    return [nn.Conv2d(cin, cout, k, padding=k // 2), nn.ReLU(inplace=True)]
+
+
+class Features(nn.Module):
+    """F of Fig. 3: image features at stride 8.
+
+    ``resnet``: "ResNet50 with the hole algorithm": conv1 ... layer3 (res4f)
+    of ResNet-50, with layer3 dilated instead of strided, so F stays at stride
+    8. Paper: the cut point is unspecified. Here: layer3, because Table III's
+    parameter counts fit it: 3-stage + ResNet has 26.00 M parameters, and
+    layer1-3 (8.5 M) plus three stages (about 17.5 M) make that; layer4 alone
+    would add 15 M. ``vgg``: Cao et al.'s baseline, VGG-19 up to conv4_2.
+    Both end in Cao et al.'s two "CPM" convolutions down to 128 channels, the
+    width the stages expect.
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.kind, self.width, self.blocks = cfg.backbone, cfg.width, tuple(cfg.resnet_blocks)
+        if self.kind == "resnet":
+            self.trunk = ResNet(50, cfg.width, replace_stride_with_dilation=(False, True, True),
+                                blocks=(*self.blocks, 1))
+            del self.trunk.layer4, self.trunk.fc, self.trunk.avgpool   # unused (see above)
+            cin = self.trunk.out_channels["layer3"]
+        else:
+            self.trunk = VGG(depth=19, width=cfg.width).features_prefix("conv4_2")
+            cin = ch(512, cfg.width)
+        self.cpm = nn.Sequential(*conv_relu(cin, ch(256, cfg.width), 3),
+                                 *conv_relu(ch(256, cfg.width), ch(128, cfg.width), 3))
+        self.out_channels = ch(128, cfg.width)
+
+    def forward(self, x):
+        if self.kind == "vgg":
+            return self.cpm(self.trunk(x))
+        t = self.trunk
+        x = t.maxpool(t.relu(t.bn1(t.conv1(x))))
+        return self.cpm(t.layer3(t.layer2(t.layer1(x))))                   # (B, 128w, H/8, W/8)
+
+    def load_imagenet(self, path):
+        """torchvision ImageNet weights from a local .pth (nothing is downloaded).
+
+        The full torchvision network is built and loaded strictly (so a wrong
+        file is one clear error), then the layers F uses are copied over.
+        """
+        if self.kind == "resnet":
+            if self.blocks != (3, 4, 6):
+                raise ValueError(f"{path}: ImageNet weights need ResNet-50's blocks (3, 4, 6), "
+                                 f"this model has {self.blocks}")
+            full = load_imagenet_weights(ResNet(50, self.width), path)
+            own = self.trunk.state_dict()
+        else:
+            full = load_imagenet_weights(VGG(depth=19, width=self.width), path).features
+            own = self.trunk.state_dict()
+        state = {k: v for k, v in full.state_dict().items() if k in own}
+        self.trunk.load_state_dict(state, strict=True)
+
+
+def branch(cin, cout, width, first, upsample):
+    """One branch of one stage (Cao et al.'s design, which Fig. 3 follows).
+
+    Stage 1: three 3x3 convs, a 1x1 to 512, a 1x1 to the outputs. Stages
+    t >= 2: five 7x7 convs (a large receptive field to see the other joints),
+    a 1x1, a 1x1 to the outputs. With ``upsample`` ("2x"), a stride-2
+    deconvolution sits before the 1x1 layers. Paper: where it sits is
+    unspecified. Here: on the 128 hidden channels, because Table III's
+    +1.42 M parameters for 3 stages fit one 4x4 deconvolution of 128 channels
+    per branch (6 x 0.26 M = 1.57 M), and the 1x1 layers then predict at
+    stride 4 directly. It starts as bilinear upsampling.
+    """
+    c = ch(128, width)
+    layers = [*conv_relu(cin, c, 3), *conv_relu(c, c, 3), *conv_relu(c, c, 3)] if first else \
+        [*conv_relu(cin, c, 7)] + [m for _ in range(4) for m in conv_relu(c, c, 7)]
+    if upsample:
+        deconv = nn.ConvTranspose2d(c, c, 4, stride=2, padding=1)
+        bilinear_init(deconv)
+        layers += [deconv, nn.ReLU(inplace=True)]
+    hidden = ch(512, width) if first else c
+    layers += [*conv_relu(c, hidden, 1), nn.Conv2d(hidden, cout, 1)]
+    return nn.Sequential(*layers)
+
+
+def bilinear_init(deconv):
+    """Per-channel bilinear upsampling (FCN's initialisation): a stride-2, 4x4
+    transposed convolution with weights (1 - |x - 1.5| / 2) (1 - |y - 1.5| / 2)
+    on the channel diagonal, zero bias."""
+    k = deconv.kernel_size[0]
+    f = (k + 1) // 2
+    centre = f - 0.5 if k % 2 == 0 else f - 1
+    g = 1 - np.abs(np.arange(k) - centre) / f
+    with torch.no_grad():
+        deconv.weight.zero_()
+        deconv.bias.zero_()
+        n = min(deconv.in_channels, deconv.out_channels)
+        deconv.weight[range(n), range(n)] = torch.from_numpy(np.outer(g, g)).float()
+
+
+class PoseNetwork(nn.Module):
+    """Fig. 3: features F, then T stages of two branches each.
+
+    At every stage the first branch predicts the confidence maps S^t (J joints
+    + background) and the second the direction fields L^t -- *sequentially*:
+    the field branch also sees the maps just predicted ("predicted
+    sequentially rather than concurrently, so as to further exploit spatial
+    interdependencies"). The next stage sees F and both predictions, brought
+    back to stride 8 ("after downsampling"; here a 2x2 average).
+    forward() returns every stage's (S^t, L^t) for intermediate supervision.
+    """
+
+    def __init__(self, cfg, skeleton):
+        super().__init__()
+        self.cfg = cfg
+        J, C = skeleton.J + 1, 2 * skeleton.C
+        self.features = Features(cfg)
+        f = self.features.out_channels
+        self.stride = 4 if cfg.upsample else 8
+        self.maps = nn.ModuleList()
+        self.fields = nn.ModuleList()
+        for t in range(cfg.stages):
+            cin = f if t == 0 else f + J + C
+            self.maps.append(branch(cin, J, cfg.width, t == 0, cfg.upsample))
+            self.fields.append(branch(cin + J, C, cfg.width, t == 0, cfg.upsample))
+
+    def down(self, y):
+        return F.avg_pool2d(y, 2) if self.cfg.upsample else y
+
+    def forward(self, x):
+        feat = self.features(x)                                            # (B, 128w, H/8, W/8)
+        out, inp = [], feat
+        for maps, fields in zip(self.maps, self.fields):
+            S = maps(inp)                                                  # (B, J+1, H/s, W/s)
+            L = fields(torch.cat([inp, self.down(S)], 1))                  # (B, 2C, H/s, W/s)
+            out.append((S, L))
+            inp = torch.cat([feat, self.down(S), self.down(L)], 1)
+        return out
+
+
+# =============================================================================
+# §III-A4 Loss term -- Eq. (6)-(8)
+# =============================================================================
+def pose_loss(outputs, maps, fields, mask, lambda_bg):
+    """Eq. (8): the sum over stages t of Eq. (6) + Eq. (7).
+
+        Loss^t_S = sum_j sum_p W(p) ||S^t_j(p) - S*_j(p)||^2
+                   + lambda sum_p ||S^t_B(p) - S*_B(p)||^2                (6)
+        Loss^t_L = sum_c sum_p W(p) ||L^t_c(p) - L*_c(p)||^2               (7)
+
+    mask holds W per channel (maps, background, fields; see ``loss_mask``).
+    Paper: the normalisation is unspecified. Here: the sums over pixels and
+    channels are averaged over the images of the batch (Cao et al. likewise).
+    """
+    J = maps.shape[1] - 1
+    W_S, W_L = mask[:, :J + 1], mask[:, J + 1:]
+    weight = torch.ones(J + 1, device=maps.device)
+    weight[J] = lambda_bg                                                  # background term
+    total = 0.0
+    for S, L in outputs:                                                   # intermediate supervision
+        loss_s = ((S.float() - maps) ** 2 * W_S * weight[:, None, None]).sum()
+        loss_l = ((L.float() - fields) ** 2 * W_L).sum()
+        total = total + loss_s + loss_l
+    return total / maps.shape[0]
+
+
+# =============================================================================
+# §III-A Testing: candidate joints (NMS) and the connection score, Eq. (5)
+# =============================================================================
+# Parsing works in map pixels (the network's output stride); poses are
+# converted to image pixels at the very end (``Prediction.to_image``).
+@dataclass
+class Candidates:
+    """Candidate joints: local maxima of the confidence maps."""
+    xy: np.ndarray        # (N, 2) map pixels, sub-pixel
+    score: np.ndarray     # (N,) the map's value at the peak
+    joint: np.ndarray     # (N,) joint index
+    by_joint: list        # J arrays of candidate ids, each by decreasing score
+
+
+def find_candidates(maps, threshold):
+    """"The confidence maps S are used to obtain the candidate joints by
+    performing the non-maximum suppression": a pixel is a candidate when it is
+    the maximum of its 3x3 neighbourhood and above ``threshold``.
+
+    maps: (J, h, w) (no background). Each peak is refined to sub-pixel
+    precision by a parabola through the log of its row and column neighbours
+    (exact for a Gaussian peak, Eq. 1).
+    """
+    J, h, w = maps.shape
+    t = torch.from_numpy(np.ascontiguousarray(maps, np.float32))[None]
+    peak = ((t == F.max_pool2d(t, 3, 1, 1)) & (t > threshold))[0].numpy()
+    j, y, x = np.nonzero(peak)
+    score = maps[j, y, x].astype(np.float32)
+    logm = np.log(np.maximum(maps, 1e-6))
+    c = logm[j, y, x]
+    offsets = []
+    for prev, nxt in (((j, y, np.maximum(x - 1, 0)), (j, y, np.minimum(x + 1, w - 1))),
+                      ((j, np.maximum(y - 1, 0), x), (j, np.minimum(y + 1, h - 1), x))):
+        lo, hi = logm[prev], logm[nxt]
+        curv = lo - 2 * c + hi
+        off = np.where(curv < 0, 0.5 * (lo - hi) / np.where(curv < 0, curv, -1), 0.0)
+        offsets.append(np.clip(off, -0.5, 0.5))
+    xy = np.stack([x + offsets[0], y + offsets[1]], 1).astype(np.float32)
+    order = np.lexsort((-score, j))                      # by joint, then by decreasing score
+    j, xy, score = j[order], xy[order], score[order]
+    starts = np.searchsorted(j, np.arange(J + 1))
+    by_joint = [np.arange(starts[k], starts[k + 1]) for k in range(J)]
+    return Candidates(xy, score, j, by_joint)
+
+
+def connection_scores(fields, cand, limbs):
+    """Eq. (5) for every pair of candidates of every limb, vectorised.
+
+        s(j1, j2) = 1/|Q| sum_{q in Q} L_c(q) . d / ||d||,  d = x_j2 - x_j1   (5)
+
+    Q: points spaced uniformly on the segment from j1 to j2, one per map
+    pixel of its length (|Q| = ceil(||d||) + 1, so |Q| is proportional to
+    ||d||), read from the field at the nearest pixel. All pairs of one limb
+    are computed at once, padded to the longest segment's |Q| and masked.
+    Returns C matrices of shape (candidates of j1, candidates of j2).
+    """
+    h, w = fields.shape[1:]
+    out = []
+    for c, (j1, j2) in enumerate(limbs):
+        A, B = cand.by_joint[j1], cand.by_joint[j2]
+        if len(A) == 0 or len(B) == 0:
+            out.append(np.zeros((len(A), len(B)), np.float32))
+            continue
+        a = cand.xy[A][:, None, :]                                         # (Na, 1, 2)
+        d = cand.xy[B][None, :, :] - a                                     # (Na, Nb, 2)
+        n = np.linalg.norm(d, axis=-1)                                     # (Na, Nb)
+        nq = np.ceil(n).astype(np.int64) + 1                               # |Q| per pair
+        k = np.arange(nq.max())
+        t = k / np.maximum(nq[..., None] - 1, 1)                           # (Na, Nb, Q)
+        valid = k < nq[..., None]
+        qx = np.clip(np.rint(a[..., 0, None] + t * d[..., 0, None]), 0, w - 1).astype(np.int64)
+        qy = np.clip(np.rint(a[..., 1, None] + t * d[..., 1, None]), 0, h - 1).astype(np.int64)
+        unit = d / np.maximum(n, 1e-6)[..., None]
+        cos = fields[2 * c][qy, qx] * unit[..., 0, None] + fields[2 * c + 1][qy, qx] * unit[..., 1, None]
+        s = (cos * valid).sum(-1) / nq
+        s[n < 1e-6] = 0.0                                                  # no direction to compare
+        out.append(s.astype(np.float32))
+    return out
+
+
+# =============================================================================
+# §III-B Pose parsing -- Algorithm 1
+# =============================================================================
+@dataclass
+class Pose:
+    joints: np.ndarray    # (J,) candidate id per joint, -1 = missing
+    links: list           # Eq. (5) scores of the connections that built it
+    box: int              # index of the box it was parsed in (-1: no box)
+    conf: float = 0.0     # Eq. (9)
+
+
+def parse_box(cand, scores, limbs, inside, link_threshold, box=-1):
+    """Algorithm 1 for one bounding box; ``inside``: (N,) bool, the candidates
+    in the box. Returns every person it assembles (pose NMS picks one).
+
+        3: for each limb l_j in DFS order:
+        4-10:  L <- connections of l_j by decreasing confidence, each added
+               only if it shares no joint with those already in L
+        11-19: for each C_k in L: if its start joint J0 is in nobody's joint
+               list, start a new person with J0 and J1; else put J1 into the
+               list of the person J0 belongs to.
+
+    Line 2's scores (Eq. 5) are computed once per image for all pairs
+    (``connection_scores``); a box only reads its own block. Paper: a
+    minimum score is unspecified; connections need s > ``link_threshold``,
+    otherwise every pair in the box, however unrelated, would be connected.
+    """
+    J = len(cand.by_joint)
+    persons, owner = [], {}                         # owner: candidate id -> person
+    for c, (j1, j2) in enumerate(limbs):
+        A, B = cand.by_joint[j1], cand.by_joint[j2]
+        ia, ib = np.flatnonzero(inside[A]), np.flatnonzero(inside[B])
+        if len(ia) == 0 or len(ib) == 0:
+            continue
+        S = scores[c][np.ix_(ia, ib)]
+        ra, rb = np.nonzero(S > link_threshold)
+        used_a, used_b, L = set(), set(), []
+        for o in np.argsort(-S[ra, rb], kind="stable"):                   # lines 5-10
+            a, b = ra[o], rb[o]
+            if a not in used_a and b not in used_b:
+                used_a.add(a)
+                used_b.add(b)
+                L.append((A[ia[a]], B[ib[b]], float(S[a, b])))
+        for start, end, s in L:                                           # lines 11-19
+            p = owner.get(start)
+            if p is None:
+                persons.append(Pose(np.full(J, -1), [], box))
+                p = owner[start] = len(persons) - 1
+                persons[p].joints[j1] = start
+            persons[p].joints[j2] = end
+            persons[p].links.append(s)
+            owner[end] = p
+    return persons
+
+
+def candidates_in_box(cand, box):
+    """(N,) bool: candidates inside ``box`` (x, y, w, h in map pixels)."""
+    x, y = cand.xy[:, 0], cand.xy[:, 1]
+    return (x >= box[0]) & (x <= box[0] + box[2]) & (y >= box[1]) & (y <= box[1] + box[3])
+
+
+def extend_boxes(boxes, frac):
+    """§IV-A: "detected human proposals are extended by 10% along both the
+    vertical and the horizontal directions". Paper: whether 10% in all or on
+    each side is unspecified. Here: each side moves out by ``frac`` of the
+    box's size (so width and height grow by 2 x 10%), the safer reading of
+    "to guarantee the entire person region can be extracted"."""
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return np.concatenate([b[:, :2] - frac * b[:, 2:], b[:, 2:] * (1 + 2 * frac)], 1)
+
+
+# =============================================================================
+# §III-C Pose NMS -- Eq. (9)-(11)
+# =============================================================================
+ALPHA, BETA, GAMMA = 0.2, 0.2, 0.6    # Eq. (9): "We set alpha = 0.2, beta = 0.2, gamma = 0.6"
+
+
+def pose_confidence(pose, cand, box):
+    """Eq. (9): Conf(Y) = alpha s1(Y) + beta s2(Y) + gamma S(B'(Y)) / S(B(Y)).
+
+    s1, s2: the mean confidence of its joints (peak values) and of its
+    connections (Eq. 5); B'(Y): the smallest box around its joints; B(Y): the
+    box it was parsed in. The area term favours the pose that fills its box
+    over fragments of neighbours that stray into it.
+    """
+    ids = pose.joints[pose.joints >= 0]
+    s1 = float(cand.score[ids].mean())
+    s2 = float(np.mean(pose.links)) if pose.links else 0.0
+    span = cand.xy[ids].max(0) - cand.xy[ids].min(0)
+    area_ratio = float(span[0] * span[1]) / max(float(box[2] * box[3]), 1e-6)
+    return ALPHA * s1 + BETA * s2 + GAMMA * min(area_ratio, 1.0)
+
+
+def pose_distance(a, b):
+    """Eq. (10): d(Y, Y') = sum_j 1(Y_j != Y'_j) / max(n_Y, n_Y').
+
+    Joints are compared by identity (the same candidate), a missing joint
+    matching only a missing joint: the fraction of unmatched joints.
+    """
+    n = max(int((a.joints >= 0).sum()), int((b.joints >= 0).sum()), 1)
+    return float((a.joints != b.joints).sum()) / n
+
+
+def pose_nms(poses, eta):
+    """§III-C: take the most confident pose as the reference Y', eliminate the
+    poses with f(Y, Y' | eta) = 1(d(Y, Y') <= eta) (Eq. 11), repeat on the
+    rest, "until at most one unique pose remains in one bounding box": a
+    pose is also eliminated when its box already has a kept pose.
+
+    Paper: eta is unspecified. Here: 0.5 -- two poses that share at least
+    half of the joints of the larger one are one person seen from two boxes.
+    """
+    kept, boxes = [], set()
+    for p in sorted(poses, key=lambda p: -p.conf):
+        if p.box in boxes or any(pose_distance(p, k) <= eta for k in kept):
+            continue
+        kept.append(p)
+        boxes.add(p.box)
+    return kept
+
+
+# =============================================================================
+# §III-D Pose completion
+# =============================================================================
+def to_keypoints(pose, cand):
+    """A pose as (J, 3) keypoints in map pixels: x, y, score (0 when missing)."""
+    kp = np.zeros((len(pose.joints), 3), np.float32)
+    has = pose.joints >= 0
+    kp[has, :2] = cand.xy[pose.joints[has]]
+    kp[has, 2] = cand.score[pose.joints[has]]
+    return kp
+
+
+def complete_poses(poses, cand, maps, boxes):
+    """§III-D: "for each missing joint in pose Y, we find a point with the
+    highest confidence in the corresponding cropped confidence map. If this
+    point has already been associated to another pose, we find the next
+    highest point constantly until it has not been associated to any other
+    poses. Then we add this point to pose Y."
+
+    The points are the candidates (the map's local maxima) inside the pose's
+    box, highest first; a point taken by another pose -- or by an earlier
+    completion -- is skipped. Poses are completed by decreasing confidence.
+    When no candidate is left, the highest pixel of the cropped map is used
+    (a guess costs nothing where the joint is unlabelled, and is the best
+    guess where it is not). Returns (keypoints list, completed-mask list).
+    """
+    used = {int(i) for p in poses for i in p.joints if i >= 0}
+    h, w = maps.shape[1:]
+    keypoints, completed = [], []
+    for p in poses:
+        kp = to_keypoints(p, cand)
+        done = np.zeros(len(kp), bool)
+        box = boxes[p.box]
+        inside = candidates_in_box(cand, box)
+        x0, y0 = int(np.clip(np.ceil(box[0]), 0, w - 1)), int(np.clip(np.ceil(box[1]), 0, h - 1))
+        x1 = int(np.clip(np.floor(box[0] + box[2]), x0, w - 1)) + 1
+        y1 = int(np.clip(np.floor(box[1] + box[3]), y0, h - 1)) + 1
+        for j in np.flatnonzero(p.joints < 0):
+            free = [i for i in cand.by_joint[j] if inside[i] and int(i) not in used]
+            if free:
+                used.add(int(free[0]))
+                kp[j] = (*cand.xy[free[0]], cand.score[free[0]])
+            else:
+                crop = maps[j, y0:y1, x0:x1]
+                yy, xx = np.unravel_index(np.argmax(crop), crop.shape)
+                kp[j] = (x0 + xx, y0 + yy, crop[yy, xx])
+            done[j] = True
+        keypoints.append(kp)
+        completed.append(done)
+    return keypoints, completed
+
+
+# =============================================================================
+# The whole parse of one image, and the baseline of Cao et al. [3]
+# =============================================================================
+def parse_image(maps, fields, boxes, skeleton, cfg, nms=True, completion=True, cand=None, scores=None):
+    """Candidates, Eq. (5), Algorithm 1 in every box, pose NMS, completion.
+
+    maps (J+1, h, w) and fields (2C, h, w) at one stride; boxes (B, 4) in
+    map pixels, already extended. Returns (keypoints (P, J, 3) with x, y,
+    joint score; pose scores (P,), Eq. 9; completed (P, J) bool).
+    """
+    J = skeleton.J
+    if cand is None:
+        cand = find_candidates(maps[:J], cfg.peak_threshold)
+    if scores is None:
+        scores = connection_scores(fields, cand, skeleton.limbs)
+    poses = []
+    for b, box in enumerate(boxes):
+        for p in parse_box(cand, scores, skeleton.limbs, candidates_in_box(cand, box),
+                           cfg.link_threshold, b):
+            p.conf = pose_confidence(p, cand, box)
+            poses.append(p)
+    if nms:
+        poses = pose_nms(poses, cfg.eta)
+    if completion:
+        kps, done = complete_poses(poses, cand, maps, boxes)
+    else:
+        kps, done = [to_keypoints(p, cand) for p in poses], [np.zeros(J, bool) for _ in poses]
+    return pack(kps, [p.conf for p in poses], done, J)
+
+
+def pack(kps, confs, done, J):
+    if not kps:
+        return np.zeros((0, J, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, J), bool)
+    return np.stack(kps), np.array(confs, np.float32), np.stack(done)
+
+
+def parse_greedy(maps, fields, skeleton, cfg, cand=None, scores=None, min_joints=4, min_mean=0.4):
+    """The box-free greedy parsing of Cao et al. [3] ("pose parsing by [3]",
+    Table IV), sharing the candidates and scores above.
+
+    On a tree whose limbs come in DFS order, [3]'s grouping -- connections by
+    decreasing score without shared joints, limb by limb, a connection
+    extending the person that holds its start joint -- is Algorithm 1 run on
+    the whole image as one box (the merging step of [3] only matters for its
+    redundant, non-tree connections). As in [3]'s released code, persons with
+    fewer than 4 joints, or with less than 0.4 of (joint + connection
+    confidence) per joint, are dropped, and that ratio is the person's score.
+    Nothing is completed and nothing is suppressed.
+    """
+    J = skeleton.J
+    if cand is None:
+        cand = find_candidates(maps[:J], cfg.peak_threshold)
+    if scores is None:
+        scores = connection_scores(fields, cand, skeleton.limbs)
+    kps, confs = [], []
+    for p in parse_box(cand, scores, skeleton.limbs, np.ones(len(cand.score), bool),
+                       cfg.link_threshold):
+        ids = p.joints[p.joints >= 0]
+        score = (cand.score[ids].sum() + sum(p.links)) / len(ids)
+        if len(ids) >= min_joints and score >= min_mean:
+            kps.append(to_keypoints(p, cand))
+            confs.append(score)
+    return pack(kps, confs, [np.zeros(J, bool)] * len(kps), J)
+
+
+def person_boxes(keypoints, frac):
+    """The documented fallback for ``--demo`` without a detector: each pose of
+    the box-free parse, its joints' extent extended by ``frac`` per side."""
+    boxes = []
+    for kp in keypoints:
+        xy = kp[kp[:, 2] > 0, :2]
+        lo, hi = xy.min(0), xy.max(0)
+        boxes.append([*lo, *(hi - lo)])
+    return extend_boxes(np.array(boxes, np.float32).reshape(-1, 4), frac)
+
+
+# =============================================================================
+# §IV Experiments -- data: toy scenes, COCO, AI Challenger
+# =============================================================================
+@dataclass
+class Scene:
+    """One image with everyone annotated in it, in the network's joint order."""
+    image: Image.Image          # RGB, possibly decoded at 1/factor scale
+    factor: float               # full-resolution px per pixel of ``image``
+    keypoints: np.ndarray       # (K, J, 3) full-res px: the persons the targets draw
+    boxes: np.ndarray           # (K, 4) x, y, w, h of those persons
+    ignore: np.ndarray | None   # (H, W) bool full-res: regions with missing annotation
+    size: tuple                 # full-resolution (width, height)
+
+
+def coco_annotation(image_id, ann_id, keypoints, box, area, iscrowd=False):
+    """A ground-truth person as a COCO annotation dict (for the evaluators)."""
+    kp = np.asarray(keypoints, np.float32)
+    return {"image_id": image_id, "id": int(ann_id), "category_id": 1, "iscrowd": int(iscrowd),
+            "keypoints": kp.reshape(-1).tolist(), "num_keypoints": int((kp[:, 2] > 0).sum()),
+            "bbox": [float(v) for v in box], "area": float(area)}
+
+
+class ToyScenes:
+    """Synthetic crowded scenes (``common.toy.render_scene``): MPII-skeleton
+    figures mapped to AI Challenger's 14 joints, with ground-truth boxes."""
+
+    def __init__(self, seed, n, size, skeleton):
+        self.seed, self.n, self.size, self.skeleton = seed, n, size, skeleton
+
+    def __len__(self):
+        return self.n
+
+    def image_id(self, i):
+        return int(i)
+
+    def _render(self, i):
+        img, kp, boxes, areas = render_scene(self.seed, i, size=(self.size, self.size))
+        return img, kp[:, MPII_TO_AIC], boxes, areas
+
+    def load(self, i, max_reduce=1.0):
+        img, kp, boxes, _ = self._render(i)
+        return Scene(Image.fromarray(img), 1.0, kp, boxes, None, (self.size, self.size))
+
+    def annotation(self, i):
+        _, kp, boxes, _ = self._render(i)
+        return kp, boxes, (self.size, self.size)
+
+    def ground_truth(self, i):
+        """Scored like AI Challenger, whose 14 joints and OKS constants the toy
+        figures use: the OKS scale is the box area (its keypoint_eval.py)."""
+        _, kp, boxes, _ = self._render(i)
+        return [coco_annotation(i, 1000 * i + k, kp[k], boxes[k], boxes[k, 2] * boxes[k, 3])
+                for k in range(len(kp))]
+
+
+class RecordScenes:
+    """COCO or AI Challenger images (``common.coco_aic.SceneRecord``).
+
+    The targets draw every non-crowd person with at least one labelled joint;
+    crowd regions and persons without keypoints become ``ignore`` (Eq. 6-7's
+    W = 0): their segmentation where the file has one, else their box.
+    """
+
+    def __init__(self, records, skeleton):
+        self.records, self.skeleton = records, skeleton
+
+    def __len__(self):
+        return len(self.records)
+
+    def image_id(self, i):
+        return self.records[i].image_id
+
+    def _drawn(self, r):
+        return ~r.iscrowd & ((r.keypoints[..., 2] > 0).sum(-1) > 0)
+
+    def annotation(self, i):
+        r = self.records[i]
+        keep = self._drawn(r)
+        return self.skeleton.from_dataset(r.keypoints[keep]), r.boxes[keep], (r.width, r.height)
+
+    def load(self, i, max_reduce=1.0):
+        r = self.records[i]
+        img, factor = open_image(r.image, max_reduce)
+        keep = self._drawn(r)
+        ignore = None
+        if (~keep).any():
+            ignore = np.zeros((r.height, r.width), bool)
+            for k in np.flatnonzero(~keep):
+                seg = r.segmentations[k] if r.segmentations else None
+                if seg:
+                    ignore |= coco_aic.segmentation_mask(seg, r.height, r.width)
+                else:
+                    x, y, w, h = np.round(r.boxes[k]).astype(int)
+                    ignore[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)] = True
+        return Scene(img, factor, self.skeleton.from_dataset(r.keypoints[keep]), r.boxes[keep],
+                     ignore, (r.width, r.height))
+
+    def ground_truth(self, i):
+        r = self.records[i]
+        return [coco_annotation(r.image_id, r.ann_ids[k], r.keypoints[k], r.boxes[k], r.areas[k],
+                                r.iscrowd[k]) for k in range(len(r.keypoints))]
+
+
+class TrainScenes(torch.utils.data.Dataset):
+    """Augmented training inputs with the targets and mask of §III-A.
+
+    §IV-A: "randomly rotating the input image with a degree in [-30, 30] and
+    flipping it horizontally". Paper: scale augmentation and cropping are
+    unspecified. Here, as Cao et al. [3]: a square crop around a random
+    annotated person whose box fills ``person_frac`` of it (toy scenes: the
+    whole scene, zoomed by 1/``person_frac``). A flip mirrors x and swaps
+    left/right joints and limbs.
+    """
+
+    def __init__(self, source, cfg, skeleton, stride):
+        self.source, self.cfg, self.skeleton, self.stride = source, cfg, skeleton, stride
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.source)
+
+    def geometry(self, index, rng):
+        cfg = self.cfg
+        kp, boxes, (W, H) = self.source.annotation(index)
+        zoom = rng.uniform(*cfg.person_frac)
+        if cfg.data == "toy" or len(boxes) == 0:
+            return np.array([(W - 1) / 2, (H - 1) / 2]), max(W, H) / zoom
+        x, y, w, h = boxes[rng.integers(len(boxes))]
+        return np.array([x + w / 2, y + h / 2]), max(w, h, 16.0) / zoom
+
+    def __getitem__(self, index):
+        cfg, out, st, sk = self.cfg, self.cfg.input_size, self.stride, self.skeleton
+        rng = harness.sample_rng(cfg.seed, self.epoch, index)
+        center, side = self.geometry(index, rng)
+        rot, flip = rng.uniform(-cfg.rot_range, cfg.rot_range), bool(rng.random() < 0.5)
+        A = crop_matrix(center, side, out, rot, flip)
+        shape = (out // st, out // st)
+        try:
+            scene = self.source.load(index, side / out)
+        except (ImageError, FileNotFoundError) as e:
+            # A corrupt image inside a data set: skip it (zero mask), count it.
+            warnings.warn(f"skipping image {index}: {e}")
+            J, C = sk.J, sk.C
+            return {"image": torch.zeros(3, out, out), "maps": torch.zeros(J + 1, *shape),
+                    "fields": torch.zeros(2 * C, *shape), "mask": torch.zeros(J + 1 + 2 * C, *shape),
+                    "broken": True}
+        crop = warp_image(scene.image, A, out, scene.factor)                  # (out, out, 3)
+        kp = scene.keypoints.copy()
+        kp[..., :2] = apply_affine(A, kp[..., :2])
+        corners = np.stack([scene.boxes[:, :2], scene.boxes[:, :2] + scene.boxes[:, 2:],
+                            scene.boxes[:, :2] + scene.boxes[:, 2:] * [1, 0],
+                            scene.boxes[:, :2] + scene.boxes[:, 2:] * [0, 1]], 1)
+        c = apply_affine(A, corners).reshape(-1, 4, 2)                       # rotated corners
+        boxes = np.concatenate([c.min(1), c.max(1) - c.min(1)], 1) if len(c) else np.zeros((0, 4))
+        if flip:
+            kp = kp[:, sk.flip]
+        ignore = np.zeros(shape, bool)
+        if scene.ignore is not None:
+            m = Image.fromarray(scene.ignore.astype(np.uint8) * 255).convert("RGB")
+            full = warp_image(m, A, out)[..., 0] > 127                      # (out, out)
+            # A map pixel is unknown when most of the input pixels it covers are.
+            ignore = full.reshape(shape[0], st, shape[1], st).mean((1, 3)) > 0.5
+        maps, fields, mask = make_targets(kp, boxes, ignore, shape, st, sk, cfg)
+        return {"image": to_tensor(crop), "maps": torch.from_numpy(maps),
+                "fields": torch.from_numpy(fields), "mask": torch.from_numpy(mask), "broken": False}
+
+
+# =============================================================================
+# §IV-A Implementation details -- training
+# =============================================================================
+def loader_workers(rt):
+    """Loading processes: on a GPU machine decoding must keep up with the GPU;
+    on a CPU, extra processes would compete with the maths for the cores."""
+    return min(6, os.cpu_count() or 1) if rt.device.type == "cuda" else 0
+
+
+def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None, log_every=20,
+          val_images=100):
+    """§IV-A: Adam, lr 8e-5, batch 16, all stages supervised (Eq. 8).
+
+    After every epoch: OKS AP of the single-scale, ground-truth-box parse on
+    the first ``val_images`` validation images; ``last.pt`` (written
+    atomically) and ``best.pt`` (best AP). Returns the history.
+    """
+    history = {"loss": [], "val": []}
+    model.to(memory_format=torch.channels_last)      # ~2x faster convolutions on CPU
+    if rt.distributed and rt.device.type == "cuda":
+        nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    net = harness.wrap_model(model, rt)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    ratio = cfg.lr_end / cfg.lr
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda e: ratio ** (min(e, cfg.epochs - 1) / max(cfg.epochs - 1, 1)))
+    scaler = harness.make_scaler(rt)
+    start = 0
+    if resume is not None:
+        ckpt = harness.load_checkpoint(resume)
+        start, _, extra = harness.restore_train_state(ckpt, model, opt, sched, scaler)
+        history = extra["history"]
+    loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
+                                 num_workers=loader_workers(rt), drop_last=len(train_set) >= cfg.batch_size)
+    best = max((v["AP"] for v in history["val"]), default=-1.0)
+    progress = harness.Progress("train", cfg.epochs, len(loader), rt, log_every=log_every)
+    for epoch in range(start, cfg.epochs):
+        harness.set_epoch(loader, epoch)
+        progress.start_epoch(epoch)
+        model.train()
+        total, n, skipped = 0.0, 0, 0
+        for step, batch in enumerate(loader):
+            skipped += int(batch.pop("broken").sum())
+            batch = {k: v.to(rt.device, non_blocking=True) for k, v in batch.items()}
+            with harness.autocast(rt):
+                outputs = net(batch["image"].contiguous(memory_format=torch.channels_last))
+            loss = pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
+            harness.check_finite(loss, f"epoch {epoch + 1} step {step + 1}")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            total, n = total + loss.item(), n + 1
+            progress.update(loss.item(), batch["image"].shape[0])
+        sched.step()
+        if skipped:
+            print(f"  epoch {epoch + 1}: skipped {skipped} unreadable image(s)", flush=True)
+        history["loss"].append({"epoch": epoch + 1, "loss": total / max(n, 1)})
+        if rt.is_main:
+            quick = evaluate(model, val_source, cfg, skeleton, rt.device, scales=(1.0,),
+                             limit=val_images, variants=("full",))
+            ap = quick["full"]["AP"]
+            history["val"].append({"epoch": epoch + 1, "AP": ap})
+            print(f"  val epoch {epoch + 1}: OKS AP {100 * ap:.1f} (first {min(val_images, len(val_source))} "
+                  f"images, one scale, ground-truth boxes)", flush=True)
+            extra = {"history": history, "config": asdict(cfg)}
+            state = harness.train_state(model, opt, sched, scaler, epoch + 1, 0, extra)
+            harness.save_checkpoint(out_dir / "last.pt", state)
+            if ap > best:
+                best = ap
+                harness.save_checkpoint(out_dir / "best.pt", state)
+        harness.barrier(rt)
+    return history
+
+
+# =============================================================================
+# §IV-A Testing: multi-scale inference, boxes, and OKS AP (Tables I-II)
+# =============================================================================
+def round_to(x, m):
+    return max(m, int(round(x / m)) * m)
+
+
+@dataclass
+class Prediction:
+    """Averaged network outputs for one image, at the output stride of the
+    scale-1.0 input (``base`` px, the image resized to ``test_size``)."""
+    maps: np.ndarray      # (J+1, h, w)
+    fields: np.ndarray    # (2C, h, w)
+    stride: int
+    size: tuple           # original image (width, height), full-resolution px
+    base: tuple           # scale-1.0 input (width, height)
+
+    def to_map(self, xy):
+        """Full-resolution image px -> map px."""
+        s = np.array(self.base, np.float64) / np.array(self.size)
+        return ((np.asarray(xy, np.float64) + 0.5) * s - 0.5 - (self.stride - 1) / 2) / self.stride
+
+    def to_image(self, xy):
+        """Map px -> full-resolution image px."""
+        s = np.array(self.size, np.float64) / np.array(self.base)
+        return ((np.asarray(xy, np.float64) * self.stride + (self.stride - 1) / 2) + 0.5) * s - 0.5
+
+    def boxes_to_map(self, boxes):
+        b = np.asarray(boxes, np.float64).reshape(-1, 4)
+        s = np.array(self.base, np.float64) / np.array(self.size) / self.stride
+        return np.concatenate([self.to_map(b[:, :2]), b[:, 2:] * s], 1)
+
+
+@torch.no_grad()
+def infer(model, image, size, cfg, device, scales=None):
+    """§IV-A: "One input image is run at multiple scales (0.7, 1.0, 1.3), then
+    the output confidence maps and direction fields are averaged across the
+    scales." Each scale's last-stage outputs are resized (bilinear) to the
+    scale-1.0 map grid before averaging.
+
+    image: PIL RGB (possibly decoded smaller); size: its full-resolution
+    (width, height). The scale-1.0 input has its longer side at
+    ``test_size``, each side rounded to a multiple of 8 (the feature stride),
+    so that the map grids of all scales cover the image exactly.
+    """
+    model.eval()
+    W0, H0 = image.size
+    f = cfg.test_size / max(W0, H0)
+    base = (round_to(W0 * f, 8), round_to(H0 * f, 8))
+    st = model.stride
+    grid = (base[1] // st, base[0] // st)
+    acc_s, acc_l = 0.0, 0.0
+    scales = scales or cfg.scales
+    for s in scales:
+        w, h = round_to(base[0] * s, 8), round_to(base[1] * s, 8)
+        x = to_tensor(np.asarray(image.resize((w, h), Image.BILINEAR)))[None].to(device)
+        S, L = model(x.contiguous(memory_format=torch.channels_last))[-1]
+        acc_s = acc_s + F.interpolate(S.float(), grid, mode="bilinear", align_corners=False)
+        acc_l = acc_l + F.interpolate(L.float(), grid, mode="bilinear", align_corners=False)
+    maps = (acc_s / len(scales))[0].cpu().numpy()
+    fields = (acc_l / len(scales))[0].cpu().numpy()
+    return Prediction(maps, fields, st, tuple(size), base)
+
+
+def jitter_boxes(boxes, rng, level):
+    """Fig. 1 (a-b): a detector's boxes are shifted and too tight or too loose.
+    Each box's centre moves by up to ``level`` x its size along each axis and
+    its width and height are scaled by a factor in [1 - level, 1 + level]."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    wh = b[:, 2:] * rng.uniform(1 - level, 1 + level, (len(b), 2))
+    centre = b[:, :2] + b[:, 2:] / 2 + rng.uniform(-level, level, (len(b), 2)) * b[:, 2:]
+    return np.concatenate([centre - wh / 2, wh], 1)
+
+
+def gt_boxes(annotations):
+    """Ground-truth boxes playing the detector (``--boxes gt``): every
+    non-crowd person with at least one labelled joint."""
+    return np.array([a["bbox"] for a in annotations if not a["iscrowd"] and a["num_keypoints"] > 0],
+                    np.float64).reshape(-1, 4)
+
+
+VARIANTS = {  # Table IV rows, in the paper's order
+    "greedy": "pose parsing by [3]",
+    "no_nms": "without pose NMS",
+    "no_completion": "without pose completion",
+    "full": "our method (full)",
+}
+
+
+def parse_variants(pred, boxes, skeleton, cfg, variants):
+    """Every requested parse of one image; boxes in full-res image px.
+    Returns {variant: (keypoints (P, J, 3) in image px, scores (P,))}."""
+    J = skeleton.J
+    cand = find_candidates(pred.maps[:J], cfg.peak_threshold)
+    scores = connection_scores(pred.fields, cand, skeleton.limbs)
+    box_map = pred.boxes_to_map(extend_boxes(boxes, cfg.box_extend))
+    out = {}
+    for v in variants:
+        if v == "greedy":
+            kp, conf, _ = parse_greedy(pred.maps, pred.fields, skeleton, cfg, cand, scores)
+        else:
+            kp, conf, _ = parse_image(pred.maps, pred.fields, box_map, skeleton, cfg, cand=cand,
+                                      scores=scores, nms=v != "no_nms", completion=v != "no_completion")
+        kp = kp.copy()
+        kp[..., :2] = pred.to_image(kp[..., :2])
+        out[v] = (kp, conf)
+    return out
+
+
+def score(skeleton, gts, results, image_ids):
+    """OKS AP (COCO's protocol, the data set's own OKS constants) and, for
+    AI Challenger's 14 joints, its official score."""
+    sig = skeleton.sigmas
+    res = coco_keypoint_ap(gts, results, image_ids=image_ids, sigmas=sig)
+    if skeleton.kind == "aic":
+        res["AIC score"] = aic_score(gts, results, sigmas=sig)
+    return res
+
+
+def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, variants=("full",),
+             detections=None, box_jitter=0.0, jitter=(), seed=0, results_path=None):
+    """Parse every validation image once per variant; OKS AP per variant.
+
+    Boxes: the ground truth (``detections=None``) or a detector's
+    (``{image_id: (N, 5)}``, ``--boxes FILE``). ``jitter``: levels of
+    ``jitter_boxes`` applied to the ground-truth boxes (Fig. 1 robustness),
+    each parsed with the full method; ``box_jitter`` jitters the boxes of
+    every variant. Returns {name: AP dict}.
+    """
+    n = len(source) if limit is None else min(limit, len(source))
+    names = list(variants) + [f"jitter {lv:.2f}" for lv in jitter]
+    results = {k: [] for k in names}
+    gts, ids = [], []
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        image_id = source.image_id(i)
+        gt = source.ground_truth(i)
+        gts += gt
+        ids.append(image_id)
+        try:
+            scene = source.load(i, max_reduce=max(scene_size(source, i)) / cfg.test_size)
+        except (ImageError, FileNotFoundError) as e:
+            warnings.warn(f"skipping image {image_id}: {e}")
+            continue
+        pred = infer(model, scene.image, scene.size, cfg, device, scales)
+        boxes = gt_boxes(gt) if detections is None else detections.get(image_id, np.zeros((0, 5)))[:, :4]
+        if box_jitter:
+            boxes = jitter_boxes(boxes, rng, box_jitter)
+        for v, (kp, conf) in parse_variants(pred, boxes, skeleton, cfg, variants).items():
+            results[v] += to_coco_results(image_id, skeleton.to_dataset(kp), conf)
+        for lv in jitter:
+            jb = jitter_boxes(gt_boxes(gt), rng, lv)
+            kp, conf = parse_variants(pred, jb, skeleton, cfg, ("full",))["full"]
+            results[f"jitter {lv:.2f}"] += to_coco_results(image_id, skeleton.to_dataset(kp), conf)
+    if results_path is not None and "full" in results:
+        write_json(results_path, results["full"])
+    return {k: score(skeleton, gts, r, ids) for k, r in results.items()}
+
+
+def scene_size(source, i):
+    return source.annotation(i)[2]
+
+
+# =============================================================================
+# Figures: what the network sees and what each parser makes of it
+# =============================================================================
+def draw_poses(ax, keypoints, skeleton, completed=None, lw=1.5):
+    """Poses (P, J, 3: x, y, score) in image px; completed joints dashed."""
+    for p, kp in enumerate(keypoints):
+        v = np.where(kp[:, 2] > 0, 2.0, 0.0)
+        if completed is not None:
+            v[completed[p]] = 1.0                    # drawn dashed, like an occluded joint
+        plotting.draw_pose(ax, np.concatenate([kp[:, :2], v[:, None]], 1), skeleton.limbs,
+                           skeleton.joints, lw=lw)
+
+
+def draw_boxes(ax, boxes, **style):
+    for x, y, w, h in np.asarray(boxes).reshape(-1, 4):
+        ax.add_patch(plotting.plt.Rectangle((x, y), w, h, fill=False, **style))
+
+
+def field_colours(fields):
+    """Direction fields as colour: hue = direction, brightness = length (the
+    strongest limb at each pixel)."""
+    import matplotlib.colors as mcolors
+    f = fields.reshape(-1, 2, *fields.shape[1:])
+    mag = np.linalg.norm(f, axis=1)                                  # (C, h, w)
+    c = mag.argmax(0)
+    fx = np.take_along_axis(f[:, 0], c[None], 0)[0]
+    fy = np.take_along_axis(f[:, 1], c[None], 0)[0]
+    hue = (np.arctan2(fy, fx) / (2 * np.pi)) % 1.0
+    return mcolors.hsv_to_rgb(np.stack([hue, np.ones_like(hue), np.clip(mag.max(0), 0, 1)], -1))
+
+
+def figure_scene(image, pred, boxes, skeleton, cfg, path, title=""):
+    """Fig. 2 for one image: boxes and our poses, the confidence maps, the
+    direction fields, and the box-free parse of [3] on the same outputs."""
+    J = skeleton.J
+    parsed = parse_variants(pred, boxes, skeleton, cfg, ("full", "greedy"))
+    box_map = pred.boxes_to_map(extend_boxes(boxes, cfg.box_extend))
+    _, _, completed = parse_image(pred.maps, pred.fields, box_map, skeleton, cfg)
+    W, H = pred.size
+    extent = (-0.5, W - 0.5, H - 0.5, -0.5)
+    fig, axes = plotting.image_grid(4, size=4.0)
+    axes[0].imshow(image, extent=extent)
+    draw_boxes(axes[0], extend_boxes(boxes, cfg.box_extend), ec="yellow", ls="--", lw=1)
+    draw_poses(axes[0], parsed["full"][0], skeleton, completed)
+    axes[0].set_title("boxes + Algorithm 1, NMS, completion", fontsize=9)
+    axes[1].imshow(image, extent=extent)
+    axes[1].imshow(pred.maps[:J].max(0), extent=extent, cmap="magma", alpha=0.7, vmin=0, vmax=1)
+    axes[1].set_title("confidence maps (max over joints)", fontsize=9)
+    axes[2].imshow(field_colours(pred.fields), extent=extent)
+    axes[2].set_title("direction fields (hue = direction)", fontsize=9)
+    axes[3].imshow(image, extent=extent)
+    draw_poses(axes[3], parsed["greedy"][0], skeleton)
+    axes[3].set_title("box-free greedy parse of [3]", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return plotting.save(fig, path)
+
+
+def figure_curves(history, jitter_rows, path):
+    series = {"training loss (Eq. 8)": {"loss": ([h["epoch"] for h in history["loss"]],
+                                                  [h["loss"] for h in history["loss"]])},
+              "validation OKS AP": {"AP": ([h["epoch"] for h in history["val"]],
+                                           [100 * h["AP"] for h in history["val"]])}}
+    if jitter_rows:
+        lv = sorted(jitter_rows)
+        series["AP vs box jitter (Fig. 1 a-b)"] = {"ours": (lv, [100 * jitter_rows[x] for x in lv])}
+    return plotting.curves(series, path)
+
+
+# =============================================================================
+# Command line
+# =============================================================================
+class UsageError(ValueError):
+    """Bad command-line input; reported as one line."""
+
+
+def load_sources(args, skeleton, cfg):
+    """(train source, validation source) for ``--data``."""
+    if args.data == "toy":
+        return (ToyScenes(args.seed, args.toy_train, cfg.input_size, skeleton),
+                ToyScenes(args.seed + 1, args.toy_val, cfg.input_size, skeleton))
+    if not args.data_root:
+        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
+    root = Path(args.data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-root {root}: no such directory")
+    read = coco_aic.read_coco if args.data == "coco" else coco_aic.read_aic
+    train = [] if args.eval_only else read(*coco_aic.find_annotation_files(args.data, root, "train"))
+    val = read(*coco_aic.find_annotation_files(args.data, root, "val"))
+    return RecordScenes(train, skeleton), RecordScenes(val, skeleton)
+
+
+def build_config(args):
+    cfg = toy_config() if args.data == "toy" else Config(data=args.data)
+    cfg.seed = args.seed
+    for name in ("stages", "backbone", "width", "input_size", "test_size", "batch_size", "epochs",
+                 "lr", "eta"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    if args.no_2x:
+        cfg.upsample = False
+    if args.scales:
+        try:
+            cfg.scales = tuple(float(s) for s in args.scales.split(","))
+        except ValueError:
+            raise UsageError(f"--scales {args.scales!r}: expected numbers like 0.7,1,1.3") from None
+    if cfg.input_size % 8 or cfg.input_size < 16:
+        raise UsageError(f"--input-size must be a multiple of 8 (the feature stride), got {cfg.input_size}")
+    if min(cfg.scales) <= 0 or cfg.test_size < 8 or cfg.epochs < 1:
+        raise UsageError("--scales, --test-size and --epochs must be positive")
+    return cfg
+
+
+def model_from_checkpoint(path, device):
+    ckpt = harness.load_checkpoint(Path(path).expanduser())
+    try:
+        d = dict(ckpt["extra"]["config"])
+        d["resnet_blocks"], d["scales"], d["person_frac"] = (tuple(d[k]) for k in
+                                                             ("resnet_blocks", "scales", "person_frac"))
+        cfg = Config(**d)
+        skeleton = Skeleton(cfg.data)
+        model = PoseNetwork(cfg, skeleton)
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise ValueError(f"{path}: not a bottom_up_bbox.py checkpoint "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    return cfg, skeleton, model.to(device).eval()
+
+
+def read_boxes(path, image_ids=None):
+    """``--boxes FILE``: a COCO detection-results JSON -> {image_id: (N, 5)}."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"--boxes {p}: no such file (expected 'gt' or a COCO detection-results JSON)")
+    return coco_aic.read_detections(p, image_ids)
+
+
+def print_tables(res, title):
+    rows = [(VARIANTS.get(k, k), v) for k, v in res.items() if not k.startswith("jitter")]
+    print(f"\n{title}\n" + format_ap_table(rows))
+
+
+def run_demo(args, rt):
+    """Poses of everyone in a photo (or a fresh toy scene): a figure and a
+    COCO-results JSON."""
+    synthetic = not args.demo
+    ckpt = args.checkpoint or (Path("runs") / "toy" / "best.pt" if synthetic else None)
+    if ckpt is None:
+        raise UsageError("--demo IMAGE needs --checkpoint PATH (a best.pt written by training)")
+    if synthetic and not Path(ckpt).is_file():
+        print(f"no toy checkpoint at {ckpt}: training one first (python bottom_up_bbox.py)", flush=True)
+        run(parse_args(["--out", str(Path(ckpt).parent), "--seed", str(args.seed)]))
+    cfg, skeleton, model = model_from_checkpoint(ckpt, rt.device)
+    if args.scales:
+        cfg.scales = build_config(args).scales
+    if synthetic:
+        scene = ToyScenes(args.seed + 7919, 1, cfg.input_size, skeleton)
+        image, size = scene.load(0).image, (cfg.input_size, cfg.input_size)
+        name, image_id = "toy_scene", 0
+        # The toy scene's ground-truth boxes stand in for a detector.
+        boxes = gt_boxes(scene.ground_truth(0)) if args.boxes == "gt" or args.boxes is None else None
+    else:
+        path = Path(args.demo).expanduser()
+        with Image.open(path) if path.is_file() else _missing(path) as probe:
+            size = probe.size
+        image, _ = open_image(path, max_reduce=max(size) / cfg.test_size)
+        name = path.stem
+        image_id = int(name) if name.isdigit() else name
+        if args.boxes == "gt":
+            raise UsageError("--boxes gt needs annotations; for --demo IMAGE give --boxes FILE or no --boxes")
+        boxes = None
+    if args.boxes not in (None, "gt"):
+        dets = read_boxes(args.boxes)
+        mine = dets.get(image_id)
+        if mine is None and len(dets) == 1:      # a file made for this one image
+            mine = next(iter(dets.values()))
+        boxes = np.zeros((0, 4)) if mine is None else mine[:, :4]
+    pred = infer(model, image, size, cfg, rt.device)
+    if boxes is None:
+        # No detector: the documented fallback, the extents of the box-free
+        # parse of [3], each extended by 10% per side (then by 10% again by
+        # the parser, as any detector's box would be).
+        kp, _, _ = parse_greedy(pred.maps, pred.fields, skeleton, cfg)
+        kp[..., :2] = pred.to_image(kp[..., :2])
+        boxes = person_boxes(kp, 0.1)
+    kp, conf = parse_variants(pred, boxes, skeleton, cfg, ("full",))["full"]
+    out = Path(args.out) if args.out else Path("runs") / "demo"
+    figure = figure_scene(image, pred, boxes, skeleton, cfg, out / f"{name}_poses.png",
+                          title=f"{len(kp)} person(s)")
+    results = to_coco_results(image_id, skeleton.to_dataset(kp), conf)
+    write_json(out / f"{name}_results.json", results)
+    print(f"{len(kp)} person(s) in {len(boxes)} box(es); figure {figure}; "
+          f"COCO results {out / (name + '_results.json')}")
+    return results
+
+
+def _missing(path):
+    raise FileNotFoundError(f"--demo {path}: image file not found")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", choices=("toy", "coco", "aic"), default="toy")
+    p.add_argument("--data-root", help="folder of the COCO or AI Challenger data set (see README)")
+    p.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the feature extractor")
+    p.add_argument("--checkpoint", help="a checkpoint to evaluate, demo, or fine-tune from")
+    p.add_argument("--resume", help="continue training from a last.pt")
+    p.add_argument("--eval-only", action="store_true")
+    p.add_argument("--demo", nargs="?", const="", metavar="IMAGE",
+                   help="poses of everyone in IMAGE (no IMAGE: a fresh synthetic scene)")
+    p.add_argument("--boxes", help="'gt' (ground-truth boxes as the detector) or a COCO "
+                                   "detection-results JSON; default gt (demo: a fallback, see README)")
+    p.add_argument("--box-jitter", type=float, default=0.0,
+                   help="shift and loosen/tighten the boxes by up to this fraction (Fig. 1 a-b)")
+    p.add_argument("--jitter-curve", default="0,0.1,0.2,0.3",
+                   help="jitter levels of the printed AP-vs-box-jitter curve ('' for none)")
+    p.add_argument("--stages", type=int, choices=(3, 6), help="Table III: number of stages")
+    p.add_argument("--backbone", choices=("resnet", "vgg"), help="Table III: ResNet-50 or VGG-19 features")
+    p.add_argument("--no-2x", action="store_true", help="Table III: no deconvolution (outputs at stride 8)")
+    p.add_argument("--width", type=float, help="channel multiplier (1 = the paper's network)")
+    p.add_argument("--input-size", type=int, help="training crop side in px")
+    p.add_argument("--test-size", type=int, help="longer image side at test scale 1.0")
+    p.add_argument("--scales", help="test scales, e.g. 0.7,1,1.3")
+    p.add_argument("--batch-size", type=int, help="global batch size (split over GPUs)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--eta", type=float, help="pose NMS threshold of Eq. (11)")
+    p.add_argument("--toy-train", type=int, default=2400, help="toy training scenes")
+    p.add_argument("--toy-val", type=int, default=200, help="toy validation scenes")
+    p.add_argument("--val-images", type=int, default=100, help="images scored after each epoch")
+    p.add_argument("--out", help="output folder")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=50, help="progress line every N steps")
+    return p.parse_args(argv)
+
+
+def jitter_levels(text):
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UsageError(f"--jitter-curve {text!r}: expected numbers like 0,0.1,0.2") from None
+
+
+def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
+    detections = None if args.boxes in (None, "gt") else read_boxes(args.boxes)
+    levels = jitter_levels(args.jitter_curve) if detections is None else ()
+    res = evaluate(model, val_src, cfg, skeleton, rt.device, variants=tuple(VARIANTS),
+                   detections=detections, box_jitter=args.box_jitter, jitter=levels,
+                   seed=args.seed, results_path=out_dir / "results_coco.json")
+    boxes = "ground-truth boxes" if detections is None else f"boxes from {args.boxes}"
+    name = {"toy": "toy scenes", "coco": "COCO val", "aic": "AI Challenger val"}[args.data]
+    print_tables({"full": res["full"]}, f"Tables I-II layout -- OKS AP (%) on {name}, {boxes}, "
+                 f"scales {cfg.scales}")
+    print_tables(res, "Table IV -- analysis of each component (AP %)")
+    if "AIC score" in res["full"]:
+        print(f"AI Challenger score (official definition): {100 * res['full']['AIC score']:.2f}")
+    curve = {float(k.split()[1]): v["AP"] for k, v in res.items() if k.startswith("jitter")}
+    if curve:
+        print("\nFig. 1 (a-b) -- AP (%) of the box-constrained parse vs box jitter "
+              "(shift and size change up to the level x box size):")
+        for lv, ap in sorted(curve.items()):
+            print(f"  jitter {lv:4.2f}: AP {100 * ap:5.1f}")
+        print(f"  (box-free parse of [3], no boxes: AP {100 * res['greedy']['AP']:.1f})")
+    return res, curve
+
+
+def run(args):
+    rt = harness.setup_runtime(args.device)
+    torch.manual_seed(args.seed)
+    if args.demo is not None:
+        return run_demo(args, rt)
+    if args.eval_only:
+        if not args.checkpoint:
+            raise UsageError("--eval-only needs --checkpoint PATH")
+        cfg, skeleton, model = model_from_checkpoint(args.checkpoint, rt.device)
+        if args.scales:
+            cfg.scales = build_config(args).scales
+        if (cfg.data == "toy") != (args.data == "toy") or (cfg.data != "toy" and Skeleton(args.data).J != skeleton.J):
+            raise UsageError(f"--checkpoint {args.checkpoint} was trained on {cfg.data}, not {args.data}")
+        _, val_src = load_sources(args, skeleton, cfg)
+        out_dir = Path(args.out or Path("runs") / f"{args.data}-eval")
+        res, _ = final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir)
+        return res
+
+    cfg = build_config(args)
+    skeleton = Skeleton(cfg.data)
+    out_dir = Path(args.out or Path("runs") / args.data)
+    train_src, val_src = load_sources(args, skeleton, cfg)
+    if args.boxes not in (None, "gt"):
+        read_boxes(args.boxes)                        # a bad file fails now, not after training
+    model = PoseNetwork(cfg, skeleton)
+    if args.checkpoint:
+        _, _, trained = model_from_checkpoint(args.checkpoint, "cpu")
+        model.load_state_dict(trained.state_dict())
+    elif args.pretrained:
+        model.features.load_imagenet(Path(args.pretrained).expanduser())
+    model.to(rt.device)
+    train_set = TrainScenes(train_src, cfg, skeleton, model.stride)
+    if rt.is_main:
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"{args.data}: {len(train_src)} train / {len(val_src)} val images; {cfg.stages}-stage "
+              f"{cfg.backbone}{' + 2x' if cfg.upsample else ''}, width {cfg.width}, "
+              f"{n_params / 1e6:.2f} M parameters, {cfg.input_size} px input, device {rt.device}"
+              + (f" x {rt.world_size}" if rt.distributed else ""), flush=True)
+    t0 = time.time()
+    history = train(cfg, model, train_set, val_src, rt, out_dir, skeleton, resume=args.resume,
+                    log_every=args.log_every, val_images=args.val_images)
+    if not rt.is_main:
+        harness.cleanup_runtime(rt)
+        return None
+    res, curve = final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir)
+    figure_curves(history, curve, out_dir / "curves.png")
+    for i in range(min(3, len(val_src))):
+        scene = val_src.load(i, max_reduce=max(scene_size(val_src, i)) / cfg.test_size)
+        pred = infer(model, scene.image, scene.size, cfg, rt.device)
+        figure_scene(scene.image, pred, gt_boxes(val_src.ground_truth(i)), skeleton, cfg,
+                     out_dir / f"scene_{i}.png", title=f"validation image {val_src.image_id(i)}")
+    summary = {"config": asdict(cfg), "seconds": time.time() - t0, "results": res,
+               "jitter_curve": curve, "history": history}
+    write_json(out_dir / "results.json", summary)
+    print(f"\n{time.time() - t0:.0f} s; checkpoints, figures, results.json and results_coco.json in {out_dir}/")
+    harness.cleanup_runtime(rt)
+    return summary
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except (UsageError, FileNotFoundError, ImageError, DataError, harness.NonFiniteLoss,
+            ValueError) as e:
+        if os.environ.get("BUB_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
