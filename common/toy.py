@@ -329,7 +329,7 @@ def _scene(rng, H, W, max_people, occlusion, return_labels):
             h = np.clip(heights[k] * rng.uniform(0.8, 1.25), SCENE_HEIGHT[0] * H, SCENE_HEIGHT[1] * H)
             # Side by side, overlapping, but never in the same place: two
             # bodies cannot stand closer than about a shoulder width (0.2 h).
-            dx = rng.uniform(0.2, 0.45) * rng.choice([-1, 1])
+            dx = rng.uniform(0.3, 0.5) * rng.choice([-1, 1])
             c = centres[k] + np.array([dx, rng.uniform(-0.12, 0.12)]) * heights[k]
         else:                                            # anywhere, maybe cut by the border
             h = H * rng.uniform(*SCENE_HEIGHT)
