@@ -1,0 +1,73 @@
+"""Parsing time per frame (paper 2, §IV-B3: "the average pose parsing time
+per frame is 24 ms" on an i7-7700K): candidates + Eq. (5) + Algorithm 1 +
+pose NMS + completion, next to the box-free greedy parse of [3] on the same
+maps, for 1, 5, 10 and 20 people in an 848 x 480 frame, maps at the
+network's output stride (4).
+
+    python tests/benchmarks/bench_bub_parsing.py
+
+The maps are what a good network would output: the ground-truth maps and
+fields of randomly posed people (common.toy.sample_pose, 120-330 px tall),
+plus noise (std 0.02) so that the NMS sees a realistic number of weak
+peaks. One thread (torch and numpy), median of 30 frames.
+"""
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+import bottom_up_bbox as bub  # noqa: E402
+from common.skeleton import MPII_TO_AIC  # noqa: E402
+from common.toy import sample_pose  # noqa: E402
+
+W, H, STRIDE = 848, 480, 4
+
+
+def frame(rng, n, sk, cfg):
+    kp = np.zeros((n, sk.J, 3), np.float32)
+    for k in range(n):
+        height = rng.uniform(120, 330)
+        centre = rng.uniform([60, 60 + height / 2], [W - 60, H - 60])
+        kp[k, :, :2] = (sample_pose(rng) * height + centre)[MPII_TO_AIC]
+        kp[k, :, 2] = 2
+    lo, hi = kp[..., :2].min(1), kp[..., :2].max(1)
+    boxes = np.concatenate([lo, hi - lo], 1)
+    shape = (H // STRIDE, W // STRIDE)
+    maps = bub.confidence_maps(kp, shape, STRIDE, cfg.sigma)
+    fields, _ = bub.direction_fields(kp, sk.limbs, shape, STRIDE, cfg.delta)
+    maps = np.clip(maps + rng.normal(0, 0.02, maps.shape), 0, 1).astype(np.float32)
+    fields = (fields + rng.normal(0, 0.02, fields.shape)).astype(np.float32)
+    pred = bub.Prediction(maps, fields, STRIDE, (W, H), (W, H))
+    return pred, pred.boxes_to_map(bub.extend_boxes(boxes, cfg.box_extend))
+
+
+def main():
+    torch.set_num_threads(1)
+    sk, cfg = bub.Skeleton("aic"), bub.Config(data="aic")
+    rng = np.random.default_rng(0)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, one thread; "
+          f"maps {W // STRIDE}x{H // STRIDE} (stride {STRIDE}) for an {W}x{H} frame")
+    print(f"{'people':>6} {'ours (ms)':>10} {'greedy [3] (ms)':>16} {'poses':>6}")
+    for n in (1, 5, 10, 20):
+        ours, greedy, found = [], [], []
+        for _ in range(30):
+            pred, boxes = frame(rng, n, sk, cfg)
+            t = time.perf_counter()
+            kp, _, _ = bub.parse_image(pred.maps, pred.fields, boxes, sk, cfg)
+            ours.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            bub.parse_greedy(pred.maps, pred.fields, sk, cfg)
+            greedy.append(time.perf_counter() - t)
+            found.append(len(kp))
+        print(f"{n:>6} {1e3 * np.median(ours):>10.2f} {1e3 * np.median(greedy):>16.2f} {np.mean(found):>6.1f}")
+
+
+if __name__ == "__main__":
+    main()

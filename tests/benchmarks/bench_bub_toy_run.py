@@ -1,0 +1,32 @@
+"""The default toy run of paper 2, timed: wall time, OKS AP and Table IV.
+
+    python tests/benchmarks/bench_bub_toy_run.py
+
+Runs the real command line in a subprocess (never next to another training:
+two trainings on two cores slow each other down several-fold).
+"""
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main():
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "bottom_up_bbox.py"), "--out", out],
+                       check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t
+        res = json.loads((Path(out) / "results.json").read_text())
+    r = res["results"]
+    print(f"python bottom_up_bbox.py: {wall:.0f} s wall; OKS AP (%): "
+          + ", ".join(f"{k} {100 * v['AP']:.1f}" for k, v in r.items()))
+    print(f"AI Challenger score (full): {100 * r['full']['AIC score']:.1f}")
+
+
+if __name__ == "__main__":
+    main()

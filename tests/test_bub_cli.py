@@ -1,0 +1,201 @@
+"""Paper 2 end to end: the CLI in a tiny configuration, --demo, --boxes, bad
+input (one clear line or a correct empty result, never a traceback), the
+training data pipeline on real COCO files, and a 2-process DDP run."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import bottom_up_bbox as bub
+from common import coco_aic
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "real_samples" / "coco"
+TINY = ["--toy-train", "16", "--toy-val", "4", "--epochs", "1", "--input-size", "96", "--test-size", "96",
+        "--val-images", "2", "--jitter-curve", "0,0.2", "--log-every", "100"]
+
+
+def run_cli(*args, timeout=240):
+    return subprocess.run([sys.executable, str(ROOT / "bottom_up_bbox.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"})
+
+
+def one_line_error(r, *words):
+    assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-2000:])
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny toy run shared by the tests below."""
+    out = tmp_path_factory.mktemp("bub") / "toy"
+    r = run_cli(*TINY, "--out", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, r.stdout
+
+
+def test_toy_run_prints_the_tables_and_writes_everything(trained):
+    out, stdout = trained
+    for title in ("Tables I-II layout", "Table IV", "pose parsing by [3]", "without pose NMS",
+                  "without pose completion", "Fig. 1 (a-b)", "AI Challenger score"):
+        assert title in stdout
+    for name in ("best.pt", "last.pt", "curves.png", "scene_0.png", "results.json", "results_coco.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "results.json").read_text())
+    assert set(summary["results"]) >= set(bub.VARIANTS) | {"jitter 0.00", "jitter 0.20"}
+    res = json.loads((out / "results_coco.json").read_text())
+    assert all(len(r["keypoints"]) == 14 * 3 and "score" in r for r in res)
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".tmp-*"))
+
+
+def test_eval_only_with_a_detection_file(trained, tmp_path):
+    out, _ = trained
+    # A "detector" that finds the first ground-truth person of image 0 only,
+    # plus a box wholly outside the image.
+    gt = bub.ToyScenes(1, 4, 96, bub.Skeleton("toy")).ground_truth(0)
+    dets = [{"image_id": 0, "category_id": 1, "bbox": gt[0]["bbox"], "score": 0.9},
+            {"image_id": 0, "category_id": 1, "bbox": [500, 500, 40, 80], "score": 0.5}]
+    f = tmp_path / "dets.json"
+    f.write_text(json.dumps(dets))
+    r = run_cli("--eval-only", "--checkpoint", str(out / "best.pt"), "--toy-val", "4", "--boxes", str(f),
+                "--out", str(tmp_path / "eval"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "boxes from" in r.stdout and "Table IV" in r.stdout
+    res = json.loads((tmp_path / "eval" / "results_coco.json").read_text())
+    assert {x["image_id"] for x in res} <= {0}                       # only image 0 has boxes
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real_samples/coco not present")
+def test_demo_on_a_real_photo_writes_figure_and_coco_json(trained, tmp_path):
+    out, _ = trained
+    r = run_cli("--demo", str(REAL / "000000000785.jpg"), "--checkpoint", str(out / "best.pt"),
+                "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "000000000785_poses.png").is_file()
+    res = json.loads((tmp_path / "000000000785_results.json").read_text())
+    assert isinstance(res, list) and all(x["image_id"] == 785 for x in res)
+
+
+def test_demo_on_a_synthetic_scene(trained, tmp_path):
+    out, _ = trained
+    r = run_cli("--demo", "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "toy_scene_poses.png").is_file() and (tmp_path / "toy_scene_results.json").is_file()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16", "blank"])
+def test_demo_on_grayscale_rgba_16bit_and_empty_images(trained, tmp_path, mode):
+    out, _ = trained
+    rng = np.random.default_rng(0)
+    if mode == "I;16":
+        img = Image.fromarray((rng.random((90, 120)) * 65535).astype(np.uint16))
+    elif mode == "blank":                                            # no people: an empty result
+        img = Image.new("RGB", (120, 90), (128, 128, 128))
+    else:
+        img = Image.fromarray((rng.random((90, 120, 4)) * 255).astype(np.uint8)).convert(mode)
+    path = tmp_path / f"img_{mode.replace(';', '')}.png"
+    img.save(path)
+    r = run_cli("--demo", str(path), "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / f"{path.stem}_results.json").read_text())
+    assert isinstance(res, list)
+    if mode == "blank":
+        assert res == []
+
+
+def test_bad_input_gives_one_clear_line(trained, tmp_path):
+    out, _ = trained
+    ckpt = str(out / "best.pt")
+    one_line_error(run_cli("--demo", str(tmp_path / "nope.jpg"), "--checkpoint", ckpt), "nope.jpg", "not found")
+    one_line_error(run_cli("--demo", str(REAL / "000000000785.jpg") if REAL.is_dir() else ckpt,
+                           "--checkpoint", str(tmp_path / "missing.pt")), "missing.pt")
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    one_line_error(run_cli("--demo", str(text), "--checkpoint", ckpt), "notes.jpg")
+    empty = tmp_path / "empty.json"
+    empty.write_text("")
+    one_line_error(run_cli("--demo", str(text), "--checkpoint", ckpt, "--boxes", str(empty)), "notes.jpg")
+    one_line_error(run_cli("--eval-only", "--checkpoint", ckpt, "--toy-val", "2", "--boxes", str(empty)),
+                   "empty.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"image_id": 0, "bbox": [1, 2, 3]}]')
+    one_line_error(run_cli("--eval-only", "--checkpoint", ckpt, "--toy-val", "2", "--boxes", str(bad)), "bad.json")
+    one_line_error(run_cli("--eval-only", "--checkpoint", ckpt, "--boxes", str(tmp_path / "no.json")), "no.json")
+    one_line_error(run_cli("--eval-only"), "--checkpoint")
+    one_line_error(run_cli("--data", "coco"), "--data-root")
+    one_line_error(run_cli("--data", "coco", "--data-root", str(tmp_path)), str(tmp_path))
+    one_line_error(run_cli("--input-size", "100"), "--input-size")
+    one_line_error(run_cli("--scales", "a,b"), "--scales")
+    one_line_error(run_cli("--eval-only", "--checkpoint", str(text)), "notes.jpg")
+
+
+def test_huge_image_is_refused_with_one_line(trained, tmp_path, monkeypatch, capsys):
+    out, _ = trained
+    from common import transforms
+    monkeypatch.setattr(transforms, "MAX_PIXELS", 1000)
+    path = tmp_path / "big.png"
+    Image.new("RGB", (100, 100)).save(path)
+    with pytest.raises(SystemExit) as e:
+        bub.main(["--demo", str(path), "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "big.png" in err and "larger than" in err
+
+
+def test_empty_detection_file_gives_an_empty_result(trained, tmp_path):
+    out, _ = trained
+    f = tmp_path / "none.json"
+    f.write_text("[]")
+    r = run_cli("--eval-only", "--checkpoint", str(out / "best.pt"), "--toy-val", "2", "--boxes", str(f),
+                "--jitter-curve", "", "--out", str(tmp_path / "e"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "e" / "results_coco.json").read_text()) == []
+
+
+# ----------------------------------------------------------------------------- real COCO files
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real_samples/coco not present")
+def test_training_samples_from_real_coco_files():
+    """Reader -> crop around a person -> targets and mask, on the real files:
+    crowd / keypoint-less persons are masked, every drawn joint has its peak."""
+    sk, cfg = bub.Skeleton("coco"), bub.Config(data="coco")
+    recs = coco_aic.read_coco(REAL / "test_coco.json", REAL)
+    data = bub.TrainScenes(bub.RecordScenes(recs, sk), cfg, sk, stride=4)
+    assert len(data) == 4
+    for i in range(4):
+        s = data[i]
+        assert s["image"].shape == (3, 368, 368) and s["maps"].shape == (19, 92, 92)
+        assert s["fields"].shape == (34, 92, 92) and s["mask"].shape == (19 + 34, 92, 92)
+        assert torch.isfinite(s["image"]).all() and s["maps"].max() <= 1.0
+    no_kp = [i for i, r in enumerate(recs) if ((r.keypoints[..., 2] > 0).sum(-1) == 0).any()]
+    assert no_kp, "the real sample has persons without keypoints"
+    scene = bub.RecordScenes(recs, sk).load(no_kp[0])
+    assert scene.ignore is not None and scene.ignore.any()          # their segments are W = 0
+
+
+# ----------------------------------------------------------------------------- DDP
+def test_two_process_ddp_run_on_toy_data(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        "--master_addr", "127.0.0.1", "--master_port", str(port),
+                        str(ROOT / "bottom_up_bbox.py"), *TINY, "--batch-size", "4", "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=240,
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "x 2" in r.stdout
+    assert r.stdout.count("Table IV") == 1                          # rank 0 alone reports
+    assert (out / "best.pt").is_file()
