@@ -529,16 +529,25 @@ def find_candidates(maps, threshold):
     (exact for a Gaussian peak, Eq. 1).
     """
     J, h, w = maps.shape
-    t = torch.from_numpy(np.ascontiguousarray(maps, np.float32))[None]
-    peak = ((t == F.max_pool2d(t, 3, 1, 1)) & (t > threshold))[0].numpy()
-    j, y, x = np.nonzero(peak)
+    # 3x3 maximum filter, separable: rows then columns (numpy; an order of
+    # magnitude faster on a CPU than a stride-1 max-pool).
+    m = np.asarray(maps, np.float32)
+    row = m.copy()
+    np.maximum(row[..., 1:], m[..., :-1], out=row[..., 1:])
+    np.maximum(row[..., :-1], m[..., 1:], out=row[..., :-1])
+    box = row.copy()
+    np.maximum(box[:, 1:], row[:, :-1], out=box[:, 1:])
+    np.maximum(box[:, :-1], row[:, 1:], out=box[:, :-1])
+    j, y, x = np.nonzero((m == box) & (m > threshold))
     score = maps[j, y, x].astype(np.float32)
-    logm = np.log(np.maximum(maps, 1e-6))
-    c = logm[j, y, x]
+
+    def log_at(yy, xx):
+        return np.log(np.maximum(maps[j, yy, xx], 1e-6))
+
+    c = np.log(np.maximum(score, 1e-6))
     offsets = []
-    for prev, nxt in (((j, y, np.maximum(x - 1, 0)), (j, y, np.minimum(x + 1, w - 1))),
-                      ((j, np.maximum(y - 1, 0), x), (j, np.minimum(y + 1, h - 1), x))):
-        lo, hi = logm[prev], logm[nxt]
+    for lo, hi in ((log_at(y, np.maximum(x - 1, 0)), log_at(y, np.minimum(x + 1, w - 1))),
+                   (log_at(np.maximum(y - 1, 0), x), log_at(np.minimum(y + 1, h - 1), x))):
         curv = lo - 2 * c + hi
         off = np.where(curv < 0, 0.5 * (lo - hi) / np.where(curv < 0, curv, -1), 0.0)
         offsets.append(np.clip(off, -0.5, 0.5))
