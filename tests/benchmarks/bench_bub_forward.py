@@ -4,7 +4,7 @@ for the 3-stage ResNet + 2x network; Table III lists all five variants).
     python tests/benchmarks/bench_bub_forward.py            # CPU (and CUDA if present)
 
 Random weights (the time does not depend on them), batch 1, float32 on CPU;
-on CUDA float32 and AMP. Median of 10 runs after 2 warm-up runs.
+on CUDA float32 and AMP. Median of 3 runs (CPU) or 10 (CUDA) after 2 warm-up runs.
 """
 import os
 import platform
@@ -21,7 +21,8 @@ VARIANTS = [(6, "vgg", False), (6, "resnet", False), (3, "resnet", False), (3, "
 
 
 @torch.no_grad()
-def time_forward(net, device, amp=False, runs=10):
+def time_forward(net, device, amp=False, runs=None):
+    runs = runs or (10 if device.type == "cuda" else 3)
     x = torch.randn(1, 3, 480, 848, device=device).contiguous(memory_format=torch.channels_last)
     times = []
     for i in range(runs + 2):
@@ -45,7 +46,8 @@ def main():
         cfg = bub.Config(data="aic", stages=stages, backbone=backbone, upsample=up)
         net = bub.PoseNetwork(cfg, sk).eval().to(memory_format=torch.channels_last)
         n = sum(p.numel() for p in net.parameters()) / 1e6
-        row = f"{stages}-stage + {backbone}{' + 2x' if up else '':5s} {n:6.2f} M"
+        name = f"{stages}-stage + {backbone}" + (" + 2x" if up else "")
+        row = f"{name:22s} {n:6.2f} M"
         for dev in devices:
             net.to(dev)
             row += f"  {dev.type} {time_forward(net, dev):8.1f} ms"
