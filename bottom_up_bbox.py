@@ -1060,11 +1060,7 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
             with harness.autocast(rt):
                 outputs = net(batch["image"].contiguous(memory_format=torch.channels_last))
             loss = pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
-            harness.check_finite(loss, f"epoch {epoch + 1} step {step + 1}")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            harness.optimizer_step(loss, opt, scaler, f"epoch {epoch + 1} step {step + 1}")
             total, n = total + loss.item(), n + 1
             progress.update(loss.item(), batch["image"].shape[0])
         sched.step()

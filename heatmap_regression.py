@@ -780,11 +780,7 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
                 batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
                 with harness.autocast(rt):
                     loss = stage_loss(net, model, stage, batch)
-                harness.check_finite(loss, f"stage {stage.name} epoch {epoch + 1} step {step + 1}")
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
+                harness.optimizer_step(loss, opt, scaler, f"stage {stage.name} epoch {epoch + 1} step {step + 1}")
                 total, n = total + loss.item(), n + 1
                 progress.update(loss.item(), batch["image"].shape[0])
             sched.step()

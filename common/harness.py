@@ -291,6 +291,16 @@ def check_finite(loss, where):
                             "stopping (the last checkpoint on disk is untouched)")
 
 
+def optimizer_step(loss, optimizer, scaler, where):
+    """One training step: stop on a non-finite loss (naming ``where``), then
+    backward through the AMP scaler (a pass-through without AMP) and step."""
+    check_finite(loss, where)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
 class Progress:
     """One line per ``log_every`` steps and at the end of each epoch (rank 0):
 
