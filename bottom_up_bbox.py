@@ -29,8 +29,6 @@ propagate from one person to the next, and joints cut off from their person
 (truncation, occlusion) are recovered by the box (pose completion).
 """
 import argparse
-import os
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -42,10 +40,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from common import coco_aic, harness, plotting
+from common import cli, coco_aic, harness, plotting
+from common.cli import UsageError
 from common.backbones import VGG, ResNet, load_imagenet_weights
 from common.coco_eval import aic_score, coco_keypoint_ap, format_ap_table, to_coco_results, write_json
-from common.datasets import DataError
 from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, MPII_TO_AIC,
                              flip_permutation)
 from common.toy import render_scene
@@ -392,10 +390,9 @@ class Features(nn.Module):
                 raise ValueError(f"{path}: ImageNet weights need ResNet-50's blocks (3, 4, 6), "
                                  f"this model has {self.blocks}")
             full = load_imagenet_weights(ResNet(50, self.width), path)
-            own = self.trunk.state_dict()
         else:
             full = load_imagenet_weights(VGG(depth=19, width=self.width), path).features
-            own = self.trunk.state_dict()
+        own = self.trunk.state_dict()
         state = {k: v for k, v in full.state_dict().items() if k in own}
         self.trunk.load_state_dict(state, strict=True)
 
@@ -770,6 +767,13 @@ def complete_poses(poses, cand, maps, boxes):
 # =============================================================================
 # The whole parse of one image, and the baseline of Cao et al. [3]
 # =============================================================================
+def candidates_and_scores(maps, fields, skeleton, cfg):
+    """What every parser reads, computed once per image: the candidates and
+    the Eq. (5) score of every candidate pair of every limb."""
+    cand = find_candidates(maps[:skeleton.J], cfg.peak_threshold)
+    return cand, connection_scores(fields, cand, skeleton.limbs)
+
+
 def parse_image(maps, fields, boxes, skeleton, cfg, nms=True, completion=True, cand=None, scores=None):
     """Candidates, Eq. (5), Algorithm 1 in every box, pose NMS, completion.
 
@@ -779,9 +783,7 @@ def parse_image(maps, fields, boxes, skeleton, cfg, nms=True, completion=True, c
     """
     J = skeleton.J
     if cand is None:
-        cand = find_candidates(maps[:J], cfg.peak_threshold)
-    if scores is None:
-        scores = connection_scores(fields, cand, skeleton.limbs)
+        cand, scores = candidates_and_scores(maps, fields, skeleton, cfg)
     poses = []
     for b, box in enumerate(boxes):
         for p in parse_box(cand, scores, skeleton.limbs, candidates_in_box(cand, box),
@@ -798,6 +800,7 @@ def parse_image(maps, fields, boxes, skeleton, cfg, nms=True, completion=True, c
 
 
 def pack(kps, confs, done, J):
+    """Lists of per-pose arrays -> stacked arrays (empty ones of the right shape)."""
     if not kps:
         return np.zeros((0, J, 3), np.float32), np.zeros(0, np.float32), np.zeros((0, J), bool)
     return np.stack(kps), np.array(confs, np.float32), np.stack(done)
@@ -818,9 +821,7 @@ def parse_greedy(maps, fields, skeleton, cfg, cand=None, scores=None, min_joints
     """
     J = skeleton.J
     if cand is None:
-        cand = find_candidates(maps[:J], cfg.peak_threshold)
-    if scores is None:
-        scores = connection_scores(fields, cand, skeleton.limbs)
+        cand, scores = candidates_and_scores(maps, fields, skeleton, cfg)
     kps, confs = [], []
     for p in parse_box(cand, scores, skeleton.limbs, np.ones(len(cand.score), bool),
                        cfg.link_threshold):
@@ -871,6 +872,7 @@ class ToyScenes:
 
     def __init__(self, seed, n, size, skeleton):
         self.seed, self.n, self.size, self.skeleton = seed, n, size, skeleton
+        self._last = (None, None)      # the last scene rendered: a sample asks for it 2-3 times
 
     def __len__(self):
         return self.n
@@ -879,21 +881,23 @@ class ToyScenes:
         return int(i)
 
     def _render(self, i):
-        img, kp, boxes, areas = render_scene(self.seed, i, size=(self.size, self.size))
-        return img, kp[:, MPII_TO_AIC], boxes, areas
+        if self._last[0] != i:
+            img, kp, boxes, _ = render_scene(self.seed, i, size=(self.size, self.size))
+            self._last = (i, (img, kp[:, MPII_TO_AIC], boxes))
+        return self._last[1]
 
     def load(self, i, max_reduce=1.0):
-        img, kp, boxes, _ = self._render(i)
-        return Scene(Image.fromarray(img), 1.0, kp, boxes, None, (self.size, self.size))
+        img, kp, boxes = self._render(i)
+        return Scene(Image.fromarray(img), 1.0, kp.copy(), boxes.copy(), None, (self.size, self.size))
 
     def annotation(self, i):
-        _, kp, boxes, _ = self._render(i)
+        _, kp, boxes = self._render(i)
         return kp, boxes, (self.size, self.size)
 
     def ground_truth(self, i):
         """Scored like AI Challenger, whose 14 joints and OKS constants the toy
         figures use: the OKS scale is the box area (its keypoint_eval.py)."""
-        _, kp, boxes, _ = self._render(i)
+        _, kp, boxes = self._render(i)
         return [coco_annotation(i, 1000 * i + k, kp[k], boxes[k], boxes[k, 2] * boxes[k, 3])
                 for k in range(len(kp))]
 
@@ -946,7 +950,7 @@ class RecordScenes:
                                 r.iscrowd[k]) for k in range(len(r.keypoints))]
 
 
-class TrainScenes(torch.utils.data.Dataset):
+class TrainScenes(harness.EpochDataset):
     """Augmented training inputs with the targets and mask of §III-A.
 
     §IV-A: "randomly rotating the input image with a degree in [-30, 30] and
@@ -959,13 +963,6 @@ class TrainScenes(torch.utils.data.Dataset):
 
     def __init__(self, source, cfg, skeleton, stride):
         self.source, self.cfg, self.skeleton, self.stride = source, cfg, skeleton, stride
-        self.epoch = 0
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.source)
 
     def geometry(self, index, rng):
         cfg = self.cfg
@@ -974,6 +971,8 @@ class TrainScenes(torch.utils.data.Dataset):
         if cfg.data == "toy" or len(boxes) == 0:
             return np.array([(W - 1) / 2, (H - 1) / 2]), max(W, H) / zoom
         x, y, w, h = boxes[rng.integers(len(boxes))]
+        # A person a few pixels tall would zoom the crop into a blur: the
+        # crop side never drops below 16 px of the image (Here: our guard).
         return np.array([x + w / 2, y + h / 2]), max(w, h, 16.0) / zoom
 
     def __getitem__(self, index):
@@ -1016,12 +1015,6 @@ class TrainScenes(torch.utils.data.Dataset):
 # =============================================================================
 # §IV-A Implementation details -- training
 # =============================================================================
-def loader_workers(rt):
-    """Loading processes: on a GPU machine decoding must keep up with the GPU;
-    on a CPU, extra processes would compete with the maths for the cores."""
-    return min(6, os.cpu_count() or 1) if rt.device.type == "cuda" else 0
-
-
 def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None, log_every=20,
           val_images=100):
     """§IV-A: Adam, lr 8e-5, batch 16, all stages supervised (Eq. 8).
@@ -1046,7 +1039,7 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
         start, _, extra = harness.restore_train_state(ckpt, model, opt, sched, scaler)
         history = extra["history"]
     loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
-                                 num_workers=loader_workers(rt), drop_last=len(train_set) >= cfg.batch_size)
+                                 num_workers=harness.loader_workers(rt, most=6), drop_last=len(train_set) >= cfg.batch_size)
     best = max((v["AP"] for v in history["val"]), default=-1.0)
     progress = harness.Progress("train", cfg.epochs, len(loader), rt, log_every=log_every)
     for epoch in range(start, cfg.epochs):
@@ -1088,6 +1081,7 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
 # §IV-A Testing: multi-scale inference, boxes, and OKS AP (Tables I-II)
 # =============================================================================
 def round_to(x, m):
+    """``x`` rounded to the nearest positive multiple of ``m``."""
     return max(m, int(round(x / m)) * m)
 
 
@@ -1173,23 +1167,22 @@ VARIANTS = {  # Table IV rows, in the paper's order
 }
 
 
-def parse_variants(pred, boxes, skeleton, cfg, variants):
+def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None):
     """Every requested parse of one image; boxes in full-res image px.
-    Returns {variant: (keypoints (P, J, 3) in image px, scores (P,))}."""
-    J = skeleton.J
-    cand = find_candidates(pred.maps[:J], cfg.peak_threshold)
-    scores = connection_scores(pred.fields, cand, skeleton.limbs)
+    ``inputs``: ``candidates_and_scores`` of ``pred`` when already computed.
+    Returns {variant: (keypoints (P, J, 3) in image px, scores (P,),
+    completed (P, J) bool)}."""
+    cand, scores = inputs or candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
     box_map = pred.boxes_to_map(extend_boxes(boxes, cfg.box_extend))
     out = {}
     for v in variants:
         if v == "greedy":
-            kp, conf, _ = parse_greedy(pred.maps, pred.fields, skeleton, cfg, cand, scores)
+            kp, conf, done = parse_greedy(pred.maps, pred.fields, skeleton, cfg, cand, scores)
         else:
-            kp, conf, _ = parse_image(pred.maps, pred.fields, box_map, skeleton, cfg, cand=cand,
-                                      scores=scores, nms=v != "no_nms", completion=v != "no_completion")
-        kp = kp.copy()
+            kp, conf, done = parse_image(pred.maps, pred.fields, box_map, skeleton, cfg, cand=cand,
+                                         scores=scores, nms=v != "no_nms", completion=v != "no_completion")
         kp[..., :2] = pred.to_image(kp[..., :2])
-        out[v] = (kp, conf)
+        out[v] = (kp, conf, done)
     return out
 
 
@@ -1232,11 +1225,12 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
         boxes = gt_boxes(gt) if detections is None else detections.get(image_id, np.zeros((0, 5)))[:, :4]
         if box_jitter:
             boxes = jitter_boxes(boxes, rng, box_jitter)
-        for v, (kp, conf) in parse_variants(pred, boxes, skeleton, cfg, variants).items():
+        inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
+        for v, (kp, conf, _) in parse_variants(pred, boxes, skeleton, cfg, variants, inputs).items():
             results[v] += to_coco_results(image_id, skeleton.to_dataset(kp), conf)
         for lv in jitter:
             jb = jitter_boxes(gt_boxes(gt), rng, lv)
-            kp, conf = parse_variants(pred, jb, skeleton, cfg, ("full",))["full"]
+            kp, conf, _ = parse_variants(pred, jb, skeleton, cfg, ("full",), inputs)["full"]
             results[f"jitter {lv:.2f}"] += to_coco_results(image_id, skeleton.to_dataset(kp), conf)
     if results_path is not None and "full" in results:
         write_json(results_path, results["full"])
@@ -1278,19 +1272,17 @@ def field_colours(fields):
     return mcolors.hsv_to_rgb(np.stack([hue, np.ones_like(hue), np.clip(mag.max(0), 0, 1)], -1))
 
 
-def figure_scene(image, pred, boxes, skeleton, cfg, path, title=""):
+def figure_scene(image, pred, boxes, parsed, skeleton, cfg, path, title=""):
     """Fig. 2 for one image: boxes and our poses, the confidence maps, the
-    direction fields, and the box-free parse of [3] on the same outputs."""
+    direction fields, and the box-free parse of [3] on the same outputs.
+    ``parsed``: ``parse_variants`` with at least "full" and "greedy"."""
     J = skeleton.J
-    parsed = parse_variants(pred, boxes, skeleton, cfg, ("full", "greedy"))
-    box_map = pred.boxes_to_map(extend_boxes(boxes, cfg.box_extend))
-    _, _, completed = parse_image(pred.maps, pred.fields, box_map, skeleton, cfg)
     W, H = pred.size
     extent = (-0.5, W - 0.5, H - 0.5, -0.5)
     fig, axes = plotting.image_grid(4, size=4.0)
     axes[0].imshow(image, extent=extent)
     draw_boxes(axes[0], extend_boxes(boxes, cfg.box_extend), ec="yellow", ls="--", lw=1)
-    draw_poses(axes[0], parsed["full"][0], skeleton, completed)
+    draw_poses(axes[0], parsed["full"][0], skeleton, parsed["full"][2])
     axes[0].set_title("boxes + Algorithm 1, NMS, completion", fontsize=9)
     axes[1].imshow(image, extent=extent)
     axes[1].imshow(pred.maps[:J].max(0), extent=extent, cmap="magma", alpha=0.7, vmin=0, vmax=1)
@@ -1319,10 +1311,6 @@ def figure_curves(history, jitter_rows, path):
 # =============================================================================
 # Command line
 # =============================================================================
-class UsageError(ValueError):
-    """Bad command-line input; reported as one line."""
-
-
 def load_sources(args, skeleton, cfg):
     """(train source, validation source) for ``--data``."""
     if args.data == "toy":
@@ -1348,19 +1336,35 @@ def build_config(args):
             setattr(cfg, name, getattr(args, name))
     if args.no_2x:
         cfg.upsample = False
-    if args.scales:
-        try:
-            cfg.scales = tuple(float(s) for s in args.scales.split(","))
-        except ValueError:
-            raise UsageError(f"--scales {args.scales!r}: expected numbers like 0.7,1,1.3") from None
+    cfg.scales = scales_flag(args) or cfg.scales
     if cfg.input_size % 8 or cfg.input_size < 16:
         raise UsageError(f"--input-size must be a multiple of 8 (the feature stride), got {cfg.input_size}")
-    if min(cfg.scales) <= 0 or cfg.test_size < 8 or cfg.epochs < 1:
-        raise UsageError("--scales, --test-size and --epochs must be positive")
+    if cfg.test_size < 8 or cfg.epochs < 1:
+        raise UsageError("--test-size and --epochs must be positive")
     return cfg
 
 
-def model_from_checkpoint(path, device):
+def number_list(text, flag, example):
+    """A comma-separated flag value -> tuple of floats (one-line error if not)."""
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: expected numbers like {example}") from None
+
+
+def scales_flag(args):
+    """``--scales`` as a tuple, or None when not given."""
+    if not args.scales:
+        return None
+    scales = number_list(args.scales, "--scales", "0.7,1,1.3")
+    if not scales or min(scales) <= 0:
+        raise UsageError(f"--scales {args.scales!r}: expected positive numbers like 0.7,1,1.3")
+    return scales
+
+
+def model_from_checkpoint(path, device, args=None):
+    """(config, skeleton, model in eval mode) from a best.pt/last.pt; ``args``
+    may override the test scales."""
     ckpt = harness.load_checkpoint(Path(path).expanduser())
     try:
         d = dict(ckpt["extra"]["config"])
@@ -1373,6 +1377,8 @@ def model_from_checkpoint(path, device):
     except (KeyError, TypeError, RuntimeError) as e:
         raise ValueError(f"{path}: not a bottom_up_bbox.py checkpoint "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    if args is not None:
+        cfg.scales = scales_flag(args) or cfg.scales
     return cfg, skeleton, model.to(device).eval()
 
 
@@ -1399,9 +1405,7 @@ def run_demo(args, rt):
     if synthetic and not Path(ckpt).is_file():
         print(f"no toy checkpoint at {ckpt}: training one first (python bottom_up_bbox.py)", flush=True)
         run(parse_args(["--out", str(Path(ckpt).parent), "--seed", str(args.seed)]))
-    cfg, skeleton, model = model_from_checkpoint(ckpt, rt.device)
-    if args.scales:
-        cfg.scales = build_config(args).scales
+    cfg, skeleton, model = model_from_checkpoint(ckpt, rt.device, args)
     if synthetic:
         scene = ToyScenes(args.seed + 7919, 1, cfg.input_size, skeleton)
         image, size = scene.load(0).image, (cfg.input_size, cfg.input_size)
@@ -1426,16 +1430,17 @@ def run_demo(args, rt):
             mine = next(iter(dets.values()))
         boxes = np.zeros((0, 4)) if mine is None else mine[:, :4]
     pred = infer(model, image, size, cfg, rt.device)
+    inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
+    greedy = parse_variants(pred, np.zeros((0, 4)), skeleton, cfg, ("greedy",), inputs)["greedy"]
     if boxes is None:
         # No detector: the documented fallback, the extents of the box-free
         # parse of [3], each extended by 10% per side (then by 10% again by
         # the parser, as any detector's box would be).
-        kp, _, _ = parse_greedy(pred.maps, pred.fields, skeleton, cfg)
-        kp[..., :2] = pred.to_image(kp[..., :2])
-        boxes = person_boxes(kp, 0.1)
-    kp, conf = parse_variants(pred, boxes, skeleton, cfg, ("full",))["full"]
+        boxes = person_boxes(greedy[0], 0.1)
+    parsed = {"greedy": greedy, **parse_variants(pred, boxes, skeleton, cfg, ("full",), inputs)}
+    kp, conf, _ = parsed["full"]
     out = Path(args.out) if args.out else Path("runs") / "demo"
-    figure = figure_scene(image, pred, boxes, skeleton, cfg, out / f"{name}_poses.png",
+    figure = figure_scene(image, pred, boxes, parsed, skeleton, cfg, out / f"{name}_poses.png",
                           title=f"{len(kp)} person(s)")
     results = to_coco_results(image_id, skeleton.to_dataset(kp), conf)
     write_json(out / f"{name}_results.json", results)
@@ -1482,16 +1487,9 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def jitter_levels(text):
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise UsageError(f"--jitter-curve {text!r}: expected numbers like 0,0.1,0.2") from None
-
-
 def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
     detections = None if args.boxes in (None, "gt") else read_boxes(args.boxes)
-    levels = jitter_levels(args.jitter_curve) if detections is None else ()
+    levels = number_list(args.jitter_curve, "--jitter-curve", "0,0.1,0.2") if detections is None else ()
     res = evaluate(model, val_src, cfg, skeleton, rt.device, variants=tuple(VARIANTS),
                    detections=detections, box_jitter=args.box_jitter, jitter=levels,
                    seed=args.seed, results_path=out_dir / "results_coco.json")
@@ -1520,9 +1518,7 @@ def run(args):
     if args.eval_only:
         if not args.checkpoint:
             raise UsageError("--eval-only needs --checkpoint PATH")
-        cfg, skeleton, model = model_from_checkpoint(args.checkpoint, rt.device)
-        if args.scales:
-            cfg.scales = build_config(args).scales
+        cfg, skeleton, model = model_from_checkpoint(args.checkpoint, rt.device, args)
         if (cfg.data == "toy") != (args.data == "toy") or (cfg.data != "toy" and Skeleton(args.data).J != skeleton.J):
             raise UsageError(f"--checkpoint {args.checkpoint} was trained on {cfg.data}, not {args.data}")
         _, val_src = load_sources(args, skeleton, cfg)
@@ -1561,8 +1557,10 @@ def run(args):
     for i in range(min(3, len(val_src))):
         scene = val_src.load(i, max_reduce=max(scene_size(val_src, i)) / cfg.test_size)
         pred = infer(model, scene.image, scene.size, cfg, rt.device)
-        figure_scene(scene.image, pred, gt_boxes(val_src.ground_truth(i)), skeleton, cfg,
-                     out_dir / f"scene_{i}.png", title=f"validation image {val_src.image_id(i)}")
+        boxes = gt_boxes(val_src.ground_truth(i))
+        parsed = parse_variants(pred, boxes, skeleton, cfg, ("full", "greedy"))
+        figure_scene(scene.image, pred, boxes, parsed, skeleton, cfg, out_dir / f"scene_{i}.png",
+                     title=f"validation image {val_src.image_id(i)}")
     summary = {"config": asdict(cfg), "seconds": time.time() - t0, "results": res,
                "jitter_curve": curve, "history": history}
     write_json(out_dir / "results.json", summary)
@@ -1572,15 +1570,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (UsageError, FileNotFoundError, ImageError, DataError, harness.NonFiniteLoss,
-            ValueError) as e:
-        if os.environ.get("BUB_DEBUG"):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    return cli.run_reporting_errors(run, parse_args(argv), "BUB_DEBUG")
 
 
 if __name__ == "__main__":

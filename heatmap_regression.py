@@ -23,9 +23,6 @@ is trained on visible parts only; the regressor on every annotated part, so
 that an occluded part -- weak in the heatmaps -- is placed from context.
 """
 import argparse
-import json
-import os
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -37,7 +34,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from common import datasets, harness, plotting
+from common import cli, datasets, harness, plotting
+from common.cli import UsageError
+from common.coco_eval import write_json
 from common.backbones import VGG16, ResNet, fc_to_conv, load_imagenet_weights
 from common.metrics import format_table, part_table, pck
 from common.skeleton import MPII_BONES, MPII_FLIP, MPII_JOINTS, bone_indices
@@ -588,7 +587,7 @@ class RecordSource:
         return float("nan") if n is None else float(n)
 
 
-class PoseData(torch.utils.data.Dataset):
+class PoseData(harness.EpochDataset):
     """Crops, augments and builds both targets of §3 for one person.
 
     Augmentation (train only), §3.1: "flipping, scaling (between 0.7 and 1.3)
@@ -601,13 +600,6 @@ class PoseData(torch.utils.data.Dataset):
 
     def __init__(self, source, cfg, stride, train):
         self.source, self.cfg, self.stride, self.train = source, cfg, stride, train
-        self.epoch = 0
-
-    def set_epoch(self, epoch):
-        self.epoch = epoch
-
-    def __len__(self):
-        return len(self.source)
 
     def augmentation(self, index):
         if not self.train:
@@ -716,13 +708,6 @@ def stages_to_run(cfg):
     return [s for s in cfg.stages if cascaded or s.name == "detector"]
 
 
-def loader_workers(rt):
-    """Data-loading processes: on a GPU machine decoding must keep up with
-    the GPU; on a CPU, extra processes would compete with the training maths
-    for the same cores (measured: slower on 2 cores)."""
-    return min(4, os.cpu_count() or 1) if rt.device.type == "cuda" else 0
-
-
 def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20):
     """Run the stages of ``cfg`` in order; validate and checkpoint after every epoch.
 
@@ -746,7 +731,7 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
         # over the whole batch, as on one GPU.
         nn.SyncBatchNorm.convert_sync_batchnorm(model)
     loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
-                                 num_workers=loader_workers(rt))
+                                 num_workers=harness.loader_workers(rt))
     best = max((v["Total"] for v in history["val"]), default=-1.0)
     for si, stage in enumerate(stages_to_run(cfg)):
         if si < start_stage:
@@ -861,7 +846,7 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
     metric, threshold = dataset.source.metric
     preds, gts, norms, index = [], [], [], []
     loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False,
-                                         num_workers=loader_workers(rt))
+                                         num_workers=harness.loader_workers(rt))
     stride = model.stride
     for batch in loader:
         maps = predict(model, batch["image"].to(rt.device), flip_test, which).float().cpu()
@@ -964,10 +949,6 @@ def figure_predictions(dataset, result, path, n=12):
 # =============================================================================
 # Data sets (§4: MPII train/validation, LSP) and the command line
 # =============================================================================
-class UsageError(ValueError):
-    """Bad command-line input; reported as one line."""
-
-
 def load_sources(args):
     """(train source, validation source) for ``--data``."""
     if args.data == "toy":
@@ -1188,24 +1169,14 @@ def run(args):
     if model.second is not None:
         figure_fig2(model.cpu(), val_set, out_dir / "fig2.png")
     summary["history"] = history
-    tmp = out_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, default=float))
-    os.replace(tmp, out_dir / "results.json")
+    write_json(out_dir / "results.json", summary)
     print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")
     harness.cleanup_runtime(rt)
     return summary
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except (UsageError, FileNotFoundError, ImageError, datasets.DataError,
-            harness.NonFiniteLoss, ValueError) as e:
-        if os.environ.get("HR_DEBUG"):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    return cli.run_reporting_errors(run, parse_args(argv), "HR_DEBUG")
 
 
 if __name__ == "__main__":

@@ -25,13 +25,12 @@ unlabelled); readers convert other data sets' flags.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import defaultdict
 from typing import NamedTuple
 
 import numpy as np
 
+from .atomic import atomic_write
 from .skeleton import AIC_SIGMAS, COCO_SIGMAS
 
 # pycocotools' COCOeval.Params.setKpParams. The thresholds are built with
@@ -374,23 +373,9 @@ def _json_default(x):
 
 
 def write_json(path, obj):
-    """Write ``obj`` as JSON to ``path`` atomically (numpy values allowed).
-
-    A temp file in the same folder is renamed onto ``path`` (atomic within one
-    file system), so readers and crashes see the old file or the new one,
-    never half of one; on failure the temp file is removed.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``obj`` as JSON to ``path`` atomically (numpy values allowed);
+    on failure the old file stays (``common.atomic``)."""
+    with atomic_write(path, "w") as f:
+        json.dump(obj, f, default=_json_default)
+    return path
     return path

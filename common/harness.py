@@ -20,7 +20,6 @@ Run it under ``torchrun --nproc_per_node N`` and the same code trains data-paral
 import contextlib
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 
@@ -29,6 +28,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
+
+from .atomic import atomic_write
 
 CHECKPOINT_FORMAT = "humanpose-checkpoint-v1"  # marks files written by save_checkpoint
 
@@ -172,6 +173,26 @@ def make_loader(dataset, batch_size, shuffle, rt, num_workers=0, seed=0, drop_la
                       drop_last=drop_last, generator=generator)
 
 
+class EpochDataset(torch.utils.data.Dataset):
+    """Base of a map-style dataset over ``self.source`` whose random
+    augmentation depends on the epoch: ``set_epoch`` (below) tells it, and
+    ``sample_rng(seed, self.epoch, index)`` draws from it."""
+    epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.source)
+
+
+def loader_workers(rt, most=4):
+    """Data-loading processes: on a GPU machine decoding must keep up with
+    the GPU; on a CPU, extra processes would compete with the training maths
+    for the same cores (measured: slower on 2 cores)."""
+    return min(most, os.cpu_count() or 1) if rt.device.type == "cuda" else 0
+
+
 def set_epoch(loader, epoch):
     """Call at the start of every epoch. DistributedSampler shuffles with
     seed + epoch: without this call every epoch would repeat epoch 0's order.
@@ -192,26 +213,13 @@ def save_checkpoint(path, state):
     """Write ``state`` (a dict) to ``path`` atomically; a no-op on ranks != 0.
 
     Ranks hold identical weights, so one writer suffices (several would clobber
-    each other). We write a temp file in the same folder and os.replace() it
-    onto ``path``: a rename within one file system is atomic, so a reader, or a
-    crash, sees the old file or the new one, never half of one. A run stopped
-    by a NaN therefore keeps its last good checkpoint.
+    each other). The write is atomic (``common.atomic``): a run stopped by a
+    crash or a NaN keeps its last good checkpoint.
     """
     if dist.is_initialized() and dist.get_rank() != 0:
         return
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({**state, "_format": CHECKPOINT_FORMAT}, f)
-            f.flush()
-            os.fsync(f.fileno())  # bytes on disk before the rename makes them visible
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        torch.save({**state, "_format": CHECKPOINT_FORMAT}, f)
 
 
 def load_checkpoint(path, map_location="cpu"):

@@ -4,8 +4,6 @@ Matplotlib with the non-interactive Agg backend (no display needed); every
 figure is written atomically (temporary file, then ``os.replace``) so that an
 interrupted run never leaves half a PNG behind.
 """
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -14,22 +12,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .atomic import atomic_write  # noqa: E402
+
 LEFT, RIGHT, CENTRE = "tab:blue", "tab:red", "tab:green"
 
 
 def save(fig, path):
-    """Save ``fig`` to ``path`` atomically and close it."""
+    """Save ``fig`` to ``path`` atomically (``common.atomic``) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_write(path) as f:
+            fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

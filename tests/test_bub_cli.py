@@ -3,7 +3,6 @@ input (one clear line or a correct empty result, never a traceback), the
 training data pipeline on real COCO files, and a 2-process DDP run."""
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -185,16 +184,9 @@ def test_training_samples_from_real_coco_files():
 
 
 # ----------------------------------------------------------------------------- DDP
-def test_two_process_ddp_run_on_toy_data(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_two_process_ddp_run_on_toy_data(tmp_path, torchrun):
     out = tmp_path / "ddp"
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                        "--master_addr", "127.0.0.1", "--master_port", str(port),
-                        str(ROOT / "bottom_up_bbox.py"), *TINY, "--batch-size", "4", "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=240,
-                       env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    r = torchrun(ROOT / "bottom_up_bbox.py", *TINY, "--batch-size", "4", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "x 2" in r.stdout
     assert r.stdout.count("Table IV") == 1                          # rank 0 alone reports

@@ -348,7 +348,7 @@ def oracle_ap(src, sk, cfg, stride, variants=("full",)):
         pred = bub.Prediction(maps, fields, stride, (W, H), (w * stride, h * stride))
         gts += gt
         ids.append(src.image_id(i))
-        for v, (kp, conf) in bub.parse_variants(pred, bub.gt_boxes(gt), sk, cfg, variants).items():
+        for v, (kp, conf, _) in bub.parse_variants(pred, bub.gt_boxes(gt), sk, cfg, variants).items():
             res[v] += bub.to_coco_results(src.image_id(i), sk.to_dataset(kp), conf)
     return {v: bub.score(sk, gts, r, ids)["AP"] for v, r in res.items()}
 

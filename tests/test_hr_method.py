@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import heatmap_regression as hr
-from common.backbones import ResNet, VGG16
+from common.backbones import ResNet
 from common.skeleton import LSP_FLIP, MPII_FLIP, MPII_JOINTS
 
 

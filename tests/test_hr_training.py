@@ -2,7 +2,6 @@
 bad input, and the real MPII samples."""
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -200,16 +199,9 @@ def test_demo_on_a_non_image_names_the_file(tmp_path):
 
 
 # ----------------------------------------------------------------------------- DDP
-def test_two_process_ddp_run_on_toy_data(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_two_process_ddp_run_on_toy_data(tmp_path, torchrun):
     out = tmp_path / "ddp"
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                        "--master_addr", "127.0.0.1", "--master_port", str(port),
-                        str(ROOT / "heatmap_regression.py"), *TINY, "--variant", "detection", "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=240,
-                       env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
+    r = torchrun(ROOT / "heatmap_regression.py", *TINY, "--variant", "detection", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "x 2" in r.stdout                             # both ranks took part
     assert r.stdout.count("Table 5 layout") == 1         # rank 0 alone reports and writes
