@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,7 @@ class SceneRecord:
     boxes: np.ndarray         # (K, 4) float32 x, y, w, h
     areas: np.ndarray         # (K,) float32: COCO segment area; AIC box w*h
     iscrowd: np.ndarray       # (K,) bool
-    ann_ids: np.ndarray       # (K,) int64: COCO 'id'; AIC official: running index over the file
+    ann_ids: np.ndarray       # (K,) int64: COCO 'id'; AIC official: running index over the file from 1
     segmentations: list       # per person: raw COCO polygon list / RLE dict, or None
 
 
@@ -113,7 +114,8 @@ def read_coco(json_path, image_dir):
     ``num_keypoints == 0`` included (the loss mask and the evaluator need
     them), and every image, those without persons too (K = 0; val2017 has
     them and they count for the evaluation). Records follow the file's
-    ``images`` order, persons the ``annotations`` order.
+    ``images`` order, persons the ``annotations`` order. The category's joint
+    names, when given, must be COCO's 17 in COCO's order (``_check_joint_names``).
     """
     path = _need(json_path, "COCO keypoint annotation JSON", COCO_HINT)
     folder = _need(image_dir, "COCO image folder", COCO_HINT)
@@ -127,9 +129,8 @@ def _coco_layout(path, folder, data, joints, aic):
         raise DataError(f"{path}: expected a COCO JSON object with 'images' and 'annotations' lists")
     for cat in data.get("categories") or []:
         names = cat.get("keypoints") if isinstance(cat, dict) and cat.get("id") == PERSON else None
-        if isinstance(names, list) and len(names) != len(joints):
-            raise DataError(f"{path}: category 1 has {len(names)} keypoints, expected {len(joints)} "
-                            f"({'AI Challenger' if aic else 'COCO'}); is this the right file?")
+        if isinstance(names, list):  # a file without names cannot be checked; the count still is
+            _check_joint_names(path, names, joints, "AI Challenger" if aic else "COCO")
 
     images = {}
     for i, im in enumerate(data["images"]):
@@ -147,6 +148,43 @@ def _coco_layout(path, folder, data, joints, aic):
             raise DataError(f"{path}: annotation {ann['id']}: image_id {ann['image_id']!r} is not in 'images'")
         images[ann["image_id"]][1].append(ann)
     return [_coco_scene(path, folder, im, anns, len(joints), aic) for im, anns in images.values()]
+
+
+def _joint_key(name):
+    """A joint name as ``(side, part)``, so that the spellings in use compare equal:
+    ``right_shoulder`` (COCO's and mmpose's files), ``r_shoulder`` (``common.skeleton``),
+    ``Right Shoulder``, ``shoulder_R``, ``RightShoulder`` -> ``("r", "shoulder")``;
+    ``head_top``, ``head top``, ``headtop`` -> ``("", "headtop")``."""
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(name))   # camelCase -> camel Case
+    words = re.findall(r"[a-z]+|[0-9]+", spaced.lower())
+    side = {"l": "l", "left": "l", "r": "r", "right": "r"}
+    return "".join(side[w] for w in words if w in side), "".join(w for w in words if w not in side)
+
+
+def _spelled_out(name):
+    """``common.skeleton``'s short name as COCO and mmpose spell it: r_shoulder -> right_shoulder."""
+    return re.sub(r"^([lr])_", lambda m: {"l": "left_", "r": "right_"}[m.group(1)], name)
+
+
+def _check_joint_names(path, names, joints, label):
+    """The file's ``categories[...]['keypoints']`` must name ``joints`` in their order.
+
+    The count alone does not tell data sets apart: CrowdPose also has 14 joints,
+    in COCO's layout, but ordered left_shoulder, right_shoulder, ..., head, neck;
+    read as AI Challenger its joints would be silently misassigned. Spellings
+    are compared after ``_joint_key`` (mmpose's aic json says ``right_shoulder``
+    ... ``head_top``, ``neck``; ours ``r_shoulder``).
+    """
+    expected = ", ".join(_spelled_out(j) for j in joints)
+    other = " (CrowdPose: 14 joints, another order)" if label == "AI Challenger" else ""
+    if len(names) != len(joints):
+        raise DataError(f"{path}: category 1 has {len(names)} keypoints, expected {len(joints)} "
+                        f"({label}: {expected}); is this the right file?")
+    for i, (name, joint) in enumerate(zip(names, joints)):
+        if _joint_key(name) != _joint_key(joint):
+            raise DataError(f"{path}: category 1 keypoint {i} is {str(name)[:40]!r}, expected "
+                            f"'{_spelled_out(joint)}': expected {label}'s {len(joints)} joints in its "
+                            f"order ({expected}); is this another data set's file{other}?")
 
 
 def _coco_scene(path, folder, im, anns, num_joints, aic):
@@ -206,16 +244,25 @@ def read_aic(json_path, image_dir, read_sizes=True):
       keypoint_eval.py and baseline keep ``v == 1`` as the visible joints),
       3 not labelled (absent joints are (0, 0, 3) in the example), so 2 is
       occluded. They become COCO's 2 / 1 / 0. Persons are ordered human1,
-      human2, ..., human10; ``ann_ids`` is a running index over the file. Boxes (x1, y1, x2, y2) become (x1, y1, x2 - x1, y2 - y1),
-      the width and height behind the evaluator's scale ``(x2-x1)*(y2-y1)``.
+      human2, ..., human10; the file has no person ids, so ``ann_ids`` is a
+      running index over the file *from 1*, as COCO's ids: pycocotools'
+      ``COCOeval.evaluateImg`` stores a matched ground truth's id as the match
+      flag (``dtm[tind, dind] = gt[m]['id']``, then ``tps = dtm & ~dtIg``), so a
+      person with id 0 is never matched and scoring our ground truth with
+      pycocotools would disagree with ``coco_keypoint_ap``. Boxes (x1, y1, x2, y2)
+      become (x1, y1, x2 - x1, y2 - y1), the width and height behind the
+      evaluator's scale ``(x2-x1)*(y2-y1)``.
       The file stores no image size: with ``read_sizes`` it is read from each
       JPEG header (PIL reads only the header); ``read_sizes=False`` leaves
       width = height = 0, for looking at annotations without the images.
     * COCO-style, converted by mmpose (``annotations/aic_{train,val}.json``):
-      read like COCO with 14 joints in AIC order. Its flags must already be
-      COCO's: mmpose's ``BaseCocoDataset`` takes every ``v > 0`` as labelled,
-      which would make AIC's 3 (not labelled) a label; a 3 is refused.
-      ``image_id`` and ``ann_ids`` are the file's integer ids.
+      read like COCO with 14 joints in AIC order. Where the file names its
+      joints (``categories[...]['keypoints']``), the names must be AIC's in
+      AIC's order, any usual spelling (``_check_joint_names``): a CrowdPose
+      file, 14 joints in another order, is refused rather than misread. Its
+      flags must already be COCO's: mmpose's ``BaseCocoDataset`` takes every
+      ``v > 0`` as labelled, which would make AIC's 3 (not labelled) a label; a
+      3 is refused. ``image_id`` and ``ann_ids`` are the file's integer ids.
 
     Coordinates are taken as 0-based pixels without change. Assumed, as no
     AIC document states a base, because: the example file has box corners at
@@ -234,7 +281,8 @@ def read_aic(json_path, image_dir, read_sizes=True):
     if not isinstance(data, list):
         raise DataError(f"{path}: expected the official AI Challenger list of images "
                         f"or a COCO-style object with 'images' and 'annotations'")
-    records, seen, next_id = [], set(), 0
+    # Person ids count from 1: pycocotools never matches a ground truth whose id is 0.
+    records, seen, next_id = [], set(), 1
     for i, entry in enumerate(data):
         rec = _aic_scene(path, folder, i, entry, next_id, read_sizes)
         if rec.image_id in seen:

@@ -233,7 +233,8 @@ def coco_keypoint_ap(gt_annotations, results, image_ids=None, sigmas=COCO_SIGMAS
       recall. A statistic with no scored person is -1.
 
     Not replicated: pycocotools counts a match to a ground truth whose ``id``
-    is 0 as no match (it stores ids as match flags); COCO ids start at 1. And
+    is 0 as no match (it stores ids as match flags); COCO ids start at 1, and
+    so do the ids ``read_aic`` gives the official AIC layout's persons. And
     ``loadRes`` lets the *first* result decide whether all areas come from
     ``bbox``; here each result decides (the same unless some have one).
     """
@@ -292,7 +293,9 @@ def aic_score(gt_annotations, results, sigmas=AIC_SIGMAS, image_ids=None):
 
     Source: ``Evaluation/keypoint_eval/keypoint_eval.py`` of
     github.com/AIChallenger/AI_Challenger_2017 (the version with
-    ``np.max(oks, axis=1)``), which does, per image of the annotation file:
+    ``np.max(oks, axis=1)``), which does, per image of the annotation file
+    (``for image_id in annotations['image_ids']``: *every* reference image,
+    those without people too):
 
     * OKS of every (person, prediction) pair with ``delta = 2 * sigmas``,
       ``scale`` = area of the person's box (cast to float32) plus 1, over that
@@ -302,8 +305,9 @@ def aic_score(gt_annotations, results, sigmas=AIC_SIGMAS, image_ids=None):
     * Each person keeps its best OKS over the predictions (a prediction may
       serve several people; there is no one-to-one matching and no use of
       scores), and the image counts ``max(#people, #predictions)`` entries, so
-      extra predictions dilute the score. An image without predictions counts
-      its people with OKS 0.
+      extra predictions dilute the score (``oks_num += np.max(oks.shape)``):
+      predictions on an image without people are all misses. An image
+      without predictions counts its people with OKS 0.
     * score = mean over t in 0.50:0.05:0.95 of (#best OKS > t, strictly) / #entries.
 
     Not confirmed: the repository also holds older versions of this file
@@ -314,18 +318,28 @@ def aic_score(gt_annotations, results, sigmas=AIC_SIGMAS, image_ids=None):
     and so the paper's Table I, is not recorded there.
 
     Inputs are the COCO dicts of ``coco_keypoint_ap`` (``bbox`` xywh, ``score``
-    unused, ``iscrowd``/``area`` unused). ``image_ids`` defaults to the images
-    with people, which is the official loop; predictions on other images are
-    dropped. Returns -1 when nothing is counted.
+    unused, ``iscrowd``/``area`` unused). ``image_ids``: the images of the
+    reference set, those without people included (the person dicts cannot
+    name them); pass them, as for ``coco_keypoint_ap``. Predictions on a
+    reference image without people are misses; on an image outside the set
+    they are dropped, as the official loop never visits it. Without
+    ``image_ids`` the set is every image with a person *or* a prediction: the
+    official one whenever predictions were made on reference images only (an
+    empty image without predictions adds no entry either way). Returns -1
+    when nothing is counted.
     """
     people, predictions = defaultdict(list), defaultdict(list)
     for g in gt_annotations:
         people[g["image_id"]].append(g)
     for r in results:
         predictions[r["image_id"]].append(r)
+    # keypoint_eval.py: ``for image_id in annotations['image_ids']`` -- the reference file's images.
+    reference = set(people) | set(predictions) if image_ids is None else set(image_ids)
     best, n_entries = [], 0
-    for image in (people if image_ids is None else set(image_ids)):
+    for image in reference:
         gts, dts = people.get(image, []), predictions.get(image, [])
+        # ``oks_num += np.max(oks.shape)``, or ``gt_n`` without predictions: with no
+        # people, every prediction is an entry that no person's best OKS fills.
         n_entries += max(len(gts), len(dts))
         if not gts or not dts:
             continue

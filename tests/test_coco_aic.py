@@ -4,6 +4,9 @@ the real COCO samples, and segmentation masks against pycocotools.
 Fixture numbers are written as the files hold them; the expected values next
 to them are what the readers must return (our v, x y w h boxes).
 """
+import contextlib
+import copy
+import io
 import itertools
 import json
 from pathlib import Path
@@ -14,7 +17,8 @@ from PIL import Image
 
 from common.coco_aic import (DataError, find_annotation_files, read_aic, read_coco,
                              read_detections, segmentation_mask)
-from common.skeleton import AIC_JOINTS, COCO_JOINTS
+from common.coco_eval import coco_keypoint_ap
+from common.skeleton import AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS
 
 REAL = Path(__file__).parents[1] / ".." / "shared" / "real_samples" / "coco"
 A = {n: i for i, n in enumerate(AIC_JOINTS)}
@@ -205,7 +209,8 @@ def test_aic_official_flags_boxes_and_order(tmp_path):
     assert (k[1:, :, 2] > 0).sum() == 2
     np.testing.assert_array_equal(first.boxes, EXPECTED_BOXES)        # x1 y1 x2 y2 -> x y w h
     np.testing.assert_array_equal(first.areas, EXPECTED_AREAS)
-    assert first.ann_ids.tolist() == [0, 1, 2] and second.ann_ids.tolist() == [3]  # running index
+    # A running index over the file from 1, as COCO's ids (pycocotools never matches an id 0).
+    assert first.ann_ids.tolist() == [1, 2, 3] and second.ann_ids.tolist() == [4]
     assert not first.iscrowd.any() and first.segmentations == [None] * 3
     # A joint at pixel (0, 0) that is labelled stays labelled: 0-based, unchanged.
     np.testing.assert_array_equal(second.keypoints[0, A["head_top"]], [0, 0, 2])
@@ -226,6 +231,57 @@ def test_aic_both_layouts_agree(tmp_path):
     np.testing.assert_array_equal(converted[0].boxes, EXPECTED_BOXES)
 
 
+def as_ground_truth(records):
+    """COCO annotation dicts of the records' persons, built as ``bottom_up_bbox.coco_annotation``
+    builds them for the evaluators: ``id`` from the record's ``ann_ids``."""
+    return [{"image_id": r.image_id, "id": int(i), "category_id": 1, "iscrowd": int(crowd),
+             "keypoints": kp.reshape(-1).tolist(), "num_keypoints": int((kp[:, 2] > 0).sum()),
+             "bbox": [float(v) for v in box], "area": float(area)}
+            for r in records
+            for i, kp, box, area, crowd in zip(r.ann_ids, r.keypoints, r.boxes, r.areas, r.iscrowd)]
+
+
+def pycocotools_stats(image_ids, gts, results, sigmas):
+    """``COCOeval(iouType='keypoints').stats`` with ``sigmas`` as ``kpt_oks_sigmas``."""
+    cocoeval = pytest.importorskip("pycocotools.cocoeval", reason="pycocotools is the test oracle")
+    from pycocotools.coco import COCO
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = {"images": [{"id": i} for i in image_ids], "annotations": copy.deepcopy(gts),
+                      "categories": [{"id": 1, "name": "person"}]}
+        gt.createIndex()
+        ev = cocoeval.COCOeval(gt, gt.loadRes(copy.deepcopy(results)), iouType="keypoints")
+        ev.params.kpt_oks_sigmas = np.asarray(sigmas)
+        ev.params.imgIds = list(image_ids)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev.stats
+
+
+def test_aic_official_records_score_with_pycocotools(tmp_path):
+    # pycocotools keeps a matched ground truth's id as its match flag, so a person with
+    # id 0 is never matched: with ids from 0, perfect predictions scored AP 0.564 here.
+    records = read_aic(*aic_official(tmp_path))
+    gts = as_ground_truth(records)
+    ids = [r.image_id for r in records]
+    assert sorted(g["id"] for g in gts) == [1, 2, 3, 4]
+    perfect = [{"image_id": g["image_id"], "category_id": 1, "keypoints": g["keypoints"], "score": 1.0}
+               for g in gts]
+    theirs = pycocotools_stats(ids, gts, perfect, AIC_SIGMAS)
+    ours = coco_keypoint_ap(gts, perfect, image_ids=ids, sigmas=AIC_SIGMAS)
+    assert theirs[0] == pytest.approx(1.0) and ours["AP"] == pytest.approx(1.0)
+    # Imperfect predictions (a shifted copy of each person, one person missed): the
+    # ten statistics agree too.
+    shifted = [{**p, "keypoints": (np.array(p["keypoints"]) + [3, -2, 0] * 14).tolist(), "score": 0.5 + 0.1 * k}
+               for k, p in enumerate(perfect)]
+    results = perfect[1:] + shifted
+    theirs = pycocotools_stats(ids, gts, results, AIC_SIGMAS)
+    ours = coco_keypoint_ap(gts, results, image_ids=ids, sigmas=AIC_SIGMAS)
+    np.testing.assert_allclose(list(ours.values()), theirs, atol=1e-9)
+    assert 0 < ours["AP"] < 1
+
+
 def test_aic_without_images_and_wrong_files(tmp_path):
     json_path, images = aic_official(tmp_path)
     (images / f"{IMG2}.jpg").unlink()
@@ -240,6 +296,65 @@ def test_aic_without_images_and_wrong_files(tmp_path):
     write(conv, data)
     one_line_error(DataError, read_aic, conv, images,
                    match=[str(conv), "annotation 10: keypoint 1 has v = 3", "not labelled"])
+
+
+# CrowdPose: 14 joints too, in COCO's layout, but in another order (its JSON's category).
+CROWDPOSE_JOINTS = ["left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",
+                    "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+                    "right_ankle", "head", "neck"]
+# AIC's joints as mmpose spells them (its AicDataset docstring and aic.py dataset info).
+MMPOSE_AIC_JOINTS = ["right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
+                     "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
+                     "left_ankle", "head_top", "neck"]
+
+
+def with_joint_names(json_path, names):
+    data = json.loads(json_path.read_text())
+    if names is None:
+        data["categories"][0].pop("keypoints")
+    else:
+        data["categories"][0]["keypoints"] = names
+    write(json_path, data)
+
+
+@pytest.mark.parametrize("names", [
+    MMPOSE_AIC_JOINTS,
+    [n.replace("_", " ").title() for n in MMPOSE_AIC_JOINTS],             # "Right Shoulder", "Head Top"
+    ["shoulder_R", "elbow_R", "wrist_R", "shoulder_L", "elbow_L", "wrist_L", "hip_R", "knee_R",
+     "ankle_R", "hip_L", "knee_L", "ankle_L", "headtop", "Neck"],
+    None,                                                                # no names: nothing to check
+])
+def test_aic_joint_names_in_aic_order_read(tmp_path, names):
+    json_path, images = aic_converted(tmp_path)
+    expected = read_aic(json_path, images)
+    with_joint_names(json_path, names)
+    for a, b in zip(read_aic(json_path, images), expected):
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
+
+
+@pytest.mark.parametrize("names, match", [
+    (CROWDPOSE_JOINTS, "keypoint 0 is 'left_shoulder', expected 'right_shoulder'"),
+    # AIC's names with left and right swapped: as wrong as any other order.
+    ([n.replace("right", "x").replace("left", "right").replace("x", "left") for n in MMPOSE_AIC_JOINTS],
+     "keypoint 0 is 'left_shoulder', expected 'right_shoulder'"),
+    (MMPOSE_AIC_JOINTS[:12] + ["head", "neck"], "keypoint 12 is 'head', expected 'head_top'"),
+])
+def test_aic_refuses_another_14_joint_order(tmp_path, names, match):
+    json_path, images = aic_converted(tmp_path)
+    with_joint_names(json_path, names)
+    one_line_error(DataError, read_aic, json_path, images,
+                   match=[str(json_path), match, "AI Challenger's 14 joints in its order"])
+
+
+def test_coco_refuses_its_joints_in_another_order(tmp_path):
+    json_path, images = coco_fixture(tmp_path)
+    data = json.loads(json_path.read_text())
+    names = data["categories"][0]["keypoints"]
+    names[5:7] = names[6], names[5]                  # shoulders swapped
+    write(json_path, data)
+    one_line_error(DataError, read_coco, json_path, images,
+                   match=[str(json_path), "keypoint 5 is 'r_shoulder', expected 'left_shoulder'",
+                          "COCO's 17 joints in its order"])
 
 
 @pytest.mark.parametrize("change, match", [

@@ -12,6 +12,7 @@ import pytest
 
 from common.coco_eval import (aic_score, coco_keypoint_ap, format_ap_table, oks,
                               to_coco_results, write_json)
+from common.skeleton import AIC_SIGMAS
 
 STATS = ("AP", "AP50", "AP75", "APM", "APL", "AR", "AR50", "AR75", "ARM", "ARL")
 REAL_COCO = Path(__file__).parents[1] / ".." / "shared" / "real_samples" / "coco"
@@ -214,10 +215,10 @@ def test_oks_exactly_at_a_threshold():
     stats = coco_keypoint_ap([gt], [pred])
     assert stats["AP50"] == pytest.approx(1.0) and stats["AP75"] == 0.0
     assert stats["AP"] == pytest.approx(0.1)
-    assert aic_score([gt], [pred], np.full(J, 0.05)) == 0.0
+    assert aic([gt], [pred], np.full(J, 0.05)) == 0.0
     gt_kp[2] = dt_kp[2] = (110, 110, 2)  # a third, exact joint: OKS 2/3 > .50-.65
-    assert aic_score([{**gt, "keypoints": gt_kp.ravel().tolist()}],
-                     [{**pred, "keypoints": dt_kp.ravel().tolist()}], np.full(J, 0.05)) == 0.4
+    assert aic([{**gt, "keypoints": gt_kp.ravel().tolist()}],
+               [{**pred, "keypoints": dt_kp.ravel().tolist()}], np.full(J, 0.05)) == 0.4
 
 
 # ----------------------------------------------------------------------------
@@ -260,7 +261,170 @@ def test_oks_matches_pycocotools_compute_oks():
 
 
 # ----------------------------------------------------------------------------
-# AI Challenger score by hand
+# AI Challenger score: the official keypoint_eval.py as the oracle
+
+# The constants keypoint_eval.py holds (its ``delta`` is twice these), copied from it.
+OFFICIAL_SIGMAS = np.array([0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.01497891, 0.01402144,
+                            0.03909642, 0.03686941, 0.01981803, 0.03843971, 0.03412318, 0.02415081,
+                            0.01291456, 0.01236173])
+
+
+def official_compute_oks(anno, predict, delta):
+    """keypoint_eval.py's ``compute_oks`` in Python 3: (people, predictions) OKS
+    of one image, on the official layouts (AIC flag 1 = visible; boxes x1 y1 x2 y2)."""
+    humans = list(anno["keypoint_annos"])
+    oks_matrix = np.zeros((len(humans), len(predict)))
+    if len(predict) == 0:
+        return oks_matrix.T
+    for i, key in enumerate(humans):
+        anno_keypoints = np.reshape(anno["keypoint_annos"][key], (-1, 3))
+        visible = anno_keypoints[:, 2] == 1
+        bbox = anno["human_annos"][key]
+        scale = np.float32((bbox[3] - bbox[1]) * (bbox[2] - bbox[0]))
+        if np.sum(visible) == 0:
+            continue  # OKS 0 with every prediction
+        for j, predict_keypoints in enumerate(predict.values()):
+            predict_keypoints = np.reshape(predict_keypoints, (-1, 3))
+            dis = np.sum((anno_keypoints[visible, :2] - predict_keypoints[visible, :2]) ** 2, axis=1)
+            oks_matrix[i, j] = np.mean(np.exp(-dis / 2 / delta[visible] ** 2 / (scale + 1)))
+    return oks_matrix
+
+
+def official_keypoint_eval(reference, submission, sigmas=OFFICIAL_SIGMAS):
+    """keypoint_eval.py's ``load_annotations``, ``load_predictions`` and
+    ``keypoint_eval`` in Python 3: the score of ``submission`` (a list of
+    ``{"image_id", "keypoint_annotations": {human: [x, y, v] * J}}``) against
+    ``reference`` (the annotation file's list). The loop runs over *every*
+    image of the reference file; people of an image without a prediction entry
+    score 0, and an image with predictions counts max(#people, #predictions)."""
+    delta = 2 * np.asarray(sigmas)
+    annotations = {a["image_id"]: {"human_annos": a["human_annotations"],
+                                   "keypoint_annos": a["keypoint_annotations"]} for a in reference}
+    predictions = {p["image_id"]: p["keypoint_annotations"] for p in submission}
+    oks_all, oks_num = np.zeros(0), 0
+    for image_id in annotations:  # for every annotation in the test/validation set
+        if image_id in predictions:
+            oks_matrix = official_compute_oks(annotations[image_id], predictions[image_id], delta)
+            oks_all = np.concatenate((oks_all, np.max(oks_matrix, axis=1)), axis=0)
+            oks_num += np.max(oks_matrix.shape)
+        else:
+            gt_n = len(annotations[image_id]["human_annos"])
+            oks_all = np.concatenate((oks_all, np.zeros(gt_n)), axis=0)
+            oks_num += gt_n
+    return np.mean([np.sum(oks_all > t) / np.float32(oks_num) for t in np.linspace(0.5, 0.95, 10)])
+
+
+def official_files(gt_annotations, results, reference_ids):
+    """Our COCO dicts in the official layouts: v 2 / 1 / 0 -> AIC flag 1 / 2 / 3,
+    boxes x y w h -> x1 y1 x2 y2; every image of ``reference_ids`` in the reference
+    file, those without people too; results grouped per image."""
+    reference = {i: {"image_id": i, "keypoint_annotations": {}, "human_annotations": {}}
+                 for i in reference_ids}
+    for g in gt_annotations:
+        kp = np.reshape(g["keypoints"], (-1, 3)).astype(float)
+        flags = np.array([3, 2, 1])[kp[:, 2].astype(int)]
+        x, y, w, h = g["bbox"]
+        humans = reference[g["image_id"]]
+        name = f"human{len(humans['keypoint_annotations']) + 1}"
+        humans["keypoint_annotations"][name] = np.c_[kp[:, :2], flags].ravel().tolist()
+        humans["human_annotations"][name] = [x, y, x + w, y + h]
+    submission = {}
+    for r in results:
+        humans = submission.setdefault(r["image_id"], {"image_id": r["image_id"], "keypoint_annotations": {}})
+        humans["keypoint_annotations"][f"human{len(humans['keypoint_annotations']) + 1}"] = r["keypoints"]
+    return list(reference.values()), list(submission.values())
+
+
+def aic(gt_annotations, results, sigmas, image_ids=None):
+    """``aic_score``, checked against the official code on the same input. Without
+    ``image_ids`` the reference set is every image with a person or a prediction."""
+    ours = aic_score(gt_annotations, results, sigmas, image_ids=image_ids)
+    ids = image_ids if image_ids is not None else \
+        list(dict.fromkeys([g["image_id"] for g in gt_annotations] + [r["image_id"] for r in results]))
+    theirs = official_keypoint_eval(*official_files(gt_annotations, results, ids), sigmas)
+    assert ours == pytest.approx(theirs, abs=1e-12)
+    return ours
+
+
+def aic_probe(seed, n_images=16, n_empty=5):
+    """Official-layout reference and submission: images ``img0``.. ``img{n_empty-1}``
+    have no person but do carry predictions (false positives); the others have 1-5
+    people (some with no visible joint), found with noise, missed, duplicated, and
+    some images have no prediction entry at all."""
+    rng = np.random.default_rng(seed)
+    reference, submission = [], []
+    for n in range(n_images):
+        image_id = f"img{n}"
+        kps, boxes, preds = {}, {}, {}
+        for k in range(0 if n < n_empty else rng.integers(1, 6)):
+            w, h = rng.integers(20, 200, 2)
+            x1, y1 = rng.integers(0, 400, 2)
+            xy = np.c_[rng.integers(x1, x1 + w, 14), rng.integers(y1, y1 + h, 14)]
+            flags = rng.choice([1, 2, 3], 14, p=[0.6, 0.2, 0.2]) if rng.random() > 0.1 else np.full(14, 2)
+            kps[f"human{k + 1}"] = np.c_[xy, flags].ravel().tolist()
+            boxes[f"human{k + 1}"] = [int(x1), int(y1), int(x1 + w), int(y1 + h)]
+            for _ in range(rng.choice([0, 1, 1, 1, 2])):  # missed, found, found twice
+                noisy = xy + rng.normal(0, rng.choice([0.003, 0.01, 0.02]) * np.sqrt(w * h), (14, 2))
+                preds[f"human{len(preds) + 1}"] = np.c_[noisy, np.ones(14)].ravel().tolist()
+        for _ in range(rng.integers(1, 3) if n < n_empty else rng.choice([0, 0, 1])):  # false positives
+            xy = rng.uniform(0, 500, 2) + rng.uniform(0, 100, (14, 2))
+            preds[f"human{len(preds) + 1}"] = np.c_[xy, np.ones(14)].ravel().tolist()
+        reference.append({"image_id": image_id, "keypoint_annotations": kps, "human_annotations": boxes})
+        if preds and rng.random() > 0.1:
+            submission.append({"image_id": image_id, "keypoint_annotations": preds})
+    return reference, submission
+
+
+def coco_dicts(reference, submission):
+    """The official layouts as our COCO dicts (flags 1 / 2 / 3 -> v 2 / 1 / 0, boxes
+    x1 y1 x2 y2 -> x y w h), as the AIC reader gives them."""
+    gts = []
+    for a in reference:
+        for name, kp in a["keypoint_annotations"].items():
+            kp = np.reshape(kp, (14, 3))
+            x1, y1, x2, y2 = a["human_annotations"][name]
+            gts.append({"image_id": a["image_id"], "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "keypoints": np.c_[kp[:, :2], np.array([0, 2, 1, 0])[kp[:, 2]]].ravel().tolist()})
+    results = [{"image_id": p["image_id"], "keypoints": kp, "score": 1.0}
+               for p in submission for kp in p["keypoint_annotations"].values()]
+    return gts, results
+
+
+def test_official_constants():
+    np.testing.assert_array_equal(AIC_SIGMAS, OFFICIAL_SIGMAS)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_aic_matches_official_with_images_without_people(seed):
+    reference, submission = aic_probe(seed)
+    gts, results = coco_dicts(reference, submission)
+    ids = [a["image_id"] for a in reference]
+    theirs = official_keypoint_eval(reference, submission)
+    assert 0.2 < theirs < 0.9  # a meaningful probe
+    # The predictions on images without people count as misses, as officially.
+    assert aic_score(gts, results, image_ids=ids) == pytest.approx(theirs, abs=1e-12)
+    # So they do by default too: the reference set is then every image with a person
+    # or a prediction, the official one when predictions are made on reference images.
+    assert aic_score(gts, results) == pytest.approx(theirs, abs=1e-12)
+    # And they matter: dropping them (the images with people only) scores higher.
+    with_people = [a for a in reference if a["keypoint_annotations"]]
+    assert official_keypoint_eval(with_people, submission) > theirs + 0.01
+
+
+def test_aic_ignores_predictions_outside_the_reference_set():
+    reference, submission = aic_probe(0)
+    outside = {"image_id": "not-in-reference", "keypoint_annotations": {"human1": [5.0, 5.0, 1.0] * 14}}
+    gts, results = coco_dicts(reference, submission + [outside])
+    ids = [a["image_id"] for a in reference]
+    theirs = official_keypoint_eval(reference, submission + [outside])
+    assert theirs == official_keypoint_eval(reference, submission)  # the official loop skips it
+    assert aic_score(gts, results, image_ids=ids) == pytest.approx(theirs, abs=1e-12)
+    # Image ids given twice, or a reference image with neither people nor predictions, change nothing.
+    assert aic_score(gts, results, image_ids=ids + ids[:3] + ["blank"]) == pytest.approx(theirs, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------
+# AI Challenger score by hand (each also checked against the official code)
 
 def person(image_id, joints, box):
     """An AIC-style person in COCO dict form: ``joints`` a list of (x, y, v)."""
@@ -279,9 +443,9 @@ def test_aic_extra_prediction_is_penalised_and_occluded_joints_are_not_scored():
     oks_b = math.exp(-1.6**2 / 2 / 0.1**2 / 401)               # 0.7268: above .50-.70, not .75
     assert 0.7 < oks_b < 0.75
     # Best OKS per person: 1 and oks_b. Thresholds .5-.7 pass both, .75-.95 only a.
-    assert aic_score([a, b], [exact_a, near_b], SIGMAS) == pytest.approx((5 * 2 + 5 * 1) / 10 / 2)
+    assert aic([a, b], [exact_a, near_b], SIGMAS) == pytest.approx((5 * 2 + 5 * 1) / 10 / 2)
     # The extra prediction makes it max(2, 3) = 3 entries: 1.5 / 3.
-    assert aic_score([a, b], [exact_a, near_b, extra], SIGMAS) == pytest.approx(0.5)
+    assert aic([a, b], [exact_a, near_b, extra], SIGMAS) == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("target, expected", [(0.3, 0.0), (0.52, 0.1), (0.72, 0.5),
@@ -293,19 +457,19 @@ def test_aic_oks_to_score_thresholds(target, expected):
     d = math.sqrt(-math.log(target) * 2 * 0.1**2 * scale)
     gt = person(7, [(100, 100, 2), (120, 100, 2)], [90, 90, 2, 2])
     pred = person(7, [(100 + d, 100, 1), (120 + d, 100, 1)], None)
-    assert aic_score([gt], [pred], SIGMAS) == pytest.approx(expected)
+    assert aic([gt], [pred], SIGMAS) == pytest.approx(expected)
 
 
 def test_aic_unmatched_people_and_one_prediction_serving_two():
     a = person(1, [(0, 0, 2), (5, 5, 2)], [0, 0, 10, 10])
     invisible = person(1, [(0, 0, 1), (5, 5, 0)], [0, 0, 10, 10])  # OKS 0, yet counted
     exact = person(1, [(0, 0, 1), (5, 5, 1)], None)
-    assert aic_score([a, invisible], [exact], SIGMAS) == pytest.approx(0.5)
+    assert aic([a, invisible], [exact], SIGMAS) == pytest.approx(0.5)
     # No one-to-one matching: one prediction is the best match of two people.
-    assert aic_score([a, copy.deepcopy(a)], [exact], SIGMAS) == pytest.approx(1.0)
+    assert aic([a, copy.deepcopy(a)], [exact], SIGMAS) == pytest.approx(1.0)
     # An image with people but no prediction counts them as misses.
     other = person(2, [(0, 0, 2), (5, 5, 2)], [0, 0, 10, 10])
-    assert aic_score([a, other], [exact], SIGMAS) == pytest.approx(0.5)
+    assert aic([a, other], [exact], SIGMAS) == pytest.approx(0.5)
 
 
 # ----------------------------------------------------------------------------
