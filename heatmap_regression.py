@@ -37,8 +37,8 @@ from PIL import Image
 from common import cli, datasets, harness, plotting
 from common.cli import UsageError
 from common.coco_eval import write_json
-from common.backbones import VGG16, ResNet, fc_to_conv, load_imagenet_weights
-from common.metrics import format_table, part_table, pck
+from common.backbones import RESNET_BLOCKS, VGG16, ResNet, fc_to_conv, load_imagenet_weights
+from common.metrics import MATLAB_PARTS, format_table, part_table, pck
 from common.skeleton import MPII_BONES, MPII_FLIP, MPII_JOINTS, bone_indices
 from common.toy import render_person, toy_head_size
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine,
@@ -52,13 +52,40 @@ N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2): MPII's 16 parts; LSP maps into 
 # =============================================================================
 @dataclass
 class Stage:
-    """One of the three training stages of §3.1 / §3.2."""
-    name: str          # "detector", "regressor" (detector frozen) or "joint"
+    """One of the three training stages of §3.1 / §3.2 "Training":
+
+        "detector"   "We started by first training the body part detection
+                     network": the first network alone, on its own loss.
+        "regressor"  "we froze the training of the detector layers, training
+                     only the [regression] subnetwork": Eq. (2) on the second
+                     network; the first one runs frozen, in eval mode.
+        "joint"      "We then trained jointly both networks": both, on the
+                     sum of both losses.
+
+    ``trains_first`` and ``trains_second`` say it; the training loop asks them.
+    """
+    name: str          # "detector", "regressor" or "joint"
     epochs: int
     optimizer: str     # "sgd", "rmsprop" or "adam"
     lr: float          # learning rate at the first epoch
     lr_end: float      # ... and at the last (geometric decay in between)
     momentum: float = 0.9
+
+    def __post_init__(self):
+        if self.name not in ("detector", "regressor", "joint"):
+            raise ValueError(f"stage {self.name!r}: expected 'detector', 'regressor' or 'joint'")
+
+    @property
+    def trains_first(self):
+        """The first (detection) network learns, on Eq. (1) (Eq. (2) for
+        Table 5's regression-first variants); otherwise it is frozen."""
+        return self.name != "regressor"
+
+    @property
+    def trains_second(self):
+        """The second (regression) network runs and learns, on Eq. (2).
+        Stage 1 does not even run it: it is still untrained."""
+        return self.name != "detector"
 
 
 @dataclass
@@ -67,7 +94,7 @@ class Config:
     variant: str = "detection+regression"   # a row of Table 5, see VARIANTS
     input_size: int = 256         # §3.2 "rescaled to 256x256"; §3.1 uses 380
     width: float = 1.0            # channel multiplier: 1.0 = the paper's networks
-    resnet_blocks: tuple = (3, 8, 36, 3)   # ResNet-152 (Table 3 says "38x", see below)
+    resnet_blocks: tuple = RESNET_BLOCKS[152]   # (3, 8, 36, 3) (Table 3 says "38x", see below)
     hourglass_depth: int = 4      # 256 -> 64 -> 4 px at the waist, as in [19]
     batch_size: int = 8           # §3.2 "trained with a batch size of 8"
     aug: str = "random"           # §3.2 "applied randomly"; §3.1 "predefined step sizes"
@@ -80,10 +107,17 @@ class Config:
 
 
 def residual_stages():
-    # §3.2 Training: detector ~50 epochs, lr 1e-3 -> 2.5e-5 with rmsprop (§3.2
-    # "trained using rmsprop"); regressor 40 epochs at 1e-4 then 2.5e-5 (we
-    # decay geometrically; the paper does not say when it switched); then 50
-    # joint epochs. Paper: joint lr unspecified. Here: 2.5e-5, the last lr used.
+    # §3.2 Training: detector ~50 epochs, lr 1e-3 -> 2.5e-5; regressor 40
+    # epochs at 1e-4 then 2.5e-5 (we decay geometrically; the paper does not
+    # say when it switched); then 50 joint epochs. Paper: joint lr
+    # unspecified. Here: 2.5e-5, the last lr used.
+    # Optimiser. §3.2 says "All added layers [B6, B7] were initialized with 0
+    # and trained using rmsprop [35]" -- literally about the added layers
+    # only. It names no other optimiser and gives one rate schedule for "the
+    # detectors" as a whole, so our reading is: one RMSprop, at that rate, for
+    # the whole network, the pretrained ResNet-152 layers included (also for
+    # the regressor and joint stages, where the paper names no optimiser).
+    # Paper: per-layer rates unspecified. Here: none (no parameter groups).
     # RMSprop divides by a running gradient RMS, so these rates carry over from
     # Torch7 whatever the loss normalisation (sum or mean over pixels).
     return [Stage("detector", 50, "rmsprop", 1e-3, 2.5e-5),
@@ -91,30 +125,34 @@ def residual_stages():
             Stage("joint", 50, "rmsprop", 2.5e-5, 2.5e-5)]
 
 
-def vgg_stages():
+def vgg_stages(first_kind="detection"):
     # §3.1 Training: detector ~20 epochs, lr 1e-8 -> 1e-9; regressor 20 epochs
     # at 1e-5 then 1e-6; joint 10 epochs. Those are Caffe rates for SGD on
     # losses *summed* over parts and pixels (Caffe's sigmoid cross-entropy
     # and Euclidean layers divide by the batch only; Euclidean also halves).
     # Our Eq. (1) averages over the N parts, so equal steps need lr x N (16);
-    # our Eq. (2) averages over N with no 1/2, so lr x N/2 (8). Momentum:
-    # paper unspecified; here 0.99, the value of the FCN [13] it fine-tunes
-    # from, suited to such tiny rates. Joint lr: paper unspecified; here the
-    # regressor's last rate.
+    # our Eq. (2) averages over N with no 1/2, so lr x N/2 (8). Stage 1 of
+    # Table 5's regression-first variants ("regression", [16]) minimises
+    # Eq. (2), so its rate converts by N/2 too. Momentum: paper unspecified;
+    # here 0.99, the value of the FCN [13] it fine-tunes from, suited to such
+    # tiny rates. Joint lr: paper unspecified; here the regressor's last rate.
     n = N_PARTS
-    return [Stage("detector", 20, "sgd", 1e-8 * n, 1e-9 * n, momentum=0.99),
+    k1 = n if first_kind == "detection" else n / 2          # Eq. (1) or Eq. (2)
+    return [Stage("detector", 20, "sgd", 1e-8 * k1, 1e-9 * k1, momentum=0.99),
             Stage("regressor", 20, "sgd", 1e-5 * n / 2, 1e-6 * n / 2, momentum=0.99),
             Stage("joint", 10, "sgd", 1e-6 * n / 2, 1e-6 * n / 2, momentum=0.99)]
 
 
-def paper_config(arch):
-    """The full-data configuration of §3.1 (vgg) or §3.2 (residual)."""
+def paper_config(arch, variant="detection+regression"):
+    """The full-data configuration of §3.1 (vgg) or §3.2 (residual) for a
+    row of Table 5 (``variant``, see ``VARIANTS``)."""
     if arch == "vgg":
         # §3.1: "scaled such that a standing-up human has height 300 px",
         # "resized to 380x380"; augmentation "using a set of predefined step
         # sizes". Batch size: paper unspecified; here 8 as for the residual net.
-        return Config(arch="vgg", input_size=380, aug="steps", stages=vgg_stages())
-    return Config(arch="residual", input_size=256, aug="random", stages=residual_stages())
+        first_kind, _ = VARIANTS[variant]
+        return Config(arch="vgg", variant=variant, input_size=380, aug="steps", stages=vgg_stages(first_kind))
+    return Config(arch="residual", variant=variant, input_size=256, aug="random", stages=residual_stages())
 
 
 def toy_config(arch):
@@ -148,6 +186,14 @@ def toy_config(arch):
 # scale 1 measures 256 / 1.25 = 204.8 px in a 256 px crop -- "a body size of
 # 200 px" in the paper's words. Radius and sigma scale with that body size.
 BOX_MARGIN = 1.25
+
+
+def crop_side(scale, zoom=1.0):
+    """Side in image pixels of the square crop around a person of MPII
+    ``scale`` (height / 200 px): 1.25 x the height, divided by an
+    augmentation ``zoom`` (zooming in by s shrinks the box: the person
+    appears s x larger). Training, evaluation and the demo all crop so."""
+    return 200.0 * scale * BOX_MARGIN / zoom
 
 
 def body_px(input_size):
@@ -258,6 +304,19 @@ def ch(c, width):
     return max(1, int(round(c * width)))
 
 
+def check_full_size(path, weights, width, blocks=None, full_blocks=None):
+    """ImageNet weights fit only the paper's full-size detector: a compact
+    (toy) one is refused in one line that says what the weights need,
+    before anything is read."""
+    if width == 1.0 and blocks == full_blocks:
+        return
+    need = ["--width 1"] if width != 1.0 else []
+    need += [f"ResNet-152's blocks {full_blocks}"] if blocks != full_blocks else []
+    have = f"width {width:g}" + (f", blocks {blocks}" if blocks != full_blocks else "")
+    raise ValueError(f"--pretrained {path}: torchvision's {weights} weights fit only the paper's "
+                     f"full-size detector; it needs {' and '.join(need)} (this one has {have})")
+
+
 # =============================================================================
 # §3.1 VGG-FCN part heatmap regression
 # =============================================================================
@@ -274,9 +333,23 @@ class VGGDetector(nn.Module):
     Paper: Table 1's A9 is "bilinear upsample"; FCN-8s learns its 2x steps
     from a bilinear start. Here: fixed bilinear interpolation throughout, as
     the table says. FCN pads the first conv by 100 px to align its 7x7 fc6;
-    here fc6 is padded by 3 instead, which keeps maps aligned without cropping.
+    here fc6 is padded by 3 instead, which keeps its map on pool5's grid.
+
+    Alignment. The paths only add up if pixel k of a stride-s map means the
+    same image pixels in every path: the block [s k, s k + s), centre
+    s k + (s - 1) / 2. Each 2x2 pool halves exactly only while the side is
+    even; §3.1's 380 px is not a multiple of 32, so pool3/4/5 are floored to
+    47, 23 and 11 px and stretching 11 -> 23 -> 47 -> 380 shifts the scores
+    by an amount that grows across the image (25 px on the fc7 path at the
+    far edge). FCN's answer is padding and cropping with known offsets; here:
+    the image is padded at the bottom and right to a multiple of 32 (zeros:
+    the normalised mean colour), every upsampling is then an exact x2 (x8)
+    whose half-pixel bilinear weights map centres onto centres, and the
+    output is cropped back to the input size. Top-left pixels keep their
+    coordinates; at 256 or 384 px nothing is padded.
     """
     stride = 1
+    align = 32                                          # pool5's stride
 
     def __init__(self, width=1.0, n_parts=N_PARTS):
         super().__init__()
@@ -294,6 +367,7 @@ class VGGDetector(nn.Module):
 
     def load_imagenet(self, path):
         """torchvision VGG-16 weights; fc6/fc7 from its classifier, reshaped."""
+        check_full_size(path, "VGG-16", self.vgg.width)
         full = VGG16(width=1.0)
         load_imagenet_weights(full, path)
         self.vgg.features.load_state_dict(full.features.state_dict())
@@ -302,12 +376,21 @@ class VGGDetector(nn.Module):
         self.fc7.weight.data.copy_(conv7.weight), self.fc7.bias.data.copy_(conv7.bias)
 
     def forward(self, x):                                            # (B, 3, H, W)
+        H, W = x.shape[-2:]
+        x = F.pad(x, (0, -W % self.align, 0, -H % self.align))      # to a multiple of 32
         s = self.vgg.stages(x)
         h = self.drop(F.relu(self.fc7(self.drop(F.relu(self.fc6(s["pool5"]))))))
-        up = lambda t, ref: F.interpolate(t, size=ref.shape[-2:], mode="bilinear", align_corners=False)
-        score = self.score_pool4(s["pool4"]) + up(self.score_fc7(h), s["pool4"])   # stride 16
-        score = self.score_pool3(s["pool3"]) + up(score, s["pool3"])               # stride 8
-        return up(score, x)                                          # (B, N, H, W) logits
+        score = self.score_pool4(s["pool4"]) + upsample(self.score_fc7(h), 2)   # stride 16
+        score = self.score_pool3(s["pool3"]) + upsample(score, 2)               # stride 8
+        return upsample(score, 8)[..., :H, :W]                       # (B, N, H, W) logits
+
+
+def upsample(t, factor):
+    """Bilinear upsampling by an integer ``factor`` (A9). With half-pixel
+    weights (``align_corners=False``) fine pixel i reads coarse coordinate
+    (i + 0.5) / factor - 0.5: the centre of block i at stride s / factor
+    lands on the centre of block k at stride s, so maps stay aligned."""
+    return F.interpolate(t, scale_factor=factor, mode="bilinear", align_corners=False)
 
 
 class VGGRegressor(nn.Module):
@@ -381,6 +464,8 @@ class ResidualDetector(nn.Module):
     def load_imagenet(self, path):
         """torchvision ResNet-152 weights (``strict``; B5's stride change
         alters no parameter)."""
+        blocks = tuple(len(getattr(self.resnet, f"layer{k}")) for k in range(1, 5))
+        check_full_size(path, "ResNet-152", self.resnet.width, blocks, RESNET_BLOCKS[152])
         full = ResNet(depth=152)
         load_imagenet_weights(full, path)
         state = {k: v for k, v in full.state_dict().items() if not k.startswith("fc.")}
@@ -513,22 +598,29 @@ class Cascade(nn.Module):
         self.stride = self.first.stride
 
     def forward(self, image, first_only=False):
-        """Returns ``(first_maps, second_maps_or_None)``, both at ``stride``."""
+        """Returns ``(first_output, second_maps_or_None)``, both at ``stride``;
+        ``first_output`` is raw (logits for a detector, see ``first_maps``)."""
         first = self.first(image)
         if first_only or self.second is None:
             return first, None
-        maps = torch.sigmoid(first) if self.first_kind == "detection" else first
+        maps = self.first_maps(first)
         if maps.shape[-1] != image.shape[-1]:
             maps = F.interpolate(maps, size=image.shape[-2:], mode="bilinear", align_corners=False)
         return first, self.second(torch.cat([image, maps], dim=1))   # (B, 3 + N, H, W) in
 
-    def heatmaps(self, image):
-        """The maps a prediction is read from: the regressor's when there is
-        one, else the first network's (sigmoid-ed for a detector)."""
-        first, second = self(image)
-        if second is not None:
-            return second
+    def first_maps(self, first):
+        """The first network's output as maps -- the one place a sigmoid is
+        applied. A detector outputs logits (Eq. (1) is computed from them,
+        for stability); its heatmaps are their sigmoid, in [0, 1]. A
+        regression-first network [16] outputs confidence maps as they are."""
         return torch.sigmoid(first) if self.first_kind == "detection" else first
+
+    def heatmaps(self, image, which="final"):
+        """The maps a prediction is read from. ``which="final"``: the
+        regressor's when there is one, else the first network's; ``"first"``:
+        the first network's (the cascade's detector alone)."""
+        first, second = self(image, first_only=which == "first")
+        return second if second is not None else self.first_maps(first)
 
 
 # =============================================================================
@@ -619,19 +711,17 @@ class PoseData(harness.EpochDataset):
         s, rot, flip = self.augmentation(index)
         broken = False
         try:
-            # The crop box is 200 * scale * BOX_MARGIN / s px wide and becomes
-            # ``out`` px: per unit of the person's scale, the image may be
-            # decoded this much smaller (``open_image``) at no loss.
-            img, factor, kp, center, scale = self.source.load(index, 200.0 * BOX_MARGIN / s / out)
+            # The crop box is crop_side(scale, s) px wide and becomes ``out``
+            # px: per unit of the person's scale, the image may be decoded
+            # this much smaller (``open_image``) at no loss.
+            img, factor, kp, center, scale = self.source.load(index, crop_side(1.0, s) / out)
         except (ImageError, FileNotFoundError) as e:
             # A corrupt image inside a data set: skip it (zero loss mask,
             # excluded from metrics) and count it; training goes on.
             warnings.warn(f"skipping sample {index}: {e}")
             img, factor, broken = Image.new("RGB", (out, out)), 1.0, True
             kp, center, scale = np.zeros((N_PARTS, 3), np.float32), np.zeros(2), out / 200 / BOX_MARGIN
-        # Zooming in by s shrinks the crop box: the person appears s x larger.
-        box = 200.0 * scale * BOX_MARGIN / s
-        A = crop_matrix(center, box, out, rot, flip)
+        A = crop_matrix(center, crop_side(scale, s), out, rot, flip)
         crop = warp_image(img, A, out, factor)                       # (out, out, 3) uint8
         kp_crop = np.array(kp, dtype=np.float32, copy=True)
         kp_crop[:, :2] = apply_affine(A, kp[:, :2])
@@ -665,12 +755,14 @@ def first_loss(model, first, batch):
 
 
 def stage_loss(net, model, stage, batch):
-    """The loss of one training stage. ``net`` is what the forward goes
-    through (``model`` itself, or its DistributedDataParallel wrapper, which
-    must see the forward to synchronise gradients)."""
-    first, second = net(batch["image"], first_only=stage.name == "detector")
-    loss = first_loss(model, first, batch) if stage.name != "regressor" else 0.0
-    if second is not None and stage.name != "detector":
+    """The loss of one training stage: the first network's loss if the stage
+    trains it, plus Eq. (2) on the regressor's maps if it trains that. ``net``
+    is what the forward goes through (``model`` itself, or its
+    DistributedDataParallel wrapper, which must see the forward to
+    synchronise gradients)."""
+    first, second = net(batch["image"], first_only=not stage.trains_second)
+    loss = first_loss(model, first, batch) if stage.trains_first else 0.0
+    if stage.trains_second:
         # Paper: the joint stage's objective is unspecified. Here: the sum of
         # both losses, so the detector keeps being a detector (Fig. 2).
         loss = loss + regression_loss(second, batch["reg"], batch["mask"])
@@ -678,13 +770,11 @@ def stage_loss(net, model, stage, batch):
 
 
 def stage_parameters(model, stage):
-    """§3.1 "we froze the training of the detector layers, training only the
-    [regression] subnetwork"; the other stages train what they name."""
-    if stage.name == "detector":
-        return model.first.parameters()
-    if stage.name == "regressor":
-        return model.second.parameters()
-    return model.parameters()
+    """What a stage trains: §3.1 "we froze the training of the detector
+    layers, training only the [regression] subnetwork" in stage 2; the first
+    network alone in stage 1; both in stage 3."""
+    nets = ([model.first] if stage.trains_first else []) + ([model.second] if stage.trains_second else [])
+    return [p for net in nets for p in net.parameters()]
 
 
 def make_optimizer(stage, params):
@@ -705,7 +795,37 @@ def make_scheduler(stage, optimizer):
 def stages_to_run(cfg):
     """Table 5's single-network variants have only the first stage."""
     _, cascaded = VARIANTS[cfg.variant]
-    return [s for s in cfg.stages if cascaded or s.name == "detector"]
+    return [s for s in cfg.stages if cascaded or not s.trains_second]
+
+
+def first_epochs(stages):
+    """Where each stage starts in the whole schedule. One epoch counter runs
+    across all stages and seeds the data order and the augmentation
+    (``harness.set_epoch``), so stage 2's first epoch does not replay stage
+    1's crops. A resume recomputes it from (stage index, epoch)."""
+    starts = [0]
+    for s in stages[:-1]:
+        starts.append(starts[-1] + s.epochs)
+    return starts
+
+
+def training_loader(cfg, model, train_set, rt):
+    """Shuffled training batches. BatchNorm (ResNet, hourglass) cannot
+    normalise one sample in training, so the last incomplete batch is
+    dropped (the order changes every epoch: nobody is always left out), and
+    a batch that would still give BatchNorm one image is refused."""
+    drop_last = len(train_set) >= cfg.batch_size
+    # SyncBatchNorm (DDP on GPUs, see ``train``) pools its statistics over all
+    # processes; plain BatchNorm sees one process's share of the batch.
+    share = 1 if rt.distributed and rt.device.type == "cuda" else rt.world_size
+    smallest = min(cfg.batch_size, len(train_set)) // share
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    if has_bn and smallest < 2:
+        raise UsageError(f"BatchNorm needs 2 or more images per batch; got {smallest} "
+                         f"(--batch-size {cfg.batch_size}, {len(train_set)} training people, "
+                         f"{rt.world_size} process(es))")
+    return harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
+                               num_workers=harness.loader_workers(rt), drop_last=drop_last)
 
 
 def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20):
@@ -730,13 +850,12 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
         # would see 8 / world_size images. SyncBatchNorm takes the statistics
         # over the whole batch, as on one GPU.
         nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
-                                 num_workers=harness.loader_workers(rt))
+    loader = training_loader(cfg, model, train_set, rt)
     best = max((v["Total"] for v in history["val"]), default=-1.0)
-    for si, stage in enumerate(stages_to_run(cfg)):
+    stages = stages_to_run(cfg)
+    for si, (stage, start) in enumerate(zip(stages, first_epochs(stages))):
         if si < start_stage:
             continue
-        # The frozen detector of stage 2 still runs in eval mode (fixed BN).
         model.requires_grad_(False)
         params = list(stage_parameters(model, stage))
         for p in params:
@@ -752,11 +871,10 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
             e0 = start_epoch
         progress = harness.Progress(stage.name, stage.epochs, len(loader), rt, log_every=log_every)
         for epoch in range(e0, stage.epochs):
-            harness.set_epoch(loader, epoch)
+            harness.set_epoch(loader, start + epoch)       # new crops and order in every stage
             progress.start_epoch(epoch)
             model.train()
-            if stage.name == "regressor":
-                model.first.eval()
+            model.first.train(stage.trains_first)          # frozen: eval mode (fixed BN statistics)
             total, n, skipped = 0.0, 0, 0
             for step, batch in enumerate(loader):
                 skipped += int(batch["broken"].sum())
@@ -775,13 +893,14 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
             if rt.is_main:
                 # Stage 1 is scored on the detector's own maps (the regressor
                 # is still untrained); later stages on the regressor's.
-                scores = evaluate(model, val_set, rt, which="first" if stage.name == "detector" else "final")
+                scores = evaluate(model, val_set, rt, which="final" if stage.trains_second else "first")
                 history["val"].append({"stage": stage.name, "epoch": epoch + 1, **scores["all"]})
                 print(f"  val {stage.name} epoch {epoch + 1}: {scores['metric']} Total "
                       f"{scores['all']['Total']:.1f}", flush=True)
                 extra = {"history": history, "stage_index": si, "config": asdict(cfg)}
                 state = harness.train_state(model, opt, sched, scaler, epoch + 1, 0, extra)
                 harness.save_checkpoint(out_dir / "last.pt", state)
+                cli.note_checkpoint(out_dir / "last.pt")   # what a Ctrl-C offers to --resume
                 if scores["all"]["Total"] > best:
                     best = scores["all"]["Total"]
                     harness.save_checkpoint(out_dir / "best.pt", state)
@@ -821,16 +940,19 @@ def predict(model, images, flip_test=False, which="final"):
     """Maps for a batch of normalised crops; with ``flip_test`` averaged with
     those of the mirrored crops (mirrored back, left/right swapped).
     ``which``: "final" (regressor if any) or "first" (detector alone)."""
-    def run(x):
-        if which == "first":
-            first, _ = model(x, first_only=True)
-            return torch.sigmoid(first) if model.first_kind == "detection" else first
-        return model.heatmaps(x)
     images = images.contiguous(memory_format=torch.channels_last)
-    maps = run(images)
+    maps = model.heatmaps(images, which)
     if flip_test:
-        maps = (maps + run(images.flip(-1)).flip(-1)[:, MPII_FLIP]) / 2
+        maps = (maps + model.heatmaps(images.flip(-1), which).flip(-1)[:, MPII_FLIP]) / 2
     return maps
+
+
+# The columns of Tables 5-7. Those numbers come from the official MATLAB
+# evaluation code (MPII's genTablePCK.m; the LSP PCK code), whose "Head" is
+# the mean of upper neck and head top (LSP: neck and head top). HRNet's
+# Python evaluation shows the head top alone; the Totals agree.
+PAPER_COLUMNS = MATLAB_PARTS
+HEAD_NOTE = "Head = mean of upper neck and head top, as in the MPII / LSP evaluation code"
 
 
 @torch.no_grad()
@@ -840,7 +962,7 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
     PCKh@0.5 (MPII, toy): correct when within 0.5 x head size (head size =
     0.6 x head-box diagonal, the official definition). PCK@0.2 (LSP): within
     0.2 x torso size. Predictions are mapped back to the original image, so
-    scores are in the data set's own pixels.
+    scores are in the data set's own pixels. Tables in ``PAPER_COLUMNS``.
     """
     model.eval()
     metric, threshold = dataset.source.metric
@@ -867,11 +989,12 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
         approx = np.array([datasets.approx_head_size(g) for g in gt])
         norm = np.where(np.isnan(norm), approx, norm)
     _, correct = pck(pred, gt, norm, threshold)
-    result = {"metric": metric, "all": part_table(correct, gt), "pred": pred, "gt": gt, "index": index}
+    table = lambda mask=None: part_table(correct, gt, mask=mask, parts=PAPER_COLUMNS)
+    result = {"metric": metric, "all": table(), "pred": pred, "gt": gt, "index": index}
     if isinstance(dataset.source, ToySource):
         # The toy data know which joints were hidden: score them apart.
-        result["visible"] = part_table(correct, gt, mask=gt[..., 2] == 2)
-        result["occluded"] = part_table(correct, gt, mask=gt[..., 2] == 1)
+        result["visible"] = table(gt[..., 2] == 2)
+        result["occluded"] = table(gt[..., 2] == 1)
     return result
 
 
@@ -911,7 +1034,7 @@ def figure_fig2(model, dataset, path, max_search=200):
     j_vis = next((j for j in limbs if v[j] == 2), int(np.argmax(v == 2)))
     with torch.no_grad():
         first, second = model(s["image"][None])
-    det, reg = torch.sigmoid(first)[0], second[0]
+    det, reg = model.first_maps(first)[0], second[0]
     img = to_uint8(s["image"])
     fig, axes = plt.subplots(2, 3, figsize=(9, 6))
     for r, (maps, label) in enumerate(((det, "detection heatmap"), (reg, "regression conf. map"))):
@@ -965,11 +1088,11 @@ def load_sources(args):
             # its joints all become v = 2, so the detector's "visible parts
             # only" loss here uses every annotated part.
             train = datasets.read_mpii_json(annot / "train.json", images) if not args.eval_only else []
-            val = datasets.read_mpii_json(annot / "valid.json", images)
+            # gt_valid.mat's head boxes (PCKh's head sizes) are in valid.json's
+            # order; the reader pairs them and refuses a file of another length.
             gt = annot / "gt_valid.mat"
-            if gt.is_file():
-                for rec, h in zip(val, datasets.read_mpii_head_sizes(gt)):
-                    rec.head_size = float(h)
+            val = datasets.read_mpii_json(annot / "valid.json", images,
+                                          gt_valid_mat=gt if gt.is_file() else None)
             return RecordSource(train, mpii_shift=True), RecordSource(val, mpii_shift=True)
         mat = root / "mpii_human_pose_v1_u12_1.mat"
         if mat.is_file():
@@ -999,7 +1122,7 @@ def config_from_dict(d):
 
 
 def build_config(args):
-    cfg = toy_config(args.arch) if args.data == "toy" else paper_config(args.arch)
+    cfg = toy_config(args.arch) if args.data == "toy" else paper_config(args.arch, args.variant)
     if args.data == "lsp" and args.checkpoint:
         # §3.1 "For LSP, we fine-tuned the network for 10 epochs" (VGG), §3.2
         # "changing only the number of epochs to 30" (residual): the whole
@@ -1011,6 +1134,11 @@ def build_config(args):
     for name in ("input_size", "width", "batch_size"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
+    if args.pretrained and cfg.arch == "residual":
+        # ImageNet weights are ResNet-152's: the detector takes its blocks
+        # even on toy data (whose compact default has fewer); the width must
+        # be 1 too (--width 1), which ``load_imagenet`` checks.
+        cfg.resnet_blocks = RESNET_BLOCKS[152]
     if args.stage_epochs:
         try:
             epochs = [int(e) for e in args.stage_epochs.split(",")]
@@ -1046,7 +1174,7 @@ def model_from_checkpoint(path, device):
 
 
 def print_results(results, title):
-    print(f"\n{title}")
+    print(f"\n{title}  ({HEAD_NOTE})")
     print(format_table(results))
 
 
@@ -1061,9 +1189,11 @@ def run_demo(args, rt):
     img, _ = open_image(args.demo)
     w, h = img.size
     # The person is assumed to fill the photo's height, centred (as MPII's
-    # test protocol gives a rough centre and scale per person).
-    center, box = np.array([(w - 1) / 2, (h - 1) / 2]), float(max(w, h))
-    A = crop_matrix(center, box, cfg.input_size)
+    # test protocol gives a rough centre and scale per person): scale h / 200,
+    # cropped as in training (1.25 x the height), so the person has the size
+    # the network was trained on.
+    center = np.array([(w - 1) / 2, (h - 1) / 2])
+    A = crop_matrix(center, crop_side(h / 200.0), cfg.input_size)
     x = to_tensor(warp_image(img, A, cfg.input_size))[None].to(rt.device)
     maps = predict(model, x, flip_test=args.flip_test).float().cpu()
     xy = apply_affine(invert_affine(A), from_stride(decode(maps).numpy()[0], model.stride))
@@ -1176,7 +1306,7 @@ def run(args):
 
 
 def main(argv=None):
-    return cli.run_reporting_errors(run, parse_args(argv), "HR_DEBUG")
+    return cli.run_reporting_errors(run, parse_args(argv), "HR_DEBUG", argv=argv)
 
 
 if __name__ == "__main__":

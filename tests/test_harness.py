@@ -274,3 +274,50 @@ def test_ddp_two_cpu_processes_match_single_process(tmp_path):
     single = mod.run(H.Runtime(torch.device("cpu")))
     for a, b in zip(single.parameters(), r0["params"]):
         torch.testing.assert_close(a.detach(), b, rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------- atomic writes, Ctrl-C
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_write_keeps_the_users_umask(tmp_path, umask):
+    from common.atomic import atomic_write
+    old = os.umask(umask)
+    try:
+        with atomic_write(tmp_path / "results.json", "w") as f:
+            f.write("{}")
+    finally:
+        os.umask(old)
+    # As open() would create it: 0666 minus the umask (mkstemp alone gives 0600).
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_ctrl_c_is_one_line_with_the_resume_command(tmp_path, capsys):
+    from common import cli
+    ckpt = tmp_path / "run" / "last.pt"
+
+    def training(args):
+        cli.note_checkpoint(ckpt)          # what a training loop does after writing last.pt
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as e:
+        cli.run_reporting_errors(training, None, "NO_SUCH_DEBUG_VAR",
+                                 argv=["--toy-train", "16", "--resume", "old.pt", "--out", "x y"])
+    assert e.value.code == 130                              # 128 + SIGINT, the shell's convention
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("interrupted") and str(ckpt) in err
+    # The command that continues: the same arguments, the old --resume replaced.
+    assert f"--toy-train 16 --out 'x y' --resume {ckpt}" in err and "old.pt" not in err, err
+
+
+def test_ctrl_c_before_any_checkpoint_says_so(capsys):
+    from common import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as e:
+        cli.run_reporting_errors(interrupted, None, "NO_SUCH_DEBUG_VAR", argv=[])
+    assert e.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("interrupted") and "no checkpoint" in err, err

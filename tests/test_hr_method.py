@@ -195,3 +195,54 @@ def test_decode_reads_peaks_with_quarter_pixel_refinement():
     maps[0, 1, 6, 2] = 1.0
     maps[0, 1, 5, 2] = 0.5                     # upper neighbour higher -> -0.25 in y
     assert hr.decode(maps)[0].tolist() == [[5.25, 3.0], [2.0, 5.75]]
+
+
+# ----------------------------------------------------------------------------- FCN alignment (§3.1)
+def copying_vgg_detector():
+    """A compact VGG-FCN whose every convolution copies channel 0 to channel 0
+    (centre tap 1, everything else 0): a bright square in the image stays a
+    bright square in pool3, pool4 and pool5, so each scoring path of FCN-8s
+    shows where it places the square."""
+    det = hr.VGGDetector(width=1 / 16).eval()
+    with torch.no_grad():
+        for m in det.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.zero_(), m.bias.zero_()
+                k = m.kernel_size[0] // 2
+                m.weight[0, 0, k, k] = 1.0
+    return det
+
+
+@pytest.mark.parametrize("size", [380, 372, 384])
+def test_vgg_fcn_paths_place_a_bright_point_at_the_same_spot(size):
+    # §3.1's 380 px input is not a multiple of 32: pool3/4/5 are floored to
+    # 47/23/11 px. A bright 32 x 32 square on the stride-32 grid (column 9,
+    # row 2: centre (303.5, 79.5)) is one pool5 pixel, 2x2 pool4 pixels and
+    # 4x4 pool3 pixels; each path's upsampled scores must be centred on it.
+    det = copying_vgg_detector()
+    x = torch.zeros(1, 3, size, size)
+    x[0, 0, 64:96, 288:320] = 1.0
+    paths = {"fc7 (stride 32)": det.score_fc7, "pool4 (stride 16)": det.score_pool4,
+             "pool3 (stride 8)": det.score_pool3}
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float64),
+                            torch.arange(size, dtype=torch.float64), indexing="ij")
+    for name, keep in paths.items():
+        with torch.no_grad():
+            for p in paths.values():
+                p.weight[0, 0] = 1.0 if p is keep else 0.0
+            out = det(x)[0, 0].double()                          # (H, W) at stride 1
+        assert out.shape == (size, size)
+        centre = [(out * xs).sum() / out.sum(), (out * ys).sum() / out.sum()]
+        assert [float(c) for c in centre] == pytest.approx([303.5, 79.5], abs=0.01), name
+
+
+# ----------------------------------------------------------------------------- schedules
+def test_vgg_stage_1_rate_is_converted_for_the_loss_it_minimises():
+    # Caffe's 1e-8 -> 1e-9 was for a loss summed over parts: Eq. (1) (sigmoid
+    # cross-entropy) needs x N, Eq. (2) (Euclidean, halved by Caffe) x N / 2.
+    n = hr.N_PARTS
+    for variant, factor in (("detection+regression", n), ("detection", n),
+                            ("regression", n / 2), ("regression+regression", n / 2)):
+        cfg = hr.build_config(hr.parse_args(["--data", "mpii", "--arch", "vgg", "--variant", variant]))
+        assert (cfg.stages[0].lr, cfg.stages[0].lr_end) == pytest.approx((1e-8 * factor, 1e-9 * factor)), variant
+        assert cfg.stages[1].lr == pytest.approx(1e-5 * n / 2)    # the regressor: Eq. (2) always

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from PIL import Image
 
 import heatmap_regression as hr
 from common import harness
+from common.backbones import VGG16, ResNet
+from common.skeleton import MPII_JOINTS
 from common.toy import render_person
 from common.transforms import apply_affine, crop_matrix, invert_affine, warp_image
 
@@ -233,3 +236,133 @@ def test_pipeline_overfits_the_five_real_mpii_samples():
     res = hr.evaluate(model, data, harness.setup_runtime("cpu"))
     assert "approx. head size" in res["metric"]           # JSON only: labelled approximation
     assert res["all"]["Total"] == 100.0, res["all"]
+
+
+# ----------------------------------------------------------------------------- issue fixes
+def test_each_stage_continues_the_epoch_count_so_crops_differ(tmp_path):
+    # One epoch counter across the schedule: stage 2's first epoch must not
+    # replay stage 1's crops and order (sampler and augmentation seeds).
+    rt = harness.setup_runtime("cpu")
+    cfg = tiny_cfg(epochs=(2, 1, 1))
+    model = hr.Cascade(cfg)
+    seen = []
+
+    class Recording(hr.PoseData):
+        def set_epoch(self, epoch):
+            seen.append(epoch)
+            super().set_epoch(epoch)
+
+    train = Recording(hr.ToySource(0, 8), cfg, model.stride, True)
+    val = hr.PoseData(hr.ToySource(1, 2), cfg, model.stride, False)
+    hr.train(cfg, model, train, val, rt, tmp_path, log_every=100)
+    assert seen == [0, 1, 2, 3]
+
+
+def test_a_last_batch_of_one_never_reaches_batchnorm(tmp_path):
+    # 9 people, batch 8: the leftover single person would make BatchNorm fail
+    # ("Expected more than 1 value per channel") at 32 px, where maps are 1x1.
+    rt = harness.setup_runtime("cpu")
+    cfg = tiny_cfg()
+    cfg.input_size = 32
+    model = hr.Cascade(cfg)
+    train = hr.PoseData(hr.ToySource(0, 9), cfg, model.stride, True)
+    val = hr.PoseData(hr.ToySource(1, 2), cfg, model.stride, False)
+    history = hr.train(cfg, model, train, val, rt, tmp_path, log_every=100)
+    assert len(history["loss"]) == 3
+    cfg.batch_size = 1                                   # asked for: refused in one line
+    with pytest.raises(hr.UsageError, match="BatchNorm needs 2 or more images per batch"):
+        hr.train(cfg, model, train, val, rt, tmp_path, log_every=100)
+
+
+def fake_torchvision_file(path, cls, **kw):
+    """torchvision's key names and shapes, stored as broadcast zeros (a few
+    hundred kB instead of 240 MB): enough for every key and shape check."""
+    with torch.device("meta"):
+        state = cls(**kw).state_dict()
+    torch.save({k: torch.zeros((), dtype=v.dtype).expand(v.shape) for k, v in state.items()}, path)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")   # meta-device load
+@pytest.mark.parametrize("arch, cls, kw, name", [
+    ("residual", ResNet, {"depth": 152}, "resnet152-394f9c45.pth"),
+    ("vgg", VGG16, {}, "vgg16-397923af.pth")])
+def test_pretrained_weights_on_the_compact_toy_network_is_one_line(tmp_path, capsys, arch, cls, kw, name):
+    weights = fake_torchvision_file(tmp_path / name, cls, **kw)
+    with pytest.raises(SystemExit) as e:
+        hr.main([*TINY, "--arch", arch, "--pretrained", str(weights), "--out", str(tmp_path / "r")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert str(weights) in err and "--width 1" in err, err
+    # ... and with --width 1 the same file fits the detector (checked on the
+    # meta device: names and shapes, no 60 M parameters allocated).
+    cfg = hr.build_config(hr.parse_args(["--arch", arch, "--pretrained", str(weights), "--width", "1"]))
+    with torch.device("meta"):
+        hr.Cascade(cfg).first.load_imagenet(weights)
+
+
+def test_demo_crops_the_way_training_does(tmp_path, monkeypatch):
+    # Training crops a square of 1.25 x the person's height (BOX_MARGIN); the
+    # demo assumes the person fills the photo's height and must do the same.
+    cfg = tiny_cfg()
+    ckpt = tmp_path / "best.pt"
+    harness.save_checkpoint(ckpt, {"model": hr.Cascade(cfg).state_dict(), "extra": {"config": asdict(cfg)}})
+    photo = tmp_path / "tall.png"
+    Image.new("RGB", (100, 160), (90, 120, 150)).save(photo)
+    boxes, real = [], hr.crop_matrix
+    monkeypatch.setattr(hr, "crop_matrix", lambda c, box, *a, **k: boxes.append(box) or real(c, box, *a, **k))
+    hr.main(["--demo", str(photo), "--checkpoint", str(ckpt), "--out", str(tmp_path / "d.png")])
+    assert boxes == [pytest.approx(hr.BOX_MARGIN * 160)]
+
+
+def test_gt_valid_head_sizes_are_checked_against_valid_json(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io", reason="gt_valid.mat needs scipy")
+    annot = tmp_path / "annot"
+    annot.mkdir()
+    (tmp_path / "images").mkdir()
+    rec = {"image": "a.jpg", "center": [101.0, 51.0], "scale": 2.0,
+           "joints": [[11.0, 21.0]] * 16, "joints_vis": [1] * 16}
+    (annot / "train.json").write_text(json.dumps([rec]))
+    (annot / "valid.json").write_text(json.dumps([rec, rec]))
+    args = hr.parse_args(["--data", "mpii", "--data-root", str(tmp_path)])
+    box = [[0.0, 0.0], [3.0, 4.0]]                      # corners (x1, y1), (x2, y2): 0.6 x 5 px
+    scipy_io.savemat(annot / "gt_valid.mat", {"headboxes_src": np.array([box] * 3).transpose(1, 2, 0)})
+    with pytest.raises(ValueError, match="gt_valid.mat"):   # 3 head boxes for 2 people
+        hr.load_sources(args)
+    scipy_io.savemat(annot / "gt_valid.mat", {"headboxes_src": np.array([box] * 2).transpose(1, 2, 0)})
+    _, val = hr.load_sources(args)
+    assert [r.head_size for r in val.records] == pytest.approx([3.0, 3.0])
+
+
+def test_table_head_is_the_papers_upper_neck_and_head_top(monkeypatch):
+    # Tables 5-7 come from MPII's / LSP's MATLAB code: Head = mean of upper
+    # neck (LSP: neck) and head top, not HRNet's head top alone.
+    cfg = tiny_cfg()
+    model = hr.Cascade(cfg)
+    val = hr.PoseData(hr.ToySource(1, 4), cfg, model.stride, train=False)
+
+    def upper_neck_always_wrong(pred, gt, norm, threshold):
+        correct = gt[..., 2] > 0
+        correct[:, MPII_JOINTS.index("upper_neck")] = False
+        return None, correct
+
+    monkeypatch.setattr(hr, "pck", upper_neck_always_wrong)
+    res = hr.evaluate(model, val, harness.setup_runtime("cpu"))
+    assert res["all"]["Head"] == 50.0 and res["all"]["Shoulder"] == 100.0
+
+
+def test_ctrl_c_during_training_is_one_line_naming_last_pt(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+
+    def interrupted(*a):
+        raise KeyboardInterrupt                          # Ctrl-C in stage 2, after stage 1's last.pt
+
+    monkeypatch.setattr(hr, "regression_loss", interrupted)
+    with pytest.raises(SystemExit) as e:
+        hr.main([*TINY, "--out", str(out)])
+    assert e.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert str(out / "last.pt") in err and f"--resume {out / 'last.pt'}" in err, err
+    assert harness.load_checkpoint(out / "last.pt")["extra"]["stage_index"] == 0
