@@ -272,6 +272,43 @@ def coco_keypoint_ap(gt_annotations, results, image_ids=None, sigmas=COCO_SIGMAS
     }
 
 
+def bootstrap_ap(gt_annotations, results, image_ids, sigmas=COCO_SIGMAS, reference="full",
+                 resamples=300, seed=0, level=0.95):
+    """Paired bootstrap of AP differences over images.
+
+    ``results``: {name: COCO result dicts}, all on the same ``image_ids``.
+    Each resample draws len(image_ids) images with replacement -- the same
+    draw for every name, so the differences are paired -- and recomputes
+    each name's AP (area "all") from the per-image matchings, which do not
+    change under resampling (COCO matches within an image only). Returns
+    {name: {"AP", "diff", "lo", "hi"}}: the AP on all images, its difference
+    from ``reference``'s, and the ``level`` percentile interval of that
+    difference over the resamples.
+    """
+    gts = _by_image_and_category(gt_annotations)
+    ranges = [AREA_RANGES["all"]]
+    image_ids = sorted(set(image_ids))
+
+    def per_image(res):
+        dts = _by_image_and_category(res)
+        return [_evaluate_image(gts.get((i, 1), []), dts.get((i, 1), []), sigmas, ranges) for i in image_ids]
+
+    def ap(images):
+        images = [e for e in images if e is not None]
+        return _mean_valid(_precision_recall(images, 0)[0]) if images else -1.0
+
+    matched = {name: per_image(res) for name, res in results.items()}
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(image_ids), (resamples, len(image_ids)))
+    boot = {name: np.array([ap([m[i] for i in sorted(d)]) for d in draws]) for name, m in matched.items()}
+    out, tail = {}, 100 * (1 - level) / 2
+    for name, m in matched.items():
+        diff = boot[name] - boot[reference]
+        out[name] = {"AP": ap(m), "diff": ap(m) - ap(matched[reference]),
+                     "lo": float(np.percentile(diff, tail)), "hi": float(np.percentile(diff, 100 - tail))}
+    return out
+
+
 def format_ap_table(rows):
     """Aligned text table of ``[(name, coco_keypoint_ap(...)), ...]`` in percent
     with one decimal, columns AP AP50 AP75 APM APL as in the paper's Tables

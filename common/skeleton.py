@@ -103,6 +103,21 @@ AIC_SIGMAS = np.array([0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.0149789
                        0.01402144, 0.03909642, 0.03686941, 0.01981803, 0.03843971,
                        0.03412318, 0.02415081, 0.01291456, 0.01236173])
 
+# The toy scenes of paper 2 (14 joints, AI Challenger's order, people about
+# 60-170 px tall). AI Challenger's constants were fitted to its annotators'
+# spread on photos of people ten times larger and reach OKS 0.5 only within
+# 2-3 px at toy sizes, under one map pixel at stride 4: a metric the toy
+# cannot be scored with. CrowdPose (Li et al., CVPR 2019) annotates the very
+# same 14 joints; its evaluation (crowdposetools / xtcocotools, use_area=False)
+# takes COCO's constants for the 12 body joints and 0.079 for head top and
+# neck, listed there in the order l/r shoulder, elbow, wrist, hip, knee,
+# ankle, head, neck:  [.79 .79 .72 .72 .62 .62 1.07 1.07 .87 .87 .89 .89 .79 .79] / 10.
+# Here in AI Challenger's order. Its OKS scale s^2 is 0.53 x the box area
+# (``CROWDPOSE_AREA_PER_BOX``), not a segment area.
+CROWDPOSE_SIGMAS = np.array([.79, .72, .62, .79, .72, .62,
+                             1.07, .87, .89, 1.07, .87, .89, .79, .79]) / 10.0
+CROWDPOSE_AREA_PER_BOX = 0.53
+
 # MPII index of each AI Challenger joint (the toy figures have MPII's 16
 # joints; paper 2 uses AI Challenger's 14). AIC's "neck" is MPII's upper neck.
 MPII_TO_AIC = np.array([MPII_JOINTS.index(n if n != "neck" else "upper_neck") for n in AIC_JOINTS])

@@ -192,6 +192,25 @@ def _occluder(rng, draw, ldraw, xy, height):
     getattr(ldraw, shape)(box, fill=OCCLUDER)
 
 
+def _bar(rng, draw, ldraw, xy, limb_w, height):
+    """An occluder that *disconnects*: a bar (a pole, a railing) lying across
+    the middle of a random limb, wide enough to hide the limb there but not
+    its joints. The limb's field breaks under it while both joints stay
+    visible -- what pose completion and the box recover (§III-D)."""
+    a, b = LIMB_JOINTS[rng.integers(len(LIMB_JOINTS))]
+    mid, d = (xy[a] + xy[b]) / 2, xy[b] - xy[a]
+    across = np.array([-d[1], d[0]]) / max(np.linalg.norm(d), 1e-6)
+    across = across + rng.normal(0, 0.3, 2)                   # roughly across, never exactly
+    half = across / np.linalg.norm(across) * rng.uniform(0.15, 0.3) * height
+    colour = _colour(rng)
+    _capsule([draw, ldraw], mid - half, mid + half, limb_w * rng.uniform(1.5, 2.5), [colour, OCCLUDER])
+
+
+# The bones a bar may cross (MPII joint pairs): upper and lower limbs.
+LIMB_JOINTS = [(J[f"{s}_{a}"], J[f"{s}_{b}"]) for s in "rl"
+               for a, b in (("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"))]
+
+
 def _visibility(labels, xy, label0=0):
     """``v`` (16,) of a figure drawn with labels ``label0 + PARTS[...]``: 2 when
     the label under the joint (its nearest pixel) is one of the joint's owner
@@ -266,14 +285,25 @@ MAX_SCENE_PEOPLE = (OCCLUDER - 1) // PERSON_LABELS            # 25
 # gives a figure's full (amodal) extent.
 _JOINT_RADIUS = np.array([0.5, 0.6, 0.6, 0.6, 0.6, 0.5, 0.0, 0.5, 0.5, 0.0,
                           0.425, 0.5, 0.5, 0.5, 0.5, 0.425])
-# Paper: the data sets set these; here chosen so that most scenes are crowded.
-SCENE_HEIGHT = (0.3, 0.9)   # figure height / image height: distant to near
+# Paper: the data sets set these. Here calibrated (tests/test_bub_method.py,
+# "oracle") so that crowds stay within what a box can resolve: parsing the
+# ground-truth maps and fields at stride 4 inside the ground-truth boxes
+# reaches AP >= 95 (it was 85 when people could stand 0.3 h apart with any
+# overlap: two thirds of all people then had a neighbour at box IoU > 0.3,
+# real photos far fewer), and people are tall enough (0.4-0.95 of the image)
+# for a stride-4 network to localise joints within the OKS tolerance.
+SCENE_HEIGHT = (0.4, 0.95)  # figure height / image height: distant to near
 CLOSE = 0.5                 # chance a figure stands next to one already placed
+NEIGHBOUR_DX = (0.35, 0.6)  # a neighbour's centre offset, x its height
+MAX_OVERLAP = 0.25          # largest IoU of two people's rough boxes (0.5 h x h)
+PLACEMENT_TRIES = 20        # draws per person before the scene takes fewer people
+BARS = 0.5                  # chance of 1-2 bars (poles, railings) lying across limbs
 MIN_IN_CANVAS = 4           # fewer joints in the image: not an annotated person
 MIN_BOX = 0.05              # nor is one whose box side is < 5 % of the image side
 
 
-def render_scene(seed, index, size=(192, 192), max_people=6, occlusion=0.5, return_labels=False):
+def render_scene(seed, index, size=(192, 192), max_people=6, occlusion=0.5, return_labels=False,
+                 return_unannotated=False):
     """Render scene ``index`` of the toy set ``seed``: several figures (paper 2).
 
     ``size`` is ``(height, width)`` (an int: square). Returns ``(image,
@@ -289,13 +319,20 @@ def render_scene(seed, index, size=(192, 192), max_people=6, occlusion=0.5, retu
       the visible segment), at least 1;
     * ``labels`` ``(H, W)`` uint8: ``k * PERSON_LABELS + PARTS[part]`` where
       person ``k`` shows, 0 background, ``OCCLUDER`` for occluders and for
-      figures that were not annotated.
+      figures that were not annotated;
+    * with ``return_unannotated``, last: ``(H, W)`` bool, the pixels showing
+      figures that were drawn but not annotated (COCO's unannotated people:
+      training masks them out, W = 0 in Eq. 6-7, rather than calling them
+      background).
 
     People are listed back to front (drawing order), so person ``k`` can
     only be hidden by people ``> k`` and occluders. Figures have the style of
     ``render_person``; heights vary over ``SCENE_HEIGHT`` x image height and
     about half stand next to someone already placed (crowds, heavy overlap),
-    the others anywhere, some cut by the border. Visibility is read off the
+    the others anywhere, some cut by the border; no two people's rough boxes
+    overlap by more than ``MAX_OVERLAP`` (crowds a box can resolve). Blobs
+    hide joints (``_occluder``) and bars lie across limbs (``_bar``) so that
+    parts disconnect. Visibility is read off the
     label map as in ``render_person``, so other people occlude honestly.
     Figures with fewer than ``MIN_IN_CANVAS`` joints in the image, a clipped
     box side under ``MIN_BOX`` of the image, or no visible joint (hidden
@@ -310,32 +347,49 @@ def render_scene(seed, index, size=(192, 192), max_people=6, occlusion=0.5, retu
     H, W = int(size[0]), int(size[1])
     rng = np.random.default_rng([seed, index, 2])       # a stream apart from render_person's
     while True:                                          # a retry is rare: see _scene
-        out = _scene(rng, H, W, max_people, occlusion, return_labels)
+        out = _scene(rng, H, W, max_people, occlusion, return_labels, return_unannotated)
         if out is not None:
             return out
 
 
-def _scene(rng, H, W, max_people, occlusion, return_labels):
+def _rough_iou(c, h, centres, heights):
+    """IoU of a person at centre ``c`` of height ``h`` with each placed person,
+    everyone taken as a 0.5 h x h box around their centre."""
+    half = np.stack([0.25 * heights, 0.5 * heights], 1)
+    lo, hi = np.maximum(c - (0.25 * h, 0.5 * h), centres - half), np.minimum(c + (0.25 * h, 0.5 * h), centres + half)
+    inter = np.clip(hi - lo, 0, None).prod(1)
+    return inter / (0.5 * h * h + 0.5 * heights ** 2 - inter)
+
+
+def _scene(rng, H, W, max_people, occlusion, return_labels, return_unannotated):
     """One attempt at a scene; ``None`` when no figure ended up annotated."""
     wh = np.array([W, H], float)
     n = int(rng.integers(1, max_people + 1))
     heights, centres = [], []
     for i in range(n):
-        if i == 0:                                       # someone well inside the frame
-            h = H * rng.uniform(*SCENE_HEIGHT)
-            c = wh * rng.uniform([0.3, 0.4], [0.7, 0.6])
-        elif rng.random() < CLOSE:                       # next to someone: a crowd
-            k = rng.integers(i)
-            h = np.clip(heights[k] * rng.uniform(0.8, 1.25), SCENE_HEIGHT[0] * H, SCENE_HEIGHT[1] * H)
-            # Side by side, overlapping, but never in the same place: two
-            # bodies cannot stand closer than about a shoulder width (0.2 h).
-            dx = rng.uniform(0.3, 0.5) * rng.choice([-1, 1])
-            c = centres[k] + np.array([dx, rng.uniform(-0.12, 0.12)]) * heights[k]
-        else:                                            # anywhere, maybe cut by the border
-            h = H * rng.uniform(*SCENE_HEIGHT)
-            c = wh * rng.uniform([0.0, 0.25], [1.0, 0.75])
+        for _ in range(PLACEMENT_TRIES):
+            if i == 0:                                   # someone well inside the frame
+                h = H * rng.uniform(*SCENE_HEIGHT)
+                c = wh * rng.uniform([0.3, 0.4], [0.7, 0.6])
+            elif rng.random() < CLOSE:                   # next to someone: a crowd
+                k = rng.integers(i)
+                h = np.clip(heights[k] * rng.uniform(0.8, 1.25), SCENE_HEIGHT[0] * H, SCENE_HEIGHT[1] * H)
+                # Side by side and overlapping, but never in the same place:
+                # two bodies stand at least a shoulder width or so apart.
+                dx = rng.uniform(*NEIGHBOUR_DX) * rng.choice([-1, 1])
+                c = centres[k] + np.array([dx, rng.uniform(-0.12, 0.12)]) * heights[k]
+            else:                                        # anywhere, maybe cut by the border
+                h = H * rng.uniform(*SCENE_HEIGHT)
+                c = wh * rng.uniform([0.0, 0.25], [1.0, 0.75])
+            # Crowding a box can resolve: nobody overlaps anyone placed so far
+            # by more than MAX_OVERLAP (IoU of rough boxes, 0.5 h x h).
+            if not centres or _rough_iou(c, h, np.array(centres), np.array(heights)).max() <= MAX_OVERLAP:
+                break
+        else:
+            break                                        # no room left: fewer people
         heights.append(h)
         centres.append(c)
+    n = len(heights)
     # Depth order: the smaller (farther) figure is drawn first, behind.
     order = np.argsort(heights, kind="stable")
     people = []
@@ -358,6 +412,10 @@ def _scene(rng, H, W, max_people, occlusion, return_labels):
         for _ in range(rng.integers(1, 4)):
             xy, h = people[rng.integers(n)][:2]
             _occluder(rng, draw, ldraw, xy, h)
+    if rng.random() < BARS:
+        for _ in range(rng.integers(1, 3)):
+            xy, h, limb_w = people[rng.integers(n)][:3]
+            _bar(rng, draw, ldraw, xy, limb_w, h)
 
     labels = np.asarray(lab)
     counts = np.bincount(labels.ravel(), minlength=256)[1:1 + MAX_SCENE_PEOPLE * PERSON_LABELS]
@@ -383,35 +441,55 @@ def _scene(rng, H, W, max_people, occlusion, return_labels):
         return None
     out = (np.asarray(img), np.stack(kps), np.array(boxes, np.float32),
            np.maximum(shown[kept], 1).astype(np.float32))
-    if not return_labels:
-        return out
-    lut = np.full(256, OCCLUDER, np.uint8)               # figures left out act as occluders
-    lut[0] = 0
-    for new, old in enumerate(kept):
-        lut[old * PERSON_LABELS + 1:(old + 1) * PERSON_LABELS + 1] = new * PERSON_LABELS + np.arange(1, PERSON_LABELS + 1)
-    return out + (lut[labels],)
+    if return_labels:
+        lut = np.full(256, OCCLUDER, np.uint8)           # figures left out act as occluders
+        lut[0] = 0
+        for new, old in enumerate(kept):
+            lut[old * PERSON_LABELS + 1:(old + 1) * PERSON_LABELS + 1] = new * PERSON_LABELS + np.arange(1, PERSON_LABELS + 1)
+        out += (lut[labels],)
+    if return_unannotated:
+        person = (labels - 1) // PERSON_LABELS                # whose part each pixel shows
+        left_out = np.setdiff1d(np.arange(len(people)), kept)
+        out += ((labels > 0) & (labels != OCCLUDER) & np.isin(person, left_out),)
+    return out
+
+
+def box_ious(boxes):
+    """(K, K) IoU of every pair of ``x, y, w, h`` boxes (the diagonal is 1)."""
+    b = np.asarray(boxes, float).reshape(-1, 4)
+    lo, hi = b[:, None, :2], b[:, None, :2] + b[:, None, 2:]
+    inter = np.clip(np.minimum(hi, hi.transpose(1, 0, 2)) - np.maximum(lo, lo.transpose(1, 0, 2)), 0, None).prod(-1)
+    area = b[:, 2] * b[:, 3]
+    return inter / np.maximum(area[:, None] + area[None] - inter, 1e-12)
+
+
+def with_neighbour(boxes, iou=0.3):
+    """(K,) bool: the people whose box overlaps another's by IoU > ``iou`` --
+    the "crowded" people of paper 2's Fig. 1 (c-d), where a top-down method
+    confuses two persons and a box alone cannot tell them apart."""
+    ious = box_ious(boxes)
+    np.fill_diagonal(ious, 0.0)
+    return (ious > iou).any(1) if len(ious) else np.zeros(0, bool)
 
 
 def scene_stats(keypoints, boxes, iou=0.3):
-    """Crowding of a list of scenes (``render_scene``'s keypoints and boxes).
+    """Crowding of a list of scenes (``render_scene``'s keypoints and boxes, or
+    a real data set's, to compare).
 
     Returns fractions of scenes with ``crowded`` (3+ people), ``overlap`` (two
     boxes with IoU > ``iou``), ``truncated`` (someone with a joint outside the
-    image, ``v = 0``), plus ``people`` (mean per scene) and ``occluded`` (the
-    share of annotated joints with ``v = 1``).
+    image, ``v = 0``), plus ``people`` (mean per scene), ``neighbour`` (the
+    share of people with a neighbour at box IoU > ``iou``) and ``occluded``
+    (the share of annotated joints with ``v = 1``).
     """
     crowded = overlap = truncated = 0
     v = np.concatenate([k[..., 2].ravel() for k in keypoints])
+    near = np.concatenate([with_neighbour(b, iou) for b in boxes])
     for kp, b in zip(keypoints, boxes):
-        b = np.asarray(b, float)
         crowded += len(b) >= 3
         truncated += bool((kp[..., 2] == 0).any())
-        lo, hi = b[:, None, :2], b[:, None, :2] + b[:, None, 2:]
-        inter = np.clip(np.minimum(hi, hi.transpose(1, 0, 2)) - np.maximum(lo, lo.transpose(1, 0, 2)), 0, None).prod(-1)
-        area = b[:, 2] * b[:, 3]
-        ious = inter / (area[:, None] + area[None] - inter)
-        overlap += bool((np.triu(ious, 1) > iou).any())
+        overlap += bool(with_neighbour(b, iou).any())
     n = len(keypoints)
     return {"people": float(np.mean([len(b) for b in boxes])), "crowded": crowded / n,
-            "overlap": overlap / n, "truncated": truncated / n,
+            "overlap": overlap / n, "truncated": truncated / n, "neighbour": float(near.mean()),
             "occluded": float((v == 1).sum() / max(1, (v > 0).sum()))}

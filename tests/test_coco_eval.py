@@ -507,3 +507,26 @@ def test_format_ap_table():
     assert ours.split() == ["ours", "65.4", "50.0", "50.0", "-", "50.0"]
     assert base.split() == ["baseline"] + ["50.0"] * 5
     assert len({len(line) for line in table.splitlines()}) == 1  # aligned
+
+
+def test_bootstrap_ap_is_paired_and_centred_on_the_plain_ap():
+    """``bootstrap_ap``: the AP it reports is ``coco_keypoint_ap``'s; a row
+    identical to the reference differs by exactly 0 in every resample; a row
+    that is worse on every image has an interval entirely below 0."""
+    from common.coco_eval import bootstrap_ap
+    rng = np.random.default_rng(1)
+    gts, good, bad = [], [], []
+    for i in range(1, 41):
+        for k in range(2):
+            kp = np.concatenate([rng.uniform(0, 100, (17, 2)), np.full((17, 1), 2)], 1)
+            gts.append({"image_id": i, "id": 10 * i + k, "category_id": 1, "iscrowd": 0, "num_keypoints": 17,
+                        "keypoints": kp.ravel().tolist(), "bbox": [0, 0, 100, 100], "area": 5000.0})
+            for out, noise in ((good, 1.0), (bad, 6.0)):
+                p = kp.copy()
+                p[:, :2] += rng.normal(0, noise, (17, 2))
+                out.append({"image_id": i, "category_id": 1, "keypoints": p.ravel().tolist(), "score": rng.random()})
+    ids = list(range(1, 41))
+    b = bootstrap_ap(gts, {"full": good, "same": list(good), "worse": bad}, ids, reference="full", resamples=200)
+    assert b["full"]["AP"] == pytest.approx(coco_keypoint_ap(gts, good, ids)["AP"], abs=1e-12)
+    assert b["same"]["diff"] == 0 and b["same"]["lo"] == 0 and b["same"]["hi"] == 0
+    assert b["worse"]["diff"] < 0 and b["worse"]["lo"] <= b["worse"]["diff"] <= b["worse"]["hi"] < 0
