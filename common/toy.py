@@ -136,17 +136,28 @@ def _clutter(rng, draw, size, limb_colours, limb_width, n_sticks):
     _sticks(rng, draw, size, limb_colours, limb_width, n_sticks, size)
 
 
-def _figure(rng, draw, ldraw, xy, limb_w, colours, label0=0):
+def _figure(rng, draw, ldraw, xy, limb_w, colours, label0=0, extremities=False):
     """Draw the figure with joints ``xy`` (16, 2) into the image and the label
     map; part ``name`` gets label ``label0 + PARTS[name]``.
 
     Drawing order is depth order: each arm is randomly behind or in front of
     the torso, and one leg crosses over the other (self-occlusion).
+    ``extremities``: hands and feet (paper 2's scenes): a round hand on the
+    wrist, a dark foot on the ankle, drawn as part of the forearm and shin --
+    what makes a wrist a wrist in a photo, rather than any stick's end.
     """
     skin, cloth, trousers = colours
 
     def limb(name, a, b, width, fill):
         _capsule([draw, ldraw], xy[J[a]], xy[J[b]], width, [fill, label0 + PARTS[name]])
+        if extremities and name.endswith("forearm"):
+            r = HAND * limb_w
+            for d, f in ((draw, fill), (ldraw, label0 + PARTS[name])):
+                d.ellipse([xy[J[b], 0] - r, xy[J[b], 1] - r, xy[J[b], 0] + r, xy[J[b], 1] + r], fill=f)
+        if extremities and name.endswith("shin"):
+            rx, ry = FOOT * limb_w, 0.55 * limb_w
+            for d, f in ((draw, SHOE), (ldraw, label0 + PARTS[name])):
+                d.ellipse([xy[J[b], 0] - rx, xy[J[b], 1] - ry, xy[J[b], 0] + rx, xy[J[b], 1] + ry], fill=f)
 
     arms_front = rng.random(2) < 0.7
     legs = ["r", "l"] if rng.random() < 0.5 else ["l", "r"]
@@ -171,6 +182,10 @@ def _figure(rng, draw, ldraw, xy, limb_w, colours, label0=0):
         if arms_front["rl".index(s_)]:
             limb(f"{s_}_upper_arm", a, b, limb_w, cloth)
             limb(f"{s_}_forearm", b, c_, limb_w * 0.85, skin)
+
+
+HAND, FOOT = 0.75, 0.9      # hand radius and foot half-length, in limb widths
+SHOE = (25, 25, 30)
 
 
 def _head(xy):
@@ -285,6 +300,10 @@ MAX_SCENE_PEOPLE = (OCCLUDER - 1) // PERSON_LABELS            # 25
 # gives a figure's full (amodal) extent.
 _JOINT_RADIUS = np.array([0.5, 0.6, 0.6, 0.6, 0.6, 0.5, 0.0, 0.5, 0.5, 0.0,
                           0.425, 0.5, 0.5, 0.5, 0.5, 0.425])
+# With hands and feet (``_figure(extremities=True)``): wrists and ankles reach further.
+_SCENE_JOINT_RADIUS = _JOINT_RADIUS.copy()
+_SCENE_JOINT_RADIUS[[J["r_wrist"], J["l_wrist"]]] = HAND
+_SCENE_JOINT_RADIUS[[J["r_ankle"], J["l_ankle"]]] = FOOT
 # Paper: the data sets set these. Here calibrated (tests/test_bub_method.py,
 # "oracle") so that crowds stay within what a box can resolve: parsing the
 # ground-truth maps and fields at stride 4 inside the ground-truth boxes
@@ -405,9 +424,9 @@ def _scene(rng, H, W, max_people, occlusion, return_labels, return_unannotated):
     draw, ldraw = ImageDraw.Draw(img), ImageDraw.Draw(lab)
     _shapes(rng, draw, wh)
     for xy, h, limb_w, (skin, cloth, trousers) in people:   # sticks look like anyone's limbs
-        _sticks(rng, draw, wh, (cloth, trousers, skin), limb_w, rng.integers(1, 3), 1.6 * h)
+        _sticks(rng, draw, wh, (cloth, trousers, skin), limb_w, rng.integers(0, 2), 1.6 * h)
     for k, (xy, h, limb_w, colours) in enumerate(people):
-        _figure(rng, draw, ldraw, xy, limb_w, colours, label0=k * PERSON_LABELS)
+        _figure(rng, draw, ldraw, xy, limb_w, colours, label0=k * PERSON_LABELS, extremities=True)
     if rng.random() < occlusion:
         for _ in range(rng.integers(1, 4)):
             xy, h = people[rng.integers(n)][:2]
@@ -423,7 +442,7 @@ def _scene(rng, H, W, max_people, occlusion, return_labels, return_unannotated):
     kept, kps, boxes = [], [], []
     for k, (xy, h, limb_w, _) in enumerate(people):
         v = _visibility(labels, xy, label0=k * PERSON_LABELS)
-        r = _JOINT_RADIUS[:, None] * limb_w
+        r = _SCENE_JOINT_RADIUS[:, None] * limb_w
         hc, hr = _head(xy)
         lo = np.minimum((xy - r).min(0), hc - (0.8 * hr, hr))
         hi = np.maximum((xy + r).max(0), hc + (0.8 * hr, hr))

@@ -47,13 +47,23 @@ def trained(tmp_path_factory):
 
 def test_toy_run_prints_the_tables_and_writes_everything(trained):
     out, stdout = trained
-    for title in ("Tables I-II layout", "Table IV", "pose parsing by [3]", "without pose NMS",
-                  "without pose completion", "Fig. 1 (a-b)", "AI Challenger score"):
-        assert title in stdout
+    for title in ("Tables I-II layout", "CrowdPose's OKS constants", "simulated detector",
+                  "ground-truth boxes (upper bound)", "Table IV", "pose parsing by [3]", "without pose NMS",
+                  "without pose completion", "bootstrap interval", "pose NMS removed", "completion added",
+                  "connected two different people", "Fig. 1 (c-d)", "Fig. 1 (a-b)", "AI Challenger score"):
+        assert title in stdout, title
     for name in ("best.pt", "last.pt", "curves.png", "scene_0.png", "results.json", "results_coco.json"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "results.json").read_text())
-    assert set(summary["results"]) >= set(bub.VARIANTS) | {"jitter 0.00", "jitter 0.20"}
+    assert set(summary["results"]) >= set(bub.VARIANTS) | {"full, gt boxes", "jitter 0.00", "jitter 0.20",
+                                                           "jitter 0.00, gt boxes", "jitter 0.20, gt boxes"}
+    # Every printed number is kept: Table IV with its intervals, the counts,
+    # the crowded slice and the jitter curves with their crossing points.
+    assert set(summary["table_iv"]) == set(bub.VARIANTS)
+    assert {"diff", "lo", "hi"} <= set(summary["table_iv"]["greedy"])
+    assert {"nms_removed", "completed", "greedy_cross", "cross_refused"} <= set(summary["components"])
+    assert {"full", "greedy", "people"} <= set(summary["crowded"])
+    assert set(summary["jitter"]) == {"simulated detector", "ground-truth boxes"}
     res = json.loads((out / "results_coco.json").read_text())
     assert all(len(r["keypoints"]) == 14 * 3 and "score" in r for r in res)
     assert not list(out.glob("*.tmp")) and not list(out.glob(".tmp-*"))

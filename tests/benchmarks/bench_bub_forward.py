@@ -16,6 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import bottom_up_bbox as bub  # noqa: E402
+import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
 
 VARIANTS = [(6, "vgg", False), (6, "resnet", False), (3, "resnet", False), (3, "resnet", True), (6, "resnet", True)]
 
@@ -42,6 +43,7 @@ def main():
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    print(f"machine: {machine.speed_line()}", flush=True)
     for stages, backbone, up in VARIANTS:
         cfg = bub.Config(data="aic", stages=stages, backbone=backbone, upsample=up)
         net = bub.PoseNetwork(cfg, sk).eval().to(memory_format=torch.channels_last)

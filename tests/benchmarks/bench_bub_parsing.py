@@ -24,6 +24,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import bottom_up_bbox as bub  # noqa: E402
+import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
 from common.skeleton import MPII_TO_AIC  # noqa: E402
 from common.toy import sample_pose  # noqa: E402
 
@@ -54,6 +55,7 @@ def main():
     rng = np.random.default_rng(0)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, one thread; "
           f"maps {W // STRIDE}x{H // STRIDE} (stride {STRIDE}) for an {W}x{H} frame")
+    print(f"machine: {machine.speed_line()}", flush=True)
     print(f"{'people':>6} {'ours (ms)':>10} {'greedy [3] (ms)':>16} {'poses':>6}")
     for n in (1, 5, 10, 20):
         ours, greedy, found = [], [], []

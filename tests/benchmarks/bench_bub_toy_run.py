@@ -12,15 +12,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine  # tests/benchmarks/machine.py (sys.path[0] is this folder)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def main():
+    print(f"machine: {machine.speed_line()}", flush=True)   # measured before the training, not during
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
         subprocess.run([sys.executable, str(ROOT / "bottom_up_bbox.py"), "--out", out],
                        check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t
+        print(f"wall time {wall:.0f} s here ({machine.at_reference(wall)})")
         res = json.loads((Path(out) / "results.json").read_text())
     r = res["results"]
     print(f"python bottom_up_bbox.py: {wall:.0f} s wall; OKS AP (%): "

@@ -19,6 +19,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import heatmap_regression as hr  # noqa: E402
+import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
 from common.datasets import PersonRecord, read_mpii_json  # noqa: E402
 
 
@@ -36,6 +37,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=400)
     args = p.parse_args()
+    print(f"machine: {machine.speed_line()}", flush=True)
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as d:

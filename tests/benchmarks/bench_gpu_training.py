@@ -15,6 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import heatmap_regression as hr  # noqa: E402
+import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
 from common import harness  # noqa: E402
 
 
@@ -27,6 +28,7 @@ def main():
         return
     torch.backends.cudnn.benchmark = True
     print(torch.cuda.get_device_name())
+    print(f"machine: {machine.speed_line()}", flush=True)   # CPU figure, measured before any timing
     for amp in (False, True):
         rt = harness.Runtime(device=torch.device("cuda"), amp=amp)
         for batch in (8, 32):

@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine  # tests/benchmarks/machine.py (sys.path[0] is this folder)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,13 +28,15 @@ def run(*extra):
 
 
 def main():
+    print(f"machine: {machine.speed_line()}", flush=True)   # measured before the trainings, not during
     wall, res = run()
-    print(f"python heatmap_regression.py: {wall:.0f} s wall, Total PCKh@0.5 {res['final']['Total']:.1f}"
+    print(f"python heatmap_regression.py: {wall:.0f} s wall ({machine.at_reference(wall)}),"
+          f" Total PCKh@0.5 {res['final']['Total']:.1f}"
           f" (its detector alone: {res['detection_only']['Total']:.1f});"
           f" occluded joints {res['occluded']['cascade']['Total']:.1f} vs detection only"
           f" {res['occluded']['detection_only']['Total']:.1f}")
     wall, res = run("--variant", "detection")
-    print(f"python heatmap_regression.py --variant detection: {wall:.0f} s wall, "
+    print(f"python heatmap_regression.py --variant detection: {wall:.0f} s wall ({machine.at_reference(wall)}), "
           f"Total PCKh@0.5 {res['final']['Total']:.1f}")
 
 
