@@ -29,7 +29,15 @@ def main():
     r = res["results"]
     print(f"python bottom_up_bbox.py: {wall:.0f} s wall; OKS AP (%): "
           + ", ".join(f"{k} {100 * v['AP']:.1f}" for k, v in r.items()))
-    print(f"AI Challenger score (full): {100 * r['full']['AIC score']:.1f}")
+    print(f"AI Challenger score (full, AIC's constants): {100 * r['full']['AIC score']:.1f}")
+    print("Table IV (AP, difference from full, 95 % bootstrap interval): "
+          + "; ".join(f"{k} {100 * t['AP']:.1f} {100 * t['diff']:+.1f} [{100 * t['lo']:+.1f}, {100 * t['hi']:+.1f}]"
+                      for k, t in res["table_iv"].items()))
+    print(f"components: {res['components']}")
+    print("crowded slice AP: " + ", ".join(f"{k} {100 * res['crowded'][k]['AP']:.1f}" for k in ("full", "greedy"))
+          + f" ({res['crowded']['people']} people)")
+    for name, c in res["jitter"].items():
+        print(f"jitter curve, {name}: below [3] from {c['below [3] from']}")
 
 
 if __name__ == "__main__":
