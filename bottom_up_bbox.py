@@ -49,8 +49,8 @@ from common.coco_eval import (aic_score, bootstrap_ap, coco_keypoint_ap, format_
 from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_AREA_PER_BOX,
                              CROWDPOSE_SIGMAS, MPII_TO_AIC, flip_permutation)
 from common.toy import box_ious, render_scene, with_neighbour
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, open_image, to_stride,
-                               to_tensor, warp_image)
+from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine, open_image,
+                               to_stride, to_tensor, warp_image)
 
 
 # =============================================================================
@@ -66,6 +66,8 @@ class Config:
     width: float = 1.0            # channel multiplier of the features F: 1.0 = the paper's network
     head_width: float = None      # ... of the stages (None: ``width``); see toy_config
     resnet_blocks: tuple = (3, 4, 6)   # ResNet-50's layer1-3 (layer4 unused, see Features)
+    wiring: str = "sequential"    # §III-A1: the field branch sees the maps just predicted;
+    #                               "concurrent": Cao et al.'s stages (see PoseNetwork)
     # Targets (§III-A2/3). Paper: sigma and delta unspecified. Here: the
     # numbers of Cao et al. for a 368 px input (7 px; limbs 1 stride-8 pixel
     # either side of the bone), in input pixels. Note Eq. (1) divides by
@@ -477,11 +479,26 @@ class PoseNetwork(nn.Module):
     interdependencies"). The next stage sees F and both predictions, brought
     back to stride 8 ("after downsampling"; here a 2x2 average).
     forward() returns every stage's (S^t, L^t) for intermediate supervision.
+
+    ``cfg.wiring = "concurrent"`` is Cao et al.'s stage instead, the one the
+    paper changed: both branches read the *same* input (F, and from stage 2
+    on the previous stage's S and L), so the fields of stage t cannot use
+    the maps of stage t -- only those of stage t-1. The one difference in
+    the layers is the first convolution of the field branch: J + 1 fewer
+    input channels (Table III's baseline, "6-stage + VGG", is this network:
+    Cao et al.'s released COCO weights load into it, ``CaoNetwork``).
+
+        sequential (Fig. 3):  S^t = phi(X)    L^t = rho(X, S^t)
+        concurrent ([3]):     S^t = phi(X)    L^t = rho(X)
+        X = F at t = 1, else (F, S^{t-1}, L^{t-1})
     """
 
     def __init__(self, cfg, skeleton):
         super().__init__()
         self.cfg = cfg
+        if cfg.wiring not in ("sequential", "concurrent"):
+            raise ValueError(f"wiring must be 'sequential' (the paper) or 'concurrent' (Cao et al.), got {cfg.wiring!r}")
+        self.concurrent = cfg.wiring == "concurrent"
         J, C = skeleton.J + 1, 2 * skeleton.C
         self.features = Features(cfg)
         f = self.features.out_channels
@@ -491,7 +508,8 @@ class PoseNetwork(nn.Module):
         for t in range(cfg.stages):
             cin = f if t == 0 else f + J + C
             self.maps.append(branch(cin, J, cfg.head, t == 0, cfg.upsample))
-            self.fields.append(branch(cin + J, C, cfg.head, t == 0, cfg.upsample))
+            # The field branch's input: X, plus S^t when sequential (the paper).
+            self.fields.append(branch(cin if self.concurrent else cin + J, C, cfg.head, t == 0, cfg.upsample))
 
     def down(self, y):
         return F.avg_pool2d(y, 2) if self.cfg.upsample else y
@@ -501,7 +519,8 @@ class PoseNetwork(nn.Module):
         out, inp = [], feat
         for maps, fields in zip(self.maps, self.fields):
             S = maps(inp)                                                  # (B, J+1, H/s, W/s)
-            L = fields(torch.cat([inp, self.down(S)], 1))                  # (B, 2C, H/s, W/s)
+            # Sequential (the paper): the fields see S^t. Concurrent (Cao et al.): they do not.
+            L = fields(inp if self.concurrent else torch.cat([inp, self.down(S)], 1))   # (B, 2C, H/s, W/s)
             out.append((S, L))
             inp = torch.cat([feat, self.down(S), self.down(L)], 1)
         return out
@@ -1235,7 +1254,10 @@ def infer(model, image, size, cfg, device, scales=None):
     (width, height). The scale-1.0 input has its longer side at
     ``test_size``, each side rounded to a multiple of 8 (the feature stride),
     so that the map grids of all scales cover the image exactly.
+    (Cao et al.'s released network reads its own input: ``infer_cao``.)
     """
+    if isinstance(model, CaoNetwork):
+        return infer_cao(model, image, size, cfg, device, scales)
     model.eval()
     W0, H0 = image.size
     f = cfg.test_size / max(W0, H0)
@@ -1343,6 +1365,87 @@ def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None):
     return out
 
 
+# =============================================================================
+# §IV-B1 The top-down baseline: paper 1 inside each box (Tables I-II, "CPM")
+# =============================================================================
+# Paper 2 compares with a top-down method: a single-person estimator run in
+# each detector box (the paper's row is CPM). This project holds one: paper
+# 1's cascade (heatmap_regression.py), trained on person crops cut from the
+# same kind of scenes (``python heatmap_regression.py --data toy-crowd``).
+class TopDown:
+    """Paper 1 as paper 2's top-down row: crop each box as paper 1's training
+    cropped a person (``heatmap_regression.box_center_scale``: a square of
+    1.25 x the box's longer side around its centre), predict the part maps
+    (its cascade, batched), read each part at its map's maximum, map it back
+    into the image. One pose per box, scored box score x mean joint
+    confidence (the maps' maxima): a confident detector and a confident
+    estimator make a confident pose.
+
+    Paper 1's joints are matched to paper 2's by name (MPII's upper neck is
+    AIC's neck); a joint paper 1 does not predict stays missing (0, 0, 0).
+    """
+
+    def __init__(self, path, skeleton, device, batch=32):
+        import heatmap_regression as hr                        # paper 1: the code, not a copy
+        self.hr, self.device, self.batch = hr, device, batch
+        self.cfg, self.model = hr.model_from_checkpoint(Path(path).expanduser(), device)
+        names = tuple(getattr(self.cfg, "joints", hr.MPII_JOINTS))
+        self.index = joint_index(names, skeleton.joints)
+        if (self.index < 0).all():
+            raise ValueError(f"--topdown {path}: its joints {names[:4]}... share no name with "
+                             f"{skeleton.data}'s {skeleton.joints[:4]}...")
+
+    def __call__(self, image, factor, boxes, scores):
+        """Poses (P, J, 3: x, y, confidence) in full-resolution image px, one
+        per box, and their scores (P,). ``image``: PIL, decoded at 1/``factor``."""
+        A = self.crop_affines(boxes)
+        return self.poses(self.maps(image, factor, A), A, scores)
+
+    def crop_affines(self, boxes):
+        """Image px -> crop px of each box, as paper 1's training cropped."""
+        hr = self.hr
+        return [crop_matrix(*_center_side(hr, b), self.cfg.input_size)
+                for b in np.asarray(boxes, np.float64).reshape(-1, 4)]
+
+    @torch.no_grad()
+    def maps(self, image, factor, affines):
+        """Paper 1's part maps (P, N, h, w) of the crops, in batches."""
+        out, chunks = self.cfg.input_size, []
+        for lo in range(0, len(affines), self.batch):
+            x = torch.stack([to_tensor(warp_image(image, a, out, factor)) for a in affines[lo:lo + self.batch]])
+            chunks.append(self.hr.predict(self.model, x.to(self.device)).float().cpu())
+        return torch.cat(chunks) if chunks else torch.zeros(0, len(self.index), 1, 1)
+
+    def poses(self, maps, affines, scores):
+        """Each crop's maps -> one pose in image px and its score."""
+        J = len(self.index)
+        kp = np.zeros((len(affines), J, 3), np.float32)
+        if not len(affines):
+            return kp, np.zeros(0, np.float32)
+        has = self.index >= 0
+        xy = from_stride(self.hr.decode(maps).numpy(), self.model.stride)     # (P, N, 2) crop px
+        conf = maps.flatten(2).max(-1).values.numpy()                           # (P, N)
+        for k, A in enumerate(affines):
+            kp[k, has, :2] = apply_affine(invert_affine(A), xy[k])[self.index[has]]
+            kp[k, has, 2] = np.clip(conf[k, self.index[has]], 1e-3, None)     # a joint, however faint
+        confidence = kp[:, has, 2].mean(1)
+        return kp, np.asarray(scores, np.float32).reshape(-1) * confidence
+
+
+def joint_index(theirs, ours):
+    """For each of ``ours`` (paper 2's joint names), its index in ``theirs``
+    (paper 1's), or -1. By name; MPII's "upper_neck" is paper 2's "neck"."""
+    alias = {"neck": "upper_neck"}
+    return np.array([theirs.index(n) if n in theirs else
+                     theirs.index(alias[n]) if alias.get(n) in theirs else -1 for n in ours])
+
+
+def _center_side(hr, box):
+    """Paper 1's crop of a box: its centre and the crop side."""
+    center, scale = hr.box_center_scale(box)
+    return center, hr.crop_side(scale)
+
+
 def score(skeleton, gts, results, image_ids):
     """OKS AP (COCO's protocol) with the data set's OKS constants -- CrowdPose's
     for the toy -- and, for AI Challenger's 14 joints (AIC and the toy), its
@@ -1368,7 +1471,7 @@ def detector_boxes(source, i, gt, boxes, cfg, seed):
 
 
 def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, variants=("full",),
-             boxes="gt", box_jitter=0.0, jitter=(), seed=0, results_path=None, details=False):
+             boxes="gt", box_jitter=0.0, jitter=(), seed=0, results_path=None, details=False, topdown=None):
     """Parse every validation image once per row; OKS AP per row.
 
     Rows: each of ``variants`` (Table IV; "full" is Tables I-II) on the
@@ -1376,25 +1479,34 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
     for each level of ``jitter`` the full method on those boxes jittered
     (``jitter_boxes``, Fig. 1 a-b), "jitter L". When the boxes are not the
     ground truth, the same rows on ground-truth boxes are added ("full, gt
-    boxes": the upper bound; "jitter L, gt boxes").
+    boxes": the upper bound; "jitter L, gt boxes"). With ``topdown`` (a
+    ``TopDown``), the same rows for it on the very same boxes ("topdown",
+    "topdown, gt boxes", "topdown jitter L"...), scored by the same scorer.
 
     Returns {"rows": {name: AP dict}}; with ``details`` also "table_iv" (each
     variant's AP difference from the full method with a 95 % bootstrap
-    interval over images), "crowded" (full and [3] on the crowded slice:
-    people with a neighbour at box IoU > 0.3, the others scored as crowd
-    regions that absorb detections), and "components" (what pose NMS,
-    completion and the box constraint did, ``component_counts``).
+    interval over images), "crowded" (full, [3] and top-down on the crowded
+    slice: people with a neighbour at box IoU > 0.3, the others scored as
+    crowd regions that absorb detections), "components" (what pose NMS,
+    completion and the box constraint did, ``component_counts``) and, with
+    ``topdown``, "runtime" (seconds per image against the number of boxes)
+    and "per_image" (each row's mean best OKS per annotated person, by image).
     """
     n = len(source) if limit is None else min(limit, len(source))
     with_gt = boxes != "gt"
+    methods = [("", None)] + ([("topdown", topdown)] if topdown is not None else [])
     results = {k: [] for k in variants}
-    for lv in jitter:
-        results[f"jitter {lv:.2f}"] = []
-        if with_gt:
-            results[f"jitter {lv:.2f}, gt boxes"] = []
-    if with_gt and details:
-        results["full, gt boxes"] = []
-    gts, crowd_gts, ids, counts = [], [], [], {}
+    if topdown is not None:
+        results["topdown"] = []
+    for m, _ in methods:
+        prefix = f"{m} " if m else ""
+        for lv in jitter:
+            results[f"{prefix}jitter {lv:.2f}"] = []
+            if with_gt:
+                results[f"{prefix}jitter {lv:.2f}, gt boxes"] = []
+        if with_gt and details:
+            results[f"{m or 'full'}, gt boxes"] = []
+    gts, crowd_gts, ids, counts, runtime, per_image = [], [], [], {}, [], []
     for i in range(n):
         image_id = source.image_id(i)
         gt = source.ground_truth(i)
@@ -1406,31 +1518,57 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
         except (ImageError, FileNotFoundError) as e:
             warnings.warn(f"skipping image {image_id}: {e}")
             continue
-        pred = infer(model, scene.image, scene.size, cfg, device, scales)
-        inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
-        box_sets = {"": detector_boxes(source, i, gt, boxes, cfg, seed)[:, :4]}
+        start = {k: len(r) for k, r in results.items()}          # this image's results start here
+        detections = detector_boxes(source, i, gt, boxes, cfg, seed)
+        box_sets = {"": detections[:, :4]}
+        box_scores = {"": detections[:, 4]}
         if with_gt:
             box_sets[", gt boxes"] = gt_boxes(gt)
+            box_scores[", gt boxes"] = np.ones(len(box_sets[", gt boxes"]))
         if box_jitter:
             box_sets[""] = jitter_boxes(box_sets[""], np.random.default_rng([seed, i, 3]), box_jitter)
 
-        def add(name, parse):
-            results[name] += to_coco_results(image_id, skeleton.to_dataset(parse.keypoints), parse.scores)
+        def add(name, keypoints, scores):
+            results[name] += to_coco_results(image_id, skeleton.to_dataset(keypoints), scores)
 
-        parsed = parse_variants(pred, box_sets[""], skeleton, cfg, variants, inputs)
+        # Ours, timed from the image to the poses: forward, candidates, Eq. (5), parse.
+        t0 = time.perf_counter()
+        pred = infer(model, scene.image, scene.size, cfg, device, scales)
+        inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
+        parsed = parse_variants(pred, box_sets[""], skeleton, cfg, ("full",) if "full" in variants else (), inputs)
+        t_ours = time.perf_counter() - t0
+        parsed.update(parse_variants(pred, box_sets[""], skeleton, cfg,
+                                     tuple(v for v in variants if v != "full"), inputs))
         for v, parse in parsed.items():
-            add(v, parse)
+            add(v, parse.keypoints, parse.scores)
         if with_gt and details:
-            add("full, gt boxes", parse_variants(pred, box_sets[", gt boxes"], skeleton, cfg, ("full",), inputs)["full"])
+            p = parse_variants(pred, box_sets[", gt boxes"], skeleton, cfg, ("full",), inputs)["full"]
+            add("full, gt boxes", p.keypoints, p.scores)
+        if topdown is not None:
+            t0 = time.perf_counter()
+            td = topdown(scene.image, scene.factor, box_sets[""], box_scores[""])
+            runtime.append({"boxes": len(box_sets[""]), "people": len(gt_boxes(gt)), "ours": t_ours,
+                            "topdown": time.perf_counter() - t0})
+            add("topdown", *td)
+            if with_gt and details:
+                add("topdown, gt boxes", *topdown(scene.image, scene.factor, box_sets[", gt boxes"],
+                                                  box_scores[", gt boxes"]))
         for lv in jitter:
             for suffix, b in box_sets.items():
                 # The same draw at every level (one seed per image), scaled by
                 # the level: the curve shows the boxes getting worse, not noise.
                 jb = jitter_boxes(b, np.random.default_rng([seed, i, 2]), lv)
-                add(f"jitter {lv:.2f}{suffix}", parse_variants(pred, jb, skeleton, cfg, ("full",), inputs)["full"])
+                p = parse_variants(pred, jb, skeleton, cfg, ("full",), inputs)["full"]
+                add(f"jitter {lv:.2f}{suffix}", p.keypoints, p.scores)
+                if topdown is not None:
+                    add(f"topdown jitter {lv:.2f}{suffix}", *topdown(scene.image, scene.factor, jb, box_scores[suffix]))
         if details and {"full", "greedy"} <= set(parsed):
             for k, v in component_counts(parsed, pred, inputs[0], gt, skeleton).items():
                 counts[k] = counts.get(k, 0) + v
+        if details and topdown is not None:
+            rows = {"ours": "full", "[3]": "greedy", "top-down": "topdown"}
+            per_image.append({"image": i, **{k: best_oks(gt, results[v][start[v]:], skeleton)
+                                             for k, v in rows.items()}})
     if results_path is not None and "full" in results:
         write_json(results_path, results["full"])
     out = {"rows": {k: score(skeleton, gts, r, ids) for k, r in results.items()}}
@@ -1438,10 +1576,27 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
         table = {v: results[v] for v in variants}
         out["table_iv"] = bootstrap_ap(gts, table, ids, skeleton.sigmas, reference="full", seed=seed)
         out["crowded"] = {v: coco_keypoint_ap(crowd_gts, results[v], ids, skeleton.sigmas)
-                          for v in ("full", "greedy") if v in results}
+                          for v in ("full", "greedy", "topdown") if v in results}
         out["crowded"]["people"] = sum(1 for g in crowd_gts if not g["iscrowd"] and g["num_keypoints"] > 0)
         out["components"] = counts
+        if topdown is not None:
+            out["runtime"], out["per_image"] = runtime, per_image
     return out
+
+
+def best_oks(annotations, results, skeleton):
+    """The mean, over the annotated people of one image, of each person's
+    best OKS among ``results`` (COCO result dicts of that image): how well a
+    row got this image's people, for choosing the figure's scenes."""
+    people = [a for a in annotations if not a["iscrowd"] and a["num_keypoints"] > 0]
+    if not people:
+        return 0.0
+    if not results:
+        return 0.0
+    truth = np.array([a["keypoints"] for a in people], float).reshape(len(people), -1, 3)
+    dt = np.array([r["keypoints"] for r in results], float).reshape(len(results), -1, 3)
+    o = oks(dt, truth, [a["area"] for a in people], [a["bbox"] for a in people], skeleton.sigmas)
+    return float(o.max(0).mean())
 
 
 def crowded_slice(annotations, iou=0.3):
@@ -1585,6 +1740,49 @@ def figure_scene(image, pred, boxes, parsed, skeleton, cfg, path, title=""):
     axes[3].set_title("box-free greedy parse of [3]", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
+    return plotting.save(fig, path)
+
+
+def figure_fig1(model, source, cfg, skeleton, rt, boxes, args, topdown, per_image, path, jitter=0.2):
+    """Fig. 1 (a-e) on the validation scenes: rows top-down (paper 1 in each
+    box) / box-free [3] / ours, on the same boxes. Columns, chosen from
+    ``per_image`` (each row's mean best OKS per annotated person):
+    (1) the scene where ours beats top-down most (overlapping people, Fig. 1
+    c-d); (2) the same scene with every box jittered by ``jitter`` (shift and
+    tightness, Fig. 1 a-b); (3) the scene where ours beats [3] most
+    (disconnected parts, mistakes carried across people, Fig. 1 a, c-e);
+    (4) the scene where top-down beats ours most -- what the boxes cost."""
+    pick = lambda f: max(per_image, key=f)["image"]
+    columns = [(pick(lambda r: r["ours"] - r["top-down"]), 0.0, "ours >> top-down"),
+               (pick(lambda r: r["ours"] - r["top-down"]), jitter, f"same, boxes jittered {jitter}"),
+               (pick(lambda r: r["ours"] - r["[3]"]), 0.0, "ours >> [3]"),
+               (pick(lambda r: r["top-down"] - r["ours"]), 0.0, "top-down >> ours")]
+    fig, axes = plotting.plt.subplots(3, len(columns), figsize=(3 * len(columns), 9), squeeze=False)
+    for col, (i, lv, title) in enumerate(columns):
+        gt = source.ground_truth(i)
+        scene = source.load(i, max_reduce=max(scene_size(source, i)) / cfg.test_size)
+        det = detector_boxes(source, i, gt, boxes, cfg, args.seed)
+        b = jitter_boxes(det[:, :4], np.random.default_rng([args.seed, i, 2]), lv) if lv else det[:, :4]
+        pred = infer(model, scene.image, scene.size, cfg, rt.device)
+        parsed = parse_variants(pred, b, skeleton, cfg, ("full", "greedy"))
+        td, _ = topdown(scene.image, scene.factor, b, det[:, 4])
+        W, H = scene.size
+        for row, (kp, done, label) in enumerate([(td, None, "top-down (paper 1)"),
+                                                 (parsed["greedy"].keypoints, None, "[3], no boxes"),
+                                                 (parsed["full"].keypoints, parsed["full"].completed, "ours")]):
+            ax = axes[row, col]
+            ax.imshow(scene.image, extent=(-0.5, W - 0.5, H - 0.5, -0.5))
+            if row != 1:
+                draw_boxes(ax, b, ec="yellow", ls="--", lw=0.8)
+            draw_poses(ax, kp, skeleton, done, lw=1.2)
+            ax.set_xlim(-0.5, W - 0.5)
+            ax.set_ylim(H - 0.5, -0.5)
+            ax.axis("off")
+            if row == 0:
+                ax.set_title(f"{title}\n(scene {source.image_id(i)})", fontsize=8)
+            if col == 0:
+                ax.text(-0.05, 0.5, label, transform=ax.transAxes, rotation=90, va="center", ha="right", fontsize=9)
+    fig.suptitle("Fig. 1: top-down / [3] / ours on the same boxes", fontsize=10)
     return plotting.save(fig, path)
 
 
@@ -1768,6 +1966,9 @@ def parse_args(argv=None):
                        ("fp", "false-positive boxes per image (Poisson mean)"),
                        ("miss", "chance a person gets no box")):
         p.add_argument(f"--det-{name}", type=float, help=f"simulated detector: {what}")
+    p.add_argument("--topdown", metavar="CKPT",
+                   help="paper 1's cascade (a heatmap_regression.py best.pt, e.g. from --data toy-crowd) "
+                        "as the top-down row: run in every box, compared on the same boxes")
     p.add_argument("--box-jitter", type=float, default=0.0,
                    help="shift and loosen/tighten the boxes by up to this fraction (Fig. 1 a-b)")
     p.add_argument("--jitter-curve", default="0,0.1,0.2,0.3,0.4,0.5",
@@ -1818,14 +2019,18 @@ def crossing(levels, aps, reference):
 
 
 def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
-    """§IV on the validation set: Tables I-II, Table IV with bootstrap
-    intervals and the component counts, the crowded slice, and AP against
-    box jitter beside the box-free parse of [3]. Prints and returns them."""
+    """§IV on the validation set: Tables I-II (with the top-down row of
+    paper 1 when ``--topdown`` is given), Table IV with bootstrap intervals
+    and the component counts, the crowded slice, AP against box jitter
+    beside the box-free parse of [3], and, with the top-down row, time per
+    image against the number of people and a Fig. 1-style figure. Prints
+    and returns them."""
     boxes = box_source(args)
     levels = number_list(args.jitter_curve, "--jitter-curve", "0,0.1,0.2")
+    topdown = TopDown(args.topdown, skeleton, rt.device) if args.topdown else None
     ev = evaluate(model, val_src, cfg, skeleton, rt.device, variants=tuple(VARIANTS), boxes=boxes,
                   box_jitter=args.box_jitter, jitter=levels, seed=args.seed,
-                  results_path=out_dir / "results_coco.json", details=True)
+                  results_path=out_dir / "results_coco.json", details=True, topdown=topdown)
     rows = ev["rows"]
     what = {"gt": "ground-truth boxes", "sim": "simulated detector"}.get(
         boxes if isinstance(boxes, str) else "", f"boxes from {args.boxes}")
@@ -1833,10 +2038,14 @@ def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
     oks_note = {"toy": "CrowdPose's OKS constants, scale 0.53 x box area",
                 "coco": "COCO's OKS constants, scale = segment area",
                 "aic": "AI Challenger's OKS constants"}[args.data]
-    table = [("ours (full)", rows["full"])]
-    if "full, gt boxes" in rows:
-        table.append(("ours, ground-truth boxes (upper bound)", rows["full, gt boxes"]))
+    table = []
+    if topdown is not None:
+        table.append(("top-down: paper 1 in each box", rows["topdown"]))
     table.append(("box-free parse of [3]", rows["greedy"]))
+    table.append(("ours (full)", rows["full"]))
+    if "full, gt boxes" in rows:
+        table += [(f"{label}, ground-truth boxes (upper bound)", rows[f"{key}, gt boxes"])
+                  for key, label in (("topdown", "top-down"), ("full", "ours")) if f"{key}, gt boxes" in rows]
     print(f"\nTables I-II layout -- OKS AP (%) on {len(val_src)} {name}, {what}, scales {cfg.scales} "
           f"({oks_note})\n" + format_ap_table(table))
     if "AIC score" in rows["full"]:
@@ -1859,29 +2068,51 @@ def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
           f"of those (our kept poses: {c['ours_cross']} such connections)")
 
     cr = ev["crowded"]
+    slice_rows = ([("top-down: paper 1 in each box", cr["topdown"])] if "topdown" in cr else []) + \
+        [("box-free parse of [3]", cr["greedy"]), ("ours (full)", cr["full"])]
     print(f"\nFig. 1 (c-d) -- the crowded slice: {cr['people']} people with a neighbour at box IoU > 0.3 "
-          f"(the others scored as crowd regions)\n"
-          + format_ap_table([("ours (full)", cr["full"]), ("box-free parse of [3]", cr["greedy"])]))
+          f"(the others scored as crowd regions)\n" + format_ap_table(slice_rows))
 
     curves = {}
     if levels:
         ref = rows["greedy"]["AP"]
         sources = [("", what)] + ([(", gt boxes", "ground-truth boxes")] if "full, gt boxes" in rows else [])
-        width = max(20, *(len(w) for _, w in sources))
-        print("\nFig. 1 (a-b) -- AP (%) of the box-constrained parse vs box jitter (centre shift and size change "
-              "up to the level x box size)\n  level " + "".join(f"  {w:>{width}}" for _, w in sources)
-              + f"  {'[3], no boxes':>14}")
+        methods = [("", "ours")] + ([("topdown ", "top-down")] if topdown is not None else [])
+        columns = [(m, sfx, f"{label}, {w}") for sfx, w in sources for m, label in methods]
+        key = {(m, sfx): (f"top-down, {w}" if m else w) for sfx, w in sources for m, _ in methods}
+        width = max(20, *(len(c[2]) for c in columns))
+        print("\nFig. 1 (a-b) -- AP (%) vs box jitter (centre shift and size change up to the level x box "
+              "size)\n  level " + "".join(f"  {c[2]:>{width}}" for c in columns) + f"  {'[3], no boxes':>14}")
         for lv in levels:
-            print(f"  {lv:5.2f} " + "".join(f"  {100 * rows[f'jitter {lv:.2f}{sfx}']['AP']:{width}.1f}" for sfx, _ in sources)
-                  + f"  {100 * ref:14.1f}")
-        for sfx, w in sources:
-            aps = [rows[f"jitter {lv:.2f}{sfx}"]["AP"] for lv in levels]
+            print(f"  {lv:5.2f} " + "".join(f"  {100 * rows[f'{m}jitter {lv:.2f}{sfx}']['AP']:{width}.1f}"
+                                          for m, sfx, _ in columns) + f"  {100 * ref:14.1f}")
+        for m, sfx, label in columns:
+            aps = [rows[f"{m}jitter {lv:.2f}{sfx}"]["AP"] for lv in levels]
             x = crossing(levels, aps, ref)
-            curves[w] = {"levels": list(levels), "AP": aps, "below [3] from": x}
-            print(f"  {w}: " + (f"falls below [3] at jitter {x:.2f}" if x is not None else
-                                f"stays above [3] up to jitter {levels[-1]:.2f}"))
+            curves[key[m, sfx]] = {"levels": list(levels), "AP": aps, "below [3] from": x}
+            print(f"  {label}: " + (f"falls below [3] at jitter {x:.2f}" if x is not None else
+                                    f"stays above [3] up to jitter {levels[-1]:.2f}"))
     ev["jitter"] = curves
+    if topdown is not None:
+        ev["runtime_by_people"] = runtime_table(ev["runtime"])
+        print("\n§IV-B3 -- time per image (ms, median; network forward included) against the number of "
+              "people (detector boxes)\n  people  images      top-down          ours")
+        for k, r in ev["runtime_by_people"].items():
+            print(f"  {k:>6}  {r['images']:>6}  {r['topdown']:12.1f}  {r['ours']:12.1f}")
+        ev["fig1"] = str(figure_fig1(model, val_src, cfg, skeleton, rt, boxes, args, topdown, ev["per_image"],
+                                     out_dir / "fig1.png"))
+        print(f"  Fig. 1: {ev['fig1']} (scenes chosen as its caption says)")
     return ev
+
+
+def runtime_table(runtime):
+    """{number of boxes: {"images", "ours", "topdown"}}: median ms per image."""
+    out = {}
+    for k in sorted({r["boxes"] for r in runtime}):
+        sel = [r for r in runtime if r["boxes"] == k]
+        out[k] = {"images": len(sel), "ours": 1000 * float(np.median([r["ours"] for r in sel])),
+                  "topdown": 1000 * float(np.median([r["topdown"] for r in sel]))}
+    return out
 
 
 def run(args):
@@ -1907,6 +2138,8 @@ def run(args):
     out_dir = Path(args.out or Path("runs") / args.data)
     train_src, val_src = load_sources(args, skeleton, cfg)
     box_source(args)                                  # a bad --boxes file fails now, not after training
+    if args.topdown and not Path(args.topdown).expanduser().is_file():
+        raise FileNotFoundError(f"--topdown {args.topdown}: no such file (a heatmap_regression.py best.pt)")
     model = PoseNetwork(cfg, skeleton)
     if args.checkpoint:
         _, _, trained = model_from_checkpoint(args.checkpoint, "cpu")

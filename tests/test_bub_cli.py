@@ -148,6 +148,9 @@ def test_bad_input_gives_one_clear_line(trained, tmp_path):
     one_line_error(run_cli("--input-size", "100"), "--input-size")
     one_line_error(run_cli("--scales", "a,b"), "--scales")
     one_line_error(run_cli("--eval-only", "--checkpoint", str(text)), "notes.jpg")
+    one_line_error(run_cli("--topdown", str(tmp_path / "nope.pt")), "nope.pt")            # before any training
+    one_line_error(run_cli("--eval-only", "--checkpoint", ckpt, "--toy-val", "2", "--topdown", ckpt),
+                   "best.pt")                                                           # not paper 1's
 
 
 def test_huge_image_is_refused_with_one_line(trained, tmp_path, monkeypatch, capsys):

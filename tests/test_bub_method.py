@@ -517,3 +517,96 @@ def test_component_counts_see_a_duplicate_box_and_completion():
     assert c["nms_removed"] >= 1 and c["nms_duplicates"] == c["nms_removed"]
     assert c["greedy_cross"] == c["cross_refused"] == c["ours_cross"] == 0     # one person
     assert len(parsed["full"].keypoints) == 1
+
+
+# ----------------------------------------------------------------------------- §IV-B1 top-down row
+def ground_truth_topdown(scene_keypoints, input_size=256):
+    """A ``TopDown`` whose "network" outputs the ground truth: for the crop of
+    box k, a one-hot map per joint at person k's joint (MPII order), at
+    stride 1 -- so the only error left is the crop -> map -> image round trip."""
+    hr = pytest.importorskip("heatmap_regression")
+    if not hasattr(hr, "box_center_scale"):
+        pytest.skip("heatmap_regression.box_center_scale not there yet")
+    from common.skeleton import MPII_JOINTS
+    td = object.__new__(bub.TopDown)
+    td.hr, td.batch, td.device = hr, 8, "cpu"
+    td.cfg = SimpleNamespace(input_size=input_size, joints=MPII_JOINTS)
+    td.model = SimpleNamespace(stride=1)
+    td.index = bub.joint_index(MPII_JOINTS, bub.Skeleton("toy").joints)
+
+    def maps(image, factor, affines):
+        out = torch.zeros(len(affines), 16, input_size, input_size)
+        for k, A in enumerate(affines):
+            xy = np.rint(bub.apply_affine(A, scene_keypoints[k, :, :2])).astype(int)
+            for j, (x, y) in enumerate(xy):
+                if 0 <= x < input_size and 0 <= y < input_size and scene_keypoints[k, j, 2] > 0:
+                    out[k, j, y, x] = 1.0
+        return out
+    td.maps = maps
+    return td
+
+
+def test_topdown_round_trip_recovers_the_annotated_poses():
+    """Crop as paper 1's training did, "predict", map back: every joint comes
+    back within half a crop pixel, and the top-down row scores AP >= 0.99
+    with ground-truth boxes (the same scorer as the other rows)."""
+    from common.toy import render_scene
+    sk = bub.Skeleton("toy")
+    src = bub.ToyScenes(1, 20, 192, sk)
+    gts, res, ids = [], [], []
+    for i in range(20):
+        _, mpii, _, _ = render_scene(1, i, size=(192, 192))
+        scene, gt = src.load(i), src.ground_truth(i)
+        td = ground_truth_topdown(mpii)
+        boxes = bub.gt_boxes(gt)
+        kp, conf = td(scene.image, 1.0, boxes, np.ones(len(boxes)))
+        side = np.array([td.hr.crop_side(td.hr.box_center_scale(b)[1]) for b in boxes])
+        err = np.linalg.norm(kp[..., :2] - scene.keypoints[..., :2], axis=-1)
+        inside = scene.keypoints[..., 2] > 0
+        assert (err[inside] <= (0.5 * np.sqrt(2) * side[:, None] / 256 + 1e-6).repeat(14, 1)[inside]).all()
+        gts += gt
+        ids.append(i)
+        res += bub.to_coco_results(i, sk.to_dataset(kp), conf)
+    assert bub.score(sk, gts, res, ids)["AP"] >= 0.99
+
+
+def test_joint_names_map_paper1_onto_paper2():
+    from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS
+    idx = bub.joint_index(MPII_JOINTS, AIC_JOINTS)
+    assert [MPII_JOINTS[i] for i in idx] == [n if n != "neck" else "upper_neck" for n in AIC_JOINTS]
+    coco = bub.joint_index(COCO_JOINTS, bub.Skeleton("coco").joints)
+    assert coco[:17].tolist() == list(range(17)) and coco[17] == -1      # the synthesized neck
+
+
+def test_the_three_rows_share_one_box_list_and_one_scorer(monkeypatch):
+    """evaluate(): the top-down row is run on exactly the boxes the box-
+    constrained parse gets (detector, jittered, ground truth), and every row
+    is scored by the same ``score``."""
+    sk, cfg = bub.Skeleton("toy"), bub.toy_config()
+    cfg.input_size = cfg.test_size = 96
+    model = bub.PoseNetwork(cfg, sk).eval()
+    src = bub.ToyScenes(1, 3, 96, sk)
+    seen = {"ours": [], "topdown": []}
+    real_parse = bub.parse_variants
+
+    def parse(pred, boxes, *a, **k):
+        out = real_parse(pred, boxes, *a, **k)
+        if "full" in out:
+            seen["ours"].append(np.asarray(boxes).round(6).tolist())
+        return out
+
+    class Fake:
+        def __call__(self, image, factor, boxes, scores):
+            seen["topdown"].append(np.asarray(boxes).round(6).tolist())
+            return np.zeros((len(boxes), sk.J, 3), np.float32), np.asarray(scores, np.float32)
+
+    scored = []
+    real_score = bub.score
+    monkeypatch.setattr(bub, "parse_variants", parse)
+    monkeypatch.setattr(bub, "score", lambda *a: scored.append(a[0]) or real_score(*a))
+    ev = bub.evaluate(model, src, cfg, sk, "cpu", variants=tuple(bub.VARIANTS), boxes="sim",
+                      jitter=(0.0, 0.2), details=True, topdown=Fake())
+    assert seen["topdown"] == seen["ours"] and len(seen["ours"]) == 3 * (1 + 1 + 2 * 2)
+    assert {"topdown", "topdown, gt boxes", "topdown jitter 0.20", "topdown jitter 0.20, gt boxes"} <= set(ev["rows"])
+    assert len(scored) == len(ev["rows"]) and all(s is sk for s in scored)
+    assert "topdown" in ev["crowded"] and len(ev["runtime"]) == 3 and len(ev["per_image"]) == 3
