@@ -15,12 +15,19 @@ reads top to bottom in the order of the paper (text in
         --arch residual --pretrained ~/weights/resnet152-394f9c45.pth
     python heatmap_regression.py --eval-only --checkpoint runs/x/best.pt --data lsp --data-root ~/data/lsp
     python heatmap_regression.py --demo photo.jpg --checkpoint runs/x/best.pt
+    python heatmap_regression.py --data toy-crowd   # person crops of paper 2's toy scenes
+    python heatmap_regression.py --data coco --data-root ~/data/coco   # COCO's 17 joints (or aic: 14)
 
 The cascade: a part *detection* network sees the image and outputs one
 heatmap per part; those N heatmaps, stacked with the image, are the input of a
 *regression* network that outputs one confidence map per part. The detector
 is trained on visible parts only; the regressor on every annotated part, so
 that an occluded part -- weak in the heatmaps -- is placed from context.
+
+The N parts are a property of the run (``Config.joints``, names): MPII's 16
+by default (LSP maps into them), COCO's 17 or AI Challenger's 14 when paper 1
+serves as paper 2's top-down baseline on those data sets; left/right flip
+pairs and the drawn bones follow from the names (``common.skeleton``).
 """
 import argparse
 import time
@@ -34,17 +41,22 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from common import cli, datasets, harness, plotting
+from common import cli, coco_aic, datasets, harness, plotting, toy
 from common.cli import UsageError
 from common.coco_eval import write_json
 from common.backbones import RESNET_BLOCKS, VGG16, ResNet, fc_to_conv, load_imagenet_weights
 from common.metrics import MATLAB_PARTS, format_table, part_table, pck
-from common.skeleton import MPII_BONES, MPII_FLIP, MPII_JOINTS, bone_indices
-from common.toy import render_person, toy_head_size
+from common.skeleton import AIC_JOINTS, BONES, COCO_JOINTS, MPII_JOINTS, bone_indices, flip_permutation
+from common.toy import render_person, render_scene, toy_head_size
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine,
                                open_image, to_stride, to_tensor, to_uint8, warp_image)
 
-N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2): MPII's 16 parts; LSP maps into them
+N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2) by default: MPII's 16 parts; LSP maps into them
+
+# The joints each ``--data`` is annotated with, by name (``Config.joints``).
+# The toy figures (single and in crowds) are drawn with MPII's skeleton.
+DATA_JOINTS = {"toy": MPII_JOINTS, "toy-crowd": MPII_JOINTS, "mpii": MPII_JOINTS, "lsp": MPII_JOINTS,
+               "coco": COCO_JOINTS, "aic": AIC_JOINTS}
 
 
 # =============================================================================
@@ -104,6 +116,10 @@ class Config:
     sigma: float = 5.0            # §3 "Gaussian with a standard deviation of 5px"
     stages: list = field(default_factory=list)
     seed: int = 0
+    # The N parts of Eqs. (1)-(2), by name, in the data set's own order (the
+    # network's output channels). Flip pairs (l_/r_) and bones follow from the
+    # names. Checkpoints written before this field load as MPII's 16.
+    joints: tuple = MPII_JOINTS
 
 
 def residual_stages():
@@ -125,34 +141,37 @@ def residual_stages():
             Stage("joint", 50, "rmsprop", 2.5e-5, 2.5e-5)]
 
 
-def vgg_stages(first_kind="detection"):
+def vgg_stages(first_kind="detection", n=N_PARTS):
     # §3.1 Training: detector ~20 epochs, lr 1e-8 -> 1e-9; regressor 20 epochs
     # at 1e-5 then 1e-6; joint 10 epochs. Those are Caffe rates for SGD on
     # losses *summed* over parts and pixels (Caffe's sigmoid cross-entropy
     # and Euclidean layers divide by the batch only; Euclidean also halves).
-    # Our Eq. (1) averages over the N parts, so equal steps need lr x N (16);
-    # our Eq. (2) averages over N with no 1/2, so lr x N/2 (8). Stage 1 of
+    # Our Eq. (1) averages over the N parts, so equal steps need lr x N (16
+    # on MPII; ``n`` = the run's number of parts); our Eq. (2) averages over
+    # N with no 1/2, so lr x N/2 (8). Stage 1 of
     # Table 5's regression-first variants ("regression", [16]) minimises
     # Eq. (2), so its rate converts by N/2 too. Momentum: paper unspecified;
     # here 0.99, the value of the FCN [13] it fine-tunes from, suited to such
     # tiny rates. Joint lr: paper unspecified; here the regressor's last rate.
-    n = N_PARTS
     k1 = n if first_kind == "detection" else n / 2          # Eq. (1) or Eq. (2)
     return [Stage("detector", 20, "sgd", 1e-8 * k1, 1e-9 * k1, momentum=0.99),
             Stage("regressor", 20, "sgd", 1e-5 * n / 2, 1e-6 * n / 2, momentum=0.99),
             Stage("joint", 10, "sgd", 1e-6 * n / 2, 1e-6 * n / 2, momentum=0.99)]
 
 
-def paper_config(arch, variant="detection+regression"):
+def paper_config(arch, variant="detection+regression", joints=MPII_JOINTS):
     """The full-data configuration of §3.1 (vgg) or §3.2 (residual) for a
-    row of Table 5 (``variant``, see ``VARIANTS``)."""
+    row of Table 5 (``variant``, see ``VARIANTS``), for parts ``joints``."""
+    joints = tuple(joints)
     if arch == "vgg":
         # §3.1: "scaled such that a standing-up human has height 300 px",
         # "resized to 380x380"; augmentation "using a set of predefined step
         # sizes". Batch size: paper unspecified; here 8 as for the residual net.
         first_kind, _ = VARIANTS[variant]
-        return Config(arch="vgg", variant=variant, input_size=380, aug="steps", stages=vgg_stages(first_kind))
-    return Config(arch="residual", variant=variant, input_size=256, aug="random", stages=residual_stages())
+        return Config(arch="vgg", variant=variant, input_size=380, aug="steps",
+                      stages=vgg_stages(first_kind, len(joints)), joints=joints)
+    return Config(arch="residual", variant=variant, input_size=256, aug="random", stages=residual_stages(),
+                  joints=joints)
 
 
 def toy_config(arch):
@@ -178,6 +197,70 @@ def toy_config(arch):
                   aug="steps" if arch == "vgg" else "random", stages=stages)
 
 
+def toy_crowd_config(arch):
+    """``toy_config`` for ``--data toy-crowd``: the same compact cascade,
+    targets and three stages, trained on person crops cut from paper 2's toy
+    scenes (``ToyCrowdSource``) -- paper 1 as paper 2's top-down baseline.
+
+    Not from either paper: CROWD_EPOCHS and the number of scenes
+    (``CROWD_SCENES``) are what fits the 5-minute budget of a lecture run at
+    the reference speed of ``../shared/tools/machine_speed.py``; the input
+    stays 128 px, as for single figures (a person's box is 58-184 px on its
+    longer side in a 192 px scene: crops of 73-230 px become 128 px).
+    """
+    cfg = toy_config(arch)
+    for s, e in zip(cfg.stages, CROWD_EPOCHS):
+        s.epochs = e
+    return cfg
+
+
+CROWD_EPOCHS = (3, 4, 2)      # detector, regressor, joint (toy_config's)
+CROWD_SCENES = (500, 200)     # training / validation scenes: ~1580 / ~620 people
+CROWD_SCENE_SIZE = 192        # paper 2's toy scenes (bottom_up_bbox.toy_config's input_size)
+
+
+# =============================================================================
+# The skeleton of a run: parts, flip pairs, bones, table columns
+# =============================================================================
+def joint_flip(joints):
+    """The permutation that swaps left and right parts (``l_`` <-> ``r_``): a
+    horizontal flip mirrors x and turns a left part into a right one."""
+    return flip_permutation(tuple(joints))
+
+
+def joint_bones(joints):
+    """(K, 2) joint indices of the bones drawn for ``joints`` (none for a
+    skeleton ``common.skeleton.BONES`` does not know)."""
+    bones = BONES.get(tuple(joints), ())
+    return bone_indices(joints, bones) if bones else np.zeros((0, 2), int)
+
+
+def table_columns(joints):
+    """The columns of a Table 5-style row for ``joints``: (column, joint names).
+
+    MPII (and LSP, mapped into it): the official MATLAB columns
+    (``PAPER_COLUMNS``, Head = upper neck and head top). COCO and AI
+    Challenger have no PCK table of their own; the same body columns are
+    kept and "Head" averages the head joints the data set has (COCO: nose,
+    eyes, ears; AIC: head top and neck, as LSP's Head is neck and head top).
+    """
+    joints = tuple(joints)
+    if joints == MPII_JOINTS:
+        return PAPER_COLUMNS
+    head = tuple(n for n in joints if n in ("head_top", "upper_neck", "neck", "nose", "l_eye", "r_eye",
+                                            "l_ear", "r_ear"))
+    body = tuple((c, tuple(n for n in names if n in joints)) for c, names in PAPER_COLUMNS[1:])
+    return (("Head", head),) + tuple((c, names) for c, names in body if names)
+
+
+def head_note(joints):
+    """What "Head" means in the printed table."""
+    names = dict(table_columns(joints))["Head"]
+    if tuple(joints) == MPII_JOINTS:
+        return HEAD_NOTE
+    return "Head = mean of " + ", ".join(names)
+
+
 # =============================================================================
 # §3 Method -- targets
 # =============================================================================
@@ -194,6 +277,27 @@ def crop_side(scale, zoom=1.0):
     augmentation ``zoom`` (zooming in by s shrinks the box: the person
     appears s x larger). Training, evaluation and the demo all crop so."""
     return 200.0 * scale * BOX_MARGIN / zoom
+
+
+def box_center_scale(box):
+    """The crop of a person given by a box -- one convention for every
+    box-based data set (``--data toy-crowd``, ``coco``, ``aic``) and for
+    paper 2's top-down baseline, which crops detector boxes with it.
+
+    ``box`` = (x, y, w, h) in image pixels. Returns ``(center (2,), scale)``:
+    the box centre and ``scale = max(w, h) / 200``, so that ``crop_side(scale)``
+    is a square of 1.25 x the box's longer side around the centre -- MPII's
+    convention with the box's longer side standing in for the person's
+    height (a box is the tightest frame of a person; BOX_MARGIN adds the same
+    context an MPII crop has). A degenerate box is taken as 1 px, so the crop
+    is never empty. COCO boxes are continuous coordinates half a pixel off
+    ours (see ``common.coco_aic``); detector boxes share that frame and half
+    a pixel is far below a box's precision, so no offset is applied --
+    training and top-down inference crop alike, which is what matters.
+    """
+    x, y, w, h = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
+    center = np.array([x + w / 2, y + h / 2])
+    return center, max(w, h, 1.0) / 200.0
 
 
 def body_px(input_size):
@@ -583,17 +687,24 @@ class Cascade(nn.Module):
     so that each heatmap pixel sits on the image pixel it describes. Paper:
     the order of the stacked channels is unspecified ("the N heatmaps ...
     along with the input image"). Here: image first, then the N maps.
+
+    N = ``len(cfg.joints)``. ``joints`` (names) and ``flip`` (the left/right
+    permutation of the N channels, used by ``predict``'s flip test) are plain
+    attributes, not state: a checkpoint holds weights, its config the names.
     """
 
     def __init__(self, cfg):
         super().__init__()
         self.first_kind, cascaded = VARIANTS[cfg.variant]
+        self.joints = tuple(cfg.joints)
+        self.flip = torch.as_tensor(joint_flip(self.joints), dtype=torch.long)
+        n = len(self.joints)                                   # N in Eqs. (1)-(2)
         if cfg.arch == "vgg":
-            self.first = VGGDetector(cfg.width)
-            self.second = VGGRegressor(3 + N_PARTS, cfg.width) if cascaded else None
+            self.first = VGGDetector(cfg.width, n_parts=n)
+            self.second = VGGRegressor(3 + n, cfg.width, n_parts=n) if cascaded else None
         else:
-            self.first = ResidualDetector(cfg.width, cfg.resnet_blocks)
-            self.second = (HourglassRegressor(3 + N_PARTS, cfg.width, cfg.hourglass_depth)
+            self.first = ResidualDetector(cfg.width, cfg.resnet_blocks, n_parts=n)
+            self.second = (HourglassRegressor(3 + n, cfg.width, cfg.hourglass_depth, n_parts=n)
                            if cascaded else None)
         self.stride = self.first.stride
 
@@ -632,6 +743,7 @@ class ToySource:
     scale)``, ``norm(i, keypoints)`` and ``metric`` (name, threshold).
     ``reduce_per_scale`` (see ``PoseData``) is ignored: nothing is decoded."""
     metric = ("PCKh@0.5", 0.5)
+    occlusion_known = True     # v = 1 exactly where the rendering hides a joint
 
     def __init__(self, seed, n):
         self.seed, self.n = seed, n
@@ -679,6 +791,116 @@ class RecordSource:
         return float("nan") if n is None else float(n)
 
 
+class ToyCrowdSource:
+    """Person crops of paper 2's toy scenes (``common.toy.render_scene``):
+    one sample per annotated person, cropped around the person's BOX by
+    ``box_center_scale`` with whatever else falls in the crop -- neighbours,
+    their limbs, occluders -- as a top-down method sees a crowd. Joints: the
+    figures' own MPII 16 (paper 2 maps them to its 14 by name afterwards).
+
+    ``n`` is a number of SCENES (about 3.1 annotated people each); scenes
+    ``0..n-1`` of toy set ``seed``, each rendered once and kept (110 kB at
+    192 px). Scene ``i`` of seed ``s`` is the very scene ``bottom_up_bbox.py``
+    renders at 192 px, and both scripts train on seed ``--seed`` and
+    validate on seed ``--seed + 1``: neither network sees the scenes the
+    comparison is made on.
+    Metric: PCKh@0.5 with the toy head size, as for ``--data toy``.
+    """
+    metric = ("PCKh@0.5", 0.5)
+    occlusion_known = True     # v = 1 where a neighbour, occluder or bar hides the joint
+
+    def __init__(self, seed, n, size=CROWD_SCENE_SIZE):
+        self.seed, self.n_scenes, self.size = seed, n, size
+        self.images, self.people = [], []                   # people: (scene, keypoints (16, 3), box)
+        for i in range(n):
+            img, kp, boxes, _ = render_scene(seed, i, size=(size, size))
+            self.images.append(img)
+            self.people += [(i, kp[k], boxes[k]) for k in range(len(kp))]
+
+    def __len__(self):
+        return len(self.people)
+
+    def load(self, i, reduce_per_scale=0.0):
+        scene, kp, box = self.people[i]
+        center, scale = box_center_scale(box)
+        return Image.fromarray(self.images[scene]), 1.0, kp.copy(), center, scale
+
+    def norm(self, i, keypoints):
+        """PCKh normaliser: ``toy_crowd_head_size``."""
+        return float(toy_crowd_head_size(keypoints, self.people[i][2]))
+
+
+# Segments of a toy figure with a fixed length, as fractions of its height
+# (``common.toy.sample_pose`` builds every figure from these, drawn in 2-D,
+# so a segment's length in the image is exactly fraction x height).
+_TOY_SEGMENTS = tuple((toy.J[a], toy.J[b], length) for a, b, length in (
+    ("upper_neck", "head_top", toy.HEAD), ("thorax", "upper_neck", toy.NECK),
+    ("pelvis", "thorax", toy.TORSO), ("thorax", "r_shoulder", toy.SHOULDER_HALF),
+    ("thorax", "l_shoulder", toy.SHOULDER_HALF), ("pelvis", "r_hip", toy.HIP_HALF),
+    ("pelvis", "l_hip", toy.HIP_HALF), ("r_shoulder", "r_elbow", toy.UPPER_ARM),
+    ("l_shoulder", "l_elbow", toy.UPPER_ARM), ("r_elbow", "r_wrist", toy.FOREARM),
+    ("l_elbow", "l_wrist", toy.FOREARM), ("r_hip", "r_knee", toy.THIGH), ("l_hip", "l_knee", toy.THIGH),
+    ("r_knee", "r_ankle", toy.SHIN), ("l_knee", "l_ankle", toy.SHIN)))
+
+
+def toy_crowd_head_size(keypoints, box):
+    """PCKh's head size of a scene figure: ``toy_head_size`` where head top
+    and upper neck are both annotated. In a scene a figure may be cut by the
+    border (13 % of them lose one of the two): then the head segment's length
+    follows from any other annotated segment, since every toy segment is a
+    fixed fraction of the figure's height (``_TOY_SEGMENTS``), exactly. A
+    figure with no annotated segment (it has >= 4 joints in the image, so
+    this is rare) falls back to its box's longer side as its height."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp[toy.J["head_top"], 2] > 0 and kp[toy.J["upper_neck"], 2] > 0:
+        return float(toy_head_size(kp))
+    heights = [np.linalg.norm(kp[a, :2] - kp[b, :2]) / length
+               for a, b, length in _TOY_SEGMENTS if kp[a, 2] > 0 and kp[b, 2] > 0]
+    height = float(np.median(heights)) if heights else float(max(box[2], box[3]))
+    head = np.zeros_like(kp)
+    head[toy.J["head_top"], 1] = toy.HEAD * height      # a head segment of the right length
+    return float(toy_head_size(head))
+
+
+class BoxRecordSource:
+    """Person crops of COCO or AI Challenger (``common.coco_aic`` records):
+    one sample per non-crowd person with at least one labelled joint, cropped
+    around its box by ``box_center_scale``, neighbours included. Joints in
+    the data set's own order (COCO 17, AIC 14) and with COCO's ``v``: the
+    detector learns from ``v == 2`` (visible), the regressor from ``v > 0``
+    (§3: "visible parts only" / every annotated part), as for MPII.
+
+    Metric. Neither data set has a PCK of its own (both are scored with OKS
+    AP, which paper 2 computes for this baseline). For paper 1's own
+    validation printout: PCK@0.2 normalised by the longer side of the
+    person's box -- J-HMDB's "PCK@0.2 of the person box", as mmpose's
+    ``PCKAccuracy(norm_item='bbox')`` computes it (``max(w, h)``). Note that
+    it is looser than MPII's PCKh@0.5 (a head is about 1/8 of a standing
+    person, so PCKh@0.5 allows ~1/16 of the height; this allows 1/5 of the
+    box's longer side).
+    """
+    metric = ("PCK@0.2 of the box's longer side", 0.2)
+    occlusion_known = False
+
+    def __init__(self, records):
+        self.people = [(r, k) for r in records for k in range(len(r.keypoints))
+                       if not r.iscrowd[k] and (r.keypoints[k, :, 2] > 0).any()]
+
+    def __len__(self):
+        return len(self.people)
+
+    def load(self, i, reduce_per_scale=0.0):
+        r, k = self.people[i]
+        center, scale = box_center_scale(r.boxes[k])
+        img, factor = open_image(r.image, max_reduce=scale * reduce_per_scale)
+        return img, factor, r.keypoints[k].copy(), center, scale
+
+    def norm(self, i, keypoints):
+        """The box's longer side (at least 1 px, as ``box_center_scale``)."""
+        r, k = self.people[i]
+        return float(max(r.boxes[k][2], r.boxes[k][3], 1.0))
+
+
 class PoseData(harness.EpochDataset):
     """Crops, augments and builds both targets of §3 for one person.
 
@@ -687,11 +909,15 @@ class PoseData(harness.EpochDataset):
     predefined step sizes" (Paper: the steps are unspecified. Here: scale in
     steps of 0.1, rotation in steps of 10 degrees). Residual: "applied
     randomly" (uniform). Flip probability: paper unspecified; here 0.5.
-    A flip mirrors x and swaps left/right joints (``MPII_FLIP``).
+    A flip mirrors x and swaps left/right joints (``joint_flip`` of
+    ``cfg.joints``: ``MPII_FLIP`` for MPII). Box-based sources (toy crowds,
+    COCO, AIC) are augmented the same way around ``box_center_scale``'s crop;
+    paper 1 has no translation augmentation, so neither do they.
     """
 
     def __init__(self, source, cfg, stride, train):
         self.source, self.cfg, self.stride, self.train = source, cfg, stride, train
+        self.flip = joint_flip(cfg.joints)
 
     def augmentation(self, index):
         if not self.train:
@@ -720,13 +946,13 @@ class PoseData(harness.EpochDataset):
             # excluded from metrics) and count it; training goes on.
             warnings.warn(f"skipping sample {index}: {e}")
             img, factor, broken = Image.new("RGB", (out, out)), 1.0, True
-            kp, center, scale = np.zeros((N_PARTS, 3), np.float32), np.zeros(2), out / 200 / BOX_MARGIN
+            kp, center, scale = np.zeros((len(cfg.joints), 3), np.float32), np.zeros(2), out / 200 / BOX_MARGIN
         A = crop_matrix(center, crop_side(scale, s), out, rot, flip)
         crop = warp_image(img, A, out, factor)                       # (out, out, 3) uint8
         kp_crop = np.array(kp, dtype=np.float32, copy=True)
         kp_crop[:, :2] = apply_affine(A, kp[:, :2])
         if flip:
-            kp_crop = kp_crop[MPII_FLIP]
+            kp_crop = kp_crop[self.flip]
         det, reg, mask = make_targets(kp_crop, cfg, self.stride)
         if broken:
             mask[:] = 0
@@ -943,7 +1169,8 @@ def predict(model, images, flip_test=False, which="final"):
     images = images.contiguous(memory_format=torch.channels_last)
     maps = model.heatmaps(images, which)
     if flip_test:
-        maps = (maps + model.heatmaps(images.flip(-1), which).flip(-1)[:, MPII_FLIP]) / 2
+        # ``model.flip``: the left/right permutation of the run's joints.
+        maps = (maps + model.heatmaps(images.flip(-1), which).flip(-1)[:, model.flip]) / 2
     return maps
 
 
@@ -961,8 +1188,10 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
 
     PCKh@0.5 (MPII, toy): correct when within 0.5 x head size (head size =
     0.6 x head-box diagonal, the official definition). PCK@0.2 (LSP): within
-    0.2 x torso size. Predictions are mapped back to the original image, so
-    scores are in the data set's own pixels. Tables in ``PAPER_COLUMNS``.
+    0.2 x torso size. COCO / AIC: PCK@0.2 of the box's longer side (see
+    ``BoxRecordSource``). Predictions are mapped back to the original image,
+    so scores are in the data set's own pixels. Tables in ``PAPER_COLUMNS``
+    (MPII, LSP) or ``table_columns`` of the run's joints.
     """
     model.eval()
     metric, threshold = dataset.source.metric
@@ -989,9 +1218,11 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
         approx = np.array([datasets.approx_head_size(g) for g in gt])
         norm = np.where(np.isnan(norm), approx, norm)
     _, correct = pck(pred, gt, norm, threshold)
-    table = lambda mask=None: part_table(correct, gt, mask=mask, parts=PAPER_COLUMNS)
+    joints = tuple(dataset.cfg.joints)
+    columns = table_columns(joints)
+    table = lambda mask=None: part_table(correct, gt, names=joints, mask=mask, parts=columns)
     result = {"metric": metric, "all": table(), "pred": pred, "gt": gt, "index": index}
-    if isinstance(dataset.source, ToySource):
+    if getattr(dataset.source, "occlusion_known", False):
         # The toy data know which joints were hidden: score them apart.
         result["visible"] = table(gt[..., 2] == 2)
         result["occluded"] = table(gt[..., 2] == 1)
@@ -1018,10 +1249,11 @@ def figure_fig2(model, dataset, path, max_search=200):
     (row 2) for a visible and an occluded part of the same image. The point:
     the detector is weak on the occluded part, the regressor is not."""
     import matplotlib.pyplot as plt
-    bones = bone_indices(MPII_JOINTS, MPII_BONES)
+    names = tuple(dataset.cfg.joints)
+    bones = joint_bones(names)
     # The first validation image with an occluded limb joint, where context
     # matters most (a hidden hip is still pinned down by the torso).
-    limbs = [j for j, n in enumerate(MPII_JOINTS) if n[2:] in ("elbow", "wrist", "knee", "ankle")]
+    limbs = [j for j, n in enumerate(names) if n[2:] in ("elbow", "wrist", "knee", "ankle")]
     for i in range(min(len(dataset), max_search)):
         s = dataset[i]
         v = s["kp_crop"][:, 2]
@@ -1039,7 +1271,7 @@ def figure_fig2(model, dataset, path, max_search=200):
     fig, axes = plt.subplots(2, 3, figsize=(9, 6))
     for r, (maps, label) in enumerate(((det, "detection heatmap"), (reg, "regression conf. map"))):
         axes[r, 0].imshow(img)
-        plotting.draw_pose(axes[r, 0], s["kp_crop"].numpy(), bones, MPII_JOINTS)
+        plotting.draw_pose(axes[r, 0], s["kp_crop"].numpy(), bones, names)
         axes[r, 0].set_title("ground truth (dashed = occluded)" if r == 0 else "")
         for c, j in enumerate((j_vis, j_occ)):
             m = maps[j].numpy()
@@ -1048,7 +1280,7 @@ def figure_fig2(model, dataset, path, max_search=200):
             axes[r, c + 1].imshow(m, cmap="jet", alpha=0.55, vmin=0, vmax=1,
                                   extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
             kind = "visible" if c == 0 else "OCCLUDED"
-            axes[r, c + 1].set_title(f"{label}\n{MPII_JOINTS[j]} ({kind}), max {m.max():.2f}", fontsize=9)
+            axes[r, c + 1].set_title(f"{label}\n{names[j]} ({kind}), max {m.max():.2f}", fontsize=9)
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle("Fig. 2: detection (row 1) vs regression (row 2)")
@@ -1057,14 +1289,15 @@ def figure_fig2(model, dataset, path, max_search=200):
 
 def figure_predictions(dataset, result, path, n=12):
     """(c) predictions over validation images, drawn in the crop."""
-    bones = bone_indices(MPII_JOINTS, MPII_BONES)
+    names = tuple(dataset.cfg.joints)
+    bones = joint_bones(names)
     fig, axes = plotting.image_grid(n)
     for ax, k, xy in zip(axes, result["index"], result["pred"]):
         s = dataset[k]
         A = s["affine"].numpy()
-        pred = np.concatenate([apply_affine(A, xy), np.full((N_PARTS, 1), 2.0)], 1)
+        pred = np.concatenate([apply_affine(A, xy), np.full((len(names), 1), 2.0)], 1)
         ax.imshow(to_uint8(s["image"]))
-        plotting.draw_pose(ax, pred, bones, MPII_JOINTS, dashed_occluded=False)
+        plotting.draw_pose(ax, pred, bones, names, dashed_occluded=False)
     fig.suptitle("predictions (blue = left, red = right)")
     return plotting.save(fig, path)
 
@@ -1072,10 +1305,28 @@ def figure_predictions(dataset, result, path, n=12):
 # =============================================================================
 # Data sets (§4: MPII train/validation, LSP) and the command line
 # =============================================================================
+def toy_sizes(args):
+    """``--toy-train`` / ``--toy-val``: figures for ``--data toy`` (3200 /
+    500), scenes for ``--data toy-crowd`` (``CROWD_SCENES``)."""
+    default = CROWD_SCENES if args.data == "toy-crowd" else (3200, 500)
+    n = tuple(d if v is None else v for v, d in zip((args.toy_train, args.toy_val), default))
+    if min(n) < 1:
+        raise UsageError(f"--toy-train and --toy-val must be positive, got {n[0]} and {n[1]}")
+    return n
+
+
 def load_sources(args):
     """(train source, validation source) for ``--data``."""
     if args.data == "toy":
-        return ToySource(args.seed, args.toy_train), ToySource(args.seed + 1, args.toy_val)
+        n_train, n_val = toy_sizes(args)
+        return ToySource(args.seed, n_train), ToySource(args.seed + 1, n_val)
+    if args.data == "toy-crowd":
+        # Training scenes of seed s, validation scenes of seed s + 1: the
+        # split paper 2's toy run uses, so the top-down comparison is made on
+        # scenes neither network was trained on.
+        n_train, n_val = toy_sizes(args)
+        train = ToyCrowdSource(args.seed, 0 if args.eval_only else n_train)
+        return train, ToyCrowdSource(args.seed + 1, n_val)
     if not args.data_root:
         raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
     root = Path(args.data_root).expanduser()
@@ -1107,6 +1358,14 @@ def load_sources(args):
                     RecordSource([r for r in recs if r.name in held], mpii_shift=True))
         raise FileNotFoundError(f"{root}: expected annot/train.json + annot/valid.json (HRNet/mmpose "
                                 f"layout) or mpii_human_pose_v1_u12_1.mat (official) with images/")
+    if args.data in ("coco", "aic"):
+        # The readers paper 2 uses, in the layouts ``find_annotation_files``
+        # knows: COCO's train2017 / val2017 files, AI Challenger's official
+        # archives or mmpose's converted JSON.
+        read = coco_aic.read_coco if args.data == "coco" else coco_aic.read_aic
+        train = [] if args.eval_only else read(*coco_aic.find_annotation_files(args.data, root, "train"))
+        val = read(*coco_aic.find_annotation_files(args.data, root, "val"))
+        return BoxRecordSource(train), BoxRecordSource(val)
     ext = Path(args.lsp_extended).expanduser() if args.lsp_extended else None
     train = datasets.read_lsp(root, "train", extended_root=ext) if not args.eval_only else []
     # §4: LSP is scored with PCK@0.2 (torso-normalised).
@@ -1118,11 +1377,18 @@ def config_from_dict(d):
     d = dict(d)
     d["stages"] = [Stage(**s) for s in d["stages"]]
     d["resnet_blocks"] = tuple(d["resnet_blocks"])
+    # Checkpoints from before ``Config.joints`` existed were all MPII's 16.
+    d["joints"] = tuple(d.get("joints", MPII_JOINTS))
     return Config(**d)
 
 
 def build_config(args):
-    cfg = toy_config(args.arch) if args.data == "toy" else paper_config(args.arch, args.variant)
+    if args.data == "toy":
+        cfg = toy_config(args.arch)
+    elif args.data == "toy-crowd":
+        cfg = toy_crowd_config(args.arch)
+    else:
+        cfg = paper_config(args.arch, args.variant, DATA_JOINTS[args.data])
     if args.data == "lsp" and args.checkpoint:
         # §3.1 "For LSP, we fine-tuned the network for 10 epochs" (VGG), §3.2
         # "changing only the number of epochs to 30" (residual): the whole
@@ -1173,8 +1439,16 @@ def model_from_checkpoint(path, device):
     return cfg, model.to(device).eval()
 
 
-def print_results(results, title):
-    print(f"\n{title}  ({HEAD_NOTE})")
+def check_joints(cfg, data, path):
+    """A checkpoint's parts must be the data's: one line if not."""
+    if tuple(cfg.joints) != DATA_JOINTS[data]:
+        raise UsageError(f"--checkpoint {path} predicts {len(cfg.joints)} joints ({', '.join(cfg.joints[:3])}, "
+                         f"...), --data {data} has {len(DATA_JOINTS[data])} "
+                         f"({', '.join(DATA_JOINTS[data][:3])}, ...)")
+
+
+def print_results(results, title, joints=MPII_JOINTS):
+    print(f"\n{title}  ({head_note(joints)})")
     print(format_table(results))
 
 
@@ -1200,21 +1474,24 @@ def run_demo(args, rt):
     score = maps[0].flatten(1).max(1).values.numpy()
     fig, ax = plt.subplots(figsize=(6, 6 * h / w))
     ax.imshow(img)
-    kp = np.concatenate([xy, np.full((N_PARTS, 1), 2.0)], 1)
-    plotting.draw_pose(ax, kp, bone_indices(MPII_JOINTS, MPII_BONES), MPII_JOINTS, dashed_occluded=False)
+    names = tuple(cfg.joints)
+    kp = np.concatenate([xy, np.full((len(names), 1), 2.0)], 1)
+    plotting.draw_pose(ax, kp, joint_bones(names), names, dashed_occluded=False)
     ax.axis("off")
     out = Path(args.out) if args.out else Path("runs") / "demo" / (Path(args.demo).stem + "_pose.png")
     plotting.save(fig, out)
     print(f"pose saved to {out}")
-    for name, (px, py), s in zip(MPII_JOINTS, xy, score):
+    for name, (px, py), s in zip(names, xy, score):
         print(f"  {name:11s} x {px:7.1f}  y {py:7.1f}  score {s:.2f}")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=("toy", "mpii", "lsp"), default="toy")
-    p.add_argument("--data-root", help="folder of the MPII or LSP data set (see README)")
+    p.add_argument("--data", choices=("toy", "toy-crowd", "mpii", "lsp", "coco", "aic"), default="toy",
+                   help="toy: single figures; toy-crowd: person crops of paper 2's toy scenes; "
+                        "coco / aic: person crops (17 / 14 joints) for paper 2's top-down baseline")
+    p.add_argument("--data-root", help="folder of the MPII, LSP, COCO or AI Challenger data set (see README)")
     p.add_argument("--lsp-extended", help="LSP-extended folder: extra training data for --data lsp")
     p.add_argument("--arch", choices=("residual", "vgg"), default="residual", help="§3.2 or §3.1")
     p.add_argument("--variant", choices=tuple(VARIANTS), default="detection+regression",
@@ -1231,8 +1508,10 @@ def parse_args(argv=None):
     p.add_argument("--width", type=float, help="channel multiplier (1 = the paper's networks)")
     p.add_argument("--batch-size", type=int, help="global batch size (split over GPUs)")
     p.add_argument("--stage-epochs", help="epochs of the stages, e.g. 6,5,3")
-    p.add_argument("--toy-train", type=int, default=3200, help="toy training figures")
-    p.add_argument("--toy-val", type=int, default=500, help="toy validation figures")
+    p.add_argument("--toy-train", type=int,
+                   help=f"toy: training figures (3200); toy-crowd: training SCENES ({CROWD_SCENES[0]})")
+    p.add_argument("--toy-val", type=int,
+                   help=f"toy: validation figures (500); toy-crowd: validation SCENES ({CROWD_SCENES[1]})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=25, help="progress line every N steps")
     return p.parse_args(argv)
@@ -1247,11 +1526,13 @@ def run(args):
         if not args.checkpoint:
             raise UsageError("--eval-only needs --checkpoint PATH")
         cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
+        check_joints(cfg, args.data, args.checkpoint)
         cfg.seed = args.seed
         _, val_src = load_sources(args)
         val_set = PoseData(val_src, cfg, model.stride, train=False)
         res = evaluate(model, val_set, rt, flip_test=args.flip_test)
-        print_results({f"{cfg.variant} ({cfg.arch})": res["all"]}, f"{args.data} validation, {res['metric']}")
+        print_results({f"{cfg.variant} ({cfg.arch})": res["all"]}, f"{args.data} validation, {res['metric']}",
+                      cfg.joints)
         return res
 
     cfg = build_config(args)
@@ -1259,7 +1540,8 @@ def run(args):
     train_src, val_src = load_sources(args)
     model = Cascade(cfg)
     if args.checkpoint:                      # fine-tune (e.g. MPII -> LSP, §3.1)
-        _, trained = model_from_checkpoint(args.checkpoint, "cpu")
+        trained_cfg, trained = model_from_checkpoint(args.checkpoint, "cpu")
+        check_joints(trained_cfg, args.data, args.checkpoint)
         model.load_state_dict(trained.state_dict())
     elif args.pretrained:
         model.first.load_imagenet(Path(args.pretrained).expanduser())
@@ -1288,12 +1570,12 @@ def run(args):
         if "occluded" in res:
             summary["occluded"] = {"cascade": res["occluded"], "detection_only": det["occluded"]}
             summary["visible"] = {"cascade": res["visible"], "detection_only": det["visible"]}
-    print_results(rows, f"Table 5 layout -- {args.data} validation, {res['metric']}")
+    print_results(rows, f"Table 5 layout -- {args.data} validation, {res['metric']}", cfg.joints)
     if "occluded" in res:
         split = {f"{k} joints: {name}": table for name, r in
                  (("cascade", res), *((("detection only", det),) if "detection_only" in summary else ()))
                  for k, table in (("visible", r["visible"]), ("occluded", r["occluded"]))}
-        print_results(split, "Toy data: visible vs occluded joints")
+        print_results(split, "Toy data: visible vs occluded joints", cfg.joints)
     figure_curves(history, out_dir / "curves.png")
     figure_predictions(val_set, res, out_dir / "predictions.png")
     if model.second is not None:

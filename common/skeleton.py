@@ -124,3 +124,26 @@ MPII_TO_AIC = np.array([MPII_JOINTS.index(n if n != "neck" else "upper_neck") fo
 
 AIC_FLIP = flip_permutation(AIC_JOINTS)
 COCO_FLIP = flip_permutation(COCO_JOINTS)
+
+# Bones for drawing single-person poses of the other two data sets, (parent,
+# child) by name; ``common.plotting.draw_pose`` colours a bone by its child's
+# side. COCO: the 19 bones of its own file (``categories[0]['skeleton']`` of
+# person_keypoints_*.json, 1-based there). AI Challenger: the 13 limbs of
+# paper 2's tree (Fig. 4: rooted at the neck, hips hung from it).
+COCO_BONES = (
+    ("l_knee", "l_ankle"), ("l_hip", "l_knee"), ("r_knee", "r_ankle"), ("r_hip", "r_knee"),
+    ("l_hip", "r_hip"), ("l_shoulder", "l_hip"), ("r_shoulder", "r_hip"), ("l_shoulder", "r_shoulder"),
+    ("l_shoulder", "l_elbow"), ("r_shoulder", "r_elbow"), ("l_elbow", "l_wrist"), ("r_elbow", "r_wrist"),
+    ("l_eye", "r_eye"), ("nose", "l_eye"), ("nose", "r_eye"), ("l_eye", "l_ear"), ("r_eye", "r_ear"),
+    ("l_ear", "l_shoulder"), ("r_ear", "r_shoulder"),
+)
+AIC_BONES = (
+    ("neck", "head_top"),
+    ("neck", "r_shoulder"), ("r_shoulder", "r_elbow"), ("r_elbow", "r_wrist"),
+    ("neck", "l_shoulder"), ("l_shoulder", "l_elbow"), ("l_elbow", "l_wrist"),
+    ("neck", "r_hip"), ("r_hip", "r_knee"), ("r_knee", "r_ankle"),
+    ("neck", "l_hip"), ("l_hip", "l_knee"), ("l_knee", "l_ankle"),
+)
+
+# Each skeleton's drawing bones, keyed by its joint-name tuple.
+BONES = {MPII_JOINTS: MPII_BONES, COCO_JOINTS: COCO_BONES, AIC_JOINTS: AIC_BONES}
