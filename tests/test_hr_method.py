@@ -246,3 +246,36 @@ def test_vgg_stage_1_rate_is_converted_for_the_loss_it_minimises():
         cfg = hr.build_config(hr.parse_args(["--data", "mpii", "--arch", "vgg", "--variant", variant]))
         assert (cfg.stages[0].lr, cfg.stages[0].lr_end) == pytest.approx((1e-8 * factor, 1e-9 * factor)), variant
         assert cfg.stages[1].lr == pytest.approx(1e-5 * n / 2)    # the regressor: Eq. (2) always
+
+
+def test_fig2_claim_is_an_aggregate_and_its_example_the_median_case(tmp_path):
+    """Fig. 2 as a number: the mean detection and regression map values at
+    the true locations of visible and occluded parts; the example drawn is
+    the occluded limb joint with the median (regression - detection)."""
+    cfg = hr.toy_config("residual")
+    data = hr.PoseData(hr.ToySource(0, 24), cfg, 4, train=False)
+
+    class Constant(torch.nn.Module):
+        """Detector logits 0 (heatmap 0.5) everywhere; the regressor's maps
+        hold the joint index / 16 everywhere."""
+        stride = 4
+
+        def forward(self, image):
+            B, _, H, W = image.shape
+            first = torch.zeros(B, 16, H // 4, W // 4)
+            second = torch.arange(16.0).div(16).view(1, 16, 1, 1).expand(B, 16, H // 4, W // 4)
+            return first, second
+
+        def first_maps(self, first):
+            return torch.sigmoid(first)
+
+    model = Constant()
+    stats, cases = hr.confidence_at_truth(model, data)
+    assert stats["visible"]["detection"] == pytest.approx(0.5)
+    assert stats["occluded"]["detection"] == pytest.approx(0.5)
+    # The regression mean is the mean joint index / 16 of the counted parts.
+    v = np.concatenate([data[i]["kp_crop"][:, 2].numpy()[None] for i in range(24)])
+    occluded_j = np.nonzero(v == 1)[1]
+    assert stats["occluded"]["regression"] == pytest.approx((occluded_j / 16).mean(), abs=0.02)
+    assert len(cases) > 3 and all(d == pytest.approx(0.5) for _, _, d, _ in cases)
+    assert hr.figure_fig2(model, data, tmp_path / "fig2.png", cases).is_file()
