@@ -630,55 +630,111 @@ SUPPORT_THRESHOLD = 0.05
 
 
 class Connections(NamedTuple):
-    """Eq. (5) of every candidate pair of every limb: C matrices each, of shape
-    (candidates of j1, candidates of j2) in ``Candidates.by_joint`` order."""
+    """Eq. (5) of candidate pairs, per limb: C matrices each, of shape
+    (candidates of j1, candidates of j2) in ``Candidates.by_joint`` order.
+    NaN marks a pair that has not been scored (see ``connection_scores``):
+    it is never a connection, as NaN > t is false."""
     score: list           # Eq. (5): the mean of L_c(q) . d/||d|| over Q
     support: list         # the fraction of Q where L_c(q) . d/||d|| > SUPPORT_THRESHOLD
     length: list          # ||d|| in map pixels
 
 
-def connection_scores(fields, cand, limbs):
-    """Eq. (5) for every pair of candidates of every limb, vectorised.
+def unscored(cand, limbs):
+    """``Connections`` of ``cand`` with no pair scored yet (all NaN)."""
+    def nan():
+        return [np.full((len(cand.by_joint[a]), len(cand.by_joint[b])), np.nan, np.float32) for a, b in limbs]
+    return Connections(nan(), nan(), nan())
+
+
+def connection_scores(fields, cand, limbs, pairs=None, conn=None):
+    """Eq. (5) for candidate pairs of every limb, vectorised.
 
         s(j1, j2) = 1/|Q| sum_{q in Q} L_c(q) . d / ||d||,  d = x_j2 - x_j1   (5)
 
     Q: points spaced uniformly on the segment from j1 to j2, one per map
     pixel of its length (|Q| = ceil(||d||) + 1, so |Q| is proportional to
-    ||d||), read from the field at the nearest pixel. All pairs of one limb
-    are computed at once, padded to the longest segment's |Q| and masked.
+    ||d||), read from the field at the nearest pixel. Each pair is sampled
+    at its own |Q| (``eq5_sums``).
     Also returned, for the criterion of [3] (``greedy_connections``): the
     fraction of Q that supports the connection, and ||d||.
+
+    ``pairs``: per limb, a bool (candidates of j1, candidates of j2) matrix
+    of the pairs to score; None: every pair. ``conn``: ``Connections`` to
+    fill in place -- the pairs it already holds are not scored again, so
+    parsers that share an image's ``Connections`` score a pair once. Pairs
+    not asked for stay NaN.
     """
+    conn = unscored(cand, limbs) if conn is None else conn
+    if pairs is None:
+        pairs = [np.ones(s.shape, bool) for s in conn.score]
+    todo = [np.nonzero(want & np.isnan(s)) for want, s in zip(pairs, conn.score)]   # (rows, cols) per limb
+    count = [len(r) for r, _ in todo]
+    if sum(count) == 0:
+        return conn
+    limb = np.repeat(np.arange(len(limbs)), count)                                   # (P,) the pairs to score
+    a = np.concatenate([cand.xy[cand.by_joint[j1][r]] for (j1, _), (r, _) in zip(limbs, todo)])    # (P, 2)
+    d = np.concatenate([cand.xy[cand.by_joint[j2][k]] for (_, j2), (_, k) in zip(limbs, todo)]) - a
+    n = np.linalg.norm(d, axis=-1)                                                    # (P,) ||d||
+    nq = np.ceil(n).astype(np.int64) + 1                                              # (P,) |Q|
+    total, inner = np.zeros(len(n)), np.zeros(len(n))
+    # The pairs' samples lie end to end, a block of about EQ5_BLOCK at a time.
+    end = np.cumsum(nq)
+    cuts = np.unique(np.r_[0, np.searchsorted(end, np.arange(EQ5_BLOCK, end[-1], EQ5_BLOCK)), len(n)])
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        part = slice(lo, hi)
+        total[part], inner[part] = eq5_sums(fields, a[part], d[part], n[part], nq[part], limb[part])
+    s = total / nq                                                                    # Eq. (5)
+    s[n < 1e-6] = 0.0                                                                 # no direction to compare
+    support = inner / np.maximum(nq - 2, 1)
+    first = np.cumsum(count) - count
+    for c, (r, k) in enumerate(todo):                                                 # back into the matrices
+        part = slice(first[c], first[c] + count[c])
+        conn.score[c][r, k], conn.support[c][r, k], conn.length[c][r, k] = s[part], support[part], n[part]
+    return conn
+
+
+EQ5_BLOCK = 32768   # samples per block: the arrays of one block stay in the CPU's cache
+
+
+def eq5_sums(fields, a, d, n, nq, limb):
+    """For P segments from a (P, 2) along d (P, 2) (length n, |Q| = nq
+    samples) in the field of ``limb`` (P,): the sum over Q of
+    L_c(q) . d/||d||, and the number of interior points of Q where it
+    exceeds SUPPORT_THRESHOLD. The P sample sets lie end to end in one
+    array: sample i is point k[i] of its segment."""
     h, w = fields.shape[1:]
-    score, support, length = [], [], []
-    for c, (j1, j2) in enumerate(limbs):
-        A, B = cand.by_joint[j1], cand.by_joint[j2]
-        if len(A) == 0 or len(B) == 0:
-            for out in (score, support, length):
-                out.append(np.zeros((len(A), len(B)), np.float32))
-            continue
-        a = cand.xy[A][:, None, :]                                         # (Na, 1, 2)
-        d = cand.xy[B][None, :, :] - a                                     # (Na, Nb, 2)
-        n = np.linalg.norm(d, axis=-1)                                     # (Na, Nb)
-        nq = np.ceil(n).astype(np.int64) + 1                               # |Q| per pair
-        k = np.arange(nq.max())
-        t = k / np.maximum(nq[..., None] - 1, 1)                           # (Na, Nb, Q)
-        valid = k < nq[..., None]
-        qx = np.clip(np.rint(a[..., 0, None] + t * d[..., 0, None]), 0, w - 1).astype(np.int64)
-        qy = np.clip(np.rint(a[..., 1, None] + t * d[..., 1, None]), 0, h - 1).astype(np.int64)
-        unit = d / np.maximum(n, 1e-6)[..., None]
-        cos = fields[2 * c][qy, qx] * unit[..., 0, None] + fields[2 * c + 1][qy, qx] * unit[..., 1, None]
-        s = (cos * valid).sum(-1) / nq
-        s[n < 1e-6] = 0.0                                                  # no direction to compare
-        score.append(s.astype(np.float32))
-        # Support is counted on the interior of Q: the field's rectangle ends
-        # exactly at the two joints (Eq. 3), so the end samples fall outside it
-        # about half of the time -- 2 of 10 at [3]'s resolution, 2 of 4-6 on
-        # a toy forearm at stride 4, which would fail the 80 % test on its own.
-        inner = valid & (k > 0) & (k < nq[..., None] - 1)
-        support.append((((cos > SUPPORT_THRESHOLD) & inner).sum(-1) / np.maximum(nq - 2, 1)).astype(np.float32))
-        length.append(n.astype(np.float32))
-    return Connections(score, support, length)
+    first = np.cumsum(nq) - nq                                                        # (P,) where each Q starts
+    k = np.arange(nq.sum()) - np.repeat(first, nq)                                    # (S,)
+    t = k / np.repeat(np.maximum(nq - 1, 1), nq)                                      # 0 ... 1 along d
+    x = np.rint(np.repeat(a[:, 0], nq) + t * np.repeat(d[:, 0], nq))                  # the nearest pixel
+    y = np.rint(np.repeat(a[:, 1], nq) + t * np.repeat(d[:, 1], nq))
+    np.clip(x, 0, w - 1, out=x)
+    np.clip(y, 0, h - 1, out=y)
+    y *= w
+    y += x
+    at = y.astype(np.int64) + np.repeat(2 * limb * h * w, nq)   # L_c(q)'s x component in the flat fields
+    flat = fields.reshape(-1)
+    unit = d / np.maximum(n, 1e-6)[:, None]
+    cos = flat[at] * np.repeat(unit[:, 0], nq)
+    at += h * w                                                                       # ... its y component
+    cos += flat[at] * np.repeat(unit[:, 1], nq)                                       # (S,) L_c(q) . d/||d||
+    total = np.add.reduceat(cos, first, dtype=np.float64)
+    # Support is counted on the interior of Q (all points but the two ends):
+    # the field's rectangle ends exactly at the two joints (Eq. 3), so the
+    # end samples fall outside it about half of the time -- 2 of 10 at [3]'s
+    # resolution, 2 of 4-6 on a toy forearm at stride 4, which would fail
+    # the 80 % test on its own.
+    ok = np.cumsum(cos > SUPPORT_THRESHOLD, dtype=np.int32)          # ok[i]: supporting samples up to i
+    last = first + nq - 1
+    return total, np.where(nq > 2, ok[np.maximum(last - 1, 0)] - ok[first], 0)
+
+
+def pairs_in_boxes(cand, limbs, inside):
+    """Per limb, the bool (candidates of j1, candidates of j2) matrix of the
+    pairs whose two candidates lie in a common box. inside: (B, N) bool,
+    ``candidates_in_boxes``."""
+    m = inside.astype(np.float32)
+    return [(m[:, cand.by_joint[a]].T @ m[:, cand.by_joint[b]]) > 0 for a, b in limbs]
 
 
 # =============================================================================
@@ -692,10 +748,36 @@ class Pose:
     conf: float = 0.0     # Eq. (9)
 
 
-def parse_box(cand, scores, limbs, inside, link_threshold, box=-1):
+class Ranked(NamedTuple):
+    """Every possible connection of an image (confidence > threshold), limb
+    by limb in DFS order, each limb's by decreasing confidence."""
+    start: np.ndarray         # (K,) candidate id of the limb's start joint
+    end: np.ndarray           # (K,) candidate id of its end joint
+    confidence: np.ndarray    # (K,)
+    bounds: np.ndarray        # (C + 1,): limb c's connections are [bounds[c], bounds[c + 1])
+
+
+def rank_connections(scores, cand, limbs, link_threshold):
+    """Lines 4-6 of Algorithm 1 for every box at once: each limb's
+    connections with s > ``link_threshold`` by decreasing confidence. A
+    box's own list is the part of it whose two candidates lie in the box,
+    so it is sorted once per image; ties keep the candidates' order (row,
+    then column), as a sort of the box's own pairs would."""
+    parts = []
+    for c, (j1, j2) in enumerate(limbs):
+        r, k = np.nonzero(scores[c] > link_threshold)                    # NaN (not scored) never passes
+        conf = scores[c][r, k]
+        o = np.argsort(-conf, kind="stable")
+        parts.append((cand.by_joint[j1][r[o]], cand.by_joint[j2][k[o]], conf[o]))
+    bounds = np.cumsum([0] + [len(p[2]) for p in parts])
+    return Ranked(*(np.concatenate([p[i] for p in parts]) for i in range(3)), bounds)
+
+
+def parse_box(cand, scores, limbs, inside, link_threshold, box=-1, ranked=None):
     """Algorithm 1 for one bounding box; ``inside``: (N,) bool, the candidates
     in the box. Returns every person it assembles (pose NMS picks one).
 
+        2: compute the connection confidences in the box (Eq. 5)
         3: for each limb l_j in DFS order:
         4-10:  L <- connections of l_j by decreasing confidence, each added
                only if it shares no joint with those already in L
@@ -704,48 +786,58 @@ def parse_box(cand, scores, limbs, inside, link_threshold, box=-1):
                list of the person J0 belongs to.
 
     ``scores``: per limb, the (candidates of j1, candidates of j2) matrix of
-    connection confidences. Line 2's scores (Eq. 5) are computed once per
-    image for all pairs (``connection_scores``); a box only reads its own
-    block. Paper: a minimum score is unspecified; connections need s >
-    ``link_threshold``, otherwise every pair in the box, however unrelated,
-    would be connected.
+    connection confidences, holding at least the pairs of this box: line 2
+    (Eq. 5) is computed once per image for the pairs inside some box
+    (``parse_image``), and a box reads its own. ``ranked``: the image's
+    ``rank_connections``, when several boxes share it. Paper: a minimum
+    score is unspecified; connections need s > ``link_threshold``,
+    otherwise every pair in the box, however unrelated, would be connected.
     """
     J = len(cand.by_joint)
-    persons, person_of = [], {}                      # candidate id -> index in persons
-    for c, (j1, j2) in enumerate(limbs):
-        # The limb's start and end candidates inside this box: their rows and
-        # columns in the limb's score matrix, and their candidate ids.
-        rows = np.flatnonzero(inside[cand.by_joint[j1]])
-        cols = np.flatnonzero(inside[cand.by_joint[j2]])
-        if len(rows) == 0 or len(cols) == 0:
-            continue
-        starts, ends = cand.by_joint[j1][rows], cand.by_joint[j2][cols]
-        confidence = scores[c][np.ix_(rows, cols)]                        # line 2, this box
+    if ranked is None:
+        ranked = rank_connections(scores, cand, limbs, link_threshold)
+    # Lines 5-6 in this box: the connections whose two joints lie in the box,
+    # in the image's order (by limb, then by decreasing confidence).
+    mine = np.flatnonzero(inside[ranked.start] & inside[ranked.end])
+    cut = np.searchsorted(mine, ranked.bounds).tolist()                 # limb c: mine[cut[c]:cut[c + 1]]
+    starts, ends = ranked.start[mine].tolist(), ranked.end[mine].tolist()
+    confidence = ranked.confidence[mine].tolist()
+    joints, links = [], []                           # per person: candidate id per joint (-1: none), Eq. 5
+    person_of = {}                                   # candidate id -> person
+    for c, (j1, j2) in enumerate(limbs):                                  # line 3: DFS order
         # Lines 4-10: the connection list L, by decreasing confidence.
-        r, k = np.nonzero(confidence > link_threshold)
         L, used = [], set()
-        for o in np.argsort(-confidence[r, k], kind="stable"):
-            start, end = int(starts[r[o]]), int(ends[k[o]])
+        part = slice(cut[c], cut[c + 1])                                  # limb c's, in this box
+        for start, end, conf in zip(starts[part], ends[part], confidence[part]):
             if start not in used and end not in used:
-                used.update((start, end))
-                L.append((start, end, float(confidence[r[o], k[o]])))
+                used.add(start)
+                used.add(end)
+                L.append((start, end, conf))
         # Lines 11-19: grow the person lists.
         for start, end, conf in L:
             p = person_of.get(start)
             if p is None:                                                 # line 13: a new person
-                persons.append(Pose(np.full(J, -1), [], box))
-                p = person_of[start] = len(persons) - 1
-                persons[p].joints[j1] = start
-            persons[p].joints[j2] = end
-            persons[p].links.append(conf)
+                p = person_of[start] = len(joints)
+                joints.append([-1] * J)
+                links.append([])
+                joints[p][j1] = start
+            joints[p][j2] = end
+            links[p].append(conf)
             person_of[end] = p
-    return persons
+    joints = np.array(joints, np.int64).reshape(-1, J)
+    return [Pose(joints[p], links[p], box) for p in range(len(links))]
+
+
+def candidates_in_boxes(cand, boxes):
+    """(B, N) bool: candidate n inside box b (x, y, w, h in map pixels)."""
+    b = np.asarray(boxes).reshape(-1, 4)[:, :, None]                     # (B, 4, 1)
+    x, y = cand.xy[:, 0], cand.xy[:, 1]
+    return (x >= b[:, 0]) & (x <= b[:, 0] + b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 1] + b[:, 3])
 
 
 def candidates_in_box(cand, box):
     """(N,) bool: candidates inside ``box`` (x, y, w, h in map pixels)."""
-    x, y = cand.xy[:, 0], cand.xy[:, 1]
-    return (x >= box[0]) & (x <= box[0] + box[2]) & (y >= box[1]) & (y <= box[1] + box[3])
+    return candidates_in_boxes(cand, [box])[0]
 
 
 def extend_boxes(boxes, frac):
@@ -761,20 +853,34 @@ def extend_boxes(boxes, frac):
 # =============================================================================
 # §III-C Pose NMS -- Eq. (9)-(11)
 # =============================================================================
-def pose_confidence(pose, cand, box, cfg):
-    """Eq. (9): Conf(Y) = alpha s1(Y) + beta s2(Y) + gamma S(B'(Y)) / S(B(Y)).
+def pose_confidences(poses, cand, boxes, cfg):
+    """Eq. (9): Conf(Y) = alpha s1(Y) + beta s2(Y) + gamma S(B'(Y)) / S(B(Y)),
+    for every pose at once; ``boxes[i]`` is the box ``poses[i]`` was parsed in.
 
     s1, s2: the mean confidence of its joints (peak values) and of its
     connections (Eq. 5); B'(Y): the smallest box around its joints; B(Y): the
     box it was parsed in. The area term favours the pose that fills its box
     over fragments of neighbours that stray into it.
     """
-    ids = pose.joints[pose.joints >= 0]
-    s1 = float(cand.score[ids].mean())
-    s2 = float(np.mean(pose.links)) if pose.links else 0.0
-    span = cand.xy[ids].max(0) - cand.xy[ids].min(0)
-    area_ratio = float(span[0] * span[1]) / max(float(box[2] * box[3]), 1e-6)
-    return cfg.alpha * s1 + cfg.beta * s2 + cfg.gamma * min(area_ratio, 1.0)
+    if not poses:
+        return np.zeros(0)
+    joints = np.stack([p.joints for p in poses])                         # (P, J), -1 = missing
+    has = joints >= 0
+    # A missing joint stands in for one the pose has, so it changes no extent.
+    ids = np.where(has, joints, joints[np.arange(len(joints)), has.argmax(1)][:, None])
+    s1 = np.where(has, cand.score[ids], 0).sum(1, dtype=np.float64) / has.sum(1)
+    s2 = np.array([sum(p.links) / len(p.links) if p.links else 0.0 for p in poses])
+    xy = cand.xy[ids]                                                     # (P, J, 2)
+    span = xy.max(1) - xy.min(1)
+    b = np.asarray(boxes).reshape(-1, 4)
+    area = (span[:, 0] * span[:, 1]).astype(np.float64), (b[:, 2] * b[:, 3]).astype(np.float64)
+    area_ratio = area[0] / np.maximum(area[1], 1e-6)
+    return cfg.alpha * s1 + cfg.beta * s2 + cfg.gamma * np.minimum(area_ratio, 1.0)
+
+
+def pose_confidence(pose, cand, box, cfg):
+    """Eq. (9) of one pose parsed in ``box`` (``pose_confidences``)."""
+    return float(pose_confidences([pose], cand, [box], cfg)[0])
 
 
 def pose_distance(a, b):
@@ -795,13 +901,22 @@ def pose_nms(poses, eta):
 
     Paper: eta is unspecified. Here: 0.5 -- two poses that share at least
     half of the joints of the larger one are one person seen from two boxes.
+    Two poses without a common joint differ wherever either has one, so
+    d >= 1 (Eq. 10): for eta < 1 a pose is compared with the kept poses that
+    hold one of its joints only, not with every kept pose.
     """
-    kept, boxes = [], set()
+    kept, boxes, holders = [], set(), {}             # holders: candidate id -> kept poses holding it
     for p in sorted(poses, key=lambda p: -p.conf):
-        if p.box in boxes or any(pose_distance(p, k) <= eta for k in kept):
+        if p.box in boxes:
+            continue
+        ids = [i for i in p.joints.tolist() if i >= 0]
+        rivals = kept if eta >= 1 or not ids else {id(k): k for i in ids for k in holders.get(i, ())}.values()
+        if any(pose_distance(p, k) <= eta for k in rivals):
             continue
         kept.append(p)
         boxes.add(p.box)
+        for i in ids:
+            holders.setdefault(i, []).append(p)
     return kept
 
 
@@ -817,7 +932,7 @@ def to_keypoints(pose, cand):
     return kp
 
 
-def complete_poses(poses, cand, boxes):
+def complete_poses(poses, cand, boxes, inside=None):
     """§III-D: "for each missing joint in pose Y, we find a point with the
     highest confidence in the corresponding cropped confidence map. If this
     point has already been associated to another pose, we find the next
@@ -831,16 +946,18 @@ def complete_poses(poses, cand, boxes):
     candidate in the box is taken, the joint stays missing: any other pixel
     of the map lies on the slope of a peak that another pose owns, and the
     paper's point "has not been associated to any other poses".
+    ``inside``: ``candidates_in_boxes(cand, boxes)`` when already computed.
     Returns (keypoints list, completed-mask list).
     """
+    inside = candidates_in_boxes(cand, boxes) if inside is None else inside
     used = {int(i) for p in poses for i in p.joints if i >= 0}
     keypoints, completed = [], []
     for p in poses:
         kp = to_keypoints(p, cand)
         done = np.zeros(len(kp), bool)
-        inside = candidates_in_box(cand, boxes[p.box])
         for j in np.flatnonzero(p.joints < 0):
-            free = [int(i) for i in cand.by_joint[j] if inside[i] and int(i) not in used]
+            ids = cand.by_joint[j]
+            free = [i for i in ids[inside[p.box][ids]].tolist() if i not in used]    # highest first
             if free:
                 used.add(free[0])
                 kp[j] = (*cand.xy[free[0]], cand.score[free[0]])
@@ -854,10 +971,13 @@ def complete_poses(poses, cand, boxes):
 # The whole parse of one image, and the baseline of Cao et al. [3]
 # =============================================================================
 def candidates_and_scores(maps, fields, skeleton, cfg):
-    """What every parser reads, computed once per image: the candidates and
-    the Eq. (5) ``Connections`` of every candidate pair of every limb."""
+    """What every parser reads, once per image: the candidates, and their
+    Eq. (5) ``Connections`` -- empty at first: each parser scores the pairs
+    it can use (``parse_image``: pairs inside a common box; ``parse_greedy``:
+    every pair) into them, so a pair two parsers or two box sets share is
+    scored once."""
     cand = find_candidates(maps[:skeleton.J], cfg.peak_threshold)
-    return cand, connection_scores(fields, cand, skeleton.limbs)
+    return cand, unscored(cand, skeleton.limbs)
 
 
 class Parse(NamedTuple):
@@ -873,23 +993,34 @@ def parse_image(maps, fields, boxes, skeleton, cfg, nms=True, completion=True, c
     """Candidates, Eq. (5), Algorithm 1 in every box, pose NMS, completion.
 
     maps (J+1, h, w) and fields (2C, h, w) at one stride; boxes (B, 4) in
-    map pixels, already extended. Returns a ``Parse`` in map pixels.
+    map pixels, already extended. ``cand``, ``scores``: this image's
+    ``candidates_and_scores`` when other parses share them; the pairs this
+    parse needs are scored into ``scores``. Returns a ``Parse`` in map pixels.
     """
-    J = skeleton.J
+    J, limbs = skeleton.J, skeleton.limbs
     if cand is None:
         cand, scores = candidates_and_scores(maps, fields, skeleton, cfg)
-    poses = []
-    for b, box in enumerate(boxes):
-        for p in parse_box(cand, scores.score, skeleton.limbs, candidates_in_box(cand, box),
-                           cfg.link_threshold, b):
-            p.conf = pose_confidence(p, cand, box, cfg)
-            poses.append(p)
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    inside = candidates_in_boxes(cand, boxes)                            # (B, N)
+    # Algorithm 1, line 2: "calculate confidence for all possible connections
+    # by Eq. 5" -- for each box. A connection is possible in a box when both
+    # of its candidates lie in it, so only pairs inside a common box are
+    # scored (each once, however many boxes share it): a pair that shares no
+    # box is never read by the method. Scoring every pair of the image
+    # instead grows with the square of the crowd, and its longest pairs --
+    # joints of people far apart -- cost the most samples.
+    connection_scores(fields, cand, limbs, pairs_in_boxes(cand, limbs, inside), scores)
+    ranked = rank_connections(scores.score, cand, limbs, cfg.link_threshold)
+    poses = [p for b in range(len(boxes))
+             for p in parse_box(cand, scores.score, limbs, inside[b], cfg.link_threshold, b, ranked)]
+    for p, conf in zip(poses, pose_confidences(poses, cand, boxes[[p.box for p in poses]], cfg)):
+        p.conf = float(conf)
     poses.sort(key=lambda p: -p.conf)                # stable: ties keep the box order
     kept = pose_nms(poses, cfg.eta) if nms else poses
     kept_ids = {id(p) for p in kept}
     suppressed = [p for p in poses if id(p) not in kept_ids]
     if completion:
-        kps, done = complete_poses(kept, cand, boxes)
+        kps, done = complete_poses(kept, cand, boxes, inside)
     else:
         kps, done = [to_keypoints(p, cand) for p in kept], [np.zeros(J, bool) for _ in kept]
     return pack(kps, [p.conf for p in kept], done, J, kept, suppressed)
@@ -935,6 +1066,7 @@ def parse_greedy(maps, fields, skeleton, cfg, cand=None, scores=None, min_joints
     J = skeleton.J
     if cand is None:
         cand, scores = candidates_and_scores(maps, fields, skeleton, cfg)
+    connection_scores(fields, cand, skeleton.limbs, None, scores)        # no box: every pair
     kps, confs, kept = [], [], []
     for p in parse_box(cand, greedy_connections(scores, maps.shape[1]), skeleton.limbs,
                        np.ones(len(cand.score), bool), 0.0):
@@ -1277,6 +1409,305 @@ def infer(model, image, size, cfg, device, scales=None):
     return Prediction(maps, fields, st, tuple(size), base)
 
 
+# =============================================================================
+# §IV-C Table III's baseline with real weights: Cao et al.'s released network
+# =============================================================================
+# The baseline of the ablations, "6-stage + VGG" (Table III), is the network
+# of Cao et al. [3], and its COCO weights are public: their Caffe model
+# (Realtime_Multi-Person_Pose_Estimation, then OpenPose's "COCO" body model),
+# converted to PyTorch by the OpenPose ports as ``body_pose_model.pth``.
+# Loaded into ``PoseNetwork`` with their concurrent stages, it gives real
+# confidence maps and fields on real photos with no training at all; what
+# reads them afterwards -- candidates, Eq. (5), Algorithm 1, pose NMS,
+# completion, the parse of [3] -- is the same code as for our own networks.
+# So the parsing rows of Table IV (the paper's contribution) can be measured
+# on COCO with a network whose maps are as good as [3]'s own.
+#
+# Their conventions differ from ours in five places; each is handled once:
+#   1. layer names, Caffe's: ``conv1_1`` ... ``conv4_4_CPM``, then per stage
+#      and branch ``conv5_*_CPM_L{1,2}`` / ``Mconv*_stage{2..6}_L{1,2}``,
+#      where L1 is the *field* branch and L2 the *map* branch (``cao_name_map``);
+#   2. a stage's input is concatenated as (L, S, F), ours as (F, S, L)
+#      (``cao_state_dict`` reorders the input channels of the stage-2..6 convs);
+#   3. the input: BGR, pixel / 256 - 0.5, the image's height scaled to 368 px
+#      and padded right and bottom to a multiple of 8 with grey 128 (``infer_cao``);
+#   4. the output channels: their 18 joints in their order plus background,
+#      their 19 limbs in the order of their PAF channels (``CAO_JOINTS``, ``CAO_LIMBS``);
+#   5. each limb's field points from the first joint of their pair to the
+#      second, x in the first channel of the pair, y in the second (``cao_to_ours``).
+# Sources, read for facts (no code taken): OpenPose's poseParameters
+# (POSE_COCO_BODY_PARTS, POSE_COCO_PAIRS, POSE_COCO_MAP_IDX) and its body-part
+# connector (x = the first map of a pair, y = the second; the vector runs from
+# the pair's first part to its second); the COCO pose_deploy.prototxt of
+# Realtime_Multi-Person_Pose_Estimation (layers, concat_stage* order); the
+# PyTorch port Hzzone/pytorch-openpose (its file's keys, its preprocessing).
+CAO_FILE = "body_pose_model.pth"
+# Their 18 keypoints, in the order of their 19 confidence maps (background is
+# the 19th). COCO's 17 plus the neck (which they, like ``Skeleton``, take as
+# the midpoint of the shoulders); the names are ours (``common.skeleton``).
+CAO_JOINTS = ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
+              "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear")
+# Their 19 limbs in their order ("limbSeq" / POSE_COCO_PAIRS), each as (from,
+# to, x): the field points from ``from`` to ``to``; channel ``x`` of the 38
+# PAF channels holds its x component and ``x + 1`` its y component ("mapIdx"
+# minus the 19 maps in front of the PAFs in their 57-channel blob). The last
+# two (shoulder -> ear) are redundant links of their parser; our tree has the
+# other 17, every one pointing from parent to child as theirs do.
+CAO_LIMBS = (
+    ("neck", "r_shoulder", 12), ("neck", "l_shoulder", 20), ("r_shoulder", "r_elbow", 14),
+    ("r_elbow", "r_wrist", 16), ("l_shoulder", "l_elbow", 22), ("l_elbow", "l_wrist", 24),
+    ("neck", "r_hip", 0), ("r_hip", "r_knee", 2), ("r_knee", "r_ankle", 4),
+    ("neck", "l_hip", 6), ("l_hip", "l_knee", 8), ("l_knee", "l_ankle", 10),
+    ("neck", "nose", 28), ("nose", "r_eye", 30), ("r_eye", "r_ear", 34),
+    ("nose", "l_eye", 32), ("l_eye", "l_ear", 36),
+    ("r_shoulder", "r_ear", 18), ("l_shoulder", "l_ear", 26),
+)
+# The VGG-19 layers they keep: the names of the VGG paper, which Caffe's model
+# and ``common.backbones.VGG.conv_names()`` share.
+CAO_VGG = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
+           "conv4_1", "conv4_2")
+
+
+def cao_config():
+    """Cao et al.'s COCO network as a ``Config``: Table III's "6-stage + VGG"
+    (VGG-19 to conv4_2, their two CPM convolutions, six stages, no 2x: stride
+    8), full width, concurrent stages. Test-time settings stay ours (the
+    paper's scales 0.7/1/1.3, Algorithm 1's thresholds); ``test_size`` is the
+    image *height* at scale 1.0 here, 368 as in their code ("boxsize")."""
+    return Config(data="coco", backbone="vgg", stages=6, upsample=False, width=1.0, wiring="concurrent")
+
+
+class CaoLayout(NamedTuple):
+    """Their output layout, which is all ``PoseNetwork`` reads of a skeleton:
+    J = 18 joints (19 maps with the background) and C = 19 limbs (38 field
+    channels) -- two limbs more than our COCO tree (``Skeleton("coco")``)."""
+    J: int = len(CAO_JOINTS)
+    C: int = len(CAO_LIMBS)
+
+
+class CaoNetwork(PoseNetwork):
+    """The network of Cao et al.'s released COCO weights: ``PoseNetwork`` with
+    ``cao_config()`` (concurrent stages) and their output layout (``CaoLayout``).
+    forward() returns every stage's (S, L) in *their* channels; ``infer``
+    feeds it their input and maps its outputs onto our tree (``infer_cao``).
+    52.31 M parameters. The same network for AI Challenger's 14 joints and 13
+    limbs has 51.289 M: exactly Table III's 51.29 M for the paper's baseline,
+    which is therefore Cao et al.'s *concurrent* network (``--backbone vgg
+    --stages 6 --no-2x`` builds the sequential one: 0.49 M more, the weights
+    of the maps its field branches also read)."""
+
+    def __init__(self):
+        super().__init__(cao_config(), CaoLayout())
+
+
+def cao_name_map(model):
+    """{our state-dict key: theirs} for every parameter of ``model`` (a
+    ``CaoNetwork``), the one place the two namings meet.
+
+    Within each part both networks list their convolutions in the same order,
+    so the map pairs them up in order, part by part:
+
+        features.trunk   (VGG-19 to conv4_2)  conv1_1 ... conv4_2
+        features.cpm                          conv4_3_CPM, conv4_4_CPM
+        maps[0], fields[0]  (stage 1)         conv5_1_CPM_L2 ... conv5_5_CPM_L2, ... _L1
+        maps[t], fields[t]  (stage t+1 >= 2)  Mconv1_stage{t+1}_L2 ... Mconv7_stage{t+1}_L2, ... _L1
+
+    (L2 = their map branch, L1 = their field branch.) Each convolution has a
+    ``weight`` and a ``bias``: 2 x 92 = 184 keys.
+    """
+    theirs = {"features.trunk": CAO_VGG, "features.cpm": ("conv4_3_CPM", "conv4_4_CPM")}
+    for t in range(len(model.maps)):
+        for part, L in (("maps", "L2"), ("fields", "L1")):
+            theirs[f"{part}.{t}"] = ([f"conv5_{i}_CPM_{L}" for i in range(1, 6)] if t == 0 else
+                                     [f"Mconv{i}_stage{t + 1}_{L}" for i in range(1, 8)])
+    names = {}
+    for part, layers in theirs.items():
+        convs = [n for n, m in model.get_submodule(part).named_modules() if isinstance(m, nn.Conv2d)]
+        if len(convs) != len(layers):           # not Cao et al.'s shape of network
+            raise ValueError(f"{part}: {len(convs)} convolutions, Cao et al.'s has {len(layers)}")
+        for ours, layer in zip(convs, layers):
+            for p in ("weight", "bias"):
+                names[f"{part}.{ours}.{p}"] = f"{layer}.{p}"
+    return names
+
+
+def cao_state_dict(model, state, what=CAO_FILE):
+    """Their state dict (``{"conv1_1.weight": tensor, ...}``, as in
+    ``body_pose_model.pth``) -> ours, for ``model.load_state_dict(strict=True)``.
+
+    Strict both ways, checked here so that a wrong file is one line: every
+    one of their 184 keys present with its shape, nothing else in the file.
+    Then convention 2: their stage t >= 2 reads concat(L, S, F) -- 38 field,
+    19 map, 128 feature channels (their ``concat_stage*``) -- ours reads
+    concat(F, S, L), so the input channels of the first convolution of both
+    branches are put in our order. Everything else is copied as it is: our
+    outputs stay in their channel order until ``cao_to_ours``.
+    """
+    names = cao_name_map(model)
+    own = model.state_dict()
+    wanted = set(names.values())
+    missing = [t for t in names.values() if t not in state]
+    unexpected = [k for k in state if k not in wanted]
+    shapes = [f"{t} {tuple(state[t].shape)} vs {tuple(own[o].shape)}" for o, t in names.items()
+              if t in state and tuple(state[t].shape) != tuple(own[o].shape)]
+    problems = [f"{len(v)} {kind} {v[:3]}" for kind, v in (
+        ("missing keys", missing), ("unexpected keys", unexpected),
+        ("shape mismatches (file vs Cao et al.'s COCO network)", shapes)) if v]
+    if problems:
+        raise ValueError(f"{what} is not Cao et al.'s COCO network ({CAO_FILE}): " + "; ".join(problems))
+    out = {o: state[t].float() for o, t in names.items()}
+    J1, C2 = model.maps[0][-1].out_channels, model.fields[0][-1].out_channels     # 19, 38
+    for t in range(1, len(model.maps)):
+        for part in ("maps", "fields"):
+            w = out[f"{part}.{t}.0.weight"]                                    # (128, L + S + F, 7, 7)
+            out[f"{part}.{t}.0.weight"] = torch.cat([w[:, C2 + J1:], w[:, C2:C2 + J1], w[:, :C2]], 1)
+    return out
+
+
+def read_cao_file(path):
+    """``body_pose_model.pth`` (a local file: nothing is downloaded) -> its
+    state dict. A missing file, or one torch cannot read as a state dict of
+    tensors, raises one line naming it."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"--cmu-weights {p}: no such file; it is {CAO_FILE}, Cao et al.'s COCO "
+                                f"network from the OpenPose PyTorch ports (see README); nothing is downloaded")
+    try:    # weights_only: a file from the internet must not run code when unpickled
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle/zip/EOF errors: one line, not torch's page
+        raise ValueError(f"--cmu-weights {p}: not a readable PyTorch file ({type(e).__name__}); "
+                         f"expected {CAO_FILE}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"--cmu-weights {p}: not a state dict of tensors (a training checkpoint?); "
+                         f"expected {CAO_FILE}")
+    return state
+
+
+def load_cao_weights(model, path):
+    """Their file into a ``CaoNetwork``, strictly (a wrong file: one line)."""
+    state = read_cao_file(path)
+    model.load_state_dict(cao_state_dict(model, state, f"--cmu-weights {Path(path).expanduser()}"), strict=True)
+    return model
+
+
+def model_from_cao_weights(path, device, args=None):
+    """(config, skeleton, model in eval mode) for ``--cmu-weights``, as
+    ``model_from_checkpoint`` gives them for our checkpoints; ``args`` may
+    override the test scales, ``--test-size``, the simulated detector and eta."""
+    cfg = cao_config()
+    if args is not None:
+        if args.demo is None and args.data != "coco":
+            raise UsageError(f"--cmu-weights: Cao et al.'s network was trained on COCO; "
+                             f"evaluate it with --data coco, not {args.data}")
+        cfg.scales = scales_flag(args) or cfg.scales
+        cfg.test_size = args.test_size or cfg.test_size
+        if cfg.test_size < 8:
+            raise UsageError("--test-size must be at least 8")
+        for name in ("det_shift", "det_scale", "det_dup", "det_fp", "det_miss", "eta"):
+            if getattr(args, name, None) is not None:
+                setattr(cfg, name, getattr(args, name))
+    state = read_cao_file(path)                   # a missing or unreadable file fails before the build
+    model = CaoNetwork()
+    model.load_state_dict(cao_state_dict(model, state, f"--cmu-weights {Path(path).expanduser()}"), strict=True)
+    return cfg, Skeleton("coco"), model.to(device).to(memory_format=torch.channels_last).eval()
+
+
+def cao_input(image):
+    """Conventions 3: a PIL RGB image -> their input tensor ``(1, 3, H8, W8)``.
+
+    BGR channel order (their Caffe model saw OpenCV's images), pixel / 256 -
+    0.5 (in [-0.5, 0.5)), then padded at the right and bottom to a multiple of
+    8, the stride of their outputs, with grey 128 -- 0 after the scaling. Ours
+    (``to_tensor``): RGB with ImageNet's mean and standard deviation, and an
+    image resized to a multiple of 8 rather than padded.
+    """
+    x = np.asarray(image, np.float32)[..., ::-1] / 256.0 - 0.5                # (h, w, 3) BGR
+    h, w = x.shape[:2]
+    x = np.pad(x, ((0, -h % 8), (0, -w % 8), (0, 0)), constant_values=128 / 256.0 - 0.5)
+    return torch.from_numpy(x.transpose(2, 0, 1).copy())[None]
+
+
+def cao_channels(skeleton, limbs=CAO_LIMBS):
+    """Where each of our channels is in theirs (conventions 4 and 5).
+
+    Returns (maps, fields, sign): our map j is their map ``maps[j]`` (the
+    background last in both); our field channel k is their PAF channel
+    ``fields[k]`` times ``sign[k]``. Our limb (j1, j2) -- parent to child,
+    x then y -- is the limb of theirs over the same two joints; if theirs
+    pointed from j2 to j1 its field would be negated (none does: all 17 are
+    listed parent to child by Cao et al. too, which the tests check).
+    """
+    if skeleton.kind != "coco":
+        raise ValueError(f"Cao et al.'s network predicts COCO's joints, not {skeleton.data}'s")
+    maps = [CAO_JOINTS.index(n) for n in skeleton.joints] + [len(CAO_JOINTS)]
+    fields, sign = [], []
+    for j1, j2 in skeleton.limbs:
+        a, b = skeleton.joints[j1], skeleton.joints[j2]
+        match = [(x, 1.0) for p, q, x in limbs if (p, q) == (a, b)] + \
+                [(x, -1.0) for p, q, x in limbs if (p, q) == (b, a)]
+        if len(match) != 1:
+            raise ValueError(f"limb {a}-{b} of our tree is not one of Cao et al.'s limbs")
+        x, s = match[0]
+        fields += [x, x + 1]
+        sign += [s, s]
+    return np.array(maps), np.array(fields), np.array(sign, np.float32)
+
+
+def cao_to_ours(heat, paf, skeleton, limbs=CAO_LIMBS):
+    """Their outputs -> the layout of our ``Prediction``.
+
+    heat (19, h, w): their 18 maps + background; paf (38, h, w). Returns maps
+    (J + 1, h, w) in ``skeleton.joints`` order with the background last, and
+    fields (2C, h, w), x then y per limb of ``skeleton.limbs``, each pointing
+    from its parent j1 to its child j2 -- exactly what ``confidence_maps``
+    and ``direction_fields`` draw for our own networks. Their two extra
+    limbs (shoulder -> ear) are dropped.
+    """
+    m, f, s = cao_channels(skeleton, limbs)
+    return np.asarray(heat)[m], np.asarray(paf)[f] * s[:, None, None]
+
+
+@torch.no_grad()
+def infer_cao(model, image, size, cfg, device, scales=None):
+    """``infer`` for ``CaoNetwork``: their input, our multi-scale averaging
+    (§IV-A), our layout out.
+
+    Scale 1.0 makes the image's height ``test_size`` (368: their "boxsize";
+    ours makes the longer side that). Each scale s resizes it by s (bicubic,
+    as their cv2.INTER_CUBIC) and pads it (``cao_input``); its stride-8
+    outputs are sampled at the centres of the scale-1.0 map pixels, which lie
+    at the same places of the image whatever the padding (bilinear; at s = 1
+    exactly the pixels themselves). ``base`` is the unpadded scale-1.0 size:
+    the padding only adds map pixels at the right and bottom, so the map <->
+    image conversions of ``Prediction`` hold unchanged.
+    """
+    model.eval()
+    W0, H0 = image.size
+    f = cfg.test_size / H0
+    base = (max(1, round(W0 * f)), max(1, round(H0 * f)))
+    st = model.stride                                                      # 8
+    grid = (-(-base[1] // st), -(-base[0] // st))                         # (h, w) covering base
+    acc_s, acc_l = 0.0, 0.0
+    scales = scales or cfg.scales
+    for s in scales:
+        w, h = max(1, round(base[0] * s)), max(1, round(base[1] * s))
+        x = cao_input(image.resize((w, h), Image.BICUBIC)).to(device)
+        S, L = model(x.contiguous(memory_format=torch.channels_last))[-1]   # their channels
+        # Scale-1.0 map pixel k -> scale-1.0 input px -> scale-s input px -> scale-s map px.
+        where = []
+        for n, n1, size_s, size_1 in ((S.shape[3], grid[1], w, base[0]), (S.shape[2], grid[0], h, base[1])):
+            u = (from_stride(np.arange(n1, dtype=np.float64), st) + 0.5) * size_s / size_1 - 0.5
+            where.append(torch.from_numpy((2 * to_stride(u, st) + 1) / n - 1).float())   # grid_sample's [-1, 1]
+        gy, gx = torch.meshgrid(where[1], where[0], indexing="ij")
+        g = torch.stack([gx, gy], -1)[None].to(S.device)                   # (1, h, w, 2): x, y
+        acc_s = acc_s + F.grid_sample(S.float(), g, mode="bilinear", padding_mode="border", align_corners=False)
+        acc_l = acc_l + F.grid_sample(L.float(), g, mode="bilinear", padding_mode="border", align_corners=False)
+    heat = (acc_s / len(scales))[0].cpu().numpy()
+    paf = (acc_l / len(scales))[0].cpu().numpy()
+    maps, fields = cao_to_ours(heat, paf, Skeleton(cfg.data))
+    return Prediction(maps, fields, st, tuple(size), base)
+
+
 def jitter_boxes(boxes, rng, level):
     """Fig. 1 (a-b): a detector's boxes are shifted and too tight or too loose.
     Each box's centre moves by up to ``level`` x its size along each axis and
@@ -1502,8 +1933,8 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
         prefix = f"{m} " if m else ""
         for lv in jitter:
             results[f"{prefix}jitter {lv:.2f}"] = []
-            if with_gt:
-                results[f"{prefix}jitter {lv:.2f}, gt boxes"] = []
+            if with_gt and not m:
+                results[f"jitter {lv:.2f}, gt boxes"] = []
         if with_gt and details:
             results[f"{m or 'full'}, gt boxes"] = []
     gts, crowd_gts, ids, counts, runtime, per_image = [], [], [], {}, [], []
@@ -1560,15 +1991,15 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
                 jb = jitter_boxes(b, np.random.default_rng([seed, i, 2]), lv)
                 p = parse_variants(pred, jb, skeleton, cfg, ("full",), inputs)["full"]
                 add(f"jitter {lv:.2f}{suffix}", p.keypoints, p.scores)
-                if topdown is not None:
-                    add(f"topdown jitter {lv:.2f}{suffix}", *topdown(scene.image, scene.factor, jb, box_scores[suffix]))
+                if topdown is not None and not suffix:     # its curve on the detector's boxes only (time)
+                    add(f"topdown jitter {lv:.2f}", *topdown(scene.image, scene.factor, jb, box_scores[suffix]))
         if details and {"full", "greedy"} <= set(parsed):
             for k, v in component_counts(parsed, pred, inputs[0], gt, skeleton).items():
                 counts[k] = counts.get(k, 0) + v
         if details and topdown is not None:
             rows = {"ours": "full", "[3]": "greedy", "top-down": "topdown"}
-            per_image.append({"image": i, **{k: best_oks(gt, results[v][start[v]:], skeleton)
-                                             for k, v in rows.items()}})
+            per_image.append({"image": i, "crowded": bool(with_neighbour(gt_boxes(gt)).any()),
+                              **{k: best_oks(gt, results[v][start[v]:], skeleton) for k, v in rows.items()}})
     if results_path is not None and "full" in results:
         write_json(results_path, results["full"])
     out = {"rows": {k: score(skeleton, gts, r, ids) for k, r in results.items()}}
@@ -1747,14 +2178,17 @@ def figure_fig1(model, source, cfg, skeleton, rt, boxes, args, topdown, per_imag
     """Fig. 1 (a-e) on the validation scenes: rows top-down (paper 1 in each
     box) / box-free [3] / ours, on the same boxes. Columns, chosen from
     ``per_image`` (each row's mean best OKS per annotated person):
-    (1) the scene where ours beats top-down most (overlapping people, Fig. 1
-    c-d); (2) the same scene with every box jittered by ``jitter`` (shift and
+    (1) among scenes with two people at box IoU > 0.3, the one where ours
+    beats top-down most (overlapping people, Fig. 1 c-d); (2) the same
+    scene with every box jittered by ``jitter`` (shift and
     tightness, Fig. 1 a-b); (3) the scene where ours beats [3] most
     (disconnected parts, mistakes carried across people, Fig. 1 a, c-e);
     (4) the scene where top-down beats ours most -- what the boxes cost."""
-    pick = lambda f: max(per_image, key=f)["image"]
-    columns = [(pick(lambda r: r["ours"] - r["top-down"]), 0.0, "ours >> top-down"),
-               (pick(lambda r: r["ours"] - r["top-down"]), jitter, f"same, boxes jittered {jitter}"),
+    pick = lambda f, rows=per_image: max(rows, key=f)["image"]
+    crowded = [r for r in per_image if r["crowded"]] or per_image
+    overlap = pick(lambda r: r["ours"] - r["top-down"], crowded)
+    columns = [(overlap, 0.0, "overlapping people: ours >> top-down"),
+               (overlap, jitter, f"same, boxes jittered {jitter}"),
                (pick(lambda r: r["ours"] - r["[3]"]), 0.0, "ours >> [3]"),
                (pick(lambda r: r["top-down"] - r["ours"]), 0.0, "top-down >> ours")]
     fig, axes = plotting.plt.subplots(3, len(columns), figsize=(3 * len(columns), 9), squeeze=False)
@@ -1858,7 +2292,12 @@ def scales_flag(args):
 
 def model_from_checkpoint(path, device, args=None):
     """(config, skeleton, model in eval mode) from a best.pt/last.pt; ``args``
-    may override the test scales."""
+    may override the test scales. With ``--cmu-weights`` in ``args``, Cao et
+    al.'s released network instead (``model_from_cao_weights``, §IV-C)."""
+    if getattr(args, "cmu_weights", None):
+        if getattr(args, "checkpoint", None):
+            raise UsageError("give --checkpoint or --cmu-weights, not both")
+        return model_from_cao_weights(args.cmu_weights, device, args)
     ckpt = harness.load_checkpoint(Path(path).expanduser())
     try:
         d = dict(ckpt["extra"]["config"])
@@ -1896,8 +2335,10 @@ def run_demo(args, rt):
     """Poses of everyone in a photo (or a fresh toy scene): a figure and a
     COCO-results JSON."""
     synthetic = not args.demo
+    if args.cmu_weights and synthetic:
+        raise UsageError("--cmu-weights is Cao et al.'s network for photos: give it one, --demo IMAGE")
     ckpt = args.checkpoint or (Path("runs") / "toy" / "best.pt" if synthetic else None)
-    if ckpt is None:
+    if ckpt is None and not args.cmu_weights:
         raise UsageError("--demo IMAGE needs --checkpoint PATH (a best.pt written by training)")
     if synthetic and not Path(ckpt).is_file():
         print(f"no toy checkpoint at {ckpt}: training one first (python bottom_up_bbox.py)", flush=True)
@@ -1953,6 +2394,9 @@ def parse_args(argv=None):
     p.add_argument("--data-root", help="folder of the COCO or AI Challenger data set (see README)")
     p.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the feature extractor")
     p.add_argument("--checkpoint", help="a checkpoint to evaluate, demo, or fine-tune from")
+    p.add_argument("--cmu-weights", metavar="PATH",
+                   help=f"Cao et al.'s released COCO network ({CAO_FILE} of the OpenPose PyTorch ports) "
+                        "instead of --checkpoint, for --demo IMAGE and --eval-only --data coco (see README)")
     p.add_argument("--resume", help="continue training from a last.pt")
     p.add_argument("--eval-only", action="store_true")
     p.add_argument("--demo", nargs="?", const="", metavar="IMAGE",
@@ -1979,7 +2423,8 @@ def parse_args(argv=None):
     p.add_argument("--width", type=float, help="channel multiplier (1 = the paper's network)")
     p.add_argument("--head-width", type=float, help="channel multiplier of the stages (default: --width)")
     p.add_argument("--input-size", type=int, help="training crop side in px")
-    p.add_argument("--test-size", type=int, help="longer image side at test scale 1.0")
+    p.add_argument("--test-size", type=int, help="longer image side at test scale 1.0 "
+                                                 "(with --cmu-weights: the height, as Cao et al.; 368)")
     p.add_argument("--scales", help="test scales, e.g. 0.7,1,1.3")
     p.add_argument("--batch-size", type=int, help="global batch size (split over GPUs)")
     p.add_argument("--epochs", type=int)
@@ -2078,7 +2523,8 @@ def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
         ref = rows["greedy"]["AP"]
         sources = [("", what)] + ([(", gt boxes", "ground-truth boxes")] if "full, gt boxes" in rows else [])
         methods = [("", "ours")] + ([("topdown ", "top-down")] if topdown is not None else [])
-        columns = [(m, sfx, f"{label}, {w}") for sfx, w in sources for m, label in methods]
+        columns = [(m, sfx, f"{label}, {w}") for sfx, w in sources for m, label in methods
+                   if f"{m}jitter {levels[0]:.2f}{sfx}" in rows]
         key = {(m, sfx): (f"top-down, {w}" if m else w) for sfx, w in sources for m, _ in methods}
         width = max(20, *(len(c[2]) for c in columns))
         print("\nFig. 1 (a-b) -- AP (%) vs box jitter (centre shift and size change up to the level x box "
@@ -2121,8 +2567,8 @@ def run(args):
     if args.demo is not None:
         return run_demo(args, rt)
     if args.eval_only:
-        if not args.checkpoint:
-            raise UsageError("--eval-only needs --checkpoint PATH")
+        if not args.checkpoint and not args.cmu_weights:
+            raise UsageError("--eval-only needs --checkpoint PATH (or --cmu-weights PATH with --data coco)")
         cfg, skeleton, model = model_from_checkpoint(args.checkpoint, rt.device, args)
         if (cfg.data == "toy") != (args.data == "toy") or (cfg.data != "toy" and Skeleton(args.data).J != skeleton.J):
             raise UsageError(f"--checkpoint {args.checkpoint} was trained on {cfg.data}, not {args.data}")
@@ -2133,6 +2579,8 @@ def run(args):
                                               **{k: v for k, v in ev.items() if k != "rows"}})
         return ev
 
+    if args.cmu_weights:
+        raise UsageError("--cmu-weights is for --demo IMAGE and --eval-only --data coco (it is not trained here)")
     cfg = build_config(args)
     skeleton = Skeleton(cfg.data)
     out_dir = Path(args.out or Path("runs") / args.data)
