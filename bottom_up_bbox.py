@@ -2114,6 +2114,32 @@ def component_counts(parsed, pred, cand, annotations, skeleton):
     return c
 
 
+def oracle_prediction(scene, skeleton, cfg, stride):
+    """What a perfect network would output for ``scene``: its ground-truth
+    maps and fields (Eq. 1-4) at ``stride``, as a ``Prediction``."""
+    W, H = scene.size
+    h, w = -(-H // stride), -(-W // stride)
+    maps = confidence_maps(scene.keypoints, (h, w), stride, cfg.sigma)
+    fields, _ = direction_fields(scene.keypoints, skeleton.limbs, (h, w), stride, cfg.delta)
+    return Prediction(maps, fields, stride, (W, H), (w * stride, h * stride))
+
+
+def oracle_ap(source, skeleton, cfg, stride, variants=("full",)):
+    """The oracle: AP of each variant parsing perfect maps and fields
+    (``oracle_prediction``) inside the ground-truth boxes -- the ceiling the
+    parse sets before any network error (README, "The toy world and the
+    oracle")."""
+    gts, ids, res = [], [], {v: [] for v in variants}
+    for i in range(len(source)):
+        gt = source.ground_truth(i)
+        pred = oracle_prediction(source.load(i), skeleton, cfg, stride)
+        gts += gt
+        ids.append(source.image_id(i))
+        for v, parse in parse_variants(pred, gt_boxes(gt), skeleton, cfg, variants).items():
+            res[v] += to_coco_results(source.image_id(i), skeleton.to_dataset(parse.keypoints), parse.scores)
+    return {v: score(skeleton, gts, r, ids)["AP"] for v, r in res.items()}
+
+
 def scene_size(source, i):
     return source.annotation(i)[2]
 

@@ -394,20 +394,7 @@ def test_missing_joints_are_exported_as_zeros():
 
 
 # ----------------------------------------------------------------------------- the oracle
-def oracle_ap(src, sk, cfg, stride, variants=("full",)):
-    gts, ids, res = [], [], {v: [] for v in variants}
-    for i in range(len(src)):
-        s, gt = src.load(i), src.ground_truth(i)
-        W, H = s.size
-        h, w = -(-H // stride), -(-W // stride)
-        maps = bub.confidence_maps(s.keypoints, (h, w), stride, cfg.sigma)
-        fields, _ = bub.direction_fields(s.keypoints, sk.limbs, (h, w), stride, cfg.delta)
-        pred = bub.Prediction(maps, fields, stride, (W, H), (w * stride, h * stride))
-        gts += gt
-        ids.append(src.image_id(i))
-        for v, parse in bub.parse_variants(pred, bub.gt_boxes(gt), sk, cfg, variants).items():
-            res[v] += bub.to_coco_results(src.image_id(i), sk.to_dataset(parse.keypoints), parse.scores)
-    return {v: bub.score(sk, gts, r, ids)["AP"] for v, r in res.items()}
+oracle_ap = bub.oracle_ap
 
 
 def test_oracle_parse_of_toy_crowds():

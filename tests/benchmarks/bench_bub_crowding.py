@@ -22,22 +22,6 @@ from common.toy import scene_stats  # noqa: E402
 REAL = ROOT.parent / "shared" / "real_samples" / "coco"
 
 
-def oracle_ap(src, sk, cfg, stride=4):
-    gts, ids, res = [], [], []
-    for i in range(len(src)):
-        s, gt = src.load(i), src.ground_truth(i)
-        W, H = s.size
-        h, w = -(-H // stride), -(-W // stride)
-        maps = bub.confidence_maps(s.keypoints, (h, w), stride, cfg.sigma)
-        fields, _ = bub.direction_fields(s.keypoints, sk.limbs, (h, w), stride, cfg.delta)
-        pred = bub.Prediction(maps, fields, stride, (W, H), (w * stride, h * stride))
-        parse = bub.parse_variants(pred, bub.gt_boxes(gt), sk, cfg, ("full",))["full"]
-        gts += gt
-        ids.append(src.image_id(i))
-        res += bub.to_coco_results(src.image_id(i), sk.to_dataset(parse.keypoints), parse.scores)
-    return bub.coco_keypoint_ap(gts, res, ids, sk.sigmas)["AP"]
-
-
 def line(name, s):
     return (f"{name}: {s['people']:.2f} people per image; {100 * s['neighbour']:.0f} % of people have a "
             f"neighbour at box IoU > 0.3 ({100 * s['overlap']:.0f} % of images hold such a pair)")
@@ -48,7 +32,7 @@ def main():
     val = bub.ToyScenes(1, 200, cfg.input_size, sk)          # the default run's validation scenes
     kp, boxes = zip(*[val.annotation(i)[:2] for i in range(len(val))])
     print(line("toy validation scenes (200)", scene_stats(kp, boxes)))
-    print(f"  oracle parse at stride 4: AP {100 * oracle_ap(val, sk, cfg):.1f}")
+    print(f"  oracle parse at stride 4: AP {100 * bub.oracle_ap(val, sk, cfg, 4)['full']:.1f}")
     if (REAL / "test_coco.json").is_file():
         records = coco_aic.read_coco(REAL / "test_coco.json", REAL)
         people = [~r.iscrowd for r in records]
