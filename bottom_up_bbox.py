@@ -20,6 +20,9 @@ A reference implementation that reads top to bottom in the order of the paper
         --pretrained ~/weights/resnet50-0676ba61.pth
     python bottom_up_bbox.py --eval-only --data aic --data-root ~/data/aic \
         --checkpoint runs/aic/best.pt --boxes detections.json
+    python bottom_up_bbox.py --demo photo.jpg --cmu-weights body_pose_model.pth   # Cao et al.'s COCO network
+    python bottom_up_bbox.py --eval-only --checkpoint runs/toy/best.pt \
+        --topdown runs/toy-crowd-residual-detection+regression/best.pt        # paper 1 as the top-down row
 
 The idea: one bottom-up forward pass predicts, for everybody at once, where
 joints are (confidence maps) and which way each limb points (direction

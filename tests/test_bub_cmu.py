@@ -323,19 +323,8 @@ def test_each_scales_outputs_land_where_they_belong_in_the_image(scales):
 
 
 # ----------------------------------------------------------------------------- the command line
-def run_cli(*args, timeout=240):
-    return subprocess.run([sys.executable, str(ROOT / "bottom_up_bbox.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"})
-
-
-def one_line_error(r, *words):
-    assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-2000:])
-    assert "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
+# The subprocess CLI helpers of the paper-2 command-line tests, shared.
+from test_bub_cli import one_line_error, run_cli  # noqa: E402
 
 
 def one_line_from_main(argv, capsys, *words):
