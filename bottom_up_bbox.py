@@ -47,8 +47,8 @@ from PIL import Image
 from common import cli, coco_aic, harness, plotting
 from common.cli import UsageError
 from common.backbones import VGG, ResNet, load_imagenet_weights
-from common.coco_eval import (aic_score, bootstrap_ap, coco_keypoint_ap, format_ap_table, oks, to_coco_results,
-                              write_json)
+from common.coco_eval import (aic_score, bootstrap_ap, coco_keypoint_ap, format_ap_table, keypoint_similarity, oks,
+                              to_coco_results, write_json)
 from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_AREA_PER_BOX,
                              CROWDPOSE_SIGMAS, MPII_TO_AIC, flip_permutation)
 from common.toy import box_ious, render_scene, with_neighbour
@@ -1765,11 +1765,14 @@ def _perturb(box, rng, shift, scale):
     return np.concatenate([centre - wh / 2, wh])
 
 
+def scored_people(annotations):
+    """The people COCO's AP scores: not a crowd, at least one labelled joint."""
+    return [a for a in annotations if not a["iscrowd"] and a["num_keypoints"] > 0]
+
+
 def gt_boxes(annotations):
-    """Ground-truth boxes playing the detector (``--boxes gt``): every
-    non-crowd person with at least one labelled joint."""
-    return np.array([a["bbox"] for a in annotations if not a["iscrowd"] and a["num_keypoints"] > 0],
-                    np.float64).reshape(-1, 4)
+    """Ground-truth boxes playing the detector (``--boxes gt``): the scored people's."""
+    return np.array([a["bbox"] for a in scored_people(annotations)], np.float64).reshape(-1, 4)
 
 
 VARIANTS = {  # Table IV rows, in the paper's order
@@ -1824,7 +1827,7 @@ class TopDown:
         import heatmap_regression as hr                        # paper 1: the code, not a copy
         self.hr, self.device, self.batch = hr, device, batch
         self.cfg, self.model = hr.model_from_checkpoint(Path(path).expanduser(), device)
-        names = tuple(getattr(self.cfg, "joints", hr.MPII_JOINTS))
+        names = tuple(self.cfg.joints)
         self.index = joint_index(names, skeleton.joints)
         if (self.index < 0).all():
             raise ValueError(f"--topdown {path}: its joints {names[:4]}... share no name with "
@@ -1954,11 +1957,12 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
             warnings.warn(f"skipping image {image_id}: {e}")
             continue
         start = {k: len(r) for k, r in results.items()}          # this image's results start here
+        truth = gt_boxes(gt)
         detections = detector_boxes(source, i, gt, boxes, cfg, seed)
         box_sets = {"": detections[:, :4]}
         box_scores = {"": detections[:, 4]}
         if with_gt:
-            box_sets[", gt boxes"] = gt_boxes(gt)
+            box_sets[", gt boxes"] = truth
             box_scores[", gt boxes"] = np.ones(len(box_sets[", gt boxes"]))
         if box_jitter:
             box_sets[""] = jitter_boxes(box_sets[""], np.random.default_rng([seed, i, 3]), box_jitter)
@@ -1982,7 +1986,7 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
         if topdown is not None:
             t0 = time.perf_counter()
             td = topdown(scene.image, scene.factor, box_sets[""], box_scores[""])
-            runtime.append({"boxes": len(box_sets[""]), "people": len(gt_boxes(gt)), "ours": t_ours,
+            runtime.append({"boxes": len(box_sets[""]), "people": len(truth), "ours": t_ours,
                             "topdown": time.perf_counter() - t0})
             add("topdown", *td)
             if with_gt and details:
@@ -2002,7 +2006,7 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
                 counts[k] = counts.get(k, 0) + v
         if details and topdown is not None:
             rows = {"ours": "full", "[3]": "greedy", "top-down": "topdown"}
-            per_image.append({"image": i, "crowded": bool(with_neighbour(gt_boxes(gt)).any()),
+            per_image.append({"image": i, "crowded": bool(with_neighbour(truth).any()),
                               **{k: best_oks(gt, results[v][start[v]:], skeleton) for k, v in rows.items()}})
     if results_path is not None and "full" in results:
         write_json(results_path, results["full"])
@@ -2012,7 +2016,7 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
         out["table_iv"] = bootstrap_ap(gts, table, ids, skeleton.sigmas, reference="full", seed=seed)
         out["crowded"] = {v: coco_keypoint_ap(crowd_gts, results[v], ids, skeleton.sigmas)
                           for v in ("full", "greedy", "topdown") if v in results}
-        out["crowded"]["people"] = sum(1 for g in crowd_gts if not g["iscrowd"] and g["num_keypoints"] > 0)
+        out["crowded"]["people"] = len(scored_people(crowd_gts))
         out["components"] = counts
         if topdown is not None:
             out["runtime"], out["per_image"] = runtime, per_image
@@ -2023,10 +2027,8 @@ def best_oks(annotations, results, skeleton):
     """The mean, over the annotated people of one image, of each person's
     best OKS among ``results`` (COCO result dicts of that image): how well a
     row got this image's people, for choosing the figure's scenes."""
-    people = [a for a in annotations if not a["iscrowd"] and a["num_keypoints"] > 0]
-    if not people:
-        return 0.0
-    if not results:
+    people = scored_people(annotations)
+    if not people or not results:
         return 0.0
     truth = np.array([a["keypoints"] for a in people], float).reshape(len(people), -1, 3)
     dt = np.array([r["keypoints"] for r in results], float).reshape(len(results), -1, 3)
@@ -2039,18 +2041,10 @@ def crowded_slice(annotations, iou=0.3):
     with a neighbour at box IoU > ``iou`` are scored; everyone else becomes a
     crowd region (``iscrowd = 1``), so a detection on them counts neither as
     right nor as wrong, exactly as COCO treats its crowds (pycocotools agrees)."""
-    people = [a for a in annotations if not a["iscrowd"] and a["num_keypoints"] > 0]
+    people = scored_people(annotations)
     near = with_neighbour(np.array([a["bbox"] for a in people]).reshape(-1, 4), iou)
     slice_ = [dict(a, iscrowd=int(not c)) for a, c in zip(people, near)]
     return slice_ + [a for a in annotations if a not in people]
-
-
-def joint_similarity(xy, truth, area, sigmas):
-    """Per-joint OKS term exp(-d^2 / (2 s^2 k^2)), k = 2 sigma: >= 0.5 is a
-    joint "within OKS 0.5 of the truth". xy, truth (..., 2); area (the OKS
-    scale s^2) and sigmas broadcast against their leading dimensions."""
-    d2 = ((np.asarray(xy, float) - truth) ** 2).sum(-1)
-    return np.exp(-d2 / (2 * np.asarray(area, float) * (2 * np.asarray(sigmas)) ** 2))
 
 
 def component_counts(parsed, pred, cand, annotations, skeleton):
@@ -2069,7 +2063,7 @@ def component_counts(parsed, pred, cand, annotations, skeleton):
       kept poses.
     """
     J = len(skeleton.sigmas)                      # the evaluated joints (COCO: without the neck)
-    people = [a for a in annotations if not a["iscrowd"] and a["num_keypoints"] > 0]
+    people = scored_people(annotations)
     c = dict.fromkeys(("nms_removed", "nms_duplicates", "completed", "completed_judged", "completed_right",
                        "greedy_cross", "cross_refused", "ours_cross"), 0)
     full, greedy = parsed["full"], parsed["greedy"]
@@ -2095,14 +2089,16 @@ def component_counts(parsed, pred, cand, annotations, skeleton):
         g = kept[p]
         if g >= 0 and truth[g, j, 2] > 0:
             c["completed_judged"] += 1
-            sim = joint_similarity(full.keypoints[p, j, :2], truth[g, j, :2], area[g], skeleton.sigmas[j])
+            d2 = ((full.keypoints[p, j, :2] - truth[g, j, :2]) ** 2).sum()
+            sim = keypoint_similarity(d2, skeleton.sigmas[j], area[g])
             c["completed_right"] += int(sim >= 0.5)
     # Whose joint each candidate is: the person within OKS 0.5 of it, if any.
     owner = np.full(len(cand.score), -1)
     xy = pred.to_image(cand.xy)
     for i in np.flatnonzero(cand.joint < J):
         j = cand.joint[i]
-        sim = joint_similarity(xy[i], truth[:, j, :2], area, skeleton.sigmas[j]) * (truth[:, j, 2] > 0)
+        d2 = ((xy[i] - truth[:, j, :2]) ** 2).sum(-1)                   # to each person's joint j
+        sim = keypoint_similarity(d2, skeleton.sigmas[j], area) * (truth[:, j, 2] > 0)
         owner[i] = sim.argmax() if sim.max() >= 0.5 else -1
 
     def cross(poses):

@@ -1244,6 +1244,13 @@ def figure_curves(history, path):
                            marks=[e + 0.5 for e in history["stage_ends"][:-1]])
 
 
+def limb_joints(names):
+    """Indices of the limb joints (elbows, wrists, knees, ankles): where an
+    occluded part must be inferred from context (a hidden hip is still pinned
+    down by the torso), so where Fig. 2's claim is judged."""
+    return [j for j, n in enumerate(names) if n[2:] in ("elbow", "wrist", "knee", "ankle")]
+
+
 @torch.no_grad()
 def confidence_at_truth(model, dataset, limit=500, batch=32):
     """The claim of Fig. 2 in numbers: the mean detection heatmap value and
@@ -1253,7 +1260,7 @@ def confidence_at_truth(model, dataset, limit=500, batch=32):
     latter). Also returns, per occluded limb joint, (sample, joint, det, reg)
     for ``figure_fig2``'s choice of example."""
     names = tuple(dataset.cfg.joints)
-    limbs = [j for j, n in enumerate(names) if n[2:] in ("elbow", "wrist", "knee", "ankle")]
+    limbs = limb_joints(names)
     sums = {k: [0.0, 0.0, 0] for k in ("visible", "occluded")}          # det, reg, count
     cases = []
     n = min(limit, len(dataset))
@@ -1300,7 +1307,7 @@ def figure_fig2(model, dataset, path, cases):
     i, j_occ, _, _ = cases[int(np.argsort(gain)[len(gain) // 2])]
     s = dataset[i]
     v = s["kp_crop"][:, 2]
-    limbs = [j for j, n in enumerate(names) if n[2:] in ("elbow", "wrist", "knee", "ankle")]
+    limbs = limb_joints(names)
     j_vis = next((j for j in limbs if v[j] == 2), int(np.argmax(v == 2)))
     with torch.no_grad():
         first, second = model(s["image"][None])

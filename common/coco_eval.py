@@ -45,8 +45,9 @@ AREA_RANGES = {"all": (0.0, 1e10), "medium": (32.0**2, 96.0**2), "large": (96.0*
 # ----------------------------------------------------------------------------
 # Object keypoint similarity
 
-def _similarity(sq_dist, sigmas, scale):
-    """Per-joint ``exp(-d^2 / (2 s^2 k^2))`` with ``k = 2 sigma``, ``s^2 = scale``."""
+def keypoint_similarity(sq_dist, sigmas, scale):
+    """Per-joint ``exp(-d^2 / (2 s^2 k^2))`` with ``k = 2 sigma``, ``s^2 = scale``:
+    OKS before the mean over joints (>= 0.5: "within OKS 0.5 of the truth")."""
     return np.exp(-(sq_dist / (2 * np.asarray(sigmas)) ** 2 / scale / 2))
 
 
@@ -77,7 +78,7 @@ def oks(dt_keypoints, gt_keypoints, gt_areas, gt_boxes, sigmas=COCO_SIGMAS):
     delta = np.where(has_labels[..., None], to_joint, to_box)       # (D, G, J, 2)
 
     # np.spacing(1) (machine epsilon) keeps a zero-area person finite, as in pycocotools.
-    sim = _similarity((delta ** 2).sum(-1), sigmas, area + np.spacing(1))  # (D, G, J)
+    sim = keypoint_similarity((delta ** 2).sum(-1), sigmas, area + np.spacing(1))  # (D, G, J)
     scored = labelled | ~has_labels
     return (sim * scored).sum(-1) / scored.sum(-1)
 
@@ -385,7 +386,7 @@ def aic_score(gt_annotations, results, sigmas=AIC_SIGMAS, image_ids=None):
         scale = (w * h).astype(np.float32) + 1
         visible = gt[..., 2] == 2                                       # (G, J)
         sq_dist = ((dt[None, :, :, :2] - gt[:, None, :, :2]) ** 2).sum(-1)  # (G, P, J)
-        sim = _similarity(sq_dist, sigmas, scale[:, None, None])
+        sim = keypoint_similarity(sq_dist, sigmas, scale[:, None, None])
         oks_matrix = (sim * visible[:, None]).sum(-1) / np.maximum(visible.sum(-1), 1)[:, None]
         best.append(oks_matrix.max(axis=1))
     if n_entries == 0:
