@@ -158,6 +158,25 @@ def test_residual_networks_match_tables_3_and_4():
     assert det.resnet.layer4[0].conv2.stride == (1, 1)
 
 
+def test_the_toy_detector_keeps_the_papers_16_x_16_feature_cells():
+    """The paper's stride-16 detector sees 16 x 16 cells of a 256 px crop;
+    the toy's 128 px crop keeps them with features at stride 8 (B4 unstrided
+    too), and B7 then upsamples x2 to the same stride-4 output."""
+    cfg = hr.toy_config("residual")
+    assert cfg.detector_stride == 8 and hr.paper_config("residual").detector_stride == 16
+    toy = hr.Cascade(cfg).first.eval()
+    paper = hr.ResidualDetector(cfg.width, cfg.resnet_blocks).eval()
+    x = torch.randn(1, 3, 128, 128)
+    with torch.no_grad():
+        cells = [net.resnet.features(x).shape[-1] for net in (paper, toy)]
+        assert cells == [8, 16]
+        assert toy(x).shape == paper(x).shape == (1, 16, 32, 32)
+    assert toy.up.kernel_size == toy.up.stride == (2, 2) and paper.up.stride == (4, 4)
+    assert set(toy.state_dict()) == set(paper.state_dict())           # strides change no weight names
+    with pytest.raises(ValueError, match="16"):
+        hr.ResidualDetector(feature_stride=4)
+
+
 def test_added_layers_start_as_the_paper_says():
     det, reg = hr.ResidualDetector(width=0.125, blocks=(1, 1, 1, 1)), hr.HourglassRegressor(19, width=0.125, depth=2)
     assert det.score.weight.abs().sum() == 0                              # B6: zero
@@ -188,13 +207,26 @@ def test_cascade_stacks_image_then_heatmaps_and_variants_differ():
     assert [s.name for s in hr.stages_to_run(cfg)] == ["detector"]
 
 
-def test_decode_reads_peaks_with_quarter_pixel_refinement():
+def test_decode_finds_a_gaussian_peak_between_pixels():
+    """The Taylor (DARK) step is exact on the log of a Gaussian; the old
+    quarter-pixel step would be off by up to 0.25 px, the argmax by 0.5."""
+    h, w = 16, 20
+    yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    centres = [(5.3, 7.8), (12.62, 3.45), (9.95, 10.5)]
+    maps = torch.stack([torch.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 2.5 ** 2)) for x, y in centres])[None]
+    np.testing.assert_allclose(hr.decode(maps, blur=0)[0].numpy(), centres, atol=1e-3)
+    # Smoothing a Gaussian gives a wider Gaussian with the same centre.
+    np.testing.assert_allclose(hr.decode(maps)[0].numpy(), centres, atol=1e-2)
+
+
+def test_decode_falls_back_to_the_quarter_pixel_step_and_none_across_the_border():
     maps = torch.zeros(1, 2, 8, 8)
-    maps[0, 0, 3, 5] = 1.0
-    maps[0, 0, 3, 6] = 0.5                     # right neighbour higher -> +0.25 in x
-    maps[0, 1, 6, 2] = 1.0
-    maps[0, 1, 5, 2] = 0.5                     # upper neighbour higher -> -0.25 in y
-    assert hr.decode(maps)[0].tolist() == [[5.25, 3.0], [2.0, 5.75]]
+    maps[0, 0, 3, 0] = 1.0                     # on the left border: no step in x ...
+    maps[0, 0, 2, 0] = 0.5                     # ... upper neighbour higher -> -0.25 in y
+    maps[0, 1, 7, 2] = 1.0                     # on the bottom border: no step in y ...
+    maps[0, 1, 7, 3] = 0.5                     # ... right neighbour higher -> +0.25 in x
+    maps[0, 1, 7, 1] = 0.2
+    assert hr.decode(maps)[0].tolist() == [[0.0, 2.75], [2.25, 7.0]]
 
 
 # ----------------------------------------------------------------------------- FCN alignment (§3.1)

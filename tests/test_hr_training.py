@@ -28,6 +28,9 @@ TINY = ["--toy-train", "32", "--toy-val", "8", "--stage-epochs", "1,1,1", "--inp
 def tiny_cfg(variant="detection+regression", epochs=(1, 1, 1)):
     cfg = hr.toy_config("residual")
     cfg.input_size, cfg.batch_size, cfg.variant = 64, 8, variant
+    # Half the toy's crop: twice its target sizes keep the same peak in map
+    # pixels (sigma 0.64), not a sub-pixel spike.
+    cfg.sigma, cfg.disk_radius = 2 * cfg.sigma, 2 * cfg.disk_radius
     for s, e in zip(cfg.stages, epochs):
         s.epochs = e
     return cfg
@@ -63,6 +66,22 @@ def test_toy_occlusion_flags_are_honest():
     assert 0.05 < (flags == 1).mean() < 0.3          # occlusion is common, not dominant
     a = render_person(3, 7)
     assert np.array_equal(a[0], render_person(3, 7)[0])   # deterministic per (seed, index)
+
+
+def test_toy_figures_are_rendered_once_and_handed_out_as_copies(monkeypatch):
+    src = hr.ToySource(3, 5)
+    img, _, kp, _, _ = src.load(2)
+    kp[:] = -1                                       # a caller scribbling on its keypoints ...
+    monkeypatch.setattr(hr, "render_person", None)   # ... and no second rendering
+    img2, _, kp2, _, _ = src.load(2)
+    want = render_person(3, 2)
+    assert np.array_equal(np.asarray(img2), want[0]) and np.array_equal(kp2, want[1])
+
+
+def test_flip_test_is_the_toy_default_and_off_for_the_papers_protocol():
+    assert hr.build_config(hr.parse_args([])).flip_test
+    assert not hr.build_config(hr.parse_args(["--no-flip-test"])).flip_test
+    assert not hr.paper_config("residual").flip_test and not hr.paper_config("vgg").flip_test
 
 
 # ----------------------------------------------------------------------------- training
