@@ -514,8 +514,9 @@ def hr_table5(ctx, run):
     rows = []
     cfg, model = hr.model_from_checkpoint(run / "best.pt", "cpu")
     data = hr_val(ctx, cfg, model, cfg.seed)
-    full = hr.evaluate(model, data, ctx.rt)
-    first = hr.evaluate(model, data, ctx.rt, which="first")
+    # Scored as the run scores them (the toy's flip test: ``Config.flip_test``).
+    full = hr.evaluate(model, data, ctx.rt, flip_test=cfg.flip_test)
+    first = hr.evaluate(model, data, ctx.rt, flip_test=cfg.flip_test, which="first")
     rows.append(("Part heatmap regression: detection+regression", "cascade", full, 88.2))
     rows.append(("Detection only: the cascade's own detector (stage 1, then joint)", "cascade_detector", first,
                  None))
@@ -524,7 +525,7 @@ def hr_table5(ctx, run):
         if path is None:
             continue
         vcfg, vmodel = hr.model_from_checkpoint(path / "best.pt", "cpu")
-        r = hr.evaluate(vmodel, hr_val(ctx, vcfg, vmodel, vcfg.seed), ctx.rt)
+        r = hr.evaluate(vmodel, hr_val(ctx, vcfg, vmodel, vcfg.seed), ctx.rt, flip_test=vcfg.flip_test)
         label = {"detection": "Detection only (`--variant detection`)",
                  "regression": "Regression only (`--variant regression`)",
                  "regression+regression": "Regression+regression [16] (`--variant regression+regression`)"}[v]
@@ -1111,7 +1112,10 @@ def bub_tables(ctx, res):
             f"{100 * c['completed_right'] / c['completed_judged']:.0f}" if c["completed_judged"] else "n/a")
     rt = res.get("runtime_by_people") or {}
     if rt:                                      # with the top-down row: time per image against boxes
-        few, many = min(rt, key=int), max(rt, key=int)
+        # From one box (no box: nothing for the top-down row to do) to the
+        # most boxes that several images have (one image is no median).
+        counts = [k for k in rt if int(k) >= 1 and rt[k]["images"] >= 5] or list(rt)
+        few, many = min(counts, key=int), max(counts, key=int)
         for label, k in (("few", few), ("many", many)):
             ctx.num(f"bub.runtime.{label}.boxes", int(k))
             ctx.num(f"bub.runtime.{label}.ours", f"{rt[k]['ours']:.0f}")
