@@ -1857,6 +1857,8 @@ class TopDown:
         out, chunks = self.cfg.input_size, []
         for lo in range(0, len(affines), self.batch):
             x = torch.stack([to_tensor(warp_image(image, a, out, factor)) for a in affines[lo:lo + self.batch]])
+            # No flip test, though paper 1's own toy run uses one: the bottom-up
+            # rows have none, so every row sees each crop or image once.
             chunks.append(self.hr.predict(self.model, x.to(self.device)).float().cpu())
         return torch.cat(chunks) if chunks else torch.zeros(0, len(self.index), 1, 1)
 

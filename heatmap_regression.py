@@ -1194,9 +1194,10 @@ def decode(maps, blur=1.0):
     -- a peak on the map's border, or a log that is not curved down -- the
     usual quarter-pixel step towards the larger neighbour [19] instead (none
     across the border).
-    Measured on the toy validation with the default run's network (PCKh):
-    quarter-pixel step 78.4; this with blur 0 / 1 / 2 map pixels 79.0 /
-    79.8 / 79.0; the detector's heatmaps alone 55.3 -> 61.2 (blur 1).
+    Measured on the toy validation with an earlier default network
+    (detector at stride 16, targets twice the paper's), PCKh: quarter-pixel
+    step 78.4; this with blur 0 / 1 / 2 map pixels 79.0 / 79.8 / 79.0; its
+    detector's heatmaps alone 55.3 -> 61.2 (blur 1).
     """
     B, J, h, w = maps.shape
     m = maps.reshape(B * J, h, w).float()
