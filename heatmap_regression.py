@@ -188,9 +188,10 @@ def toy_config(arch):
     The detector's features stop at stride 8, not 16 (``detector_stride``):
     the paper's 256 px input gives 16 x 16 feature cells, and at our 128 px
     stride 8 keeps those 16 x 16 -- at stride 16 a toy figure's forearm
-    would be under one cell. Measured (same schedule, one thread): detector
-    PCKh 45.3 -> 57.6 after 3 epochs; the cascade 74.4 -> 80.2 after 4
-    regressor epochs, for a detector step 1.8x dearer.
+    would be under one cell. Measured (one thread, both with the earlier
+    doubled targets and quarter-pixel decoding): detector PCKh 45.3 -> 57.6
+    after 3 epochs; the cascade 74.4 -> 80.2 after 4 regressor epochs, for
+    a detector step 1.8x dearer.
 
     Not in the paper either: the final evaluation averages each crop's maps
     with its mirror's (``flip_test``; per-epoch validation does not). On the
