@@ -51,7 +51,7 @@ from common.coco_eval import (aic_score, bootstrap_ap, coco_keypoint_ap, format_
                               to_coco_results, write_json)
 from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_AREA_PER_BOX,
                              CROWDPOSE_SIGMAS, MPII_TO_AIC, flip_permutation)
-from common.toy import box_ious, render_scene, with_neighbour
+from common.toy import box_ious, kept, render_scene, sample_pose, with_neighbour
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine, open_image,
                                to_stride, to_tensor, warp_image)
 
@@ -1129,9 +1129,7 @@ class ToyScenes:
 
     def __init__(self, seed, n, size, skeleton):
         self.seed, self.n, self.size, self.skeleton = seed, n, size, skeleton
-        # Rendered scenes are kept (about 150 kB each at 192 px): every epoch
-        # re-reads them, and rendering is a tenth of a training step on a CPU.
-        self._cache = {}
+        self._cache = {}           # rendered scenes (``common.toy.kept``), about 150 kB each at 192 px
 
     def __len__(self):
         return self.n
@@ -1140,13 +1138,11 @@ class ToyScenes:
         return int(i)
 
     def _render(self, i):
-        if i not in self._cache:
+        def render():
             img, kp, boxes, _, unannotated = render_scene(self.seed, i, size=(self.size, self.size),
                                                           return_unannotated=True)
-            if len(self._cache) >= self.CACHE:
-                self._cache.clear()
-            self._cache[i] = (img, kp[:, MPII_TO_AIC], boxes, unannotated)
-        return self._cache[i]
+            return img, kp[:, MPII_TO_AIC], boxes, unannotated
+        return kept(self._cache, i, render, self.CACHE)
 
     def load(self, i, max_reduce=1.0):
         """The scene; figures drawn but not annotated are ``ignore`` (W = 0 in
@@ -2130,6 +2126,32 @@ def oracle_prediction(scene, skeleton, cfg, stride):
     maps = confidence_maps(scene.keypoints, (h, w), stride, cfg.sigma)
     fields, _ = direction_fields(scene.keypoints, skeleton.limbs, (h, w), stride, cfg.delta)
     return Prediction(maps, fields, stride, (W, H), (w * stride, h * stride))
+
+
+def random_crowd(rng, n, skeleton, cfg, size=(848, 480), stride=4, noise=0.02):
+    """A frame for timing and checking the parser (§IV-B3's "parsing time
+    per frame" at the paper's 848 x 480): ``n`` people in random poses
+    (``common.toy.sample_pose``), 120-330 px tall at 848 px wide and in
+    proportion at other sizes, anywhere in the frame; their ground-truth
+    maps and fields (sigma and delta scaled alike) plus Gaussian noise of
+    std ``noise``, so that the NMS sees a realistic number of weak peaks.
+    Returns the ``Prediction`` and the people's extended boxes in map px."""
+    W, H = size
+    s = W / 848
+    kp = np.zeros((n, skeleton.J, 3), np.float32)
+    for k in range(n):
+        height = rng.uniform(120 * s, 330 * s)
+        centre = rng.uniform([60 * s, 60 * s + height / 2], [W - 60 * s, H - 60 * s])
+        kp[k, :, :2] = (sample_pose(rng) * height + centre)[MPII_TO_AIC]
+        kp[k, :, 2] = 2
+    lo, hi = kp[..., :2].min(1), kp[..., :2].max(1)
+    shape = (H // stride, W // stride)
+    maps = confidence_maps(kp, shape, stride, cfg.sigma * s)
+    fields, _ = direction_fields(kp, skeleton.limbs, shape, stride, cfg.delta * s)
+    maps = np.clip(maps + rng.normal(0, noise, maps.shape), 0, 1).astype(np.float32)
+    fields = (fields + rng.normal(0, noise, fields.shape)).astype(np.float32)
+    pred = Prediction(maps, fields, stride, (W, H), (W, H))
+    return pred, pred.boxes_to_map(extend_boxes(np.concatenate([lo, hi - lo], 1), cfg.box_extend))
 
 
 def oracle_ap(source, skeleton, cfg, stride, variants=("full",)):

@@ -237,7 +237,7 @@ def toy_crowd_config(arch):
     return cfg
 
 
-CROWD_EPOCHS = (3, 4, 2)      # detector, regressor, joint (toy_config's)
+CROWD_EPOCHS = (3, 4, 2)      # detector, regressor, joint: half the people per epoch of toy_config's 3 / 2 / 1
 CROWD_SCENES = (500, 200)     # training / validation scenes: ~1580 / ~620 people
 CROWD_SCENE_SIZE = 192        # paper 2's toy scenes (bottom_up_bbox.toy_config's input_size)
 
@@ -779,19 +779,15 @@ class ToySource:
 
     def __init__(self, seed, n):
         self.seed, self.n = seed, n
-        # Every epoch re-reads the same figures, and rendering one is half of
-        # the data time (measured: 1 of 2 ms), about 20 s of the toy run.
+        # Rendering a figure is half of the data time (measured: 1 of 2 ms),
+        # about 20 s of the toy run: each is rendered once (``toy.kept``).
         self._cache = {}
 
     def __len__(self):
         return self.n
 
     def load(self, i, reduce_per_scale=0.0):
-        if i not in self._cache:
-            if len(self._cache) >= self.CACHE:
-                self._cache.clear()
-            self._cache[i] = render_person(self.seed, i)
-        img, kp, center, scale = self._cache[i]
+        img, kp, center, scale = toy.kept(self._cache, i, lambda: render_person(self.seed, i), self.CACHE)
         return Image.fromarray(img), 1.0, kp.copy(), center, scale
 
     def norm(self, i, keypoints):
@@ -1209,11 +1205,13 @@ def decode(maps, blur=1.0):
     def at(mm, dy, dx):
         return mm[n, (yi + dy).clamp(0, h - 1), (xi + dx).clamp(0, w - 1)]
 
-    # The quarter-pixel fallback, along an axis where both neighbours exist
-    # (at the border a clipped neighbour would equal the peak and push it
-    # outwards, as ``bottom_up_bbox.find_candidates`` explains).
-    qx = xi + 0.25 * torch.sign(at(m, 0, 1) - at(m, 0, -1)) * ((xi > 0) & (xi < w - 1))
-    qy = yi + 0.25 * torch.sign(at(m, 1, 0) - at(m, -1, 0)) * ((yi > 0) & (yi < h - 1))
+    # Where both neighbours exist along an axis: at the border a clipped
+    # neighbour would equal the peak and push it outwards, as
+    # ``bottom_up_bbox.find_candidates`` explains.
+    inner_x, inner_y = (xi > 0) & (xi < w - 1), (yi > 0) & (yi < h - 1)
+    # The quarter-pixel fallback, along an inner axis only.
+    qx = xi + 0.25 * torch.sign(at(m, 0, 1) - at(m, 0, -1)) * inner_x
+    qy = yi + 0.25 * torch.sign(at(m, 1, 0) - at(m, -1, 0)) * inner_y
     # Derivatives of log(map) at the argmax by central differences.
     g = torch.log(gaussian_blur(m, blur).clamp(min=1e-10))
     c = at(g, 0, 0)
@@ -1221,7 +1219,7 @@ def decode(maps, blur=1.0):
     dxx, dyy = at(g, 0, 1) - 2 * c + at(g, 0, -1), at(g, 1, 0) - 2 * c + at(g, -1, 0)
     dxy = (at(g, 1, 1) - at(g, 1, -1) - at(g, -1, 1) + at(g, -1, -1)) / 4
     det = dxx * dyy - dxy ** 2
-    fit = (dxx < 0) & (det > 0) & (xi > 0) & (xi < w - 1) & (yi > 0) & (yi < h - 1)
+    fit = (dxx < 0) & (det > 0) & inner_x & inner_y
     det = torch.where(fit, det, torch.ones_like(det))
     # The Newton step -H^-1 grad, H = [[dxx, dxy], [dxy, dyy]]; kept within
     # one pixel of the argmax.

@@ -275,6 +275,18 @@ def render_person(seed, index, size=160, occlusion=0.75):
     return np.asarray(img), kp, centre.astype(np.float32), float(height / 200)
 
 
+def kept(cache, key, render, limit):
+    """``cache[key]``, rendered by ``render()`` the first time. A data set
+    re-reads the same toy renderings every epoch, and rendering costs a
+    tenth of a CPU training step: they are kept, up to ``limit`` of them
+    (then the cache starts over)."""
+    if key not in cache:
+        if len(cache) >= limit:
+            cache.clear()
+        cache[key] = render()
+    return cache[key]
+
+
 def toy_head_size(keypoints):
     """PCKh normaliser of a toy figure, defined like MPII's: 0.6 x the
     diagonal of the head box. The drawn head is an ellipse of half-height

@@ -8,8 +8,6 @@ and the parse with in-box scores against the parse with every pair scored."""
 import numpy as np
 
 import bottom_up_bbox as bub
-from common.skeleton import MPII_TO_AIC
-from common.toy import sample_pose
 
 
 # ----------------------------------------------------------------------------- plain references
@@ -109,24 +107,10 @@ def random_candidates(rng, counts, w, h):
                           [np.flatnonzero(joint == j) for j in range(len(counts))])
 
 
-def crowd(rng, n, sk, cfg, W=424, H=240, stride=4):
-    """A benchmark-like frame (tests/benchmarks/bench_bub_parsing.py) at half
-    its size: ground-truth maps and fields of n random people plus noise,
-    their boxes extended, in map pixels."""
-    kp = np.zeros((n, sk.J, 3), np.float32)
-    for k in range(n):
-        height = rng.uniform(60, 165)
-        centre = rng.uniform([30, 30 + height / 2], [W - 30, H - 30])
-        kp[k, :, :2] = (sample_pose(rng) * height + centre)[MPII_TO_AIC]
-        kp[k, :, 2] = 2
-    lo, hi = kp[..., :2].min(1), kp[..., :2].max(1)
-    shape = (H // stride, W // stride)
-    maps = bub.confidence_maps(kp, shape, stride, cfg.sigma / 2)
-    fields, _ = bub.direction_fields(kp, sk.limbs, shape, stride, cfg.delta / 2)
-    maps = np.clip(maps + rng.normal(0, 0.02, maps.shape), 0, 1).astype(np.float32)
-    fields = (fields + rng.normal(0, 0.02, fields.shape)).astype(np.float32)
-    pred = bub.Prediction(maps, fields, stride, (W, H), (W, H))
-    return maps, fields, pred.boxes_to_map(bub.extend_boxes(np.concatenate([lo, hi - lo], 1), cfg.box_extend))
+def crowd(rng, n, sk, cfg):
+    """The parsing benchmark's frame (``bub.random_crowd``) at half its size."""
+    pred, boxes = bub.random_crowd(rng, n, sk, cfg, (424, 240))
+    return pred.maps, pred.fields, boxes
 
 
 def same_poses(a, b):

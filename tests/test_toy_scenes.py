@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from common.skeleton import MPII_JOINTS
-from common.toy import (OCCLUDER, OWNER_IDS, PARTS, PERSON_LABELS, render_person,
+from common.toy import (OCCLUDER, OWNER_IDS, PARTS, PERSON_LABELS, kept, render_person,
                         render_scene, scene_stats)
 
 HEAD_TOP = MPII_JOINTS.index("head_top")
@@ -233,3 +233,15 @@ def test_unannotated_figures_are_returned_as_a_mask():
         assert not (unannotated & (labels > 0) & (labels != 255)).any()
         found += unannotated.any()
     assert found >= 5
+
+
+def test_kept_renders_once_and_starts_over_when_full():
+    cache, calls = {}, []
+
+    def render(key):
+        calls.append(key)
+        return key * 10
+
+    assert [kept(cache, k, lambda k=k: render(k), limit=2) for k in (1, 2, 1, 2)] == [10, 20, 10, 20]
+    assert calls == [1, 2]                                   # each rendered once
+    assert kept(cache, 3, lambda: render(3), limit=2) == 30 and set(cache) == {3}   # full: starts over

@@ -14,7 +14,7 @@ and a growth from 20 to 40 people of at most 2.2x (linear in the crowd).
 box), of all the pairs the parse of [3] scores.
 
 The maps are what a good network would output: the ground-truth maps and
-fields of randomly posed people (common.toy.sample_pose, 120-330 px tall),
+fields of randomly posed people (``bub.random_crowd``: 120-330 px tall),
 plus noise (std 0.02) so that the NMS sees a realistic number of weak
 peaks. One thread (torch and numpy), median of 30 frames.
 """
@@ -32,28 +32,8 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import bottom_up_bbox as bub  # noqa: E402
 import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
-from common.skeleton import MPII_TO_AIC  # noqa: E402
-from common.toy import sample_pose  # noqa: E402
 
 W, H, STRIDE = 848, 480, 4
-
-
-def frame(rng, n, sk, cfg):
-    kp = np.zeros((n, sk.J, 3), np.float32)
-    for k in range(n):
-        height = rng.uniform(120, 330)
-        centre = rng.uniform([60, 60 + height / 2], [W - 60, H - 60])
-        kp[k, :, :2] = (sample_pose(rng) * height + centre)[MPII_TO_AIC]
-        kp[k, :, 2] = 2
-    lo, hi = kp[..., :2].min(1), kp[..., :2].max(1)
-    boxes = np.concatenate([lo, hi - lo], 1)
-    shape = (H // STRIDE, W // STRIDE)
-    maps = bub.confidence_maps(kp, shape, STRIDE, cfg.sigma)
-    fields, _ = bub.direction_fields(kp, sk.limbs, shape, STRIDE, cfg.delta)
-    maps = np.clip(maps + rng.normal(0, 0.02, maps.shape), 0, 1).astype(np.float32)
-    fields = (fields + rng.normal(0, 0.02, fields.shape)).astype(np.float32)
-    pred = bub.Prediction(maps, fields, STRIDE, (W, H), (W, H))
-    return pred, pred.boxes_to_map(bub.extend_boxes(boxes, cfg.box_extend))
 
 
 def main():
@@ -72,7 +52,7 @@ def main():
     for n in (1, 5, 10, 20, 40):
         ours, greedy, found, pairs = [], [], [], []
         for _ in range(30):
-            pred, boxes = frame(rng, n, sk, cfg)
+            pred, boxes = bub.random_crowd(rng, n, sk, cfg, (W, H), STRIDE)
             t = time.perf_counter()
             kp = bub.parse_image(pred.maps, pred.fields, boxes, sk, cfg).keypoints
             ours.append(time.perf_counter() - t)
