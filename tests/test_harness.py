@@ -43,6 +43,35 @@ def test_cpu_mixed_precision_is_bfloat16_and_can_be_turned_off():
     assert not H.make_scaler(on).is_enabled() and not H.make_scaler(off).is_enabled()
 
 
+def test_adam_is_fused_here_and_takes_the_plain_adams_steps(monkeypatch):
+    """``adam``: the fused kernel (torch >= 2.4 on a CPU), updating exactly as
+    the plain Adam does (to float rounding); where a torch has no fused
+    kernel for the device, the plain one."""
+    def steps(make):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 2))
+        opt = make(net.parameters())
+        for i in range(5):
+            opt.zero_grad()
+            net(torch.randn(4, 5, generator=torch.Generator().manual_seed(i))).pow(2).sum().backward()
+            opt.step()
+        return opt, torch.cat([p.detach().flatten() for p in net.parameters()])
+    fused, a = steps(lambda p: H.adam(p, 1e-2))
+    plain, b = steps(lambda p: torch.optim.Adam(p, lr=1e-2))
+    assert fused.defaults["fused"] and not plain.defaults.get("fused")
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(a, steps(lambda p: torch.optim.SGD(p, lr=1e-2))[1])      # the steps moved
+    real = torch.optim.Adam
+
+    def no_fused(params, lr, fused=None):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
+                               "supported devices")
+        return real(params, lr=lr)
+    monkeypatch.setattr(torch.optim, "Adam", no_fused)
+    assert not H.adam(torch.nn.Linear(2, 2).parameters(), 1e-3).defaults.get("fused")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_setup_runtime_refuses_cuda_without_gpu():
     for kwargs in ({"device": "cuda"}, {"device": "cuda:1"}):

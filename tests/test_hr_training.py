@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from common import harness
 from common.backbones import VGG16, ResNet
 from common.skeleton import MPII_JOINTS
 from common.toy import render_person
-from common.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+from common.transforms import IMAGENET_MEAN, IMAGENET_STD, apply_affine, crop_matrix, invert_affine, to_tensor, warp_image
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "real_samples"
@@ -43,6 +44,19 @@ def run_cli(*args, timeout=240):
 
 
 # ----------------------------------------------------------------------------- crops
+def test_to_tensor_is_imagenet_normalisation_bit_for_bit():
+    """(H, W, 3) uint8, from PIL or numpy -> (3, H, W): (x / 255 - mean) / std
+    in float32, exactly the numpy formula, without a read-only warning."""
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), np.uint8)
+    want = ((rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for image in (rgb, Image.fromarray(rgb)):
+            got = to_tensor(image)
+            assert got.dtype == torch.float32 and got.is_contiguous()
+            assert np.array_equal(got.numpy(), want)
+
+
 def test_affine_crop_round_trip_is_sub_pixel():
     rng = np.random.default_rng(0)
     pts = rng.uniform(0, 300, (20, 2))
