@@ -34,7 +34,7 @@ propagate from one person to the next, and joints cut off from their person
 import argparse
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -68,6 +68,7 @@ class Config:
     upsample: bool = True         # Table III "2x": deconvolve the outputs to stride 4
     width: float = 1.0            # channel multiplier of the features F: 1.0 = the paper's network
     head_width: float = None      # ... of the stages (None: ``width``); see toy_config
+    hidden: int = 512             # stage 1's last hidden 1x1 layer (Cao et al.'s 512), x head width
     resnet_blocks: tuple = (3, 4, 6)   # ResNet-50's layer1-3 (layer4 unused, see Features)
     wiring: str = "sequential"    # §III-A1: the field branch sees the maps just predicted;
     #                               "concurrent": Cao et al.'s stages (see PoseNetwork)
@@ -93,6 +94,7 @@ class Config:
     # Testing (§IV-A).
     test_size: int = 368          # longer image side at scale 1.0 (Paper: unspecified)
     scales: tuple = (0.7, 1.0, 1.3)    # §IV-A "multiple scales (0.7, 1.0, 1.3)"
+    flip_test: bool = False       # Paper: no test-time flip (the toy uses one, see toy_config)
     box_extend: float = 0.1       # §IV-A "extended by 10% along both ... directions"
     peak_threshold: float = 0.1   # candidates (Paper: unspecified; Cao et al.'s 0.1)
     link_threshold: float = 0.2   # min Eq. (5) score of a connection (Paper: unspecified)
@@ -120,30 +122,53 @@ def toy_config():
     """A laptop-sized version for the toy scenes (``common.toy.render_scene``).
 
     Not from the paper: a compact network trained from scratch -- features F
-    at width x 1/4 with one block per ResNet stage, the stage at width x 1/2
-    -- 192 px scenes and a higher Adam rate, so that training, the
-    evaluation and every ablation finish in 10 minutes at the reference
-    speed of two CPU cores. Measured (4 epochs of 2000 scenes): a stage as
-    thin as F (32 channels) reached validation AP 13.5, twice as many
-    channels 22.7 for 1.3x the time per image; the full-width stage (128)
-    trains at half that speed again. One stage instead of three: the
-    refinement stages (five 7x7 convolutions per branch) do not start
-    learning within such a budget -- over the first 300 steps their loss
-    stays at that of an all-zero output while stage 1's falls 3.7x -- so
-    they would only cost time (``--stages 3`` runs them anyway). sigma is
-    1.5 map pixels (6 px at stride 4): at 1 map pixel the peaks are too
-    thin for L2 regression to pick up quickly (measured, 10 epochs: sigma
-    4 px reached validation AP 19.2 after 5 epochs, 6 px 34.5). The toy
-    scenes are the whole input (no crop around a person), so scale
-    augmentation is mild. 10 epochs: on a CPU with AMX, bfloat16 training
-    (``harness.setup_runtime``) makes a network step 2.2x faster than
-    float32 (data and validation are not), and the budget that held 7
-    epochs now holds 10; validation AP was still rising at the 7th (34.5
-    after 7 of a 7-epoch schedule, 41.3 after 8 of a 10-epoch one).
+    at width x 1/2 with one block per ResNet stage (two in layer3), one
+    stage at width x 1/2 whose hidden 1x1 layer has 64 channels (``hidden``
+    128) -- 192 px scenes, batch 4 and a higher Adam rate, so that
+    training, the evaluation and every ablation finish in 10 minutes at the
+    reference speed of two CPU cores. bfloat16 training on CPUs with AMX
+    (``harness.setup_runtime``) makes a step about 2x faster than float32.
+
+    Measured, one thread per run, 10 epochs unless said: validation AP
+    after the last epoch (100 scenes, ground-truth boxes, as the run prints
+    it) / the full method's AP on the 200 validation scenes with the
+    simulated detector, without the flip test. Every line is one run; runs
+    of one setting differ by about 1.5 AP.
+      * The previous toy network (F at 1/4, the stage at 1/2 with its hidden
+        layer at 256, sigma 6 px, batch 8): 44.1 / 41.4. Train and
+        validation AP were equal (47.6 and 48.9 for the sigma-8 run below):
+        the network underfits, so more scenes would not help; capacity
+        and updates do.
+      * Batch 4 instead of 8 (twice the updates at about the same time per
+        image): 46.7 / 42.7; batch 2: 45.6 / 40.5. Adam rate 2e-3 and 3e-3
+        fell behind from the first epochs (32.2 and 18.0 after 6, against
+        37.1), 5e-4 too (34.3 after 7, against 41.6).
+      * sigma 8 px (2 map pixels) with batch 4: 47.3 / 43.7; 10 px: 47.2 /
+        41.5; 6 px: the 46.7 / 42.7 above; 4 px learned far slower (19.2
+        after 5 epochs, against 34.5 at 6 px).
+      * Features F at width 1/2 instead of 1/4 (sigma 8, batch 4): 54.7 /
+        50.9 -- the largest gain -- but 1.33x the time per image, over the
+        budget; after 7 epochs 50.8 / 46.4. The stage at 1/4 to pay for it
+        loses what F gains (9 epochs: 44.2 / 42.3). Stage 1's hidden 1x1
+        layer is the largest activation of the network (at stride 4):
+        with it at 64 channels instead of 256 a step is 16 % faster, which
+        buys the 9th epoch.
+      * The flip test (``flip_test``, not in the paper) adds 0.3-1.8 to the
+        full method and 1.5-2.6 with ground-truth boxes. Part of it is the
+        toy's own: PIL draws on whole pixels, and the figures come out
+        about 0.4 px left of their annotated joints on average (the
+        network's mean x error: -0.39 px on the images, +0.50 px on their
+        mirrors), which the mirrored pass cancels.
+    One stage instead of three: the refinement stages (five 7x7
+    convolutions per branch) do not start learning within such a budget --
+    over the first 300 steps their loss stays at that of an all-zero output
+    while stage 1's falls 3.7x -- so they would only cost time (``--stages
+    3`` runs them anyway). The toy scenes are the whole input (no crop
+    around a person), so scale augmentation is mild.
     """
-    return Config(data="toy", stages=1, width=0.25, head_width=0.5, resnet_blocks=(1, 1, 2), sigma=6.0,
-                  delta=4.0, input_size=192, batch_size=8, lr=1e-3, lr_end=1e-4, epochs=10,
-                  person_frac=(0.85, 1.15), test_size=192, scales=(1.0,))
+    return Config(data="toy", stages=1, width=0.5, hidden=128, resnet_blocks=(1, 1, 2), sigma=8.0,
+                  delta=4.0, input_size=192, batch_size=4, lr=1e-3, lr_end=1e-4, epochs=9,
+                  person_frac=(0.85, 1.15), test_size=192, scales=(1.0,), flip_test=True)
 
 
 # =============================================================================
@@ -207,8 +232,12 @@ class Skeleton:
         index = {n: i for i, n in enumerate(names)}
         self.limbs = np.array([(index[a], index[b]) for a, b in dfs_limbs(parent)])
         # A horizontal flip swaps left and right joints. Training flips the
-        # keypoints and then draws the targets, so limbs and fields follow.
+        # keypoints and then draws the targets, so limbs and fields follow;
+        # the flip test (``unmirror``) needs the limbs' permutation too: limb
+        # (j1, j2) becomes (flip j1, flip j2), again listed parent to child.
         self.flip = flip_permutation(names)
+        limb_index = {tuple(l): c for c, l in enumerate(self.limbs.tolist())}
+        self.limb_flip = np.array([limb_index[(self.flip[a], self.flip[b])] for a, b in self.limbs])
 
     @property
     def J(self):
@@ -439,10 +468,11 @@ class Features(nn.Module):
         self.trunk.load_state_dict(state, strict=True)
 
 
-def branch(cin, cout, width, first, upsample):
+def branch(cin, cout, width, first, upsample, hidden=512):
     """One branch of one stage (Cao et al.'s design, which Fig. 3 follows).
 
-    Stage 1: three 3x3 convs, a 1x1 to 512, a 1x1 to the outputs. Stages
+    Stage 1: three 3x3 convs, a 1x1 to ``hidden`` (512; x ``width`` like
+    every layer), a 1x1 to the outputs. Stages
     t >= 2: five 7x7 convs (a large receptive field to see the other joints),
     a 1x1, a 1x1 to the outputs. With ``upsample`` ("2x"), a stride-2
     deconvolution sits before the 1x1 layers. Paper: where it sits is
@@ -458,7 +488,7 @@ def branch(cin, cout, width, first, upsample):
         deconv = nn.ConvTranspose2d(c, c, 4, stride=2, padding=1)
         bilinear_init(deconv)
         layers += [deconv, nn.ReLU(inplace=True)]
-    hidden = ch(512, width) if first else c
+    hidden = ch(hidden, width) if first else c
     layers += [*conv_relu(c, hidden, 1), nn.Conv2d(hidden, cout, 1)]
     return nn.Sequential(*layers)
 
@@ -516,9 +546,10 @@ class PoseNetwork(nn.Module):
         self.fields = nn.ModuleList()
         for t in range(cfg.stages):
             cin = f if t == 0 else f + J + C
-            self.maps.append(branch(cin, J, cfg.head, t == 0, cfg.upsample))
+            self.maps.append(branch(cin, J, cfg.head, t == 0, cfg.upsample, cfg.hidden))
             # The field branch's input: X, plus S^t when sequential (the paper).
-            self.fields.append(branch(cin if self.concurrent else cin + J, C, cfg.head, t == 0, cfg.upsample))
+            self.fields.append(branch(cin if self.concurrent else cin + J, C, cfg.head, t == 0, cfg.upsample,
+                                      cfg.hidden))
 
     def down(self, y):
         return F.avg_pool2d(y, 2) if self.cfg.upsample else y
@@ -1285,11 +1316,11 @@ class TrainScenes(harness.EpochDataset):
 # §IV-A Implementation details -- training
 # =============================================================================
 def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None, log_every=20,
-          val_images=100):
+          val_images=50):
     """§IV-A: Adam, lr 8e-5, batch 16, all stages supervised (Eq. 8).
 
-    After every epoch: OKS AP of the single-scale, ground-truth-box parse on
-    the first ``val_images`` validation images; ``last.pt`` (written
+    After every epoch: OKS AP of the single-scale, ground-truth-box parse
+    (no flip test) on the first ``val_images`` validation images; ``last.pt`` (written
     atomically) and ``best.pt`` (best AP). Returns the history.
     """
     history = {"loss": [], "val": []}
@@ -1297,7 +1328,7 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
     if rt.distributed and rt.device.type == "cuda":
         nn.SyncBatchNorm.convert_sync_batchnorm(model)
     net = harness.wrap_model(model, rt)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = harness.adam(model.parameters(), cfg.lr)
     ratio = cfg.lr_end / cfg.lr
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda e: ratio ** (min(e, cfg.epochs - 1) / max(cfg.epochs - 1, 1)))
@@ -1330,7 +1361,7 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
             print(f"  epoch {epoch + 1}: skipped {skipped} unreadable image(s)", flush=True)
         history["loss"].append({"epoch": epoch + 1, "loss": total / max(n, 1)})
         if rt.is_main:
-            quick = evaluate(model, val_source, cfg, skeleton, rt.device, scales=(1.0,),
+            quick = evaluate(model, val_source, replace(cfg, flip_test=False), skeleton, rt.device, scales=(1.0,),
                              limit=val_images, variants=("full",))
             ap = quick["rows"]["full"]["AP"]
             history["val"].append({"epoch": epoch + 1, "AP": ap})
@@ -1393,10 +1424,15 @@ def infer(model, image, size, cfg, device, scales=None):
     ``test_size``, each side rounded to a multiple of 8 (the feature stride),
     so that the map grids of all scales cover the image exactly.
     (Cao et al.'s released network reads its own input: ``infer_cao``.)
+
+    With ``cfg.flip_test`` (not in the paper; the toy's default, see
+    ``toy_config``) each scale's outputs are averaged with those of its
+    mirror image, brought back by ``unmirror``.
     """
     if isinstance(model, CaoNetwork):
         return infer_cao(model, image, size, cfg, device, scales)
     model.eval()
+    skeleton = Skeleton(cfg.data)
     W0, H0 = image.size
     f = cfg.test_size / max(W0, H0)
     base = (round_to(W0 * f, 8), round_to(H0 * f, 8))
@@ -1408,11 +1444,31 @@ def infer(model, image, size, cfg, device, scales=None):
         w, h = round_to(base[0] * s, 8), round_to(base[1] * s, 8)
         x = to_tensor(np.asarray(image.resize((w, h), Image.BILINEAR)))[None].to(device)
         S, L = model(x.contiguous(memory_format=torch.channels_last))[-1]
+        if cfg.flip_test:
+            Sm, Lm = unmirror(*model(x.flip(-1).contiguous(memory_format=torch.channels_last))[-1], skeleton)
+            S, L = (S + Sm) / 2, (L + Lm) / 2
         acc_s = acc_s + F.interpolate(S.float(), grid, mode="bilinear", align_corners=False)
         acc_l = acc_l + F.interpolate(L.float(), grid, mode="bilinear", align_corners=False)
     maps = (acc_s / len(scales))[0].cpu().numpy()
     fields = (acc_l / len(scales))[0].cpu().numpy()
     return Prediction(maps, fields, st, tuple(size), base)
+
+
+def unmirror(S, L, skeleton):
+    """The network's maps S (B, J+1, h, w) and fields L (B, 2C, h, w) for a
+    mirrored input -> those for the input itself: x mirrored back, left and
+    right joints swapped (the background stays last), limb c read from limb
+    ``limb_flip[c]`` with its x component negated -- the unit vector from
+    j1 to j2 of Eq. (3) mirrors to (-v_x, v_y). The mirror is exact on the
+    map grid: input and map widths are multiples of the stride, so map pixel
+    i of the mirror covers the input pixels of map pixel w - 1 - i."""
+    J = skeleton.J
+    S = S.flip(-1)
+    S = torch.cat([S[:, torch.as_tensor(skeleton.flip)], S[:, J:]], 1)
+    B, _, h, w = L.shape
+    L = L.flip(-1).reshape(B, -1, 2, h, w)[:, torch.as_tensor(skeleton.limb_flip)]
+    L = L * torch.tensor([-1.0, 1.0], dtype=L.dtype, device=L.device)[:, None, None]
+    return S, L.reshape(B, -1, h, w)
 
 
 # =============================================================================
@@ -1605,6 +1661,9 @@ def model_from_cao_weights(path, device, args=None):
         if args.demo is None and args.data != "coco":
             raise UsageError(f"--cmu-weights: Cao et al.'s network was trained on COCO; "
                              f"evaluate it with --data coco, not {args.data}")
+        if getattr(args, "flip_test", None):
+            raise UsageError("--flip-test is for our networks: Cao et al.'s input is padded on one side "
+                             "(cao_input), so its mirror is not exact")
         cfg.scales = scales_flag(args) or cfg.scales
         cfg.test_size = args.test_size or cfg.test_size
         if cfg.test_size < 8:
@@ -1825,9 +1884,9 @@ class TopDown:
     AIC's neck); a joint paper 1 does not predict stays missing (0, 0, 0).
     """
 
-    def __init__(self, path, skeleton, device, batch=32):
+    def __init__(self, path, skeleton, device, batch=32, flip_test=False):
         import heatmap_regression as hr                        # paper 1: the code, not a copy
-        self.hr, self.device, self.batch = hr, device, batch
+        self.hr, self.device, self.batch, self.flip_test = hr, device, batch, flip_test
         self.cfg, self.model = hr.model_from_checkpoint(Path(path).expanduser(), device)
         names = tuple(self.cfg.joints)
         self.index = joint_index(names, skeleton.joints)
@@ -1853,9 +1912,9 @@ class TopDown:
         out, chunks = self.cfg.input_size, []
         for lo in range(0, len(affines), self.batch):
             x = torch.stack([to_tensor(warp_image(image, a, out, factor)) for a in affines[lo:lo + self.batch]])
-            # No flip test, though paper 1's own toy run uses one: the bottom-up
-            # rows have none, so every row sees each crop or image once.
-            chunks.append(self.hr.predict(self.model, x.to(self.device)).float().cpu())
+            # A flip test exactly when the bottom-up rows run one (paper 2's
+            # ``flip_test``), so every row sees each image or crop as often.
+            chunks.append(self.hr.predict(self.model, x.to(self.device), self.flip_test).float().cpu())
         return torch.cat(chunks) if chunks else torch.zeros(0, len(self.index), 1, 1)
 
     def poses(self, maps, affines, scores):
@@ -2313,7 +2372,7 @@ def load_sources(args, skeleton, cfg):
 def build_config(args):
     cfg = toy_config() if args.data == "toy" else Config(data=args.data)
     cfg.seed = args.seed
-    for name in ("stages", "backbone", "width", "head_width", "input_size", "test_size", "batch_size", "epochs",
+    for name in ("stages", "backbone", "width", "head_width", "hidden", "input_size", "test_size", "batch_size", "epochs",
                  "lr", "eta", "sigma", "delta", "fg_weight", "det_shift", "det_scale", "det_dup", "det_fp",
                  "det_miss"):
         if getattr(args, name) is not None:
@@ -2321,6 +2380,8 @@ def build_config(args):
     if args.no_2x:
         cfg.upsample = False
     cfg.scales = scales_flag(args) or cfg.scales
+    if args.flip_test is not None:
+        cfg.flip_test = args.flip_test
     if cfg.input_size % 8 or cfg.input_size < 16:
         raise UsageError(f"--input-size must be a multiple of 8 (the feature stride), got {cfg.input_size}")
     if cfg.test_size < 8 or cfg.epochs < 1:
@@ -2368,7 +2429,7 @@ def model_from_checkpoint(path, device, args=None):
                          f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     if args is not None:
         cfg.scales = scales_flag(args) or cfg.scales
-        for name in ("det_shift", "det_scale", "det_dup", "det_fp", "det_miss", "eta"):
+        for name in ("flip_test", "det_shift", "det_scale", "det_dup", "det_fp", "det_miss", "eta"):
             if getattr(args, name, None) is not None:
                 setattr(cfg, name, getattr(args, name))
     return cfg, skeleton, model.to(device).eval()
@@ -2478,10 +2539,15 @@ def parse_args(argv=None):
     p.add_argument("--no-2x", action="store_true", help="Table III: no deconvolution (outputs at stride 8)")
     p.add_argument("--width", type=float, help="channel multiplier (1 = the paper's network)")
     p.add_argument("--head-width", type=float, help="channel multiplier of the stages (default: --width)")
+    p.add_argument("--hidden", type=int, help="channels of stage 1's hidden 1x1 layer, before --head-width "
+                                              "(512 = Cao et al.)")
     p.add_argument("--input-size", type=int, help="training crop side in px")
     p.add_argument("--test-size", type=int, help="longer image side at test scale 1.0 "
                                                  "(with --cmu-weights: the height, as Cao et al.; 368)")
     p.add_argument("--scales", help="test scales, e.g. 0.7,1,1.3")
+    p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                   help="average each scale's outputs with its mirror image's (default: on for the toy, "
+                        "off for COCO and AIC, as the paper)")
     p.add_argument("--batch-size", type=int, help="global batch size (split over GPUs)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
@@ -2491,7 +2557,7 @@ def parse_args(argv=None):
     p.add_argument("--fg-weight", type=float, help="weight of joint-map pixels at their peak (1 = Eq. 6 as written)")
     p.add_argument("--toy-train", type=int, default=2000, help="toy training scenes")
     p.add_argument("--toy-val", type=int, default=200, help="toy validation scenes")
-    p.add_argument("--val-images", type=int, default=100, help="images scored after each epoch")
+    p.add_argument("--val-images", type=int, default=50, help="images scored after each epoch")
     p.add_argument("--out", help="output folder")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     p.add_argument("--no-amp", action="store_true",
@@ -2530,7 +2596,7 @@ def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
     and returns them."""
     boxes = box_source(args)
     levels = number_list(args.jitter_curve, "--jitter-curve", "0,0.1,0.2")
-    topdown = TopDown(args.topdown, skeleton, rt.device) if args.topdown else None
+    topdown = TopDown(args.topdown, skeleton, rt.device, flip_test=cfg.flip_test) if args.topdown else None
     ev = evaluate(model, val_src, cfg, skeleton, rt.device, variants=tuple(VARIANTS), boxes=boxes,
                   box_jitter=args.box_jitter, jitter=levels, seed=args.seed,
                   results_path=out_dir / "results_coco.json", details=True, topdown=topdown)

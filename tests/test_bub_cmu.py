@@ -358,7 +358,8 @@ def test_flags_that_do_not_go_with_the_weights_are_one_line(tmp_path, capsys):
     for argv, words in ((["--demo", "--cmu-weights", "w.pth"], "--demo IMAGE"),
                         (["--eval-only", "--cmu-weights", "w.pth"], "--data coco"),
                         (["--cmu-weights", "w.pth"], "not trained here"),
-                        (["--demo", "x.jpg", "--cmu-weights", "w.pth", "--checkpoint", "c.pt"], "not both")):
+                        (["--demo", "x.jpg", "--cmu-weights", "w.pth", "--checkpoint", "c.pt"], "not both"),
+                        (["--eval-only", "--data", "coco", "--cmu-weights", "w.pth", "--flip-test"], "--flip-test")):
         one_line_from_main(argv + ["--out", str(tmp_path)], capsys, words)
 
 

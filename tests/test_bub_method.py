@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageOps
 
 import bottom_up_bbox as bub
 from common import coco_aic
@@ -125,6 +126,7 @@ def test_field_needs_both_joints_annotated():
 def test_mask_zeroes_missing_annotation_but_keeps_known_targets():
     sk = bub.Skeleton("aic")
     cfg = bub.toy_config()
+    cfg.sigma = 6.0                  # person 1's r_wrist peak falls under 0.01 at (8, 8), 17 px away
     kp = np.zeros((2, 14, 3), np.float32)
     kp[0, :, :2] = np.linspace(10, 30, 14)[:, None]
     kp[0, :, 2] = 2
@@ -360,6 +362,43 @@ def test_extend_boxes_and_prediction_coordinates_round_trip():
     np.testing.assert_allclose(pred.to_image(pred.to_map(xy)), xy, atol=1e-9)
     # Image px 3.5 -> base px (3.5 + .5) * 0.5 - .5 = 1.5, the centre of map pixel 0 at stride 4.
     np.testing.assert_allclose(pred.to_map([[3.5, 3.5]]), [[0.0, 0.0]], atol=1e-12)
+
+
+def test_unmirror_brings_the_mirror_images_targets_back():
+    """The flip test's ``unmirror`` applied to the targets of the mirror image
+    (drawn from mirrored keypoints at stride 4) gives the image's own."""
+    sk, st = bub.Skeleton("aic"), 4
+    rng = np.random.default_rng(1)
+    kp = np.concatenate([rng.uniform(8, 120, (3, sk.J, 2)), np.full((3, sk.J, 1), 2)], -1).astype(np.float32)
+    flipped = kp[:, sk.flip].copy()
+    flipped[..., 0] = 127 - flipped[..., 0]                        # a 128 px wide input
+
+    def targets(k):
+        maps = torch.from_numpy(bub.confidence_maps(k, (32, 32), st, 6.0))
+        fields = torch.from_numpy(bub.direction_fields(k, sk.limbs, (32, 32), st, 4.0)[0])
+        return maps[None], fields[None]
+    S, L = targets(kp)
+    S_back, L_back = bub.unmirror(*targets(flipped), sk)
+    np.testing.assert_allclose(S_back.numpy(), S.numpy(), atol=1e-6)
+    np.testing.assert_allclose(L_back.numpy(), L.numpy(), atol=1e-5)
+    assert np.abs(L.numpy()).sum() > 100                           # fields were drawn
+
+
+def test_flip_test_predictions_are_mirror_equivariant():
+    """With the flip test, a mirrored image gives exactly the mirrored
+    prediction (each is the average of the same two passes); without, an
+    untrained network's do not."""
+    sk, cfg = bub.Skeleton("toy"), bub.toy_config()
+    torch.manual_seed(0)
+    model = bub.PoseNetwork(cfg, sk).eval()
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), np.uint8))
+    for flip_test in (True, False):
+        cfg.flip_test = flip_test
+        p = bub.infer(model, img, img.size, cfg, "cpu")
+        q = bub.infer(model, ImageOps.mirror(img), img.size, cfg, "cpu")
+        S, L = bub.unmirror(torch.from_numpy(q.maps)[None], torch.from_numpy(q.fields)[None], sk)
+        same = np.allclose(S[0].numpy(), p.maps, atol=1e-5) and np.allclose(L[0].numpy(), p.fields, atol=1e-5)
+        assert same == flip_test
 
 
 def test_sub_pixel_candidates_are_exact_for_a_gaussian_peak():

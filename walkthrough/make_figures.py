@@ -11,7 +11,7 @@ Runs it reuses (or makes with the scripts' own command lines, defaults only):
     runs/toy-residual-detection+regression/   python heatmap_regression.py                 (paper 1)
     runs/toy-crowd-residual-detection+regression/  python heatmap_regression.py --data toy-crowd
     runs/toy/                                 python bottom_up_bbox.py                     (paper 2)
-    runs/toy-topdown/   python bottom_up_bbox.py --eval-only --checkpoint runs/toy/best.pt \\
+    runs/toy-topdown/   python bottom_up_bbox.py --eval-only --checkpoint runs/toy/last.pt \\
                             --topdown runs/toy-crowd-residual-detection+regression/best.pt
     runs/toy-residual-{detection,regression,regression+regression}/   Table 5's other rows (optional)
 
@@ -82,7 +82,7 @@ RUNS = {  # name: (script, arguments, folder under runs/, tiny arguments for --f
     "bub": ("bottom_up_bbox.py", [], "toy",
             ["--toy-train", "16", "--toy-val", "4", "--epochs", "1", "--input-size", "96", "--test-size", "96",
              "--val-images", "2", "--jitter-curve", "0,0.2", "--log-every", "1000"], "results.json"),
-    "topdown": ("bottom_up_bbox.py", ["--eval-only", "--checkpoint", "{bub}/best.pt", "--topdown", "{crowd}/best.pt"],
+    "topdown": ("bottom_up_bbox.py", ["--eval-only", "--checkpoint", "{bub}/last.pt", "--topdown", "{crowd}/best.pt"],
                 "toy-topdown", ["--toy-val", "4", "--jitter-curve", "0,0.2"], "results.json"),
 }
 VARIANT_RUNS = ("detection", "regression", "regression+regression")      # Table 5's other rows
@@ -721,8 +721,8 @@ class Parser:
             self.cfg, self.sk = bub.toy_config(), bub.Skeleton("toy")
             self.model, self.source_name = None, "ground-truth maps and fields (no runs/toy)"
         else:
-            self.cfg, self.sk, self.model = bub.model_from_checkpoint(run / "best.pt", "cpu")
-            self.source_name = f"{run.relative_to(ctx.runs.parent)}/best.pt"
+            self.cfg, self.sk, self.model = bub.model_from_checkpoint(run / "last.pt", "cpu")
+            self.source_name = f"{run.relative_to(ctx.runs.parent)}/last.pt"
         self.source = bub.ToyScenes(self.cfg.seed + 1, scenes, self.cfg.input_size, self.sk)
         self.n = scenes
         self._pred = {}
@@ -1169,15 +1169,15 @@ def bub_training(ctx, res):
 
 def bub_fig1(ctx, run_bub, run_crowd, run_topdown):
     res = json.loads((run_topdown / "results.json").read_text())
-    cfg, sk, model = bub.model_from_checkpoint(run_bub / "best.pt", "cpu")
+    cfg, sk, model = bub.model_from_checkpoint(run_bub / "last.pt", "cpu")
     n_val = len(res["per_image"])
     source = bub.ToyScenes(cfg.seed + 1, n_val, cfg.input_size, sk)
-    topdown = bub.TopDown(run_crowd / "best.pt", sk, "cpu")
+    topdown = bub.TopDown(run_crowd / "best.pt", sk, "cpu", flip_test=cfg.flip_test)
     args = SimpleNamespace(seed=cfg.seed)
     path = bub.figure_fig1(model, source, cfg, sk, ctx.rt, "sim", args, topdown, res["per_image"],
                            ctx.out / "bub_fig1.png")
     shrink(path)
-    ctx.figures["bub_fig1.png"] = "runs/toy/best.pt + paper 1 crowd run: figure_fig1"
+    ctx.figures["bub_fig1.png"] = "runs/toy/last.pt + paper 1 crowd run: figure_fig1"
 
 
 # =============================================================================

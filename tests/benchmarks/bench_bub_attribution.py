@@ -1,8 +1,9 @@
 """Where the toy run's AP is lost: the network's maps or its fields?
 
-    python tests/benchmarks/bench_bub_attribution.py [runs/toy/best.pt]
+    python tests/benchmarks/bench_bub_attribution.py [runs/toy/last.pt]
 
-On the default run's 200 validation scenes, with ground-truth boxes, the
+On the default run's 200 validation scenes (its last.pt: the network its
+tables were computed with), with ground-truth boxes, the
 full parse is scored (OKS AP, the toy's CrowdPose constants) on four inputs:
 the network's maps and fields; its maps with perfect fields; perfect maps
 (``oracle_prediction``) with its fields; both perfect (the oracle). Then
@@ -24,7 +25,7 @@ import torch  # noqa: E402
 import bottom_up_bbox as bub  # noqa: E402
 
 
-def main(path=ROOT / "runs" / "toy" / "best.pt"):
+def main(path=ROOT / "runs" / "toy" / "last.pt"):
     cfg, sk, model = bub.model_from_checkpoint(path, "cpu")
     val = bub.ToyScenes(1, 200, cfg.input_size, sk)          # the default run's validation scenes
     inputs = ("network maps + network fields", "network maps + perfect fields",
