@@ -18,7 +18,8 @@ from common import harness
 from common.backbones import VGG16, ResNet
 from common.skeleton import MPII_JOINTS
 from common.toy import render_person
-from common.transforms import IMAGENET_MEAN, IMAGENET_STD, apply_affine, crop_matrix, invert_affine, to_tensor, warp_image
+from common.transforms import (IMAGENET_MEAN, IMAGENET_STD, apply_affine, crop_matrix, invert_affine, to_tensor,
+                               warp_image)
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "real_samples"
