@@ -32,8 +32,8 @@ A run that is missing (``--no-train``) leaves its figures as placeholder PNGs
 that say what to run, and its numbers as "n/a"; the top-down evaluation is a
 measurement, not training, and runs whenever its two checkpoints exist.
 Time: 6 s here with no run present; from nothing it trains the three default
-toy runs -- by the README's measurements 265 s + 347 s on the 2-core machine
-(about 16 minutes at the reference speed), plus the crowd run (budgeted at 5
+toy runs -- by the README's measurements 220 s + 413 s on the 2-core machine
+(about 14 minutes at the reference speed), plus the crowd run (budgeted at 5
 minutes, ``toy_crowd_config``) -- and then evaluates the top-down row: over
 the issue's 20 minutes, not measured end to end.
 The method figures of paper 2 (Eq. 5, Algorithm 1, pose NMS, completion)
