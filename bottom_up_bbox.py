@@ -1434,7 +1434,7 @@ def infer(model, image, size, cfg, device, scales=None):
     if isinstance(model, CaoNetwork):
         return infer_cao(model, image, size, cfg, device, scales)
     model.eval()
-    skeleton = Skeleton(cfg.data)
+    skeleton = Skeleton(cfg.data) if cfg.flip_test else None              # unmirror's permutations
     W0, H0 = image.size
     f = cfg.test_size / max(W0, H0)
     base = (round_to(W0 * f, 8), round_to(H0 * f, 8))
