@@ -679,6 +679,7 @@ class Connections(NamedTuple):
     it is never a connection, as NaN > t is false."""
     score: list           # Eq. (5): the mean of L_c(q) . d/||d|| over Q
     support: list         # the fraction of Q where L_c(q) . d/||d|| > SUPPORT_THRESHOLD
+    #                       (only [3]'s criterion reads it: NaN until asked for)
     length: list          # ||d|| in map pixels
 
 
@@ -689,7 +690,7 @@ def unscored(cand, limbs):
     return Connections(nan(), nan(), nan())
 
 
-def connection_scores(fields, cand, limbs, pairs=None, conn=None):
+def connection_scores(fields, cand, limbs, pairs=None, conn=None, support=False):
     """Eq. (5) for candidate pairs of every limb, vectorised.
 
         s(j1, j2) = 1/|Q| sum_{q in Q} L_c(q) . d / ||d||,  d = x_j2 - x_j1   (5)
@@ -697,23 +698,27 @@ def connection_scores(fields, cand, limbs, pairs=None, conn=None):
     Q: points spaced uniformly on the segment from j1 to j2, one per map
     pixel of its length (|Q| = ceil(||d||) + 1, so |Q| is proportional to
     ||d||), read from the field at the nearest pixel. Each pair is sampled
-    at its own |Q| (``eq5_sums``).
-    Also returned, for the criterion of [3] (``greedy_connections``): the
-    fraction of Q that supports the connection, and ||d||.
+    at its own |Q| (``eq5_sums``). Also returned: ||d||, and with
+    ``support``, for the criterion of [3] (``greedy_connections``), the
+    fraction of Q that supports the connection.
 
     ``pairs``: per limb, a bool (candidates of j1, candidates of j2) matrix
     of the pairs to score; None: every pair. ``conn``: ``Connections`` to
-    fill in place -- the pairs it already holds are not scored again, so
-    parsers that share an image's ``Connections`` score a pair once. Pairs
-    not asked for stay NaN.
+    fill in place -- the pairs it already holds (with ``support``: those
+    whose support it holds) are not scored again, so parsers that share an
+    image's ``Connections`` share their work. Pairs not asked for stay NaN.
     """
     conn = unscored(cand, limbs) if conn is None else conn
     if pairs is None:
         pairs = [np.ones(s.shape, bool) for s in conn.score]
-    todo = [np.nonzero(want & np.isnan(s)) for want, s in zip(pairs, conn.score)]   # (rows, cols) per limb
+    have = conn.support if support else conn.score
+    todo = [np.nonzero(want & np.isnan(s)) for want, s in zip(pairs, have)]          # (rows, cols) per limb
     count = [len(r) for r, _ in todo]
     if sum(count) == 0:
         return conn
+    h, w = fields.shape[1:]
+    if ((cand.xy < 0) | (cand.xy > [w - 1, h - 1])).any():
+        raise ValueError(f"connection_scores: candidates must lie in the {w}x{h} field (map pixels)")
     limb = np.repeat(np.arange(len(limbs)), count)                                   # (P,) the pairs to score
     a = np.concatenate([cand.xy[cand.by_joint[j1][r]] for (j1, _), (r, _) in zip(limbs, todo)])    # (P, 2)
     d = np.concatenate([cand.xy[cand.by_joint[j2][k]] for (_, j2), (_, k) in zip(limbs, todo)]) - a
@@ -725,34 +730,35 @@ def connection_scores(fields, cand, limbs, pairs=None, conn=None):
     cuts = np.unique(np.r_[0, np.searchsorted(end, np.arange(EQ5_BLOCK, end[-1], EQ5_BLOCK)), len(n)])
     for lo, hi in zip(cuts[:-1], cuts[1:]):
         part = slice(lo, hi)
-        total[part], inner[part] = eq5_sums(fields, a[part], d[part], n[part], nq[part], limb[part])
+        total[part], inner[part] = eq5_sums(fields, a[part], d[part], n[part], nq[part], limb[part], support)
     s = total / nq                                                                    # Eq. (5)
     s[n < 1e-6] = 0.0                                                                 # no direction to compare
-    support = inner / np.maximum(nq - 2, 1)
     first = np.cumsum(count) - count
     for c, (r, k) in enumerate(todo):                                                 # back into the matrices
         part = slice(first[c], first[c] + count[c])
-        conn.score[c][r, k], conn.support[c][r, k], conn.length[c][r, k] = s[part], support[part], n[part]
+        conn.score[c][r, k], conn.length[c][r, k] = s[part], n[part]
+        if support:
+            conn.support[c][r, k] = inner[part] / np.maximum(nq[part] - 2, 1)
     return conn
 
 
 EQ5_BLOCK = 32768   # samples per block: the arrays of one block stay in the CPU's cache
 
 
-def eq5_sums(fields, a, d, n, nq, limb):
+def eq5_sums(fields, a, d, n, nq, limb, support=False):
     """For P segments from a (P, 2) along d (P, 2) (length n, |Q| = nq
     samples) in the field of ``limb`` (P,): the sum over Q of
-    L_c(q) . d/||d||, and the number of interior points of Q where it
-    exceeds SUPPORT_THRESHOLD. The P sample sets lie end to end in one
-    array: sample i is point k[i] of its segment."""
+    L_c(q) . d/||d||, and with ``support`` the number of interior points of
+    Q where it exceeds SUPPORT_THRESHOLD (else 0). The P sample sets lie end
+    to end in one array: sample i is point k[i] of its segment."""
     h, w = fields.shape[1:]
     first = np.cumsum(nq) - nq                                                        # (P,) where each Q starts
     k = np.arange(nq.sum()) - np.repeat(first, nq)                                    # (S,)
     t = k / np.repeat(np.maximum(nq - 1, 1), nq)                                      # 0 ... 1 along d
-    x = np.rint(np.repeat(a[:, 0], nq) + t * np.repeat(d[:, 0], nq))                  # the nearest pixel
+    # The nearest pixel. Both ends lie in the field (``connection_scores``
+    # checks), so every point between them does: no sample needs clipping.
+    x = np.rint(np.repeat(a[:, 0], nq) + t * np.repeat(d[:, 0], nq))
     y = np.rint(np.repeat(a[:, 1], nq) + t * np.repeat(d[:, 1], nq))
-    np.clip(x, 0, w - 1, out=x)
-    np.clip(y, 0, h - 1, out=y)
     y *= w
     y += x
     at = y.astype(np.int64) + np.repeat(2 * limb * h * w, nq)   # L_c(q)'s x component in the flat fields
@@ -762,6 +768,8 @@ def eq5_sums(fields, a, d, n, nq, limb):
     at += h * w                                                                       # ... its y component
     cos += flat[at] * np.repeat(unit[:, 1], nq)                                       # (S,) L_c(q) . d/||d||
     total = np.add.reduceat(cos, first, dtype=np.float64)
+    if not support:
+        return total, 0
     # Support is counted on the interior of Q (all points but the two ends):
     # the field's rectangle ends exactly at the two joints (Eq. 3), so the
     # end samples fall outside it about half of the time -- 2 of 10 at [3]'s
@@ -1017,8 +1025,10 @@ def candidates_and_scores(maps, fields, skeleton, cfg):
     """What every parser reads, once per image: the candidates, and their
     Eq. (5) ``Connections`` -- empty at first: each parser scores the pairs
     it can use (``parse_image``: pairs inside a common box; ``parse_greedy``:
-    every pair) into them, so a pair two parsers or two box sets share is
-    scored once."""
+    every pair, with the support its criterion reads) into them, so a pair
+    two box sets share is scored once, and once more at most when [3]'s
+    parse asks for its support after ours scored it (``parse_variants``
+    runs [3]'s first)."""
     cand = find_candidates(maps[:skeleton.J], cfg.peak_threshold)
     return cand, unscored(cand, skeleton.limbs)
 
@@ -1109,7 +1119,7 @@ def parse_greedy(maps, fields, skeleton, cfg, cand=None, scores=None, min_joints
     J = skeleton.J
     if cand is None:
         cand, scores = candidates_and_scores(maps, fields, skeleton, cfg)
-    connection_scores(fields, cand, skeleton.limbs, None, scores)        # no box: every pair
+    connection_scores(fields, cand, skeleton.limbs, None, scores, support=True)    # no box: every pair
     kps, confs, kept = [], [], []
     for p in parse_box(cand, greedy_connections(scores, maps.shape[1]), skeleton.limbs,
                        np.ones(len(cand.score), bool), 0.0):
@@ -1853,8 +1863,10 @@ def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None):
     is (0, 0, 0), as in COCO's files."""
     cand, scores = inputs or candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
     box_map = pred.boxes_to_map(extend_boxes(boxes, cfg.box_extend))
-    out = {}
-    for v in variants:
+    out = dict.fromkeys(variants)
+    # The parse of [3] first: it scores every pair, with the support its
+    # criterion needs, and the parses in boxes then read their pairs' scores.
+    for v in sorted(variants, key=lambda v: v != "greedy"):
         if v == "greedy":
             parse = parse_greedy(pred.maps, pred.fields, skeleton, cfg, cand, scores)
         else:
@@ -2189,16 +2201,17 @@ def oracle_prediction(scene, skeleton, cfg, stride):
     return Prediction(maps, fields, stride, (W, H), (w * stride, h * stride))
 
 
-def random_crowd(rng, n, skeleton, cfg, size=(848, 480), stride=4, noise=0.02):
+def random_crowd(rng, n, skeleton, cfg, size=(848, 480), stride=4, noise=0.02, scale=None):
     """A frame for timing and checking the parser (§IV-B3's "parsing time
     per frame" at the paper's 848 x 480): ``n`` people in random poses
-    (``common.toy.sample_pose``), 120-330 px tall at 848 px wide and in
-    proportion at other sizes, anywhere in the frame; their ground-truth
-    maps and fields (sigma and delta scaled alike) plus Gaussian noise of
-    std ``noise``, so that the NMS sees a realistic number of weak peaks.
-    Returns the ``Prediction`` and the people's extended boxes in map px."""
+    (``common.toy.sample_pose``), 120-330 px tall times ``scale`` (None: in
+    proportion to the frame, W / 848), anywhere in the frame; their
+    ground-truth maps and fields (sigma and delta scaled alike) plus
+    Gaussian noise of std ``noise``, so that the NMS sees a realistic number
+    of weak peaks. Returns the ``Prediction`` and the people's extended
+    boxes in map px."""
     W, H = size
-    s = W / 848
+    s = W / 848 if scale is None else scale
     kp = np.zeros((n, skeleton.J, 3), np.float32)
     for k in range(n):
         height = rng.uniform(120 * s, 330 * s)

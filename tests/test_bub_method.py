@@ -224,7 +224,7 @@ def test_connection_score_eq5_on_a_hand_made_field():
     fields = np.zeros((2, 30, 30), np.float32)
     fields[0] = 1.0                                                 # (1, 0) everywhere
     cand = candidates({0: [(5, 10, 1)], 1: [(15, 10, 1), (5, 20, 1), (15, 20, .9), (0, 10, .8)]})
-    conn = bub.connection_scores(fields, cand, np.array([[0, 1]]))
+    conn = bub.connection_scores(fields, cand, np.array([[0, 1]]), support=True)
     s = conn.score[0]
     assert s.shape == (1, 4)
     np.testing.assert_allclose(s[0], [1.0, 0.0, math.cos(math.pi / 4), -1.0], atol=1e-6)
@@ -232,7 +232,7 @@ def test_connection_score_eq5_on_a_hand_made_field():
     np.testing.assert_allclose(conn.length[0][0], [10, 10, math.hypot(10, 10), 5], atol=1e-5)
     # Only half of the segment lies in the field: |Q| = 11 samples, 6 inside.
     fields[0, :, 11:] = 0
-    conn = bub.connection_scores(fields, cand, np.array([[0, 1]]))
+    conn = bub.connection_scores(fields, cand, np.array([[0, 1]]), support=True)
     assert conn.score[0][0, 0] == pytest.approx(6 / 11)
     assert conn.support[0][0, 0] == pytest.approx(5 / 9)                # interior samples 1..9: 5 inside
 

@@ -6,6 +6,7 @@ image's ranked connection list against a sort of each box's own block,
 pose NMS with its joint index against the comparison with every kept pose,
 and the parse with in-box scores against the parse with every pair scored."""
 import numpy as np
+import pytest
 
 import bottom_up_bbox as bub
 
@@ -124,7 +125,7 @@ def test_eq5_pair_by_pair_matches_the_padded_all_pairs_reference(monkeypatch):
     h, w, limbs = 40, 70, np.array([[0, 1], [1, 2], [1, 3]])
     cand = random_candidates(rng, (9, 12, 7, 0), w, h)                  # joint 3: no candidates
     fields = rng.normal(0, 0.6, (2 * len(limbs), h, w)).astype(np.float32)
-    conn = bub.connection_scores(fields, cand, limbs)
+    conn = bub.connection_scores(fields, cand, limbs, support=True)
     for got, want in zip(conn, dense_eq5(fields, cand, limbs)):
         assert [g.shape for g in got] == [x.shape for x in want]
     score, support, length = dense_eq5(fields, cand, limbs)
@@ -135,20 +136,43 @@ def test_eq5_pair_by_pair_matches_the_padded_all_pairs_reference(monkeypatch):
     # A subset is scored exactly as in the all-pairs call, the rest stays NaN;
     # scoring the rest into the same Connections later completes them.
     wanted = [rng.random(s.shape) < 0.4 for s in conn.score]
-    part = bub.connection_scores(fields, cand, limbs, wanted)
+    part = bub.connection_scores(fields, cand, limbs, wanted, support=True)
     for c in range(len(limbs)):
         for got, full in zip((part.score[c], part.support[c], part.length[c]),
                              (conn.score[c], conn.support[c], conn.length[c])):
             np.testing.assert_array_equal(got[wanted[c]], full[wanted[c]])
             assert np.isnan(got[~wanted[c]]).all()
-    bub.connection_scores(fields, cand, limbs, None, part)
+    bub.connection_scores(fields, cand, limbs, None, part, support=True)
     monkeypatch.setattr(bub, "EQ5_BLOCK", 37)                          # many blocks of samples
-    blocks = bub.connection_scores(fields, cand, limbs)
+    blocks = bub.connection_scores(fields, cand, limbs, support=True)
     for c in range(len(limbs)):
         for x in (part, blocks):
             for got, full in zip((x.score[c], x.support[c], x.length[c]),
                                  (conn.score[c], conn.support[c], conn.length[c])):
                 np.testing.assert_array_equal(got, full)
+
+
+def test_eq5_counts_support_only_when_asked_for():
+    """Our parse reads Eq. (5) alone; [3]'s criterion also needs the support,
+    counted when a parser asks: then the scores already held are recomputed
+    bit for bit and the support filled in. Candidates outside the field are
+    refused (Q is read without clipping)."""
+    rng = np.random.default_rng(3)
+    h, w, limbs = 30, 50, np.array([[0, 1], [1, 2]])
+    cand = random_candidates(rng, (6, 8, 5), w, h)
+    fields = rng.normal(0, 0.6, (2 * len(limbs), h, w)).astype(np.float32)
+    want = bub.connection_scores(fields, cand, limbs, support=True)
+    lazy = bub.connection_scores(fields, cand, limbs)
+    assert all(np.isnan(x).all() for x in lazy.support)
+    assert not any(np.isnan(x).any() for x in lazy.score)
+    bub.connection_scores(fields, cand, limbs, None, lazy, support=True)
+    for c in range(len(limbs)):
+        for got, full in zip((lazy.score[c], lazy.support[c], lazy.length[c]),
+                             (want.score[c], want.support[c], want.length[c])):
+            np.testing.assert_array_equal(got, full)
+    cand.xy[0] = (w - 0.5, 3.0)                                          # half a pixel outside
+    with pytest.raises(ValueError, match="must lie in the 50x30 field"):
+        bub.connection_scores(fields, cand, limbs)
 
 
 # ----------------------------------------------------------------------------- Algorithm 1

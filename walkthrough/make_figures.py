@@ -800,7 +800,9 @@ def bub_eq5(ctx, p):
     kp = scene.keypoints
     j1, j2 = p.sk.limbs[c]
     pts = pred.to_map(np.stack([kp[a, j1, :2], kp[a, j2, :2], kp[b, j2, :2]]))          # map px
-    # The three joints as candidates, so that connection_scores computes Eq. (5).
+    # The three joints as candidates, so that connection_scores computes Eq. (5);
+    # in the map, as every candidate of find_candidates is.
+    pts = np.clip(pts, 0, [pred.fields.shape[2] - 1, pred.fields.shape[1] - 1])
     cand = bub.Candidates(pts.astype(np.float32), np.ones(3, np.float32), np.array([j1, j2, j2]),
                           [np.array([0]) if j == j1 else np.array([1, 2]) if j == j2 else np.zeros(0, int)
                            for j in range(p.sk.J)])
