@@ -17,6 +17,14 @@ The maps are what a good network would output: the ground-truth maps and
 fields of randomly posed people (``bub.random_crowd``: 120-330 px tall),
 plus noise (std 0.02) so that the NMS sees a realistic number of weak
 peaks. One thread (torch and numpy), median of 30 frames.
+
+Two more tables say why the time grows as it does. "Where the time goes":
+each step of our parse (timed by wrapping the module's functions) beside
+the work it does per frame -- candidates, in-box pairs, Eq. (5) samples,
+connections Algorithm 1 walks in its boxes (a connection counts once per
+box that holds it), poses it assembles -- and the time per unit of work.
+"Constant density": 20 people in 848x480 against 40 people of the same
+sizes in 1696x480, so that a box holds as many people in both.
 """
 import os
 
@@ -67,6 +75,98 @@ def main():
         print(f"{n:>6} {median[n]:>10.2f} {median[n] / f:>8.2f} {1e3 * np.median(greedy):>16.2f} "
               f"{np.mean(found):>6.1f} {np.mean(pairs, 0)[0]:>7.0f} of {np.mean(pairs, 0)[1]:>5.0f}", flush=True)
     print(f"growth from 20 to 40 people: {median[40] / median[20]:.2f}x (ours)")
+    breakdown(sk, cfg)
+    constant_density(sk, cfg)
+
+
+# The steps of ``parse_image``: the module functions each one calls (Eq. 5
+# includes finding the in-box pairs it scores).
+STEPS = {"candidates": ("find_candidates",),
+         "Eq. 5": ("candidates_in_boxes", "pairs_in_boxes", "connection_scores"),
+         "Alg. 1": ("rank_connections", "parse_box"),
+         "Eq. 9+NMS": ("pose_confidences", "pose_nms"),
+         "completion": ("complete_poses",)}
+
+
+def timed_steps():
+    """Wrap the functions of ``STEPS`` in ``bub`` (``parse_image`` looks them
+    up at call time) so that each call adds its time to its step's clock.
+    Returns the clocks and a function that restores the originals."""
+    clock, saved = dict.fromkeys(STEPS, 0.0), {}
+    for step, names in STEPS.items():
+        for name in names:
+            saved[name] = fn = getattr(bub, name)
+
+            def timed(*args, _fn=fn, _step=step, **kwargs):
+                t = time.perf_counter()
+                try:
+                    return _fn(*args, **kwargs)
+                finally:
+                    clock[_step] += time.perf_counter() - t
+            setattr(bub, name, timed)
+    return clock, lambda: [setattr(bub, name, fn) for name, fn in saved.items()]
+
+
+def work(pred, boxes, parse, sk, cfg):
+    """What the parse of one frame had to do (untimed): candidates, in-box
+    pairs, Eq. (5) samples, connections walked in the boxes, poses."""
+    cand, conn = bub.candidates_and_scores(pred.maps, pred.fields, sk, cfg)
+    inside = bub.candidates_in_boxes(cand, boxes)
+    bub.connection_scores(pred.fields, cand, sk.limbs, bub.pairs_in_boxes(cand, sk.limbs, inside), conn)
+    scored = [~np.isnan(s) for s in conn.score]
+    samples = sum((np.ceil(n[m]) + 1).sum() for n, m in zip(conn.length, scored))
+    ranked = bub.rank_connections(conn.score, cand, sk.limbs, cfg.link_threshold)
+    walked = (inside[:, ranked.start] & inside[:, ranked.end]).sum()
+    return (len(cand.score), sum(m.sum() for m in scored), samples, walked,
+            len(parse.poses) + len(parse.suppressed))
+
+
+def breakdown(sk, cfg, sizes=(10, 20, 40), frames=30):
+    rng = np.random.default_rng(1)
+    print(f"\nwhere the time goes: ms per frame (median of {frames}) and the work done (mean per frame)")
+    cols = list(STEPS) + ["other"]
+    units = ["cands", "pairs", "samples", "in-box conn.", "poses"]
+    print(f"{'people':>6} " + " ".join(f"{c:>10}" for c in cols) + " | " + " ".join(f"{u:>12}" for u in units))
+    rows = {}
+    for n in sizes:
+        times, done = [], []
+        for _ in range(frames):
+            pred, boxes = bub.random_crowd(rng, n, sk, cfg, (W, H), STRIDE)
+            clock, restore = timed_steps()
+            t = time.perf_counter()
+            try:
+                parse = bub.parse_image(pred.maps, pred.fields, boxes, sk, cfg)
+            finally:
+                total = time.perf_counter() - t
+                restore()
+            times.append([clock[c] for c in STEPS] + [total - sum(clock.values())])
+            done.append(work(pred, boxes, parse, sk, cfg))
+        rows[n] = 1e3 * np.median(times, 0), np.mean(done, 0)
+        print(f"{n:>6} " + " ".join(f"{v:>10.2f}" for v in rows[n][0]) + " | "
+              + " ".join(f"{v:>12.0f}" for v in rows[n][1]), flush=True)
+    a, b = rows[20], rows[40]
+    print("growth 20 -> 40 " + " ".join(f"{c} {y / x:.1f}x" for c, x, y in zip(cols, a[0], b[0]))
+          + " | " + " ".join(f"{u} {y / x:.1f}x" for u, x, y in zip(units, a[1], b[1])))
+    for n in sizes:   # time per unit of work: constant when a step is linear in its work
+        ms, w = rows[n]
+        print(f"{n:>6} people: Eq. 5 {1e6 * ms[1] / w[2]:.1f} ns per sample, Algorithm 1 "
+              f"{1e6 * ms[2] / w[3]:.0f} ns per in-box connection, Eq. 9 + NMS + completion "
+              f"{1e3 * (ms[3] + ms[4]) / w[4]:.2f} us per pose")
+
+
+def constant_density(sk, cfg, frames=30):
+    rng = np.random.default_rng(2)
+    median = {}
+    for n, width in ((20, W), (40, 2 * W)):
+        ts = []
+        for _ in range(frames):
+            pred, boxes = bub.random_crowd(rng, n, sk, cfg, (width, H), STRIDE, scale=1.0)
+            t = time.perf_counter()
+            bub.parse_image(pred.maps, pred.fields, boxes, sk, cfg)
+            ts.append(time.perf_counter() - t)
+        median[n] = 1e3 * np.median(ts)
+    print(f"\nconstant density (people 120-330 px tall): 20 people in {W}x{H} {median[20]:.2f} ms, "
+          f"40 in {2 * W}x{H} {median[40]:.2f} ms: growth {median[40] / median[20]:.2f}x")
 
 
 if __name__ == "__main__":
