@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,13 @@ def run_cli(*args, timeout=240):
     return subprocess.run([sys.executable, str(ROOT / "bottom_up_bbox.py"), *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"})
+
+
+def run_all(commands):
+    """``run_cli`` on each command line, two at a time (each mostly waits on
+    its imports), in order."""
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda args: run_cli(*args), commands))
 
 
 def one_line_error(r, *words):
@@ -127,30 +135,32 @@ def test_demo_on_grayscale_rgba_16bit_and_empty_images(trained, tmp_path, mode):
 def test_bad_input_gives_one_clear_line(trained, tmp_path):
     out, _ = trained
     ckpt = str(out / "best.pt")
-    one_line_error(run_cli("--demo", str(tmp_path / "nope.jpg"), "--checkpoint", ckpt), "nope.jpg", "not found")
-    one_line_error(run_cli("--demo", str(REAL / "000000000785.jpg") if REAL.is_dir() else ckpt,
-                           "--checkpoint", str(tmp_path / "missing.pt")), "missing.pt")
     text = tmp_path / "notes.jpg"
     text.write_text("hello")
-    one_line_error(run_cli("--demo", str(text), "--checkpoint", ckpt), "notes.jpg")
     empty = tmp_path / "empty.json"
     empty.write_text("")
-    one_line_error(run_cli("--demo", str(text), "--checkpoint", ckpt, "--boxes", str(empty)), "notes.jpg")
-    one_line_error(run_cli("--eval-only", "--checkpoint", ckpt, "--toy-val", "2", "--boxes", str(empty)),
-                   "empty.json")
     bad = tmp_path / "bad.json"
     bad.write_text('[{"image_id": 0, "bbox": [1, 2, 3]}]')
-    one_line_error(run_cli("--eval-only", "--checkpoint", ckpt, "--toy-val", "2", "--boxes", str(bad)), "bad.json")
-    one_line_error(run_cli("--eval-only", "--checkpoint", ckpt, "--boxes", str(tmp_path / "no.json")), "no.json")
-    one_line_error(run_cli("--eval-only"), "--checkpoint")
-    one_line_error(run_cli("--data", "coco"), "--data-root")
-    one_line_error(run_cli("--data", "coco", "--data-root", str(tmp_path)), str(tmp_path))
-    one_line_error(run_cli("--input-size", "100"), "--input-size")
-    one_line_error(run_cli("--scales", "a,b"), "--scales")
-    one_line_error(run_cli("--eval-only", "--checkpoint", str(text)), "notes.jpg")
-    one_line_error(run_cli("--topdown", str(tmp_path / "nope.pt")), "nope.pt")            # before any training
-    one_line_error(run_cli("--eval-only", "--checkpoint", ckpt, "--toy-val", "2", "--topdown", ckpt),
-                   "best.pt")                                                           # not paper 1's
+    cases = [  # (command line, words its one error line names)
+        (("--demo", str(tmp_path / "nope.jpg"), "--checkpoint", ckpt), ("nope.jpg", "not found")),
+        (("--demo", str(REAL / "000000000785.jpg") if REAL.is_dir() else ckpt,
+          "--checkpoint", str(tmp_path / "missing.pt")), ("missing.pt",)),
+        (("--demo", str(text), "--checkpoint", ckpt), ("notes.jpg",)),
+        (("--demo", str(text), "--checkpoint", ckpt, "--boxes", str(empty)), ("notes.jpg",)),
+        (("--eval-only", "--checkpoint", ckpt, "--toy-val", "2", "--boxes", str(empty)), ("empty.json",)),
+        (("--eval-only", "--checkpoint", ckpt, "--toy-val", "2", "--boxes", str(bad)), ("bad.json",)),
+        (("--eval-only", "--checkpoint", ckpt, "--boxes", str(tmp_path / "no.json")), ("no.json",)),
+        (("--eval-only",), ("--checkpoint",)),
+        (("--data", "coco"), ("--data-root",)),
+        (("--data", "coco", "--data-root", str(tmp_path)), (str(tmp_path),)),
+        (("--input-size", "100"), ("--input-size",)),
+        (("--scales", "a,b"), ("--scales",)),
+        (("--eval-only", "--checkpoint", str(text)), ("notes.jpg",)),
+        (("--topdown", str(tmp_path / "nope.pt")), ("nope.pt",)),                   # before any training
+        (("--eval-only", "--checkpoint", ckpt, "--toy-val", "2", "--topdown", ckpt), ("best.pt",)),  # not paper 1's
+    ]
+    for (args, words), r in zip(cases, run_all([args for args, _ in cases])):
+        one_line_error(r, *words)
 
 
 def test_huge_image_is_refused_with_one_line(trained, tmp_path, monkeypatch, capsys):
