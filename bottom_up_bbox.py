@@ -1680,9 +1680,7 @@ def model_from_cao_weights(path, device, args=None):
         cfg.test_size = args.test_size or cfg.test_size
         if cfg.test_size < 8:
             raise UsageError("--test-size must be at least 8")
-        for name in ("det_shift", "det_scale", "det_dup", "det_fp", "det_miss", "eta"):
-            if getattr(args, name, None) is not None:
-                setattr(cfg, name, getattr(args, name))
+        cli.override(cfg, args, ("det_shift", "det_scale", "det_dup", "det_fp", "det_miss", "eta"))
     state = read_cao_file(path)                   # a missing or unreadable file fails before the build
     model = CaoNetwork()
     model.load_state_dict(cao_state_dict(model, state, f"--cmu-weights {Path(path).expanduser()}"), strict=True)
@@ -2387,16 +2385,12 @@ def load_sources(args, skeleton, cfg):
 def build_config(args):
     cfg = toy_config() if args.data == "toy" else Config(data=args.data)
     cfg.seed = args.seed
-    for name in ("stages", "backbone", "width", "head_width", "hidden", "input_size", "test_size", "batch_size",
-                 "epochs", "lr", "eta", "sigma", "delta", "fg_weight", "det_shift", "det_scale", "det_dup",
-                 "det_fp", "det_miss"):
-        if getattr(args, name) is not None:
-            setattr(cfg, name, getattr(args, name))
+    cli.override(cfg, args, ("stages", "backbone", "width", "head_width", "hidden", "input_size", "test_size",
+                             "batch_size", "epochs", "lr", "eta", "sigma", "delta", "fg_weight", "flip_test",
+                             "det_shift", "det_scale", "det_dup", "det_fp", "det_miss"))
     if args.no_2x:
         cfg.upsample = False
     cfg.scales = scales_flag(args) or cfg.scales
-    if args.flip_test is not None:
-        cfg.flip_test = args.flip_test
     if cfg.input_size % 8 or cfg.input_size < 16:
         raise UsageError(f"--input-size must be a multiple of 8 (the feature stride), got {cfg.input_size}")
     if cfg.test_size < 8 or cfg.epochs < 1:
@@ -2444,9 +2438,7 @@ def model_from_checkpoint(path, device, args=None):
                          f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     if args is not None:
         cfg.scales = scales_flag(args) or cfg.scales
-        for name in ("flip_test", "det_shift", "det_scale", "det_dup", "det_fp", "det_miss", "eta"):
-            if getattr(args, name, None) is not None:
-                setattr(cfg, name, getattr(args, name))
+        cli.override(cfg, args, ("flip_test", "det_shift", "det_scale", "det_dup", "det_fp", "det_miss", "eta"))
     return cfg, skeleton, model.to(device).eval()
 
 

@@ -1509,14 +1509,6 @@ def config_from_dict(d):
     return Config(**d)
 
 
-def apply_flip_flag(cfg, args):
-    """``--flip-test`` / ``--no-flip-test`` over the config's (or the
-    checkpoint's) ``flip_test``; neither flag: unchanged. Returns ``cfg``."""
-    if args.flip_test is not None:
-        cfg.flip_test = args.flip_test
-    return cfg
-
-
 def build_config(args):
     if args.data == "toy":
         cfg = toy_config(args.arch)
@@ -1532,10 +1524,7 @@ def build_config(args):
         cfg.stages = [Stage("joint", 10 if args.arch == "vgg" else 30, last.optimizer,
                             last.lr, last.lr_end, last.momentum)]
     cfg.variant, cfg.seed = args.variant, args.seed
-    apply_flip_flag(cfg, args)
-    for name in ("input_size", "width", "batch_size"):
-        if getattr(args, name) is not None:
-            setattr(cfg, name, getattr(args, name))
+    cli.override(cfg, args, ("flip_test", "input_size", "width", "batch_size"))
     if args.pretrained and cfg.arch == "residual":
         # ImageNet weights are ResNet-152's: the detector takes its blocks
         # even on toy data (whose compact default has fewer); the width must
@@ -1605,7 +1594,7 @@ def run_demo(args, rt):
     center = np.array([(w - 1) / 2, (h - 1) / 2])
     A = crop_matrix(center, crop_side(h / 200.0), cfg.input_size)
     x = to_tensor(warp_image(img, A, cfg.input_size))[None].to(rt.device)
-    maps = predict(model, x, flip_test=apply_flip_flag(cfg, args).flip_test).float().cpu()
+    maps = predict(model, x, flip_test=cli.override(cfg, args, ("flip_test",)).flip_test).float().cpu()
     xy = apply_affine(invert_affine(A), from_stride(decode(maps).numpy()[0], model.stride))
     score = maps[0].flatten(1).max(1).values.numpy()
     fig, ax = plt.subplots(figsize=(6, 6 * h / w))
@@ -1667,7 +1656,7 @@ def run(args):
         cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
         check_joints(cfg, args.data, args.checkpoint)
         cfg.seed = args.seed
-        apply_flip_flag(cfg, args)
+        cli.override(cfg, args, ("flip_test",))            # --flip-test / --no-flip-test over the checkpoint's
         _, val_src = load_sources(args)
         val_set = PoseData(val_src, cfg, model.stride, train=False)
         res = evaluate(model, val_set, rt, flip_test=cfg.flip_test)

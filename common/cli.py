@@ -27,6 +27,16 @@ class UsageError(ValueError):
     """Bad command-line input; reported as one line."""
 
 
+def override(cfg, args, names):
+    """Each flag of ``names`` that was given (not None) replaces the config
+    field of the same name; a flag absent from ``args`` (a run mode without
+    it) leaves its field alone. Returns ``cfg``."""
+    for name in names:
+        if getattr(args, name, None) is not None:
+            setattr(cfg, name, getattr(args, name))
+    return cfg
+
+
 def note_checkpoint(path):
     """Record that ``path`` now holds a complete, resumable checkpoint.
 

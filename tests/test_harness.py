@@ -360,3 +360,13 @@ def test_ctrl_c_before_any_checkpoint_says_so(capsys):
     assert e.value.code == 130
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("interrupted") and "no checkpoint" in err, err
+
+
+def test_override_takes_the_flags_that_were_given():
+    from types import SimpleNamespace
+
+    from common import cli
+    cfg = SimpleNamespace(lr=1e-3, flip_test=True, epochs=5)
+    args = SimpleNamespace(lr=2e-3, flip_test=False, epochs=None)          # --no-flip-test is a given False
+    assert cli.override(cfg, args, ("lr", "flip_test", "epochs", "sigma")) is cfg
+    assert (cfg.lr, cfg.flip_test, cfg.epochs) == (2e-3, False, 5) and not hasattr(cfg, "sigma")
