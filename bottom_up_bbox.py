@@ -44,13 +44,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from common import cli, coco_aic, harness, plotting
+from common import attribution, cli, coco_aic, harness, plotting
 from common.cli import UsageError
 from common.backbones import VGG, ResNet, load_imagenet_weights
 from common.coco_eval import (aic_score, bootstrap_ap, coco_keypoint_ap, format_ap_table, keypoint_similarity, oks,
                               to_coco_results, write_json)
 from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_AREA_PER_BOX,
-                             CROWDPOSE_SIGMAS, MPII_TO_AIC, flip_permutation)
+                             CROWDPOSE_JOINTS, CROWDPOSE_OWN_SIGMAS, CROWDPOSE_SIGMAS, MPII_TO_AIC,
+                             flip_permutation)
 from common.toy import box_ious, kept, render_scene, sample_pose, with_neighbour
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine, open_image,
                                to_stride, to_tensor, warp_image)
@@ -96,12 +97,19 @@ class Config:
     scales: tuple = (0.7, 1.0, 1.3)    # §IV-A "multiple scales (0.7, 1.0, 1.3)"
     flip_test: bool = False       # Paper: no test-time flip (the toy uses one, see toy_config)
     box_extend: float = 0.1       # §IV-A "extended by 10% along both ... directions"
+    extend_per_side: bool = True  # ... on each side (True) or in total (see extend_boxes)
     peak_threshold: float = 0.1   # candidates (Paper: unspecified; Cao et al.'s 0.1)
     link_threshold: float = 0.2   # min Eq. (5) score of a connection (Paper: unspecified)
     alpha: float = 0.2            # Eq. (9): "We set alpha = 0.2, beta = 0.2, gamma = 0.6"
     beta: float = 0.2
     gamma: float = 0.6
     eta: float = 0.5              # Eq. (11) threshold (Paper: unspecified, see pose_nms)
+    # Readings the paper leaves open (README, "Paper 2's readings"); each
+    # ``PAPER_LITERAL`` value below runs the paper's words as they stand.
+    nms_distance: str = "own"     # Eq. (10) over max(n_Y, n_Y') ("eq10") or n_Y ("own"): pose_distance
+    nms_per_box: str = "next"     # a box yields its best surviving pose ("next") or only its best ("best"): pose_nms
+    completion: str = "field+box"  # completion: the limb's field, then the box ("field+box"); "box", "field"
+    rank_score: str = "joints"    # AP ranking: the joints' evidence ("joints") or Eq. (9) ("own"): rank_score
     # The simulated detector (``simulated_detector``): errors like the paper's
     # YOLOv2 boxes, for data without a detection file. Not from the paper:
     # rates chosen to be visible in a lecture, each adjustable by a flag.
@@ -116,6 +124,11 @@ class Config:
     def head(self):
         """Channel multiplier of the stages: ``head_width``, else ``width``."""
         return self.width if self.head_width is None else self.head_width
+
+
+# The paper's words read literally, where the defaults above choose otherwise
+# (``--paper-literal``; each reading's measured effect is in the README).
+PAPER_LITERAL = {"nms_distance": "eq10", "nms_per_box": "next", "completion": "box", "rank_score": "own"}
 
 
 def toy_config():
@@ -221,15 +234,18 @@ class Skeleton:
     """
 
     def __init__(self, data):
-        self.data = data                                   # "toy", "coco" or "aic"
-        self.kind = "coco" if data == "coco" else "aic"    # toy figures use AIC's 14 joints
-        names = COCO_JOINTS + ("neck",) if self.kind == "coco" else AIC_JOINTS
+        self.data = data                                   # "toy", "coco", "aic" or "crowdpose"
+        # "coco": a head of nose, eyes and ears; "aic": the 14 joints with a
+        # head top (AI Challenger, CrowdPose in its own order, the toy's figures).
+        self.kind = "coco" if data == "coco" else "aic"
+        names = {"coco": COCO_JOINTS + ("neck",), "crowdpose": CROWDPOSE_JOINTS}.get(data, AIC_JOINTS)
         self.joints = tuple(names)
         self.eval_joints = len(COCO_JOINTS) if self.kind == "coco" else len(AIC_JOINTS)
         # OKS constants: each data set's own; the toy's are CrowdPose's, a
         # published set for these 14 joints that fits the toy's sizes
         # (``common.skeleton.CROWDPOSE_SIGMAS`` says why not AIC's).
-        self.sigmas = {"coco": COCO_SIGMAS, "aic": AIC_SIGMAS, "toy": CROWDPOSE_SIGMAS}[data]
+        self.sigmas = {"coco": COCO_SIGMAS, "aic": AIC_SIGMAS, "toy": CROWDPOSE_SIGMAS,
+                       "crowdpose": CROWDPOSE_OWN_SIGMAS}[data]
         parent = {**HEAD_PARENT[self.kind], **BODY_PARENT}
         index = {n: i for i, n in enumerate(names)}
         self.limbs = np.array([(index[a], index[b]) for a, b in dfs_limbs(parent)])
@@ -797,6 +813,8 @@ class Pose:
     links: list           # Eq. (5) scores of the connections that built it
     box: int              # index of the box it was parsed in (-1: no box)
     conf: float = 0.0     # Eq. (9)
+    rival: int = -1       # pose NMS: the kept pose (its index) whose Eq. (11) eliminated this one
+    d: float = np.nan     # ... and d(Y, Y') to it (Eq. 10); -1 and NaN when the box rule did
 
 
 class Ranked(NamedTuple):
@@ -891,14 +909,18 @@ def candidates_in_box(cand, box):
     return candidates_in_boxes(cand, [box])[0]
 
 
-def extend_boxes(boxes, frac):
+def extend_boxes(boxes, frac, per_side=True):
     """§IV-A: "detected human proposals are extended by 10% along both the
     vertical and the horizontal directions". Paper: whether 10% in all or on
-    each side is unspecified. Here: each side moves out by ``frac`` of the
-    box's size (so width and height grow by 2 x 10%), the safer reading of
-    "to guarantee the entire person region can be extracted"."""
+    each side is unspecified. Here (``per_side``, ``Config.extend_per_side``):
+    each side moves out by ``frac`` of the box's size (so width and height
+    grow by 2 x 10%), the safer reading of "to guarantee the entire person
+    region can be extracted": annotated and detected boxes of occluded people
+    end where they stop being visible, and their hidden joints lie beyond
+    (README, "Paper 2's readings"). ``per_side=False``: 10 % in total."""
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    return np.concatenate([b[:, :2] - frac * b[:, 2:], b[:, 2:] * (1 + 2 * frac)], 1)
+    side = frac if per_side else frac / 2
+    return np.concatenate([b[:, :2] - side * b[:, 2:], b[:, 2:] * (1 + 2 * side)], 1)
 
 
 # =============================================================================
@@ -934,40 +956,66 @@ def pose_confidence(pose, cand, box, cfg):
     return float(pose_confidences([pose], cand, [box], cfg)[0])
 
 
-def pose_distance(a, b):
-    """Eq. (10): d(Y, Y') = sum_j 1(Y_j != Y'_j) / max(n_Y, n_Y').
+def pose_distance(a, b, reading="eq10"):
+    """Eq. (10): d(Y, Y') = sum_j 1(Y_j != Y'_j) / max(n_Y, n_Y'), with
+    ``a`` = Y (the pose that may be eliminated) and ``b`` = Y' (the reference).
 
     Joints are compared by identity (the same candidate), a missing joint
     matching only a missing joint: the fraction of unmatched joints.
+
+    Paper: as written, a fragment lies far from the pose it is part of: 3
+    joints of a kept 14-joint pose differ from it at the 11 joints the
+    fragment lacks, d = 11/14 > eta, and the fragment survives (completion
+    then fills it from the neighbours). Here (``reading="own"``, the
+    default): only Y's own joints are compared and the count is Y's, d =
+    sum_{j in Y} 1(Y_j != Y'_j) / n_Y -- "the percentage of [Y's] unmatched
+    joints": a fragment of Y' has d = 0, two people who share no joint d =
+    1, and two poses of equal size the same d as Eq. (10). ``"eq10"``: the
+    equation as printed.
     """
-    n = max(int((a.joints >= 0).sum()), int((b.joints >= 0).sum()), 1)
+    ha, hb = a.joints >= 0, b.joints >= 0
+    if reading == "own":
+        return float((ha & (a.joints != b.joints)).sum()) / max(int(ha.sum()), 1)
+    n = max(int(ha.sum()), int(hb.sum()), 1)
     return float((a.joints != b.joints).sum()) / n
 
 
-def pose_nms(poses, eta):
+def pose_nms(poses, eta, distance="eq10", per_box="next"):
     """§III-C: take the most confident pose as the reference Y', eliminate the
     poses with f(Y, Y' | eta) = 1(d(Y, Y') <= eta) (Eq. 11), repeat on the
-    rest, "until at most one unique pose remains in one bounding box": a
-    pose is also eliminated when its box already has a kept pose.
+    rest, "until at most one unique pose remains in one bounding box".
+
+    Paper: which pose a box keeps is open. ``per_box="next"``: a box keeps
+    its most confident pose that survives, so a duplicate box whose first
+    pose was eliminated hands on its next-best one -- most often a fragment
+    of a neighbour, which completion then fills. Here (``"best"``, the
+    default): a box's poses are its own candidates for one person, so a box
+    yields its most confident pose or nothing: once that pose is eliminated
+    as redundant, the box was a redundant detection. ``distance``: the
+    reading of Eq. (10), ``pose_distance``.
 
     Paper: eta is unspecified. Here: 0.5 -- two poses that share at least
     half of the joints of the larger one are one person seen from two boxes.
     Two poses without a common joint differ wherever either has one, so
-    d >= 1 (Eq. 10): for eta < 1 a pose is compared with the kept poses that
-    hold one of its joints only, not with every kept pose.
+    d >= 1 (either reading): for eta < 1 a pose is compared with the kept
+    poses that hold one of its joints only, not with every kept pose.
     """
-    kept, boxes, holders = [], set(), {}             # holders: candidate id -> kept poses holding it
+    kept, boxes, holders = [], set(), {}             # holders: candidate id -> indices of kept poses holding it
     for p in sorted(poses, key=lambda p: -p.conf):
         if p.box in boxes:
             continue
+        if per_box == "best":
+            boxes.add(p.box)                         # this box has had its one pose
         ids = [i for i in p.joints.tolist() if i >= 0]
-        rivals = kept if eta >= 1 or not ids else {id(k): k for i in ids for k in holders.get(i, ())}.values()
-        if any(pose_distance(p, k) <= eta for k in rivals):
+        rivals = range(len(kept)) if eta >= 1 or not ids else sorted({r for i in ids for r in holders.get(i, ())})
+        nearest = min(((pose_distance(p, kept[r], distance), r) for r in rivals), default=None)
+        if nearest is not None and nearest[0] <= eta:
+            p.d, p.rival = nearest                   # kept for the person-loss attribution
             continue
+        for i in ids:
+            holders.setdefault(i, []).append(len(kept))
         kept.append(p)
         boxes.add(p.box)
-        for i in ids:
-            holders.setdefault(i, []).append(p)
     return kept
 
 
@@ -983,7 +1031,25 @@ def to_keypoints(pose, cand):
     return kp
 
 
-def complete_poses(poses, cand, boxes, inside=None):
+class Filling:
+    """Poses being completed: their joints (copies), what completion added,
+    and the candidates any pose holds ("associated to another pose")."""
+
+    def __init__(self, poses):
+        self.joints = [p.joints.copy() for p in poses]
+        self.done = [np.zeros(len(p.joints), bool) for p in poses]
+        self.used = {int(i) for p in poses for i in p.joints if i >= 0}
+
+    def add(self, k, j, i):
+        self.joints[k][j], self.done[k][j] = i, True
+        self.used.add(int(i))
+
+    def result(self, cand):
+        """(keypoints list, completed-mask list) in map px."""
+        return [to_keypoints(Pose(j, [], -1), cand) for j in self.joints], self.done
+
+
+def complete_poses(poses, cand, boxes, inside=None, fill=None):
     """§III-D: "for each missing joint in pose Y, we find a point with the
     highest confidence in the corresponding cropped confidence map. If this
     point has already been associated to another pose, we find the next
@@ -997,25 +1063,64 @@ def complete_poses(poses, cand, boxes, inside=None):
     candidate in the box is taken, the joint stays missing: any other pixel
     of the map lies on the slope of a peak that another pose owns, and the
     paper's point "has not been associated to any other poses".
-    ``inside``: ``candidates_in_boxes(cand, boxes)`` when already computed.
-    Returns (keypoints list, completed-mask list).
+    ``inside``: ``candidates_in_boxes(cand, boxes)`` when already computed;
+    ``fill``: a ``Filling`` that an earlier step (``complete_by_field``)
+    began. Returns (keypoints list, completed-mask list).
     """
     inside = candidates_in_boxes(cand, boxes) if inside is None else inside
-    used = {int(i) for p in poses for i in p.joints if i >= 0}
-    keypoints, completed = [], []
-    for p in poses:
-        kp = to_keypoints(p, cand)
-        done = np.zeros(len(kp), bool)
-        for j in np.flatnonzero(p.joints < 0):
+    fill = Filling(poses) if fill is None else fill
+    for k, p in enumerate(poses):
+        for j in np.flatnonzero(fill.joints[k] < 0):
             ids = cand.by_joint[j]
-            free = [i for i in ids[inside[p.box][ids]].tolist() if i not in used]    # highest first
+            free = [i for i in ids[inside[p.box][ids]].tolist() if i not in fill.used]    # highest first
             if free:
-                used.add(free[0])
-                kp[j] = (*cand.xy[free[0]], cand.score[free[0]])
-                done[j] = True
-        keypoints.append(kp)
-        completed.append(done)
-    return keypoints, completed
+                fill.add(k, j, free[0])
+    return fill.result(cand)
+
+
+def complete_by_field(poses, cand, fields, limbs, conn, link_threshold, fill=None):
+    """§III-D read with the direction fields: a missing joint is taken along
+    a limb of the tree from a joint the pose has -- its parent, or its child
+    when the parent is missing too -- as the free candidate whose connection
+    to that joint scores highest by Eq. (5), above ``link_threshold``,
+    wherever it lies: the field, not the box, says whose joint it is.
+    Passes repeat until nothing is added, so a chain (knee, then ankle) is
+    followed. Poses are completed in the order given; a candidate taken by
+    one pose is skipped by the next. The pairs are scored into ``conn`` (the
+    image's ``Connections``). Returns the ``Filling`` (``fill`` when given).
+
+    Why (``Config.completion``, README "Paper 2's readings"): the paper's
+    rule has no check that the point belongs to this person, and it cannot
+    reach a joint the box cuts off -- annotated and detected boxes of a
+    person half hidden in a crowd end where the person stops being visible,
+    and their hidden legs lie below it. Neither can a field: a limb chain
+    that hangs from a missing joint (both legs of a person whose neck is
+    outside the image) has no field to the pose, which is why the default
+    runs the paper's rule after this one for what is still missing.
+    """
+    fill = Filling(poses) if fill is None else fill
+    first = [ids[0] if len(ids) else 0 for ids in cand.by_joint]          # by_joint[j] is one run of ids
+    for k, joints in enumerate(fill.joints):
+        grew = True
+        while grew:
+            grew = False
+            for c, (j1, j2) in enumerate(limbs):
+                if (joints[j1] >= 0) == (joints[j2] >= 0):
+                    continue                                              # both or neither present
+                have, want = (j1, j2) if joints[j1] >= 0 else (j2, j1)
+                free = np.array([i for i in cand.by_joint[want].tolist() if i not in fill.used], np.int64)
+                if not len(free):
+                    continue
+                row = joints[j1] - first[j1] if have == j1 else free - first[j1]
+                col = free - first[j2] if have == j1 else joints[j2] - first[j2]
+                pairs = [np.zeros(m.shape, bool) for m in conn.score]
+                pairs[c][row, col] = True
+                connection_scores(fields, cand, limbs, pairs, conn)
+                s = conn.score[c][row, col]
+                if s.max() > link_threshold:
+                    fill.add(k, want, free[s.argmax()])
+                    grew = True
+    return fill
 
 
 # =============================================================================
@@ -1036,10 +1141,10 @@ def candidates_and_scores(maps, fields, skeleton, cfg):
 class Parse(NamedTuple):
     """One parser's output on one image."""
     keypoints: np.ndarray     # (P, J, 3): x, y, joint score (0, 0, 0 when missing)
-    scores: np.ndarray        # (P,) pose scores (Eq. 9 for ours)
+    scores: np.ndarray        # (P,) ranking scores (``rank_score``)
     completed: np.ndarray     # (P, J) bool: joints added by pose completion
     poses: list               # the P poses (candidate ids), before completion
-    suppressed: list          # the poses pose NMS removed
+    suppressed: list          # the poses pose NMS removed ([3]: the lists its rule deleted)
 
 
 def parse_image(maps, fields, boxes, skeleton, cfg, nms=True, completion=True, cand=None, scores=None):
@@ -1069,14 +1174,41 @@ def parse_image(maps, fields, boxes, skeleton, cfg, nms=True, completion=True, c
     for p, conf in zip(poses, pose_confidences(poses, cand, boxes[[p.box for p in poses]], cfg)):
         p.conf = float(conf)
     poses.sort(key=lambda p: -p.conf)                # stable: ties keep the box order
-    kept = pose_nms(poses, cfg.eta) if nms else poses
+    kept = pose_nms(poses, cfg.eta, cfg.nms_distance, cfg.nms_per_box) if nms else poses
     kept_ids = {id(p) for p in kept}
     suppressed = [p for p in poses if id(p) not in kept_ids]
-    if completion:
-        kps, done = complete_poses(kept, cand, boxes, inside)
-    else:
-        kps, done = [to_keypoints(p, cand) for p in kept], [np.zeros(J, bool) for _ in kept]
-    return pack(kps, [p.conf for p in kept], done, J, kept, suppressed)
+    fill = Filling(kept)
+    if completion and "field" in cfg.completion:             # "field" or "field+box"
+        complete_by_field(kept, cand, fields, limbs, scores, cfg.link_threshold, fill)
+    if completion and "box" in cfg.completion:               # "box" (the paper's) or "field+box"
+        complete_poses(kept, cand, boxes, inside, fill)
+    kps, done = fill.result(cand)
+    return pack(kps, [rank_score(p, cand, cfg) for p in kept], done, J, kept, suppressed)
+
+
+def joint_evidence(pose, cand):
+    """The peak values of the joints a parse assembled, summed and divided by
+    the number of joints J: a missing joint counts 0."""
+    ids = pose.joints[pose.joints >= 0]
+    return float(cand.score[ids].sum()) / len(pose.joints)
+
+
+def rank_score(pose, cand, cfg):
+    """The score a pose is ranked by in the AP (COCO results' ``score``).
+
+    Paper: Eq. (9) is defined for pose NMS; the score behind the AP is not
+    stated. Ranking by Eq. (9) (``rank_score="own"``) puts a pose that fills
+    its box above a confident one in a loose box, on a scale no other
+    parser shares ([3] has its own, ``parse_greedy``). Here (``"joints"``,
+    the default): the evidence of the joints the parse assembled (before
+    completion), their peak values summed over all J joints
+    (``joint_evidence``) -- one scale for every parser, so that Table IV
+    compares parses, not scores. Why not s1 of Eq. (9), the mean over the
+    assembled joints only: a 3-joint fragment then ties with a whole
+    person, and on sharp maps (every peak near 1) the ranking is a coin
+    toss. ``"own"``: the parser's own, ``pose.conf`` (Eq. 9 for ours).
+    """
+    return pose.conf if cfg.rank_score == "own" else joint_evidence(pose, cand)
 
 
 def pack(kps, confs, done, J, poses, suppressed=()):
@@ -1114,22 +1246,26 @@ def parse_greedy(maps, fields, skeleton, cfg, cand=None, scores=None, min_joints
     (``greedy_connections``), not our ``link_threshold``. As in [3]'s
     released code, persons with fewer than 4 joints, or with less than 0.4
     of (joint + connection confidence) per joint, are dropped, and that ratio
-    is the person's score. Nothing is completed and nothing is suppressed.
+    is the person's own score (ranked by it with ``rank_score="own"``, else
+    by the common score of ``rank_score``). Nothing is completed and
+    nothing is suppressed.
     """
     J = skeleton.J
     if cand is None:
         cand, scores = candidates_and_scores(maps, fields, skeleton, cfg)
     connection_scores(fields, cand, skeleton.limbs, None, scores, support=True)    # no box: every pair
-    kps, confs, kept = [], [], []
+    kps, confs, kept, deleted = [], [], [], []
     for p in parse_box(cand, greedy_connections(scores, maps.shape[1]), skeleton.limbs,
                        np.ones(len(cand.score), bool), 0.0):
         ids = p.joints[p.joints >= 0]
-        score = (cand.score[ids].sum() + sum(p.links)) / len(ids)
-        if len(ids) >= min_joints and score >= min_mean:
+        p.conf = float(cand.score[ids].sum() + sum(p.links)) / len(ids)     # [3]'s own score
+        if len(ids) >= min_joints and p.conf >= min_mean:
             kps.append(to_keypoints(p, cand))
-            confs.append(score)
+            confs.append(rank_score(p, cand, cfg))
             kept.append(p)
-    return pack(kps, confs, [np.zeros(J, bool)] * len(kps), J, kept)
+        else:
+            deleted.append(p)
+    return pack(kps, confs, [np.zeros(J, bool)] * len(kps), J, kept, deleted)
 
 
 def person_boxes(keypoints, frac):
@@ -1860,7 +1996,7 @@ def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None):
     Returns {variant: ``Parse`` with keypoints in image px}; a missing joint
     is (0, 0, 0), as in COCO's files."""
     cand, scores = inputs or candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
-    box_map = pred.boxes_to_map(extend_boxes(boxes, cfg.box_extend))
+    box_map = pred.boxes_to_map(extend_boxes(boxes, cfg.box_extend, cfg.extend_per_side))
     out = dict.fromkeys(variants)
     # The parse of [3] first: it scores every pair, with the support its
     # criterion needs, and the parses in boxes then read their pairs' scores.
@@ -1965,7 +2101,7 @@ def score(skeleton, gts, results, image_ids):
     official score with its own constants. On the toy that score is printed
     for comparison only: AIC's constants are too strict for its sizes."""
     res = coco_keypoint_ap(gts, results, image_ids=image_ids, sigmas=skeleton.sigmas)
-    if skeleton.kind == "aic":
+    if skeleton.joints == AIC_JOINTS:
         res["AIC score"] = aic_score(gts, results, sigmas=AIC_SIGMAS, image_ids=image_ids)
     return res
 
@@ -2187,6 +2323,44 @@ def component_counts(parsed, pred, cand, annotations, skeleton):
     c["cross_refused"] = len(greedy_cross - ours)
     c["ours_cross"] = len(cross(full.poses)[0])
     return c
+
+
+def trace(parse, pred, cand, skeleton, cfg, boxes=None):
+    """A ``Parse`` (keypoints already in image px, ``parse_variants``) as the
+    steps the person-loss attribution follows (``common.attribution.Trace``):
+    every pose assembled, kept or removed; ``boxes``: the extended boxes in
+    image px (None: the box-free parse of [3])."""
+    J, everyone = skeleton.eval_joints, parse.poses + parse.suppressed
+    assembled = np.zeros((len(everyone), skeleton.J, 3), np.float32)
+    for k, p in enumerate(everyone):
+        assembled[k] = to_keypoints(p, cand)
+    assembled[..., :2] = np.where(assembled[..., 2:] > 0, pred.to_image(assembled[..., :2]), 0.0)
+    final = assembled.copy()
+    final[:len(parse.poses)] = parse.keypoints
+    n = len(parse.poses)
+    return attribution.Trace(
+        assembled=assembled[:, :J], final=final[:, :J], kept=np.arange(len(everyone)) < n,
+        score=np.r_[parse.scores, [rank_score(p, cand, cfg) for p in parse.suppressed]],
+        conf=np.array([p.conf for p in everyone], float), box=np.array([p.box for p in everyone], int),
+        boxes=boxes, rival=np.array([-1] * n + [p.rival for p in parse.suppressed], int),
+        distance=np.array([np.nan] * n + [p.d for p in parse.suppressed], float))
+
+
+def lost_people(parsed, pred, cand, annotations, skeleton, cfg, boxes, tau=0.5):
+    """Where each person of one image was lost (``common.attribution``), for
+    each parse in ``parsed`` ({variant: Parse in image px}); ``boxes``: the
+    detector's boxes in image px, before extension. Returns {variant: list
+    of {"person", "cause", ...}}; the people are ``scored_people``."""
+    people = scored_people(annotations)
+    J = skeleton.eval_joints
+    truth = attribution.People(np.array([a["keypoints"] for a in people], float).reshape(len(people), J, 3),
+                               np.array([a["area"] for a in people], float),
+                               np.array([a["bbox"] for a in people], float).reshape(-1, 4), skeleton.sigmas)
+    found = np.c_[pred.to_image(cand.xy), cand.joint][cand.joint < J]
+    ext = extend_boxes(boxes, cfg.box_extend, cfg.extend_per_side)
+    return {v: attribution.attribute(trace(p, pred, cand, skeleton, cfg, None if v == "greedy" else ext),
+                                     truth, found, tau)
+            for v, p in parsed.items()}
 
 
 def oracle_prediction(scene, skeleton, cfg, stride):

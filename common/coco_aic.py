@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from .datasets import DataError, _need
-from .skeleton import AIC_JOINTS, COCO_JOINTS
+from .skeleton import AIC_JOINTS, COCO_JOINTS, CROWDPOSE_AREA_PER_BOX, CROWDPOSE_JOINTS
 
 PERSON = 1  # COCO's category id of "person"
 
@@ -119,18 +119,40 @@ def read_coco(json_path, image_dir):
     """
     path = _need(json_path, "COCO keypoint annotation JSON", COCO_HINT)
     folder = _need(image_dir, "COCO image folder", COCO_HINT)
-    return _coco_layout(path, folder, _load_json(path), COCO_JOINTS, aic=False)
+    return _coco_layout(path, folder, _load_json(path), COCO_JOINTS, "coco")
 
 
-def _coco_layout(path, folder, data, joints, aic):
-    """Records from a COCO-style JSON; shared by COCO and AIC converted by mmpose."""
+def read_crowdpose(json_path, image_dir):
+    """CrowdPose (Li et al., CVPR 2019; ``crowdpose_{train,val,test}.json``):
+    COCO's layout with 14 joints in CrowdPose's own order (left_shoulder,
+    right_shoulder, ... left_ankle, right_ankle, head, neck), kept in that
+    order (``common.skeleton.CROWDPOSE_JOINTS``). The file's joint names must
+    be those, in that order: an AI Challenger file (the same 14 joints in
+    another order) is refused rather than misread. The files carry no
+    ``area``: the OKS scale is ``CROWDPOSE_AREA_PER_BOX`` x the box area, as
+    mmpose reads them. Images also carry a ``crowdIndex``, not used here.
+    """
+    hint = "crowdpose_{train,val,test}.json and the images folder of the CrowdPose release"
+    path = _need(json_path, "CrowdPose annotation JSON", hint)
+    folder = _need(image_dir, "CrowdPose image folder", hint)
+    return _coco_layout(path, folder, _load_json(path), CROWDPOSE_JOINTS, "crowdpose")
+
+
+LABELS = {"coco": "COCO", "aic": "AI Challenger", "crowdpose": "CrowdPose"}
+
+
+def _coco_layout(path, folder, data, joints, kind):
+    """Records from a COCO-style JSON; shared by COCO, CrowdPose and AIC
+    converted by mmpose (``kind``: "coco", "crowdpose" or "aic")."""
     if not (isinstance(data, dict) and isinstance(data.get("images"), list)
             and isinstance(data.get("annotations"), list)):
         raise DataError(f"{path}: expected a COCO JSON object with 'images' and 'annotations' lists")
     for cat in data.get("categories") or []:
         names = cat.get("keypoints") if isinstance(cat, dict) and cat.get("id") == PERSON else None
         if isinstance(names, list):  # a file without names cannot be checked; the count still is
-            _check_joint_names(path, names, joints, "AI Challenger" if aic else "COCO")
+            if kind == "crowdpose":  # CrowdPose calls its head top "head" (its only head joint)
+                names = ["head_top" if n == "head" else n for n in names]
+            _check_joint_names(path, names, joints, LABELS[kind])
 
     images = {}
     for i, im in enumerate(data["images"]):
@@ -147,7 +169,7 @@ def _coco_layout(path, folder, data, joints, aic):
         if ann["image_id"] not in images:
             raise DataError(f"{path}: annotation {ann['id']}: image_id {ann['image_id']!r} is not in 'images'")
         images[ann["image_id"]][1].append(ann)
-    return [_coco_scene(path, folder, im, anns, len(joints), aic) for im, anns in images.values()]
+    return [_coco_scene(path, folder, im, anns, len(joints), kind) for im, anns in images.values()]
 
 
 def _joint_key(name):
@@ -176,7 +198,8 @@ def _check_joint_names(path, names, joints, label):
     ... ``head_top``, ``neck``; ours ``r_shoulder``).
     """
     expected = ", ".join(_spelled_out(j) for j in joints)
-    other = " (CrowdPose: 14 joints, another order)" if label == "AI Challenger" else ""
+    other = {"AI Challenger": " (CrowdPose: 14 joints, another order)",
+             "CrowdPose": " (AI Challenger: 14 joints, another order)"}.get(label, "")
     if len(names) != len(joints):
         raise DataError(f"{path}: category 1 has {len(names)} keypoints, expected {len(joints)} "
                         f"({label}: {expected}); is this the right file?")
@@ -187,7 +210,8 @@ def _check_joint_names(path, names, joints, label):
                             f"order ({expected}); is this another data set's file{other}?")
 
 
-def _coco_scene(path, folder, im, anns, num_joints, aic):
+def _coco_scene(path, folder, im, anns, num_joints, kind):
+    aic = kind == "aic"
     where = f"{path}: image {im['id']}"
     if not all(isinstance(im[k], int) and im[k] > 0 for k in ("width", "height")):
         raise DataError(f"{where}: expected positive integer 'width' and 'height', "
@@ -211,12 +235,14 @@ def _coco_scene(path, folder, im, anns, num_joints, aic):
     if aic:
         # AIC has no segments; its official evaluator scales OKS by the box area.
         areas = boxes[:, 2] * boxes[:, 3]
+    elif kind == "crowdpose":
+        areas = CROWDPOSE_AREA_PER_BOX * boxes[:, 2] * boxes[:, 3]
     else:
         areas = _rows([[a.get("area")] for a in anns], labels, 1, where, "area")[:, 0]
     crowd = [a.get("iscrowd", 0) for a in anns]
     if any(c not in (0, 1) for c in crowd):
         raise DataError(f"{where}: expected 'iscrowd' 0 or 1, got {sorted(set(map(repr, crowd)))}")
-    segs = [None if aic else (a.get("segmentation") or None) for a in anns]
+    segs = [None if kind != "coco" else (a.get("segmentation") or None) for a in anns]
     if any(s is not None and not isinstance(s, (list, dict)) for s in segs):
         raise DataError(f"{where}: expected each 'segmentation' as a polygon list or an RLE object")
     try:
@@ -277,7 +303,7 @@ def read_aic(json_path, image_dir, read_sizes=True):
     folder = _need(image_dir, "AI Challenger image folder", AIC_HINT)
     data = _load_json(path)
     if isinstance(data, dict):
-        return _coco_layout(path, folder, data, AIC_JOINTS, aic=True)
+        return _coco_layout(path, folder, data, AIC_JOINTS, "aic")
     if not isinstance(data, list):
         raise DataError(f"{path}: expected the official AI Challenger list of images "
                         f"or a COCO-style object with 'images' and 'annotations'")

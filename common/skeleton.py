@@ -117,6 +117,13 @@ AIC_SIGMAS = np.array([0.01388152, 0.01515228, 0.01057665, 0.01417709, 0.0149789
 CROWDPOSE_SIGMAS = np.array([.79, .72, .62, .79, .72, .62,
                              1.07, .87, .89, 1.07, .87, .89, .79, .79]) / 10.0
 CROWDPOSE_AREA_PER_BOX = 0.53
+# CrowdPose's own files (``--data crowdpose``): the same 14 joints in its
+# order, and the constants above in that order, as crowdposetools lists them.
+CROWDPOSE_JOINTS = (
+    "l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist",
+    "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle", "head_top", "neck",
+)
+CROWDPOSE_OWN_SIGMAS = CROWDPOSE_SIGMAS[[AIC_JOINTS.index(n) for n in CROWDPOSE_JOINTS]]
 
 # MPII index of each AI Challenger joint (the toy figures have MPII's 16
 # joints; paper 2 uses AI Challenger's 14). AIC's "neck" is MPII's upper neck.
