@@ -34,7 +34,7 @@ propagate from one person to the next, and joints cut off from their person
 import argparse
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,12 +47,13 @@ from PIL import Image
 from common import attribution, cli, coco_aic, harness, plotting
 from common.cli import UsageError
 from common.backbones import VGG, ResNet, load_imagenet_weights
+from common.detector import DetectorModel, simulate
 from common.coco_eval import (aic_score, bootstrap_ap, coco_keypoint_ap, format_ap_table, keypoint_similarity, oks,
                               to_coco_results, write_json)
 from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_AREA_PER_BOX,
                              CROWDPOSE_JOINTS, CROWDPOSE_OWN_SIGMAS, CROWDPOSE_SIGMAS, MPII_TO_AIC,
                              flip_permutation)
-from common.toy import box_ious, kept, render_scene, sample_pose, with_neighbour
+from common.toy import DEFAULT_REGIME, PAPER_REGIME, kept, render_scene, sample_pose, with_neighbour
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine, open_image,
                                to_stride, to_tensor, warp_image)
 
@@ -110,14 +111,10 @@ class Config:
     nms_per_box: str = "next"     # a box yields its best surviving pose ("next") or only its best ("best"): pose_nms
     completion: str = "field+box"  # completion: the limb's field, then the box ("field+box"); "box", "field"
     rank_score: str = "joints"    # AP ranking: the joints' evidence ("joints") or Eq. (9) ("own"): rank_score
-    # The simulated detector (``simulated_detector``): errors like the paper's
-    # YOLOv2 boxes, for data without a detection file. Not from the paper:
-    # rates chosen to be visible in a lecture, each adjustable by a flag.
-    det_shift: float = 0.05       # s.d. of the centre shift, x box size
-    det_scale: float = 0.08       # s.d. of log width and log height (tight/loose boxes)
-    det_dup: float = 0.15         # chance of a second box on a person, IoU 0.5-0.8
-    det_fp: float = 0.3           # false positives per image (Poisson mean), on clutter
-    det_miss: float = 0.05        # chance a person gets no box
+    # The simulated detector (``common.detector``): errors like the paper's
+    # YOLOv2 boxes, for data without a detection file (--det-* flags).
+    detector: DetectorModel = field(default_factory=DetectorModel)
+    use_box_score: bool = False   # rank poses by box score x pose score (see rank_score)
     seed: int = 0
 
     @property
@@ -1306,8 +1303,8 @@ class ToyScenes:
     figures mapped to AI Challenger's 14 joints, with ground-truth boxes."""
     CACHE = 5000                       # scenes kept in memory (about 0.75 GB at 192 px)
 
-    def __init__(self, seed, n, size, skeleton):
-        self.seed, self.n, self.size, self.skeleton = seed, n, size, skeleton
+    def __init__(self, seed, n, size, skeleton, regime=DEFAULT_REGIME):
+        self.seed, self.n, self.size, self.skeleton, self.regime = seed, n, size, skeleton, regime
         self._cache = {}           # rendered scenes (``common.toy.kept``), about 150 kB each at 192 px
 
     def __len__(self):
@@ -1319,7 +1316,7 @@ class ToyScenes:
     def _render(self, i):
         def render():
             img, kp, boxes, _, unannotated = render_scene(self.seed, i, size=(self.size, self.size),
-                                                          return_unannotated=True)
+                                                          return_unannotated=True, regime=self.regime)
             return img, kp[:, MPII_TO_AIC], boxes, unannotated
         return kept(self._cache, i, render, self.CACHE)
 
@@ -1929,47 +1926,17 @@ def jitter_boxes(boxes, rng, level):
     return np.concatenate([centre - wh / 2, wh], 1)
 
 
-def simulated_detector(boxes, size, rng, cfg):
-    """Boxes from a detector that errs, as the paper's YOLOv2 boxes did (§IV-A),
-    for data sets without a detection file: (N, 5) x, y, w, h, score.
-
-    Each ground-truth box is missed with chance ``det_miss``; otherwise it is
-    shifted (centre, s.d. ``det_shift`` x its size) and made tighter or looser
-    (log size, s.d. ``det_scale``), scored U(0.5, 1). With chance ``det_dup``
-    the person gets a second box overlapping the first by IoU 0.5-0.8 (what
-    detector NMS lets through; pose NMS must remove the second pose), scored
-    lower. Poisson(``det_fp``) false positives of a person's proportions lie
-    anywhere in the image (on clutter, or on parts of people), scored U(0.3,
-    0.6). Seeded by the caller's ``rng``.
-    """
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    W, H = size
-    out = []
-    for box in b[rng.random(len(b)) >= cfg.det_miss]:
-        main = _perturb(box, rng, cfg.det_shift, cfg.det_scale)
-        score = rng.uniform(0.5, 1.0)
-        out.append([*main, score])
-        if rng.random() < cfg.det_dup:
-            for _ in range(50):                       # a box overlapping by IoU 0.5-0.8
-                dup = _perturb(main, rng, 0.15, 0.2)
-                if 0.5 <= box_ious(np.stack([main, dup]))[0, 1] <= 0.8:
-                    out.append([*dup, score * rng.uniform(0.5, 0.95)])
-                    break
-    for _ in range(rng.poisson(cfg.det_fp)):
-        h = rng.uniform(0.3, 0.8) * H
-        w = h * rng.uniform(0.35, 0.7)
-        x, y = rng.uniform(-0.25 * w, W - 0.75 * w), rng.uniform(-0.25 * h, H - 0.75 * h)
-        out.append([x, y, w, h, rng.uniform(0.3, 0.6)])
-    return np.array(out, np.float64).reshape(-1, 5)
-
-
-def _perturb(box, rng, shift, scale):
-    """A box with its centre moved by N(0, shift) x its size and each side
-    scaled by exp(N(0, scale))."""
-    x, y, w, h = box
-    wh = np.array([w, h]) * np.exp(rng.normal(0, scale, 2))
-    centre = np.array([x + w / 2, y + h / 2]) + rng.normal(0, shift, 2) * np.array([w, h])
-    return np.concatenate([centre - wh / 2, wh])
+def simulated_detector(annotations, size, rng, cfg):
+    """Boxes from a detector that errs as the paper's YOLOv2 did (§IV-A), for
+    data sets without a detection file: (N, 5) x, y, w, h, score, simulated
+    on the scored people's boxes with ``cfg.detector``'s rates
+    (``common.detector``: loose boxes, misses that grow for small and hidden
+    people, partial duplicates below the detector's NMS, scored false
+    positives above a threshold). Seeded by the caller's ``rng``."""
+    people = scored_people(annotations)
+    kp = np.array([a["keypoints"] for a in people], float).reshape(len(people), -1, 3)
+    occluded = (kp[..., 2] == 1).sum(-1) / np.maximum((kp[..., 2] > 0).sum(-1), 1)
+    return simulate(cfg.detector, gt_boxes(annotations), occluded, size, rng)
 
 
 def scored_people(annotations):
@@ -1990,9 +1957,12 @@ VARIANTS = {  # Table IV rows, in the paper's order
 }
 
 
-def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None):
+def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None, box_scores=None):
     """Every requested parse of one image; boxes in full-res image px.
     ``inputs``: ``candidates_and_scores`` of ``pred`` when already computed.
+    ``box_scores``: the detector's score of each box; with
+    ``cfg.use_box_score`` a pose's ranking score is multiplied by its box's
+    (Paper: whether the detector's score counts is unspecified).
     Returns {variant: ``Parse`` with keypoints in image px}; a missing joint
     is (0, 0, 0), as in COCO's files."""
     cand, scores = inputs or candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
@@ -2008,6 +1978,8 @@ def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None):
                                 scores=scores, nms=v != "no_nms", completion=v != "no_completion")
         kp = parse.keypoints
         kp[..., :2] = np.where(kp[..., 2:] > 0, pred.to_image(kp[..., :2]), 0.0)
+        if cfg.use_box_score and box_scores is not None and v != "greedy":
+            parse.scores[:] *= np.asarray(box_scores, np.float32)[[p.box for p in parse.poses]]
         out[v] = parse
     return out
 
@@ -2115,7 +2087,7 @@ def detector_boxes(source, i, gt, boxes, cfg, seed):
         b = gt_boxes(gt)
         return np.concatenate([b, np.ones((len(b), 1))], 1)
     if boxes == "sim":
-        return simulated_detector(gt_boxes(gt), scene_size(source, i), np.random.default_rng([seed, i, 1]), cfg)
+        return simulated_detector(gt, scene_size(source, i), np.random.default_rng([seed, i, 1]), cfg)
     return boxes.get(source.image_id(i), np.zeros((0, 5)))
 
 
@@ -2134,7 +2106,10 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
 
     Returns {"rows": {name: AP dict}}; with ``details`` also "table_iv" (each
     variant's AP difference from the full method with a 95 % bootstrap
-    interval over images), "crowded" (full, [3] and top-down on the crowded
+    interval over images; "table_iv_own" the same with each parser ranked
+    by its own score, rows "V, own score"), "lost" (where each missed person
+    was lost, ``lost_people``, counted by step for ours on the detector's
+    boxes, [3] and ours on ground-truth boxes), "crowded" (full, [3] and top-down on the crowded
     slice: people with a neighbour at box IoU > 0.3, the others scored as
     crowd regions that absorb detections), "components" (what pose NMS,
     completion and the box constraint did, ``component_counts``) and, with
@@ -2155,6 +2130,10 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
                 results[f"jitter {lv:.2f}, gt boxes"] = []
         if with_gt and details:
             results[f"{m or 'full'}, gt boxes"] = []
+    own = details and cfg.rank_score != "own"                  # Table IV again under each parser's own score
+    if own:
+        results.update({f"{v}, own score": [] for v in variants})
+    lost = {"ours": [], "[3]": [], **({"ours, gt boxes": []} if with_gt else {})} if details else {}
     gts, crowd_gts, ids, counts, runtime, per_image = [], [], [], {}, [], []
     for i in range(n):
         image_id = source.image_id(i)
@@ -2185,15 +2164,24 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
         t0 = time.perf_counter()
         pred = infer(model, scene.image, scene.size, cfg, device, scales)
         inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
-        parsed = parse_variants(pred, box_sets[""], skeleton, cfg, ("full",) if "full" in variants else (), inputs)
+        parsed = parse_variants(pred, box_sets[""], skeleton, cfg, ("full",) if "full" in variants else (), inputs,
+                                box_scores[""])
         t_ours = time.perf_counter() - t0
         parsed.update(parse_variants(pred, box_sets[""], skeleton, cfg,
-                                     tuple(v for v in variants if v != "full"), inputs))
+                                     tuple(v for v in variants if v != "full"), inputs, box_scores[""]))
         for v, parse in parsed.items():
             add(v, parse.keypoints, parse.scores)
+            if own:
+                add(f"{v}, own score", parse.keypoints, [p.conf for p in parse.poses])
+        if details and {"full", "greedy"} <= set(parsed):
+            where = lost_people({"full": parsed["full"], "greedy": parsed["greedy"]}, pred, inputs[0], gt,
+                                skeleton, cfg, box_sets[""])
+            lost["ours"] += where["full"]
+            lost["[3]"] += where["greedy"]
         if with_gt and details:
             p = parse_variants(pred, box_sets[", gt boxes"], skeleton, cfg, ("full",), inputs)["full"]
             add("full, gt boxes", p.keypoints, p.scores)
+            lost["ours, gt boxes"] += lost_people({"full": p}, pred, inputs[0], gt, skeleton, cfg, truth)["full"]
         if topdown is not None:
             t0 = time.perf_counter()
             td = topdown(scene.image, scene.factor, box_sets[""], box_scores[""])
@@ -2225,6 +2213,13 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
     if details:
         table = {v: results[v] for v in variants}
         out["table_iv"] = bootstrap_ap(gts, table, ids, skeleton.sigmas, reference="full", seed=seed)
+        if own:
+            table = {v: results[f"{v}, own score"] for v in variants}
+            out["table_iv_own"] = bootstrap_ap(gts, table, ids, skeleton.sigmas, reference="full", seed=seed)
+        out["lost"] = {k: {"missed": len(v), **attribution.count(v, attribution.OURS_CAUSES if k != "[3]"
+                                                                  else attribution.GREEDY_CAUSES)}
+                       for k, v in lost.items()}
+        out["lost"]["people"] = len(scored_people(gts))
         out["crowded"] = {v: coco_keypoint_ap(crowd_gts, results[v], ids, skeleton.sigmas)
                           for v in ("full", "greedy", "topdown") if v in results}
         out["crowded"]["people"] = len(scored_people(crowd_gts))
@@ -2267,18 +2262,30 @@ def component_counts(parsed, pred, cand, annotations, skeleton):
     * ``completed``: joints pose completion added; ``completed_judged``: of
       those, joints of a pose matched to a person who has that joint
       labelled; ``completed_right``: of those, within OKS 0.5 of the truth;
+      ``completed_other``: of all completed joints, those that lie on
+      another person's labelled joint -- a mistake OKS cannot see when the
+      pose's own person has that joint unlabelled (a missing joint scores
+      0, so any guess is free);
     * ``greedy_cross``: connections the box-free parse of [3] made between
       two different people (each candidate belongs to the person whose joint
       it lies within OKS 0.5 of); ``cross_refused``: of those, connections
       Algorithm 1 made in no box; ``ours_cross``: cross connections in our
-      kept poses.
+      kept poses;
+    * [3]'s fragmentation: ``greedy_lists`` person lists built,
+      ``greedy_deleted`` of them deleted (< 4 joints or < 0.4 per joint),
+      ``greedy_deleted_joints`` correctly placed joints (on someone's joint)
+      in the deleted lists, ``greedy_split`` people whose joints lie in two
+      or more lists, of ``people``.
     """
     J = len(skeleton.sigmas)                      # the evaluated joints (COCO: without the neck)
     people = scored_people(annotations)
     c = dict.fromkeys(("nms_removed", "nms_duplicates", "completed", "completed_judged", "completed_right",
-                       "greedy_cross", "cross_refused", "ours_cross"), 0)
+                       "completed_other", "greedy_cross", "cross_refused", "ours_cross", "greedy_lists",
+                       "greedy_deleted", "greedy_deleted_joints", "greedy_split", "people"), 0)
     full, greedy = parsed["full"], parsed["greedy"]
     c["nms_removed"], c["completed"] = len(full.suppressed), int(full.completed[:, :J].sum())
+    c["greedy_lists"] = len(greedy.poses) + len(greedy.suppressed)
+    c["greedy_deleted"], c["people"] = len(greedy.suppressed), len(people)
     if not people:
         return c
     truth = np.array([a["keypoints"] for a in people], float).reshape(len(people), -1, 3)[:, :J]
@@ -2296,6 +2303,13 @@ def component_counts(parsed, pred, cand, annotations, skeleton):
         removed = np.stack([to_keypoints(p, cand) for p in full.suppressed])
         removed[..., :2] = pred.to_image(removed[..., :2])
         c["nms_duplicates"] = int(sum(g >= 0 and g in kept for g in person_of(removed)))
+    everyone = attribution.People(truth, area, box, skeleton.sigmas)
+    # Whose joint each completed joint is (-1: nobody's), against the person its pose matched.
+    done_owner = everyone.owners(np.where(full.completed[:, :J, None], full.keypoints[:, :J], 0))
+    c["completed_other"] = int(((done_owner >= 0) & (done_owner != kept[:, None])).sum())
+    lists = trace(greedy, pred, cand, skeleton, replace(Config(), rank_score="own"))
+    frag = attribution.fragmentation(lists, everyone)
+    c["greedy_deleted_joints"], c["greedy_split"] = frag["deleted_joints"], frag["split"]
     for p, j in zip(*np.nonzero(full.completed[:, :J])):
         g = kept[p]
         if g >= 0 and truth[g, j, 2] > 0:
@@ -2543,14 +2557,15 @@ def figure_curves(history, jitter, reference, path):
 def load_sources(args, skeleton, cfg):
     """(train source, validation source) for ``--data``."""
     if args.data == "toy":
-        return (ToyScenes(args.seed, args.toy_train, cfg.input_size, skeleton),
-                ToyScenes(args.seed + 1, args.toy_val, cfg.input_size, skeleton))
+        regime = PAPER_REGIME if args.toy_world == "paper" else DEFAULT_REGIME
+        return (ToyScenes(args.seed, args.toy_train, cfg.input_size, skeleton, regime),
+                ToyScenes(args.seed + 1, args.toy_val, cfg.input_size, skeleton, regime))
     if not args.data_root:
         raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
     root = Path(args.data_root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"--data-root {root}: no such directory")
-    read = coco_aic.read_coco if args.data == "coco" else coco_aic.read_aic
+    read = {"coco": coco_aic.read_coco, "aic": coco_aic.read_aic, "crowdpose": coco_aic.read_crowdpose}[args.data]
     train = [] if args.eval_only else read(*coco_aic.find_annotation_files(args.data, root, "train"))
     val = read(*coco_aic.find_annotation_files(args.data, root, "val"))
     return RecordScenes(train, skeleton), RecordScenes(val, skeleton)
@@ -2560,8 +2575,8 @@ def build_config(args):
     cfg = toy_config() if args.data == "toy" else Config(data=args.data)
     cfg.seed = args.seed
     cli.override(cfg, args, ("stages", "backbone", "width", "head_width", "hidden", "input_size", "test_size",
-                             "batch_size", "epochs", "lr", "eta", "sigma", "delta", "fg_weight", "flip_test",
-                             "det_shift", "det_scale", "det_dup", "det_fp", "det_miss"))
+                             "batch_size", "epochs", "lr", "eta", "sigma", "delta", "fg_weight", "flip_test"))
+    reading_flags(cfg, args)
     if args.no_2x:
         cfg.upsample = False
     cfg.scales = scales_flag(args) or cfg.scales
@@ -2570,6 +2585,24 @@ def build_config(args):
     if cfg.test_size < 8 or cfg.epochs < 1:
         raise UsageError("--test-size and --epochs must be positive")
     return cfg
+
+
+DETECTOR_FLAGS = ("shift", "scale", "dup", "fp", "miss", "threshold")
+
+
+def reading_flags(cfg, args):
+    """The flags that change how a trained network's output is parsed and
+    scored, given at training or at evaluation: ``--paper-literal``, the
+    simulated detector's ``--det-*``, ``--eta``, ``--box-score``."""
+    if getattr(args, "paper_literal", False):
+        for k, v in PAPER_LITERAL.items():
+            setattr(cfg, k, v)
+    given = {k: getattr(args, f"det_{k}") for k in DETECTOR_FLAGS if getattr(args, f"det_{k}", None) is not None}
+    try:
+        cfg.detector = replace(cfg.detector, **given)
+    except ValueError as e:
+        raise UsageError(f"--det-*: {e}") from None
+    cli.override(cfg, args, ("eta", "use_box_score"))
 
 
 def number_list(text, flag, example):
@@ -2603,6 +2636,9 @@ def model_from_checkpoint(path, device, args=None):
         d = dict(ckpt["extra"]["config"])
         d["resnet_blocks"], d["scales"], d["person_frac"] = (tuple(d[k]) for k in
                                                              ("resnet_blocks", "scales", "person_frac"))
+        for k in [k for k in d if k.startswith("det_")]:      # before common.detector: the old detector's
+            del d[k]
+        d["detector"] = DetectorModel(**d.get("detector", {}))
         cfg = Config(**d)
         skeleton = Skeleton(cfg.data)
         model = PoseNetwork(cfg, skeleton)
@@ -2612,7 +2648,8 @@ def model_from_checkpoint(path, device, args=None):
                          f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     if args is not None:
         cfg.scales = scales_flag(args) or cfg.scales
-        cli.override(cfg, args, ("flip_test", "det_shift", "det_scale", "det_dup", "det_fp", "det_miss", "eta"))
+        cli.override(cfg, args, ("flip_test",))
+        reading_flags(cfg, args)
     return cfg, skeleton, model.to(device).eval()
 
 
@@ -2688,8 +2725,8 @@ def run_demo(args, rt):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=("toy", "coco", "aic"), default="toy")
-    p.add_argument("--data-root", help="folder of the COCO or AI Challenger data set (see README)")
+    p.add_argument("--data", choices=("toy", "coco", "aic", "crowdpose"), default="toy")
+    p.add_argument("--data-root", help="folder of the COCO, AI Challenger or CrowdPose data set (see README)")
     p.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the feature extractor")
     p.add_argument("--checkpoint", help="a checkpoint to evaluate, demo, or fine-tune from")
     p.add_argument("--cmu-weights", metavar="PATH",
@@ -2704,10 +2741,20 @@ def parse_args(argv=None):
                                    "on toy scenes, gt on COCO/AIC (demo: a fallback, see README)")
     for name, what in (("shift", "s.d. of a box's centre shift, x its size"),
                        ("scale", "s.d. of the log of its width and height"),
-                       ("dup", "chance of a duplicate box on a person (IoU 0.5-0.8)"),
-                       ("fp", "false-positive boxes per image (Poisson mean)"),
-                       ("miss", "chance a person gets no box")):
-        p.add_argument(f"--det-{name}", type=float, help=f"simulated detector: {what}")
+                       ("dup", "chance of a partial second box on a person (IoU 0.2-0.45)"),
+                       ("fp", "false-positive candidates per image (Poisson mean)"),
+                       ("miss", "chance a large, fully visible person gets no box"),
+                       ("threshold", "score below which a box is not output")):
+        p.add_argument(f"--det-{name}", type=float,
+                       help=f"simulated detector: {what} (default {getattr(DetectorModel(), name)})")
+    p.add_argument("--paper-literal", action="store_true",
+                   help="parse with the paper's words read literally where it leaves a reading open "
+                        f"({', '.join(f'{k}={v}' for k, v in PAPER_LITERAL.items())}; README)")
+    p.add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction, default=None,
+                   help="rank poses by their box's detector score x the pose score (default: off)")
+    p.add_argument("--toy-world", choices=("default", "paper"), default="default",
+                   help="toy scenes: crowds a box can resolve (default) or the paper's regime (overlaps to "
+                        "IoU 0.6, hidden necks and torsos, small people; common.toy.PAPER_REGIME)")
     p.add_argument("--topdown", metavar="CKPT",
                    help="paper 1's cascade (a heatmap_regression.py best.pt, e.g. from --data toy-crowd) "
                         "as the top-down row: run in every box, compared on the same boxes")
@@ -2784,10 +2831,11 @@ def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
     rows = ev["rows"]
     what = {"gt": "ground-truth boxes", "sim": "simulated detector"}.get(
         boxes if isinstance(boxes, str) else "", f"boxes from {args.boxes}")
-    name = {"toy": "toy scenes", "coco": "COCO val", "aic": "AI Challenger val"}[args.data]
+    name = {"toy": "toy scenes", "coco": "COCO val", "aic": "AI Challenger val", "crowdpose": "CrowdPose"}[args.data]
     oks_note = {"toy": "CrowdPose's OKS constants, scale 0.53 x box area",
                 "coco": "COCO's OKS constants, scale = segment area",
-                "aic": "AI Challenger's OKS constants"}[args.data]
+                "aic": "AI Challenger's OKS constants",
+                "crowdpose": "CrowdPose's OKS constants, scale 0.53 x box area"}[args.data]
     table = []
     if topdown is not None:
         table.append(("top-down: paper 1 in each box", rows["topdown"]))
@@ -2802,20 +2850,7 @@ def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
         print(f"AI Challenger score (its official keypoint_eval.py{', AIC constants: for comparison only, too strict for toy sizes' if args.data == 'toy' else ''}): "
               f"{100 * rows['full']['AIC score']:.2f}")
 
-    print(f"\nTable IV -- analysis of each component (AP %, {what}); difference from the full "
-          f"method with its 95 % bootstrap interval over {len(val_src)} images (300 resamples)")
-    for v, label in VARIANTS.items():
-        t = ev["table_iv"][v]
-        diff = "" if v == "full" else f"   {100 * t['diff']:+5.1f}  [{100 * t['lo']:+5.1f}, {100 * t['hi']:+5.1f}]"
-        print(f"  {label:<28} {100 * t['AP']:5.1f}{diff}")
-    c = ev["components"]
-    right = f"{100 * c['completed_right'] / c['completed_judged']:.0f} %" if c["completed_judged"] else "-"
-    print(f"  what each component did:\n"
-          f"    pose NMS removed {c['nms_removed']} poses, {c['nms_duplicates']} of them duplicates of a matched person\n"
-          f"    completion added {c['completed']} joints; of the {c['completed_judged']} on a matched person with that "
-          f"joint labelled, {right} within OKS 0.5 of the truth\n"
-          f"    [3] connected two different people {c['greedy_cross']} times; the boxes refused {c['cross_refused']} "
-          f"of those (our kept poses: {c['ours_cross']} such connections)")
+    print_table_iv(ev, what, len(val_src), cfg)
 
     cr = ev["crowded"]
     slice_rows = ([("top-down: paper 1 in each box", cr["topdown"])] if "topdown" in cr else []) + \
@@ -2854,6 +2889,37 @@ def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
                                      out_dir / "fig1.png"))
         print(f"  Fig. 1: {ev['fig1']} (scenes chosen as its caption says)")
     return ev
+
+
+def print_table_iv(ev, what, n, cfg):
+    """Table IV (both scores when both were scored), where each missed
+    person was lost, and what each component did."""
+    scores = [("table_iv", f"ranked by {'Eq. (9) / [3] own' if cfg.rank_score == 'own' else 'the common score'}")]
+    if "table_iv_own" in ev:
+        scores.append(("table_iv_own", "each parser ranked by its own score (Eq. 9 / [3]'s)"))
+    for key, how in scores:
+        print(f"\nTable IV -- analysis of each component (AP %, {what}, {how}); difference from the "
+              f"full method with its 95 % bootstrap interval over {n} images (300 resamples)")
+        for v, label in VARIANTS.items():
+            t = ev[key][v]
+            diff = "" if v == "full" else f"   {100 * t['diff']:+5.1f}  [{100 * t['lo']:+5.1f}, {100 * t['hi']:+5.1f}]"
+            print(f"  {label:<28} {100 * t['AP']:5.1f}{diff}")
+    lost = ev["lost"]
+    print(f"\nWhere each person was lost (OKS < 0.5 after COCO's matching; {lost['people']} people):")
+    for k, counts in lost.items():
+        if k != "people":
+            steps = ", ".join(f"{attribution.CAUSE_TEXT[c]} {n}" for c, n in counts.items() if c != "missed" and n)
+            print(f"  {k:<16} {counts['missed']:>4} missed: {steps or '-'}")
+    c = ev["components"]
+    right = f"{100 * c['completed_right'] / c['completed_judged']:.0f} %" if c["completed_judged"] else "-"
+    print(f"  what each component did:\n"
+          f"    pose NMS removed {c['nms_removed']} poses, {c['nms_duplicates']} of them duplicates of a matched person\n"
+          f"    completion added {c['completed']} joints; of the {c['completed_judged']} on a matched person with that "
+          f"joint labelled, {right} within OKS 0.5 of the truth; {c['completed_other']} on another person's joint\n"
+          f"    [3] built {c['greedy_lists']} person lists and deleted {c['greedy_deleted']}, holding "
+          f"{c['greedy_deleted_joints']} correctly placed joints; {c['greedy_split']} of {c['people']} people "
+          f"were split over two or more lists; it joined two people {c['greedy_cross']} times (the boxes "
+          f"refused {c['cross_refused']} of those; our kept poses: {c['ours_cross']})")
 
 
 def runtime_table(runtime):

@@ -94,7 +94,10 @@ class People:
     def owners(self, keypoints):
         """(P, J) whose joint each pose joint is: the person whose same joint
         lies within OKS 0.5 of it (the nearest), -1 for none or a missing joint."""
-        kp = np.asarray(keypoints, float).reshape(-1, *self.keypoints.shape[1:2], keypoints.shape[-1])
+        kp = np.asarray(keypoints, float)
+        kp = kp.reshape(-1, self.keypoints.shape[1], kp.shape[-1])
+        if not len(self.keypoints):
+            return np.full(kp.shape[:2], -1)
         d2 = ((kp[:, None, :, :2] - self.keypoints[None, :, :, :2]) ** 2).sum(-1)    # (P, G, J)
         sim = keypoint_similarity(d2, self.sigmas, self.areas[None, :, None]) * (self.keypoints[None, ..., 2] > 0)
         owner = np.where(sim.max(1) >= 0.5, sim.argmax(1), -1)
@@ -219,6 +222,17 @@ def _ours_or_greedy(trace, people, g, labelled, o_assembled, o_kept_before, o_fi
     if not ((o_final_kept[:, g] >= tau) & (o_kept_before[:, g] >= tau)).any():
         return "completion", {}
     return "matching", {}
+
+
+def fragmentation(trace, people):
+    """How a box-free parse split people (its ``trace``): ``lists`` built,
+    ``deleted`` of them, ``deleted_joints`` correctly placed joints (on some
+    person's joint) in the deleted lists, and ``split``: the people whose
+    joints lie in two or more lists."""
+    owner = people.owners(trace.assembled)                                # (P, J)
+    per_person = [int((owner == g).any(1).sum()) for g in range(len(people.keypoints))]
+    return {"lists": len(owner), "deleted": int((~trace.kept).sum()),
+            "deleted_joints": int((owner[~trace.kept] >= 0).sum()), "split": sum(n >= 2 for n in per_person)}
 
 
 def count(attributions, causes):

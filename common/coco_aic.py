@@ -38,6 +38,8 @@ COCO_HINT = ("annotations_trainval2017.zip and train2017.zip / val2017.zip from 
              "put the JSON in ROOT/annotations/ and the images in ROOT/train2017/, ROOT/val2017/")
 AIC_HINT = ("the AI Challenger 2017 keypoint train/validation archives (official JSON + images), "
             "optionally with mmpose's aic_annotations.tar (annotations/aic_train.json, aic_val.json)")
+CROWDPOSE_HINT = ("crowdpose_{train,val,test}.json and images.zip of the CrowdPose release; put the JSON in "
+                  "ROOT/annotations/ and the images in ROOT/images/")
 
 # Official AIC flag -> COCO v: 1 visible -> 2, 2 occluded -> 1, 3 not labelled -> 0.
 _AIC_TO_COCO_V = np.array([-1, 2, 1, 0], np.float32)
@@ -132,9 +134,8 @@ def read_crowdpose(json_path, image_dir):
     ``area``: the OKS scale is ``CROWDPOSE_AREA_PER_BOX`` x the box area, as
     mmpose reads them. Images also carry a ``crowdIndex``, not used here.
     """
-    hint = "crowdpose_{train,val,test}.json and the images folder of the CrowdPose release"
-    path = _need(json_path, "CrowdPose annotation JSON", hint)
-    folder = _need(image_dir, "CrowdPose image folder", hint)
+    path = _need(json_path, "CrowdPose annotation JSON", CROWDPOSE_HINT)
+    folder = _need(image_dir, "CrowdPose image folder", CROWDPOSE_HINT)
     return _coco_layout(path, folder, _load_json(path), CROWDPOSE_JOINTS, "crowdpose")
 
 
@@ -516,18 +517,25 @@ def find_annotation_files(kind, root, split):
 
     * ``"coco"``: ``root/annotations/person_keypoints_{split}2017.json`` with
       ``root/{split}2017/`` (the official archives, as mmpose lays them out).
+    * ``"crowdpose"``: ``crowdpose_{split}.json`` in ``root/annotations/``,
+      ``root/json/`` or ``root`` itself, with the images in ``root/images/``
+      (the release's ``images.zip`` unpacked).
     * ``"aic"``: first mmpose's converted ``root/annotations/aic_{split}.json``,
       then the official JSON inside the unpacked archive folder, both with the
       images in that folder (names from mmpose's dataset docs and configs and
       from scripts that read the official archives; see ``_AIC_FOLDERS``).
     The first candidate whose JSON and image folder both exist wins.
     """
-    if kind not in ("coco", "aic") or split not in ("train", "val"):
-        raise ValueError(f"expected kind 'coco' or 'aic' and split 'train' or 'val', got {kind!r}, {split!r}")
+    if kind not in ("coco", "aic", "crowdpose") or split not in ("train", "val"):
+        raise ValueError(f"expected kind 'coco', 'aic' or 'crowdpose' and split 'train' or 'val', "
+                         f"got {kind!r}, {split!r}")
     root = Path(root)
     if kind == "coco":
         candidates = [(root / "annotations" / f"person_keypoints_{split}2017.json", root / f"{split}2017")]
         hint = COCO_HINT
+    elif kind == "crowdpose":
+        candidates = [(root / d / f"crowdpose_{split}.json", root / "images") for d in ("annotations", "json", ".")]
+        hint = CROWDPOSE_HINT
     else:
         folders, images, official = _AIC_FOLDERS[split]
         candidates = [(root / "annotations" / f"aic_{split}.json", root / f / images) for f in folders]

@@ -25,6 +25,7 @@ full (amodal) box and its visible area; one label map holds (person, part),
 so other people occlude as honestly as occluders do.
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -194,11 +195,16 @@ def _head(xy):
     return hc, np.linalg.norm(xy[J["head_top"]] - xy[J["upper_neck"]]) * 0.58
 
 
-def _occluder(rng, draw, ldraw, xy, height):
+TORSO_JOINTS = [J[n] for n in ("upper_neck", "thorax", "r_shoulder", "l_shoulder", "pelvis", "r_hip", "l_hip")]
+
+
+def _occluder(rng, draw, ldraw, xy, height, joints=None):
     """One occluder: a blob centred near a random joint (not the head, which
-    MPII rarely has occluded), big enough to hide a joint and part of its
-    limbs but not a whole arm, so the joint stays inferable from context."""
-    q = xy[rng.choice([j for j in range(16) if j not in (J["head_top"], J["upper_neck"])])]
+    MPII rarely has occluded; ``joints``: one of these instead, e.g.
+    ``TORSO_JOINTS``), big enough to hide a joint and part of its limbs but not a
+    whole arm, so the joint stays inferable from context."""
+    joints = [j for j in range(16) if j not in (J["head_top"], J["upper_neck"])] if joints is None else joints
+    q = xy[rng.choice(joints)]
     q = q + rng.normal(0, 0.03, 2) * height
     r = rng.uniform(0.06, 0.12, 2) * height
     box = [q[0] - r[0], q[1] - r[1], q[0] + r[0], q[1] + r[1]]
@@ -328,13 +334,42 @@ CLOSE = 0.5                 # chance a figure stands next to one already placed
 NEIGHBOUR_DX = (0.35, 0.6)  # a neighbour's centre offset, x its height
 MAX_OVERLAP = 0.25          # largest IoU of two people's rough boxes (0.5 h x h)
 PLACEMENT_TRIES = 20        # draws per person before the scene takes fewer people
+
+
+@dataclass(frozen=True)
+class Regime:
+    """How crowded a scene is and how its people are hidden (``render_scene``).
+
+    The default is the world above: crowds a box can resolve. Paper 2's own
+    claim is about the regime beyond it ("our method handles images with
+    crowding better", §V): people standing in front of one another, whose
+    boxes overlap by IoU 0.3-0.6, necks and torsos hidden by a neighbour or
+    an object, small people. ``PAPER_REGIME`` is that regime; the crowd
+    sweep (``walkthrough/studies.py``) moves between the two.
+    """
+    max_overlap: float = MAX_OVERLAP       # largest rough-box IoU of two people
+    neighbour_dx: tuple = NEIGHBOUR_DX     # a neighbour's centre offset, x its height
+    heights: tuple = SCENE_HEIGHT          # figure height / image height
+    torso_occlusion: float = 0.0           # chance per person of a blob on their neck or torso
+
+    def __post_init__(self):
+        if not (0 <= self.max_overlap <= 1 and 0 <= self.torso_occlusion <= 1
+                and 0 < self.heights[0] <= self.heights[1] and 0 <= self.neighbour_dx[0] <= self.neighbour_dx[1]):
+            raise ValueError(f"Regime: expected overlap and occlusion in [0, 1] and ordered ranges, got {self}")
+
+
+DEFAULT_REGIME = Regime()
+# Depth-ordered overlaps up to IoU 0.6 (a neighbour may stand a fifth of a
+# height away, in front), a hidden neck or torso for one person in three,
+# people from a fifth of the image height.
+PAPER_REGIME = Regime(max_overlap=0.6, neighbour_dx=(0.2, 0.6), heights=(0.2, 0.95), torso_occlusion=0.35)
 BARS = 0.5                  # chance of 1-2 bars (poles, railings) lying across limbs
 MIN_IN_CANVAS = 4           # fewer joints in the image: not an annotated person
 MIN_BOX = 0.05              # nor is one whose box side is < 5 % of the image side
 
 
 def render_scene(seed, index, size=(192, 192), max_people=6, occlusion=0.5, return_labels=False,
-                 return_unannotated=False):
+                 return_unannotated=False, regime=DEFAULT_REGIME):
     """Render scene ``index`` of the toy set ``seed``: several figures (paper 2).
 
     ``size`` is ``(height, width)`` (an int: square). Returns ``(image,
@@ -367,7 +402,9 @@ def render_scene(seed, index, size=(192, 192), max_people=6, occlusion=0.5, retu
     label map as in ``render_person``, so other people occlude honestly.
     Figures with fewer than ``MIN_IN_CANVAS`` joints in the image, a clipped
     box side under ``MIN_BOX`` of the image, or no visible joint (hidden
-    behind others) are drawn but not annotated.
+    behind others) are drawn but not annotated. ``regime`` (``Regime``) sets
+    the crowding, the heights and the torso occluders; the default draws
+    exactly the scenes it drew before regimes existed.
     """
     if isinstance(size, (int, np.integer)):
         size = (size, size)
@@ -378,7 +415,7 @@ def render_scene(seed, index, size=(192, 192), max_people=6, occlusion=0.5, retu
     H, W = int(size[0]), int(size[1])
     rng = np.random.default_rng([seed, index, 2])       # a stream apart from render_person's
     while True:                                          # a retry is rare: see _scene
-        out = _scene(rng, H, W, max_people, occlusion, return_labels, return_unannotated)
+        out = _scene(rng, H, W, max_people, occlusion, return_labels, return_unannotated, regime)
         if out is not None:
             return out
 
@@ -392,29 +429,31 @@ def _rough_iou(c, h, centres, heights):
     return inter / (0.5 * h * h + 0.5 * heights ** 2 - inter)
 
 
-def _scene(rng, H, W, max_people, occlusion, return_labels, return_unannotated):
+def _scene(rng, H, W, max_people, occlusion, return_labels, return_unannotated, regime):
     """One attempt at a scene; ``None`` when no figure ended up annotated."""
+    lo_h, hi_h = regime.heights
     wh = np.array([W, H], float)
     n = int(rng.integers(1, max_people + 1))
     heights, centres = [], []
     for i in range(n):
         for _ in range(PLACEMENT_TRIES):
             if i == 0:                                   # someone well inside the frame
-                h = H * rng.uniform(*SCENE_HEIGHT)
+                h = H * rng.uniform(lo_h, hi_h)
                 c = wh * rng.uniform([0.3, 0.4], [0.7, 0.6])
             elif rng.random() < CLOSE:                   # next to someone: a crowd
                 k = rng.integers(i)
-                h = np.clip(heights[k] * rng.uniform(0.8, 1.25), SCENE_HEIGHT[0] * H, SCENE_HEIGHT[1] * H)
+                h = np.clip(heights[k] * rng.uniform(0.8, 1.25), lo_h * H, hi_h * H)
                 # Side by side and overlapping, but never in the same place:
                 # two bodies stand at least a shoulder width or so apart.
-                dx = rng.uniform(*NEIGHBOUR_DX) * rng.choice([-1, 1])
+                dx = rng.uniform(*regime.neighbour_dx) * rng.choice([-1, 1])
                 c = centres[k] + np.array([dx, rng.uniform(-0.12, 0.12)]) * heights[k]
             else:                                        # anywhere, maybe cut by the border
-                h = H * rng.uniform(*SCENE_HEIGHT)
+                h = H * rng.uniform(lo_h, hi_h)
                 c = wh * rng.uniform([0.0, 0.25], [1.0, 0.75])
-            # Crowding a box can resolve: nobody overlaps anyone placed so far
-            # by more than MAX_OVERLAP (IoU of rough boxes, 0.5 h x h).
-            if not centres or _rough_iou(c, h, np.array(centres), np.array(heights)).max() <= MAX_OVERLAP:
+            # Crowding a box can resolve (the default regime): nobody overlaps
+            # anyone placed so far by more than MAX_OVERLAP (IoU of rough
+            # boxes, 0.5 h x h).
+            if not centres or _rough_iou(c, h, np.array(centres), np.array(heights)).max() <= regime.max_overlap:
                 break
         else:
             break                                        # no room left: fewer people
@@ -447,6 +486,10 @@ def _scene(rng, H, W, max_people, occlusion, return_labels, return_unannotated):
         for _ in range(rng.integers(1, 3)):
             xy, h, limb_w = people[rng.integers(n)][:3]
             _bar(rng, draw, ldraw, xy, limb_w, h)
+    if regime.torso_occlusion > 0:                       # no draw at all in the default regime
+        for xy, h, *_ in people:
+            if rng.random() < regime.torso_occlusion:
+                _occluder(rng, draw, ldraw, xy, h, TORSO_JOINTS)
 
     labels = np.asarray(lab)
     counts = np.bincount(labels.ravel(), minlength=256)[1:1 + MAX_SCENE_PEOPLE * PERSON_LABELS]

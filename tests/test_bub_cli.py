@@ -58,7 +58,8 @@ def test_toy_run_prints_the_tables_and_writes_everything(trained):
     for title in ("Tables I-II layout", "CrowdPose's OKS constants", "simulated detector",
                   "ground-truth boxes (upper bound)", "Table IV", "pose parsing by [3]", "without pose NMS",
                   "without pose completion", "bootstrap interval", "pose NMS removed", "completion added",
-                  "connected two different people", "Fig. 1 (c-d)", "Fig. 1 (a-b)", "AI Challenger score"):
+                  "joined two people", "person lists", "Where each person was lost", "own score",
+                  "Fig. 1 (c-d)", "Fig. 1 (a-b)", "AI Challenger score"):
         assert title in stdout, title
     for name in ("best.pt", "last.pt", "curves.png", "scene_0.png", "results.json", "results_coco.json"):
         assert (out / name).is_file(), name
@@ -67,9 +68,15 @@ def test_toy_run_prints_the_tables_and_writes_everything(trained):
                                                            "jitter 0.00, gt boxes", "jitter 0.20, gt boxes"}
     # Every printed number is kept: Table IV with its intervals, the counts,
     # the crowded slice and the jitter curves with their crossing points.
-    assert set(summary["table_iv"]) == set(bub.VARIANTS)
+    assert set(summary["table_iv"]) == set(summary["table_iv_own"]) == set(bub.VARIANTS)
     assert {"diff", "lo", "hi"} <= set(summary["table_iv"]["greedy"])
-    assert {"nms_removed", "completed", "greedy_cross", "cross_refused"} <= set(summary["components"])
+    assert {"nms_removed", "completed", "completed_other", "greedy_cross", "cross_refused", "greedy_lists",
+            "greedy_split"} <= set(summary["components"])
+    # Every missed person is lost at exactly one step: the counts add up.
+    lost = summary["lost"]
+    assert set(lost) == {"ours", "[3]", "ours, gt boxes", "people"}
+    for k in ("ours", "[3]", "ours, gt boxes"):
+        assert sum(v for c, v in lost[k].items() if c != "missed") == lost[k]["missed"] <= lost["people"]
     assert {"full", "greedy", "people"} <= set(summary["crowded"])
     assert set(summary["jitter"]) == {"simulated detector", "ground-truth boxes"}
     res = json.loads((out / "results_coco.json").read_text())
@@ -212,5 +219,5 @@ def test_two_process_ddp_run_on_toy_data(tmp_path, torchrun):
     r = torchrun(ROOT / "bottom_up_bbox.py", *TINY, "--batch-size", "4", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "x 2" in r.stdout
-    assert r.stdout.count("Table IV") == 1                          # rank 0 alone reports
+    assert r.stdout.count("Tables I-II layout") == 1                # rank 0 alone reports
     assert (out / "best.pt").is_file()

@@ -230,13 +230,14 @@ def test_their_17_limbs_of_our_tree_point_from_parent_to_child():
 
 
 @needs_real
-@pytest.mark.parametrize("stride, ap", [(1, 1.0), (8, 0.99)])
+@pytest.mark.parametrize("stride, ap", [(1, 1.0), (8, 0.986)])
 def test_their_layout_mapped_to_ours_parses_back_to_the_real_coco_annotations(stride, ap):
     """The oracle of tests/test_bub_method.py, through Cao et al.'s layout: the
     ground truth drawn in their channels, mapped by ``cao_to_ours``, is
     exactly our own drawing and parses (ground-truth boxes, COCO's OKS
     constants) to AP 100 at input resolution. At their output stride, 8,
-    measured: 99.0, as our own layout at stride 8 (the drawings are equal)."""
+    measured: 98.6, as our own layout at stride 8 (the drawings are equal;
+    99.0 when ranked by Eq. 9, ``rank_score="own"``)."""
     sk, cfg = bub.Skeleton("coco"), bub.Config(data="coco")
     src = bub.RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk)
     gts, ids, res = [], [], []

@@ -455,26 +455,6 @@ def test_oracle_parse_recovers_the_real_coco_annotations():
 
 
 # ----------------------------------------------------------------------------- §IV: boxes, slices, counts
-def test_simulated_detector_errs_at_its_documented_rates():
-    cfg = bub.toy_config()
-    rng = np.random.default_rng(0)
-    truth = np.array([[20, 30, 40, 100], [90, 20, 50, 120]], float)
-    out = [bub.simulated_detector(truth, (192, 192), rng, cfg) for _ in range(2000)]
-    n = np.array([len(o) for o in out])
-    # Expected boxes per image: 2 x (0.95 kept x (1 + 0.15 duplicated)) + 0.3 false positives.
-    assert abs(n.mean() - (2 * 0.95 * 1.15 + 0.3)) < 0.08
-    assert all(o.shape[1] == 5 and ((o[:, 4] > 0) & (o[:, 4] <= 1)).all() for o in out)
-    # Same seed, same boxes; all rates 0: the ground truth, shifted by nothing.
-    a = bub.simulated_detector(truth, (192, 192), np.random.default_rng(5), cfg)
-    np.testing.assert_array_equal(a, bub.simulated_detector(truth, (192, 192), np.random.default_rng(5), cfg))
-    exact = bub.Config(det_shift=0, det_scale=0, det_dup=0, det_fp=0, det_miss=0)
-    np.testing.assert_allclose(bub.simulated_detector(truth, (192, 192), rng, exact)[:, :4], truth)
-    # A duplicate overlaps its person's box by IoU 0.5-0.8.
-    dup = bub.Config(det_shift=0, det_scale=0, det_dup=1, det_fp=0, det_miss=0)
-    b = bub.simulated_detector(truth[:1], (192, 192), rng, dup)
-    assert len(b) == 2 and 0.5 <= box_ious(b[:, :4])[0, 1] <= 0.8 and b[1, 4] < b[0, 4]
-
-
 def test_crossing_point_of_the_jitter_curve():
     assert bub.crossing([0, 0.1, 0.2, 0.3], [0.8, 0.7, 0.5, 0.3], 0.6) == pytest.approx(0.15)
     assert bub.crossing([0, 0.1], [0.8, 0.7], 0.6) is None
