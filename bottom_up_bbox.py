@@ -2342,8 +2342,8 @@ def component_counts(parsed, pred, cand, annotations, skeleton):
 def trace(parse, pred, cand, skeleton, cfg, boxes=None):
     """A ``Parse`` (keypoints already in image px, ``parse_variants``) as the
     steps the person-loss attribution follows (``common.attribution.Trace``):
-    every pose assembled, kept or removed; ``boxes``: the extended boxes in
-    image px (None: the box-free parse of [3])."""
+    every pose assembled, kept or removed; ``boxes``: the detector's boxes
+    in image px, before extension (None: the box-free parse of [3])."""
     J, everyone = skeleton.eval_joints, parse.poses + parse.suppressed
     assembled = np.zeros((len(everyone), skeleton.J, 3), np.float32)
     for k, p in enumerate(everyone):
@@ -2356,7 +2356,8 @@ def trace(parse, pred, cand, skeleton, cfg, boxes=None):
         assembled=assembled[:, :J], final=final[:, :J], kept=np.arange(len(everyone)) < n,
         score=np.r_[parse.scores, [rank_score(p, cand, cfg) for p in parse.suppressed]],
         conf=np.array([p.conf for p in everyone], float), box=np.array([p.box for p in everyone], int),
-        boxes=boxes, rival=np.array([-1] * n + [p.rival for p in parse.suppressed], int),
+        boxes=None if boxes is None else extend_boxes(boxes, cfg.box_extend, cfg.extend_per_side),
+        detected=None if boxes is None else np.asarray(boxes, float).reshape(-1, 4), rival=np.array([-1] * n + [p.rival for p in parse.suppressed], int),
         distance=np.array([np.nan] * n + [p.d for p in parse.suppressed], float))
 
 
@@ -2371,8 +2372,7 @@ def lost_people(parsed, pred, cand, annotations, skeleton, cfg, boxes, tau=0.5):
                                np.array([a["area"] for a in people], float),
                                np.array([a["bbox"] for a in people], float).reshape(-1, 4), skeleton.sigmas)
     found = np.c_[pred.to_image(cand.xy), cand.joint][cand.joint < J]
-    ext = extend_boxes(boxes, cfg.box_extend, cfg.extend_per_side)
-    return {v: attribution.attribute(trace(p, pred, cand, skeleton, cfg, None if v == "greedy" else ext),
+    return {v: attribution.attribute(trace(p, pred, cand, skeleton, cfg, None if v == "greedy" else boxes),
                                      truth, found, tau)
             for v, p in parsed.items()}
 

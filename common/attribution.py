@@ -15,11 +15,13 @@ image) leaves them without a result of OKS >= ``tau``. The steps, in the
 order a parse takes them:
 
 Ours (Algorithm 1 in boxes, pose NMS, completion):
-  ``no_box``           no (extended) box holds half of their labelled joints
+  ``no_box``           no box overlaps their annotated box by IoU >= 0.5
+                       (before extension): the detector missed them
   ``network``          under half of their labelled joints has a candidate
                        (a map peak within OKS 0.5): the maps lost them
-  ``outside_box``      their box holds too few of their joints: even a
-                       perfect parse of the box alone stays below ``tau``
+  ``outside_box``      their box (the one of highest IoU) holds too few of
+                       their joints once extended: even a perfect parse of
+                       the box alone stays below ``tau``
   ``box_took_neighbour``  their box's most confident pose is someone else's
   ``joined_neighbour`` the pose holding most of their joints also holds a
                        neighbour's joints (a cross-person connection)
@@ -27,6 +29,8 @@ Ours (Algorithm 1 in boxes, pose NMS, completion):
   ``nms``              a pose of OKS >= tau was assembled, but pose NMS (Eq.
                        9-11, or one pose per box) eliminated every such pose
   ``completion``       the kept pose matched before completion, not after it
+                       (never, under OKS: a completed joint only fills one
+                       that was missing, and both score 0 when wrong)
   ``matching``         a kept pose matches them, but the matching gave it to
                        a higher-ranked claim (a neighbour, a duplicate)
 
@@ -72,7 +76,8 @@ class Trace:
     score: np.ndarray          # (P,) ranking score (what the AP ranks the output poses by)
     conf: np.ndarray           # (P,) the confidence pose NMS ranks by (Eq. 9; [3]: its own score)
     box: np.ndarray            # (P,) index of the box it was parsed in, -1: no box
-    boxes: np.ndarray | None   # (B, 4) the extended boxes, x y w h; None: a box-free parse
+    boxes: np.ndarray | None   # (B, 4) the extended boxes parsed in, x y w h; None: a box-free parse
+    detected: np.ndarray | None  # (B, 4) the same boxes before extension, as the detector gave them
     rival: np.ndarray          # (P,) the pose whose elimination criterion removed it (-1: none or the box rule)
     distance: np.ndarray       # (P,) its Eq. (10) distance to that rival (NaN: none)
 
@@ -123,6 +128,13 @@ def coco_match(people, keypoints, scores, tau):
 
 def _share(inside, labelled):
     return inside[labelled].sum() / max(labelled.sum(), 1)
+
+
+def box_iou(a, b):
+    """IoU of two x, y, w, h boxes."""
+    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(np.add(a[:2], a[2:]), np.add(b[:2], b[2:]))
+    inter = float(np.prod(np.clip(hi - lo, 0, None)))
+    return inter / max(float(a[2] * a[3] + b[2] * b[3]) - inter, 1e-12)
 
 
 def in_box(keypoints, box):
@@ -181,16 +193,16 @@ def _ours_or_greedy(trace, people, g, labelled, o_assembled, o_kept_before, o_fi
     boxed = trace.boxes is not None
     truth = people.keypoints[g]
     if boxed:
-        cover = np.array([_share(in_box(truth, b), labelled) for b in trace.boxes])
-        if not len(cover) or cover.max() < 0.5:
+        iou = np.array([box_iou(people.boxes[g], d) for d in trace.detected])
+        if not len(iou) or iou.max() < 0.5:
             return "no_box", {}
     if _share(found[g], labelled) < 0.5:
         return "network", {}
     if (o_assembled[:, g].max() if len(o_assembled) else 0.0) < tau:         # never assembled
         if boxed:
-            # Their box: the one holding most of their joints (the tightest of
-            # equals). Would a perfect parse of that box alone reach tau?
-            b = int(np.lexsort((trace.boxes[:, 2] * trace.boxes[:, 3], -cover))[0])
+            # Their box: the detection of highest IoU with theirs. Would a
+            # perfect parse of it (extended) alone reach tau?
+            b = int(iou.argmax())
             inside = in_box(truth, trace.boxes[b])
             perfect = np.where(inside[:, None], truth[:, :2], -1e6)          # their in-box joints, exact
             if people.oks(perfect[None])[0, g] < tau:

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .attribution import box_iou
+
 YOLO_NMS_IOU = 0.45      # YOLOv2's non-maximum suppression threshold
 
 
@@ -63,13 +65,6 @@ class DetectorModel:
         image height, occluded: the share of their labelled joints occluded."""
         small = np.clip(1 - np.asarray(height, float) / max(self.small, 1e-9), 0, 1)
         return np.clip(self.miss + self.miss_occluded * np.asarray(occluded, float) + self.miss_small * small, 0, 1)
-
-
-def box_iou(a, b):
-    """IoU of two x, y, w, h boxes."""
-    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[:2] + a[2:], b[:2] + b[2:])
-    inter = float(np.prod(np.clip(hi - lo, 0, None)))
-    return inter / max(float(a[2] * a[3] + b[2] * b[3]) - inter, 1e-12)
 
 
 def perturb(box, rng, shift, scale):
