@@ -2357,7 +2357,8 @@ def trace(parse, pred, cand, skeleton, cfg, boxes=None):
         score=np.r_[parse.scores, [rank_score(p, cand, cfg) for p in parse.suppressed]],
         conf=np.array([p.conf for p in everyone], float), box=np.array([p.box for p in everyone], int),
         boxes=None if boxes is None else extend_boxes(boxes, cfg.box_extend, cfg.extend_per_side),
-        detected=None if boxes is None else np.asarray(boxes, float).reshape(-1, 4), rival=np.array([-1] * n + [p.rival for p in parse.suppressed], int),
+        detected=None if boxes is None else np.asarray(boxes, float).reshape(-1, 4),
+        rival=np.array([-1] * n + [p.rival for p in parse.suppressed], int),
         distance=np.array([np.nan] * n + [p.d for p in parse.suppressed], float))
 
 
@@ -2913,7 +2914,8 @@ def print_table_iv(ev, what, n, cfg):
     c = ev["components"]
     right = f"{100 * c['completed_right'] / c['completed_judged']:.0f} %" if c["completed_judged"] else "-"
     print(f"  what each component did:\n"
-          f"    pose NMS removed {c['nms_removed']} poses, {c['nms_duplicates']} of them duplicates of a matched person\n"
+          f"    pose NMS removed {c['nms_removed']} poses, {c['nms_duplicates']} of them duplicates of a "
+          f"matched person\n"
           f"    completion added {c['completed']} joints; of the {c['completed_judged']} on a matched person with that "
           f"joint labelled, {right} within OKS 0.5 of the truth; {c['completed_other']} on another person's joint\n"
           f"    [3] built {c['greedy_lists']} person lists and deleted {c['greedy_deleted']}, holding "

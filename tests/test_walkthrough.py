@@ -108,15 +108,16 @@ def parser_of(module):
     return caught["parser"]
 
 
-def make_figures_module():
-    spec = importlib.util.spec_from_file_location("make_figures", WALK / "make_figures.py")
+def walkthrough_module(name):
+    spec = importlib.util.spec_from_file_location(name, WALK / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 SCRIPTS = {"heatmap_regression.py": lambda: heatmap_regression, "bottom_up_bbox.py": lambda: bottom_up_bbox,
-           "walkthrough/make_figures.py": make_figures_module}
+           "walkthrough/make_figures.py": lambda: walkthrough_module("make_figures"),
+           "walkthrough/studies.py": lambda: walkthrough_module("studies")}
 MODULES = {"heatmap_regression": heatmap_regression, "bottom_up_bbox": bottom_up_bbox}
 
 

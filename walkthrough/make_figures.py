@@ -55,10 +55,12 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "walkthrough"))
 
 import bottom_up_bbox as bub  # noqa: E402
 import heatmap_regression as hr  # noqa: E402
 from common import harness, plotting  # noqa: E402
+from common.toy import box_ious  # noqa: E402
 from common.backbones import Bottleneck  # noqa: E402
 from common.transforms import from_stride, to_stride, to_uint8  # noqa: E402
 
@@ -952,11 +954,12 @@ def bub_nms(ctx, p):
         det = p.detections(i)
         parse = bub.parse_image(pred.maps, pred.fields, boxes_map(p, pred, det[:, :4]), p.sk, p.cfg,
                                 completion=False)
-        ious = bub.box_ious(det[:, :4]) if len(det) else np.zeros((0, 0))
+        ious = box_ious(det[:, :4]) if len(det) else np.zeros((0, 0))
         for s in parse.suppressed:
             for kept in parse.poses:
-                d = bub.pose_distance(s, kept)
-                key = (bool(ious[s.box, kept.box] >= 0.5), d <= p.cfg.eta, -d)
+                d = bub.pose_distance(s, kept, p.cfg.nms_distance)
+                # A redundant box: overlapping the kept pose's (partial duplicates lie at IoU 0.2-0.45).
+                key = (bool(ious[s.box, kept.box] >= 0.2), d <= p.cfg.eta, -d)
                 if best is None or key > best[0]:
                     best = (key, i, s, kept, d, parse, det)
     if best is None:
@@ -993,18 +996,22 @@ def bub_nms(ctx, p):
         ax.axis("off")
         ax.set_title(title, fontsize=9)
     t_ref, t_rem = eq9_terms(ref, cand, bm[ref.box], p.cfg), eq9_terms(removed, cand, bm[removed.box], p.cfg)
-    iou = float(bub.box_ious(det[[removed.box, ref.box], :4])[0, 1])
-    differ = int((ref.joints != removed.joints).sum())
-    n = max(int((ref.joints >= 0).sum()), int((removed.joints >= 0).sum()))
+    iou = float(box_ious(det[[removed.box, ref.box], :4])[0, 1])
+    if p.cfg.nms_distance == "own":          # Y's own joints that Y' does not share, over n_Y
+        differ = int(((removed.joints >= 0) & (removed.joints != ref.joints)).sum())
+        n, formula = int((removed.joints >= 0).sum()), "n_Y"
+    else:                                    # Eq. (10) as printed
+        differ = int((ref.joints != removed.joints).sum())
+        n, formula = max(int((ref.joints >= 0).sum()), int((removed.joints >= 0).sum())), "max(n_Y, n_Y')"
     axes[2].axis("off")
     axes[2].text(0, 0.95, f"Eq. (9): Conf = {p.cfg.alpha:g} s1 + {p.cfg.beta:g} s2 + {p.cfg.gamma:g} S(B')/S(B)\n\n"
                  f"         s1    s2    S(B')/S(B)  Conf\n"
                  f"Y' kept  {t_ref[0]:.2f}  {t_ref[1]:.2f}  {t_ref[2]:.2f}        {t_ref[3]:.2f}\n"
                  f"Y        {t_rem[0]:.2f}  {t_rem[1]:.2f}  {t_rem[2]:.2f}        {t_rem[3]:.2f}\n\n"
-                 f"Eq. (10): d(Y, Y') = {differ} / {n} = {d:.2f}\n"
+                 f"Eq. (10): d(Y, Y') = {differ} / {n} = {d:.2f}  (over {formula})\n"
                  f"Eq. (11): d <= eta = {p.cfg.eta:g}: Y is eliminated\n\n"
                  f"the two detector boxes overlap by IoU {iou:.2f}\n"
-                 f"(the simulated detector's duplicate)",
+                 f"(the simulated detector's partial duplicate, or a neighbour's box)",
                  family="monospace", fontsize=8.5, va="top")
     fig.suptitle(f"scene {i}: green = the reference pose Y', red = the pose it eliminates "
                  f"({'ground-truth maps' if p.oracle else 'the network'})", fontsize=10)
@@ -1127,6 +1134,104 @@ def bub_tables(ctx, res):
     for k in ("full", "greedy", "topdown"):
         ctx.num(f"bub.crowded.{k}", pct(cr[k]["AP"]) if k in cr else "n/a")
     ctx.num("bub.val_scenes", 4 if ctx.fast else bub.parse_args([]).toy_val)
+
+
+LOST_COLUMNS = (("no_box", "no box"), ("network", "maps"), ("outside_box", "outside the box"),
+                ("box_took_neighbour", "box took a neighbour"), ("joined_neighbour", "joined to a neighbour"),
+                ("fragmented", "fragmented"), ("deleted", "list deleted"), ("nms", "pose NMS"),
+                ("matching", "matching"))
+
+
+def lost_table(lost, rows):
+    """Markdown table of where the missed people were lost, one row per parse."""
+    cols = [(k, label) for k, label in LOST_COLUMNS if any(lost[r].get(k, 0) for r, _ in rows)]
+    lines = ["| parse | missed | " + " | ".join(label for _, label in cols) + " |",
+             "| --- | --- |" + " --- |" * len(cols)]
+    for r, label in rows:
+        lines.append(f"| {label} | {lost[r]['missed']} | " + " | ".join(str(lost[r].get(k, 0)) for k, _ in cols) + " |")
+    return "\n".join(lines)
+
+
+def diff_text(d):
+    return f"{100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]"
+
+
+def bub_claim(ctx, res):
+    """Table IV under each parser's own score, and where each missed person
+    was lost (the run's results.json)."""
+    if "table_iv_own" in res:
+        lines = ["| Table IV row, own scores | AP | difference [95 % interval] |", "| --- | --- | --- |"]
+        for v, label in bub.VARIANTS.items():
+            t = res["table_iv_own"][v]
+            lines.append(f"| {label} | {pct(t['AP'])} | {'' if v == 'full' else diff_text(t)} |")
+            if v != "full":
+                ctx.num(f"bub.iv_own.{v}.diff", f"{100 * t['diff']:+.1f}")
+        ctx.tables["bub.table4own"] = "\n".join(lines)
+    lost = res["lost"]
+    ctx.num("bub.lost.people", lost["people"])
+    for k in ("ours", "[3]", "ours, gt boxes"):
+        if k in lost:
+            ctx.num(f"bub.lost.{k.replace(', ', '_').replace(' ', '_').strip('[]')}.missed", lost[k]["missed"])
+    ctx.tables["bub.lost"] = lost_table(lost, [(r, label) for r, label in (
+        ("ours", "ours, simulated detector"), ("ours, gt boxes", "ours, ground-truth boxes"),
+        ("[3]", "[3], no boxes")) if r in lost])
+
+
+def bub_studies(ctx, run_bub):
+    """walkthrough/studies.py on the default run's network (and perfect maps):
+    the real samples' oracle, the crowd sweep, the detector curves, the readings."""
+    import studies                                          # walkthrough/studies.py
+    args = SimpleNamespace(checkpoint=str(run_bub / "last.pt"), scenes=3 if ctx.fast else 200, seed=0,
+                           real=str(studies.REAL), strides=(4,) if ctx.fast else (1, 4), real_readings=not ctx.fast,
+                           quick=ctx.fast)
+    real = studies.study_real(args)
+    lines = ["| perfect maps, ground-truth boxes | people | ours (full) | [3] | without pose NMS | without completion "
+             "| ours, the paper's literal reading |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for key, r in real.items():
+        if key.endswith("chosen"):
+            name, stride = key.split(" stride ")[0], key.split(" stride ")[1].split()[0]
+            lit = real[key.replace("chosen", "literal")]["AP"]["full"]
+            a = r["AP"]
+            lines.append(f"| `{name}/`, stride {stride} | {r['people']} | {pct(a['full'])} | {pct(a['greedy'])} | "
+                         f"{pct(a['no_nms'])} | {pct(a['no_completion'])} | {pct(lit)} |")
+            ctx.num(f"bub.real.{name}.s{stride}.full", pct(a["full"]))
+            ctx.num(f"bub.real.{name}.s{stride}.literal", pct(lit))
+            ctx.num(f"bub.real.{name}.s{stride}.greedy", pct(a["greedy"]))
+    ctx.tables["bub.real"] = "\n".join(lines)
+    sweep = studies.study_sweep(args)
+    lines = ["| toy world (200 scenes each) | people | oracle, GT boxes: ours / [3] | trained, GT boxes: ours / [3] "
+             "| ours - [3] [95 %] | trained, detector: ours / [3] | ours - [3] [95 %] |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for label, r in sweep.items():
+        o, g, d = r["oracle, gt boxes"], r["trained, gt boxes"], r["trained, detector"]
+        lines.append(f"| {label} | {r['people']} | {pct(o['AP']['full'])} / {pct(o['AP']['greedy'])} | "
+                     f"{pct(g['AP']['full'])} / {pct(g['AP']['greedy'])} | {diff_text(g['ours - [3]'])} | "
+                     f"{pct(d['AP']['full'])} / {pct(d['AP']['greedy'])} | {diff_text(d['ours - [3]'])} |")
+    ctx.tables["bub.sweep"] = "\n".join(lines)
+    first, paper = sweep[next(iter(sweep))], sweep["paper regime (also small people)"]
+    for key, r in (("default", first), ("paper", paper)):
+        for rows in ("oracle, gt boxes", "trained, gt boxes", "trained, detector"):
+            tag = rows.replace(", ", "_").replace(" ", "_")
+            ctx.num(f"bub.sweep.{key}.{tag}.diff", f"{100 * r[rows]['ours - [3]']['diff']:+.1f}")
+    det = studies.study_detector(args)
+    misses, noises = list(det["oracle"]["miss"]), list(det["oracle"]["noise"])
+    lines = ["| detector | " + " | ".join(f"miss {m:g}" for m in misses) + " |", "| --- |" + " --- |" * len(misses)]
+    for maps in det:
+        lines.append(f"| ours, {maps} maps | " + " | ".join(pct(a) for a in det[maps]["miss"].values()) + " |")
+    lines += ["", "| detector | " + " | ".join(f"noise x{k:g}" for k in noises) + " |",
+              "| --- |" + " --- |" * len(noises)]
+    for maps in det:
+        lines.append(f"| ours, {maps} maps | " + " | ".join(pct(a) for a in det[maps]["noise"].values()) + " |")
+    ctx.tables["bub.detector"] = "\n".join(lines)
+    for maps in det:
+        ctx.num(f"bub.detector.{maps}.greedy", pct(det[maps]["[3] (no boxes)"]))
+        ctx.num(f"bub.detector.{maps}.gt", pct(det[maps]["ours, ground-truth boxes"]))
+    readings = studies.study_readings(args)
+    cols = [k for k in next(iter(readings.values()))]
+    lines = ["| reading (ours; [3] where it changes) | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
+    for label, r in readings.items():
+        lines.append(f"| {label} | " + " | ".join(pct(r[c]["AP"]["full"]) for c in cols) + " |")
+    ctx.tables["bub.readings"] = "\n".join(lines)
 
 
 def bub_jitter(ctx, res):
@@ -1266,6 +1371,10 @@ def main(argv=None):
         placeholder(ctx, "bub_jitter.png", "needs runs/toy")
     if res_bub is not None:
         figure(ctx, "bub_training.png", [], lambda c: bub_training(c, res_bub))
+        bub_claim(ctx, res)
+        t = time.time()
+        bub_studies(ctx, ctx.run("bub"))
+        print(f"  {'studies (tables)':28s} {time.time() - t:5.1f} s", flush=True)
     else:
         placeholder(ctx, "bub_training.png", "needs runs/toy")
     if not ctx.fast and ctx.out == (WALK / "figures").resolve():

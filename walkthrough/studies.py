@@ -130,7 +130,7 @@ def study_real(args):
     lost people at OKS 0.5 and 0.9 (the AP runs from 0.5 to 0.95)."""
     out = {}
     for name, src in real_sources(Path(args.real)).items():
-        for stride in (1, 4):
+        for stride in getattr(args, "strides", (1, 4)):
             for reading, change in (("chosen", {}), ("literal", bub.PAPER_LITERAL)):
                 cfg = replace(bub.Config(data=name), **change)
                 ev = evaluate(src, oracle_maps(src, cfg, stride), cfg, variants=tuple(ROWS))
@@ -167,7 +167,10 @@ def study_sweep(args):
     sk = bub.Skeleton("toy")
     model, cfg = load(args)
     out = {}
-    for label, regime in sweep_regimes().items():
+    points = sweep_regimes()
+    if getattr(args, "quick", False):                    # the two ends only (make_figures --fast)
+        points = {k: points[k] for k in (next(iter(points)), "paper regime (also small people)")}
+    for label, regime in points.items():
         src = bub.ToyScenes(args.seed + 1, args.scenes, cfg.input_size, sk, regime)
         row = {}
         sources = [("oracle", oracle_maps(src, cfg, 4))] + \
@@ -201,20 +204,22 @@ def study_detector(args):
     out = {}
     sources = [("oracle", oracle_maps(src, cfg, 4))] + \
         ([("trained", network_maps(model, src, cfg))] if model is not None else [])
+    misses, noises = ((0.0, base.miss, 0.5), (0.0, 1.0, 3.0)) if getattr(args, "quick", False) else \
+        (DETECTOR_MISS, DETECTOR_NOISE)
     for maps_name, maps in sources:
         greedy = evaluate(src, maps, cfg, "gt", variants=("greedy",))["AP"]["greedy"]
         gt = evaluate(src, maps, cfg, "gt", variants=("full",))["AP"]["full"]
         curves = {"[3] (no boxes)": greedy, "ours, ground-truth boxes": gt, "miss": {}, "noise": {}}
-        for m in DETECTOR_MISS:
+        for m in misses:
             curves["miss"][m] = evaluate(src, maps, cfg, replace(base, miss=m), ("full",), args.seed)["AP"]["full"]
-        for k in DETECTOR_NOISE:
+        for k in noises:
             det = replace(base, shift=base.shift * k, scale=base.scale * k)
             curves["noise"][k] = evaluate(src, maps, cfg, det, ("full",), args.seed)["AP"]["full"]
         out[maps_name] = curves
         print(f"{maps_name}: [3] {pct(greedy)}, ours on ground-truth boxes {pct(gt)}")
-        print("  miss rate  " + "  ".join(f"{m:5.2f}" for m in DETECTOR_MISS) + "\n  ours AP    "
+        print("  miss rate  " + "  ".join(f"{m:5.2f}" for m in misses) + "\n  ours AP    "
               + "  ".join(pct(a) for a in curves["miss"].values()))
-        print("  box noise  " + "  ".join(f"{k:5.1f}" for k in DETECTOR_NOISE) + "\n  ours AP    "
+        print("  box noise  " + "  ".join(f"{k:5.1f}" for k in noises) + "\n  ours AP    "
               + "  ".join(pct(a) for a in curves["noise"].values()), flush=True)
     return out
 
@@ -230,6 +235,8 @@ def study_readings(args):
     changes = {"chosen": {}, **{f"{k} = {v!r}": {k: v} for k, v in bub.PAPER_LITERAL.items()},
                "extension 10 % in total": {"extend_per_side": False}, "box score used": {"use_box_score": True},
                "all literal": dict(bub.PAPER_LITERAL)}
+    if getattr(args, "quick", False):
+        changes = {k: changes[k] for k in ("chosen", "all literal")}
     out = {}
     maps = {"oracle": oracle_maps(src, cfg, 4)}
     if model is not None:
@@ -241,7 +248,7 @@ def study_readings(args):
             for boxes_name, boxes in (("gt boxes", "gt"), ("detector", c.detector)):
                 ev = evaluate(src, m, c, boxes, ("full", "greedy"), args.seed)
                 row[f"toy {maps_name}, {boxes_name}"] = {"AP": ev["AP"], "lost": ev["lost"]}
-        for name, real in real_sources(Path(args.real)).items():
+        for name, real in real_sources(Path(args.real)).items() if getattr(args, "real_readings", True) else ():
             rc = replace(bub.Config(data=name), **change)
             row[f"{name} oracle"] = {"AP": evaluate(real, oracle_maps(real, rc, 4), rc, "gt", ("full", "greedy"))["AP"]}
         out[label] = row
@@ -261,7 +268,7 @@ def load(args):
 STUDIES = {"real": study_real, "sweep": study_sweep, "detector": study_detector, "readings": study_readings}
 
 
-def main(argv=None):
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("study", choices=tuple(STUDIES))
@@ -275,6 +282,11 @@ def main(argv=None):
         p.error(f"--scenes {args.scenes}: expected a positive number of scenes")
     if args.checkpoint and not Path(args.checkpoint).is_file():
         p.error(f"--checkpoint {args.checkpoint}: no such file")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     t0 = time.time()
     res = STUDIES[args.study](args)
