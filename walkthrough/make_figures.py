@@ -1192,7 +1192,7 @@ def bub_studies(ctx, run_bub):
             name, stride = key.split(" stride ")[0], key.split(" stride ")[1].split()[0]
             lit = real[key.replace("chosen", "literal")]["AP"]["full"]
             a = r["AP"]
-            lines.append(f"| `{name}/`, stride {stride} | {r['people']} | {pct(a['full'])} | {pct(a['greedy'])} | "
+            lines.append(f"| {name} sample, stride {stride} | {r['people']} | {pct(a['full'])} | {pct(a['greedy'])} | "
                          f"{pct(a['no_nms'])} | {pct(a['no_completion'])} | {pct(lit)} |")
             ctx.num(f"bub.real.{name}.s{stride}.full", pct(a["full"]))
             ctx.num(f"bub.real.{name}.s{stride}.literal", pct(lit))
