@@ -54,8 +54,8 @@ from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, C
                              CROWDPOSE_JOINTS, CROWDPOSE_OWN_SIGMAS, CROWDPOSE_SIGMAS, MPII_TO_AIC,
                              flip_permutation)
 from common.toy import DEFAULT_REGIME, PAPER_REGIME, kept, render_scene, sample_pose, with_neighbour
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine, open_image,
-                               to_stride, to_tensor, warp_image)
+from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine, open_for_network,
+                               open_image, to_stride, to_tensor, warp_image)
 
 
 # =============================================================================
@@ -1461,12 +1461,13 @@ class TrainScenes(harness.EpochDataset):
 # §IV-A Implementation details -- training
 # =============================================================================
 def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None, log_every=20,
-          val_images=50):
+          val_images=50, flags=None):
     """§IV-A: Adam, lr 8e-5, batch 16, all stages supervised (Eq. 8).
 
     After every epoch: OKS AP of the single-scale, ground-truth-box parse
     (no flip test) on the first ``val_images`` validation images; ``last.pt`` (written
-    atomically) and ``best.pt`` (best AP). Returns the history.
+    atomically) and ``best.pt`` (best AP), with ``flags`` (the command
+    line's, for ``--resume``). Returns the history.
     """
     history = {"loss": [], "val": []}
     model.to(memory_format=torch.channels_last)      # ~2x faster convolutions on CPU
@@ -1481,7 +1482,11 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
     start = 0
     if resume is not None:
         ckpt = harness.load_checkpoint(resume)
-        start, _, extra = harness.restore_train_state(ckpt, model, opt, sched, scaler)
+        try:
+            start, _, extra = harness.restore_train_state(ckpt, model, opt, sched, scaler)
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise ValueError(f"--resume {resume}: does not fit this run's network "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
         history = extra["history"]
     loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
                                  num_workers=harness.loader_workers(rt, most=6), drop_last=len(train_set) >= cfg.batch_size)
@@ -1512,7 +1517,7 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
             history["val"].append({"epoch": epoch + 1, "AP": ap})
             print(f"  val epoch {epoch + 1}: OKS AP {100 * ap:.1f} (first {min(val_images, len(val_source))} "
                   f"images, one scale, ground-truth boxes)", flush=True)
-            extra = {"history": history, "config": asdict(cfg)}
+            extra = {"history": history, "config": asdict(cfg), "flags": flags}
             state = harness.train_state(model, opt, sched, scaler, epoch + 1, 0, extra)
             harness.save_checkpoint(out_dir / "last.pt", state)
             cli.note_checkpoint(out_dir / "last.pt")   # what a Ctrl-C offers to --resume
@@ -2606,22 +2611,50 @@ def reading_flags(cfg, args):
     cli.override(cfg, args, ("eta", "use_box_score"))
 
 
-def number_list(text, flag, example):
-    """A comma-separated flag value -> tuple of floats (one-line error if not)."""
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise UsageError(f"{flag} {text!r}: expected numbers like {example}") from None
-
-
 def scales_flag(args):
     """``--scales`` as a tuple, or None when not given."""
     if not args.scales:
         return None
-    scales = number_list(args.scales, "--scales", "0.7,1,1.3")
-    if not scales or min(scales) <= 0:
+    scales = cli.number_list(args.scales, "--scales", "0.7,1,1.3")
+    if not scales:
         raise UsageError(f"--scales {args.scales!r}: expected positive numbers like 0.7,1,1.3")
     return scales
+
+
+def jitter_levels(args):
+    """``--jitter-curve``: the box-jitter levels of Fig. 1 (a-b)'s curve."""
+    return cli.number_list(args.jitter_curve, "--jitter-curve", "0,0.1,0.2", kind="fraction")
+
+
+# Every numeric flag and what it may hold (``cli.KINDS``).
+FLAG_KINDS = {"width": "positive", "head_width": "positive", "hidden": "count", "input_size": "count",
+              "test_size": "count", "batch_size": "count", "epochs": "count", "lr": "positive",
+              "eta": "probability", "sigma": "positive", "delta": "positive", "fg_weight": "positive",
+              "toy_train": "count", "toy_val": "count", "val_images": "natural", "seed": "natural",
+              "log_every": "count", "box_jitter": "fraction", "det_shift": "nonnegative",
+              "det_scale": "nonnegative", "det_dup": "probability", "det_fp": "nonnegative",
+              "det_miss": "probability", "det_threshold": "probability"}
+
+
+def check_args(args):
+    """Every flag of a command line, before any data is read or any step
+    trained: one line naming the flag and what was expected."""
+    cli.check_numbers(args, FLAG_KINDS)
+    scales_flag(args)
+    jitter_levels(args)
+    if args.resume and (args.demo is not None or args.eval_only):
+        raise UsageError("--resume continues a training run: not with --demo or --eval-only")
+
+
+def resume_run(args):
+    """``--resume``: the checks of ``--checkpoint`` (a paper-1 or broken file
+    is one line), then the saved run's flags (``cli.resume_flags``)."""
+    path = Path(args.resume).expanduser()
+    cfg, _, _ = model_from_checkpoint(path, "cpu")
+    extra = harness.load_checkpoint(path)["extra"]
+    cli.resume_flags(args, extra.get("flags"), path)
+    done = len(extra.get("history", {}).get("loss", ()))
+    print(f"resuming {path}: {done} of {cfg.epochs} epochs done; the rest with the run's own flags", flush=True)
 
 
 def model_from_checkpoint(path, device, args=None):
@@ -2673,12 +2706,16 @@ def run_demo(args, rt):
     synthetic = not args.demo
     if args.cmu_weights and synthetic:
         raise UsageError("--cmu-weights is Cao et al.'s network for photos: give it one, --demo IMAGE")
+    out = cli.check_out_dir(args.out or Path("runs") / "demo")
     ckpt = args.checkpoint or (Path("runs") / "toy" / "best.pt" if synthetic else None)
     if ckpt is None and not args.cmu_weights:
         raise UsageError("--demo IMAGE needs --checkpoint PATH (a best.pt written by training)")
     if synthetic and not Path(ckpt).is_file():
-        print(f"no toy checkpoint at {ckpt}: training one first (python bottom_up_bbox.py)", flush=True)
-        run(parse_args(["--out", str(Path(ckpt).parent), "--seed", str(args.seed)]))
+        raise UsageError(f"--demo needs --checkpoint PATH, or {ckpt} from the default toy run "
+                         f"(python bottom_up_bbox.py: about 8 minutes on 2 CPU cores)")
+    if not synthetic and not Path(args.demo).expanduser().is_file():
+        raise FileNotFoundError(f"--demo {args.demo}: image file not found")
+    dets = read_boxes(args.boxes) if args.boxes not in (None, "gt", "sim") else None
     cfg, skeleton, model = model_from_checkpoint(ckpt, rt.device, args)
     if synthetic:
         scene = ToyScenes(args.seed + 7919, 1, cfg.input_size, skeleton)
@@ -2688,20 +2725,28 @@ def run_demo(args, rt):
         boxes = gt_boxes(scene.ground_truth(0)) if args.boxes == "gt" or args.boxes is None else None
     else:
         path = Path(args.demo).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"--demo {path}: image file not found")
-        image, _ = open_image(path)               # any mode -> 8-bit RGB; huge files refused
-        size = image.size
+        if args.boxes in ("gt", "sim"):
+            raise UsageError(f"--boxes {args.boxes} needs annotations; for --demo IMAGE give --boxes FILE or "
+                             "no --boxes")
+        # A long side far above the network's input is decoded smaller (a
+        # JPEG at 1/2, 1/4 or 1/8) and then resized: a 100 MP photo costs
+        # what a 2 MP one does; the poses come back in the file's pixels.
+        # (Cao et al.'s network scales the image's height to its test size.)
+        image, size = open_for_network(path, cfg.test_size * max(cfg.scales), by_height=bool(args.cmu_weights))
         name = path.stem
-        image_id = int(name) if name.isdigit() else name
-        if args.boxes == "gt":
-            raise UsageError("--boxes gt needs annotations; for --demo IMAGE give --boxes FILE or no --boxes")
+        # COCO's image ids are integers: the file name's number, else 0 (the
+        # file's name is written beside each result).
+        image_id = int(name) if name.isdigit() else 0
         boxes = None
-    if args.boxes not in (None, "gt"):
-        dets = read_boxes(args.boxes)
+        if cfg.data == "toy" and not args.cmu_weights:
+            print(f"note: {ckpt} was trained on the toy scenes; on a photo its poses mean little", flush=True)
+    if dets is not None:
         mine = dets.get(image_id)
         if mine is None and len(dets) == 1:      # a file made for this one image
             mine = next(iter(dets.values()))
+        if mine is None:
+            print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id!r} "
+                  f"(it has {len(dets)} other image(s)); no person will be found", flush=True)
         boxes = np.zeros((0, 4)) if mine is None else mine[:, :4]
     pred = infer(model, image, size, cfg, rt.device)
     inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
@@ -2713,10 +2758,11 @@ def run_demo(args, rt):
         boxes = person_boxes(greedy.keypoints, 0.1)
     parsed = {"greedy": greedy, **parse_variants(pred, boxes, skeleton, cfg, ("full",), inputs)}
     kp, conf = parsed["full"].keypoints, parsed["full"].scores
-    out = Path(args.out) if args.out else Path("runs") / "demo"
     figure = figure_scene(image, pred, boxes, parsed, skeleton, cfg, out / f"{name}_poses.png",
                           title=f"{len(kp)} person(s)")
     results = to_coco_results(image_id, skeleton.to_dataset(kp), conf)
+    for r in results:
+        r["file_name"] = name if synthetic else path.name
     write_json(out / f"{name}_results.json", results)
     print(f"{len(kp)} person(s) in {len(boxes)} box(es); figure {figure}; "
           f"COCO results {out / (name + '_results.json')}")
@@ -2724,76 +2770,99 @@ def run_demo(args, rt):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=("toy", "coco", "aic", "crowdpose"), default="toy")
-    p.add_argument("--data-root", help="folder of the COCO, AI Challenger or CrowdPose data set (see README)")
-    p.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the feature extractor")
-    p.add_argument("--checkpoint", help="a checkpoint to evaluate, demo, or fine-tune from")
-    p.add_argument("--cmu-weights", metavar="PATH",
+    paper, toy = Config(), toy_config()
+
+    def default(name):
+        """A config-backed flag's default: the paper's, and the toy's where it differs."""
+        v, t = getattr(paper, name), getattr(toy, name)
+        return f"(default: {v}" + ("" if v == t else f"; toy: {t}") + ")"
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter,
+                                epilog="Quick run: python bottom_up_bbox.py --toy-train 200 --epochs 1 (a minute). "
+                                       "An internal error is one line; BUB_DEBUG=1 shows its traceback.")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", choices=("toy", "coco", "aic", "crowdpose"), default="toy", help="the data set")
+    g.add_argument("--data-root", help="folder of the COCO, AI Challenger or CrowdPose data set (see README)")
+    g.add_argument("--toy-world", choices=("default", "paper"), default="default",
+                   help="toy scenes: crowds a box can resolve, or the paper's regime (overlaps to IoU 0.6, "
+                        "hidden necks and torsos, small people; common.toy.PAPER_REGIME)")
+    g.add_argument("--toy-train", type=int, default=2000, help="toy training scenes")
+    g.add_argument("--toy-val", type=int, default=200, help="toy validation scenes")
+    g = p.add_argument_group("model (Table III)")
+    g.add_argument("--stages", type=int, choices=(1, 2, 3, 4, 5, 6), help="number of stages " + default("stages"))
+    g.add_argument("--backbone", choices=("resnet", "vgg"), help="ResNet-50 or VGG-19 features " + default("backbone"))
+    g.add_argument("--no-2x", action="store_true", help="no deconvolution: outputs at stride 8, not 4")
+    g.add_argument("--width", type=float, help="channel multiplier, 1 = the paper's network " + default("width"))
+    g.add_argument("--head-width", type=float, help="channel multiplier of the stages (default: --width)")
+    g.add_argument("--hidden", type=int, help="channels of stage 1's hidden 1x1 layer before --head-width, "
+                                              "512 = Cao et al. " + default("hidden"))
+    g.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the feature extractor")
+    g.add_argument("--checkpoint", help="a best.pt/last.pt to evaluate, demo, or fine-tune from")
+    g.add_argument("--cmu-weights", metavar="PATH",
                    help=f"Cao et al.'s released COCO network ({CAO_FILE} of the OpenPose PyTorch ports) "
                         "instead of --checkpoint, for --demo IMAGE and --eval-only --data coco (see README)")
-    p.add_argument("--resume", help="continue training from a last.pt")
-    p.add_argument("--eval-only", action="store_true")
-    p.add_argument("--demo", nargs="?", const="", metavar="IMAGE",
-                   help="poses of everyone in IMAGE (no IMAGE: a fresh synthetic scene)")
-    p.add_argument("--boxes", help="'gt' (ground-truth boxes as the detector), 'sim' (the simulated "
-                                   "detector, --det-*) or a COCO detection-results JSON; default: sim "
-                                   "on toy scenes, gt on COCO/AIC (demo: a fallback, see README)")
+    g = p.add_argument_group("training (§IV-A)")
+    g.add_argument("--epochs", type=int, help="training epochs " + default("epochs"))
+    g.add_argument("--lr", type=float, help="Adam's initial rate, decayed x0.1 geometrically " + default("lr"))
+    g.add_argument("--batch-size", type=int, help="global batch size, split over GPUs " + default("batch_size"))
+    g.add_argument("--input-size", type=int, help="training crop side in px " + default("input_size"))
+    g.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px " + default("sigma"))
+    g.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px "
+                                               + default("delta"))
+    g.add_argument("--fg-weight", type=float, help="weight of joint-map pixels at their peak, 1 = Eq. (6) as "
+                                                   "written " + default("fg_weight"))
+    g.add_argument("--resume", help="continue the training run of this last.pt, with its own flags")
+    g.add_argument("--val-images", type=int, default=50, help="validation images scored after each epoch")
+    g = p.add_argument_group("evaluation (Tables I-II, IV, Fig. 1)")
+    g.add_argument("--eval-only", action="store_true",
+                   help="evaluate --checkpoint on the validation set, no training (results in --out)")
+    g.add_argument("--test-size", type=int, help="longer image side at test scale 1.0; with --cmu-weights the "
+                                                 "height, as Cao et al. " + default("test_size"))
+    g.add_argument("--scales", help="test scales, comma-separated " + default("scales"))
+    g.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                   help="average each scale's outputs with its mirror image's (not in the paper) "
+                        + default("flip_test"))
+    g.add_argument("--eta", type=float, help="pose NMS threshold of Eq. (11) " + default("eta"))
+    g.add_argument("--paper-literal", action="store_true",
+                   help="parse with the paper's words read literally where it leaves a reading open "
+                        f"({', '.join(f'{k}={v}' for k, v in PAPER_LITERAL.items())}; README)")
+    g.add_argument("--topdown", metavar="CKPT",
+                   help="paper 1's cascade (a heatmap_regression.py best.pt, e.g. from --data toy-crowd) "
+                        "as the top-down row: run in every box, compared on the same boxes")
+    g.add_argument("--box-jitter", type=float, default=0.0,
+                   help="shift and loosen/tighten the boxes by up to this fraction (Fig. 1 a-b)")
+    g.add_argument("--jitter-curve", default="0,0.1,0.2,0.3,0.4,0.5",
+                   help="jitter levels of the printed AP-vs-box-jitter curve ('' for none)")
+    g = p.add_argument_group("boxes and the simulated detector")
+    g.add_argument("--boxes", help="'gt' (ground-truth boxes as the detector), 'sim' (the simulated detector, "
+                                   "--det-*) or a COCO detection-results JSON (default: sim on toy scenes, gt on "
+                                   "real data; --demo IMAGE: the extents of [3]'s parse, see README)")
     for name, what in (("shift", "s.d. of a box's centre shift, x its size"),
                        ("scale", "s.d. of the log of its width and height"),
                        ("dup", "chance of a partial second box on a person (IoU 0.2-0.45)"),
                        ("fp", "false-positive candidates per image (Poisson mean)"),
                        ("miss", "chance a large, fully visible person gets no box"),
                        ("threshold", "score below which a box is not output")):
-        p.add_argument(f"--det-{name}", type=float,
-                       help=f"simulated detector: {what} (default {getattr(DetectorModel(), name)})")
-    p.add_argument("--paper-literal", action="store_true",
-                   help="parse with the paper's words read literally where it leaves a reading open "
-                        f"({', '.join(f'{k}={v}' for k, v in PAPER_LITERAL.items())}; README)")
-    p.add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction, default=None,
+        g.add_argument(f"--det-{name}", type=float,
+                       help=f"{what} (default: {getattr(DetectorModel(), name)})")
+    g.add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction, default=None,
                    help="rank poses by their box's detector score x the pose score (default: off)")
-    p.add_argument("--toy-world", choices=("default", "paper"), default="default",
-                   help="toy scenes: crowds a box can resolve (default) or the paper's regime (overlaps to "
-                        "IoU 0.6, hidden necks and torsos, small people; common.toy.PAPER_REGIME)")
-    p.add_argument("--topdown", metavar="CKPT",
-                   help="paper 1's cascade (a heatmap_regression.py best.pt, e.g. from --data toy-crowd) "
-                        "as the top-down row: run in every box, compared on the same boxes")
-    p.add_argument("--box-jitter", type=float, default=0.0,
-                   help="shift and loosen/tighten the boxes by up to this fraction (Fig. 1 a-b)")
-    p.add_argument("--jitter-curve", default="0,0.1,0.2,0.3,0.4,0.5",
-                   help="jitter levels of the printed AP-vs-box-jitter curve ('' for none)")
-    p.add_argument("--stages", type=int, choices=(1, 2, 3, 4, 5, 6), help="Table III: number of stages (3 or 6)")
-    p.add_argument("--backbone", choices=("resnet", "vgg"), help="Table III: ResNet-50 or VGG-19 features")
-    p.add_argument("--no-2x", action="store_true", help="Table III: no deconvolution (outputs at stride 8)")
-    p.add_argument("--width", type=float, help="channel multiplier (1 = the paper's network)")
-    p.add_argument("--head-width", type=float, help="channel multiplier of the stages (default: --width)")
-    p.add_argument("--hidden", type=int, help="channels of stage 1's hidden 1x1 layer, before --head-width "
-                                              "(512 = Cao et al.)")
-    p.add_argument("--input-size", type=int, help="training crop side in px")
-    p.add_argument("--test-size", type=int, help="longer image side at test scale 1.0 "
-                                                 "(with --cmu-weights: the height, as Cao et al.; 368)")
-    p.add_argument("--scales", help="test scales, e.g. 0.7,1,1.3")
-    p.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
-                   help="average each scale's outputs with its mirror image's (default: on for the toy, "
-                        "off for COCO and AIC, as the paper)")
-    p.add_argument("--batch-size", type=int, help="global batch size (split over GPUs)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--eta", type=float, help="pose NMS threshold of Eq. (11)")
-    p.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px")
-    p.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px")
-    p.add_argument("--fg-weight", type=float, help="weight of joint-map pixels at their peak (1 = Eq. 6 as written)")
-    p.add_argument("--toy-train", type=int, default=2000, help="toy training scenes")
-    p.add_argument("--toy-val", type=int, default=200, help="toy validation scenes")
-    p.add_argument("--val-images", type=int, default=50, help="images scored after each epoch")
-    p.add_argument("--out", help="output folder")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    p.add_argument("--no-amp", action="store_true",
+    g = p.add_argument_group("demo")
+    g.add_argument("--demo", nargs="?", const="", metavar="IMAGE",
+                   help="poses of everyone in IMAGE, a figure and a COCO-results JSON in --out (no IMAGE: a "
+                        "fresh synthetic scene)")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", help="output folder (default: runs/<data>; --eval-only runs/<data>-eval; "
+                                 "--demo runs/demo)")
+    g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    g.add_argument("--no-amp", action="store_true",
                    help="train in float32 (default: mixed precision on CUDA, and bfloat16 on CPUs with AMX)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=50, help="progress line every N steps")
-    return p.parse_args(argv)
+    g.add_argument("--seed", type=int, default=0, help="seed of the toy scenes, the augmentation and the init")
+    g.add_argument("--log-every", type=int, default=50, help="progress line every N steps")
+    argv = cli.list_values_with_minus(argv, ("--scales", "--jitter-curve"))
+    args = p.parse_args(argv)
+    args.given = cli.given_dests(p, argv)
+    return args
 
 
 def box_source(args):
@@ -2824,7 +2893,7 @@ def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
     image against the number of people and a Fig. 1-style figure. Prints
     and returns them."""
     boxes = box_source(args)
-    levels = number_list(args.jitter_curve, "--jitter-curve", "0,0.1,0.2")
+    levels = jitter_levels(args)
     topdown = TopDown(args.topdown, skeleton, rt.device, flip_test=cfg.flip_test) if args.topdown else None
     ev = evaluate(model, val_src, cfg, skeleton, rt.device, variants=tuple(VARIANTS), boxes=boxes,
                   box_jitter=args.box_jitter, jitter=levels, seed=args.seed,
@@ -2935,6 +3004,10 @@ def runtime_table(runtime):
 
 
 def run(args):
+    check_args(args)
+    if args.resume:
+        resume_run(args)
+        check_args(args)                             # the saved flags, as this version reads them
     rt = harness.setup_runtime(args.device, amp=False if args.no_amp else None)
     torch.manual_seed(args.seed)
     if args.demo is not None:
@@ -2945,18 +3018,19 @@ def run(args):
         cfg, skeleton, model = model_from_checkpoint(args.checkpoint, rt.device, args)
         if (cfg.data == "toy") != (args.data == "toy") or (cfg.data != "toy" and Skeleton(args.data).J != skeleton.J):
             raise UsageError(f"--checkpoint {args.checkpoint} was trained on {cfg.data}, not {args.data}")
+        out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-eval")
         _, val_src = load_sources(args, skeleton, cfg)
-        out_dir = Path(args.out or Path("runs") / f"{args.data}-eval")
         ev = final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir)
         write_json(out_dir / "results.json", {"config": asdict(cfg), "results": ev["rows"],
                                               **{k: v for k, v in ev.items() if k != "rows"}})
+        print(f"\nresults.json and results_coco.json in {out_dir}/")
         return ev
 
     if args.cmu_weights:
         raise UsageError("--cmu-weights is for --demo IMAGE and --eval-only --data coco (it is not trained here)")
     cfg = build_config(args)
     skeleton = Skeleton(cfg.data)
-    out_dir = Path(args.out or Path("runs") / args.data)
+    out_dir = cli.check_out_dir(args.out or Path("runs") / args.data)
     train_src, val_src = load_sources(args, skeleton, cfg)
     box_source(args)                                  # a bad --boxes file fails now, not after training
     if args.topdown and not Path(args.topdown).expanduser().is_file():
@@ -2977,7 +3051,7 @@ def run(args):
               + (f" x {rt.world_size}" if rt.distributed else ""), flush=True)
     t0 = time.time()
     history = train(cfg, model, train_set, val_src, rt, out_dir, skeleton, resume=args.resume,
-                    log_every=args.log_every, val_images=args.val_images)
+                    log_every=args.log_every, val_images=args.val_images, flags=cli.run_flags(args))
     if not rt.is_main:
         harness.cleanup_runtime(rt)
         return None

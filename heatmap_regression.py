@@ -49,7 +49,7 @@ from common.metrics import MATLAB_PARTS, format_table, part_table, pck
 from common.skeleton import AIC_JOINTS, BONES, COCO_JOINTS, MPII_JOINTS, bone_indices, flip_permutation
 from common.toy import render_person, render_scene, toy_head_size
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine,
-                               open_image, to_stride, to_tensor, to_uint8, warp_image)
+                               open_for_network, open_image, to_stride, to_tensor, to_uint8, warp_image)
 
 N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2) by default: MPII's 16 parts; LSP maps into them
 
@@ -1089,20 +1089,25 @@ def training_loader(cfg, model, train_set, rt):
                                num_workers=harness.loader_workers(rt), drop_last=drop_last)
 
 
-def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20):
+def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20, flags=None):
     """Run the stages of ``cfg`` in order; validate and checkpoint after every epoch.
 
     ``last.pt`` always holds the last completed epoch (written atomically, so a
     crash or a non-finite loss leaves the previous one intact); ``best.pt`` the
-    best validation Total. Returns the history of losses and validation scores.
+    best validation Total; both keep ``flags`` (the command line's, for
+    ``--resume``). Returns the history of losses and validation scores.
     """
     history = {"loss": [], "val": [], "stage_ends": []}
     start_stage, start_epoch, ckpt = 0, 0, None
     if resume is not None:
         ckpt = harness.load_checkpoint(resume)
-        history = ckpt["extra"]["history"]
-        start_stage, start_epoch = ckpt["extra"]["stage_index"], ckpt["epoch"]
-        model.load_state_dict(ckpt["model"])
+        try:
+            history = ckpt["extra"]["history"]
+            start_stage, start_epoch = ckpt["extra"]["stage_index"], ckpt["epoch"]
+            model.load_state_dict(ckpt["model"])
+        except (KeyError, RuntimeError) as e:
+            raise ValueError(f"--resume {resume}: does not fit this run's network "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
     # NHWC ("channels_last") convolutions run ~2x faster on CPU (oneDNN) and
     # use the tensor cores' layout on GPU; the maths is unchanged.
     model.to(memory_format=torch.channels_last)
@@ -1163,7 +1168,7 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
                 print(f"  val {stage.name} epoch {epoch + 1}: {scores['metric']} Total "
                       f"{scores['all']['Total']:.1f} (training {history['loss'][-1]['seconds']:.0f} s, "
                       f"validation {history['val'][-1]['seconds']:.0f} s)", flush=True)
-                extra = {"history": history, "stage_index": si, "config": asdict(cfg)}
+                extra = {"history": history, "stage_index": si, "config": asdict(cfg), "flags": flags}
                 state = harness.train_state(model, opt, sched, scaler, epoch + 1, 0, extra)
                 harness.save_checkpoint(out_dir / "last.pt", state)
                 cli.note_checkpoint(out_dir / "last.pt")   # what a Ctrl-C offers to --resume
@@ -1535,7 +1540,7 @@ def build_config(args):
             epochs = [int(e) for e in args.stage_epochs.split(",")]
         except ValueError:
             raise UsageError(f"--stage-epochs {args.stage_epochs!r}: expected integers like 6,5,3") from None
-        if len(epochs) != len(cfg.stages) or min(epochs) < 1:
+        if len(epochs) != len(cfg.stages) or min(epochs, default=0) < 1:
             raise UsageError(f"--stage-epochs needs {len(cfg.stages)} positive counts, got {args.stage_epochs!r}")
         for s, e in zip(cfg.stages, epochs):
             s.epochs = e
@@ -1578,14 +1583,24 @@ def print_results(results, title, joints=MPII_JOINTS):
 
 
 def run_demo(args, rt):
-    """Pose of the (single, roughly centred) person in a photo -> overlay PNG."""
+    """Pose of the (single, roughly centred) person in a photo: an overlay
+    PNG and a JSON of the joints (in the file's pixels) in ``--out``."""
     import matplotlib.pyplot as plt
-    if not Path(args.demo).is_file():
+    path = Path(args.demo).expanduser()
+    if not path.is_file():
         raise FileNotFoundError(f"--demo {args.demo}: image file not found")
     if not args.checkpoint:
         raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
+    out = cli.check_out_dir(args.out or Path("runs") / "demo")
     cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
-    img, _ = open_image(args.demo)
+    trained_on = (harness.load_checkpoint(args.checkpoint)["extra"].get("flags") or {}).get("data", "")
+    if trained_on.startswith("toy"):
+        print(f"note: {args.checkpoint} was trained on --data {trained_on}; on a photo its pose means little",
+              flush=True)
+    # The crop below maps 1.25 x the height onto the input: a file taller
+    # than the input is decoded and shrunk to it first (a 100 Mpx JPEG in a
+    # fraction of a second); the joints are written in the file's pixels.
+    img, size = open_for_network(path, cfg.input_size, by_height=True)
     w, h = img.size
     # The person is assumed to fill the photo's height, centred (as MPII's
     # test protocol gives a rough centre and scale per person): scale h / 200,
@@ -1603,49 +1618,109 @@ def run_demo(args, rt):
     kp = np.concatenate([xy, np.full((len(names), 1), 2.0)], 1)
     plotting.draw_pose(ax, kp, joint_bones(names), names, dashed_occluded=False)
     ax.axis("off")
-    out = Path(args.out) if args.out else Path("runs") / "demo" / (Path(args.demo).stem + "_pose.png")
-    plotting.save(fig, out)
-    print(f"pose saved to {out}")
-    for name, (px, py), s in zip(names, xy, score):
+    figure = plotting.save(fig, out / f"{path.stem}_pose.png")
+    full = (xy + 0.5) * np.array(size, np.float64) / np.array(img.size) - 0.5     # the file's pixels
+    write_json(out / f"{path.stem}_pose.json",
+               {"image": str(path), "size": list(size), "joints": list(names),
+                "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(c), 4)]
+                              for (x, y), c in zip(full, score)]})
+    print(f"pose saved to {figure} and {out / (path.stem + '_pose.json')}")
+    for name, (px, py), s in zip(names, full, score):
         print(f"  {name:11s} x {px:7.1f}  y {py:7.1f}  score {s:.2f}")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", choices=("toy", "toy-crowd", "mpii", "lsp", "coco", "aic"), default="toy",
+    residual, vgg = (paper_config(arch, "detection+regression", MPII_JOINTS) for arch in ("residual", "vgg"))
+    toy = toy_config("residual")
+
+    def default(name):
+        """A config-backed flag's default: the paper's two networks', and the toy's."""
+        return f"(default: residual {getattr(residual, name)}, vgg {getattr(vgg, name)}; toy {getattr(toy, name)})"
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter,
+                                epilog="Quick run: python heatmap_regression.py --toy-train 400 --stage-epochs 1,1,1 "
+                                       "(a minute). An internal error is one line; HR_DEBUG=1 shows its traceback.")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", choices=("toy", "toy-crowd", "mpii", "lsp", "coco", "aic"), default="toy",
                    help="toy: single figures; toy-crowd: person crops of paper 2's toy scenes; "
                         "coco / aic: person crops (17 / 14 joints) for paper 2's top-down baseline")
-    p.add_argument("--data-root", help="folder of the MPII, LSP, COCO or AI Challenger data set (see README)")
-    p.add_argument("--lsp-extended", help="LSP-extended folder: extra training data for --data lsp")
-    p.add_argument("--arch", choices=("residual", "vgg"), default="residual", help="§3.2 or §3.1")
-    p.add_argument("--variant", choices=tuple(VARIANTS), default="detection+regression",
-                   help="a row of Table 5")
-    p.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the detector's backbone")
-    p.add_argument("--checkpoint", help="a checkpoint to evaluate, demo, or fine-tune on LSP from")
-    p.add_argument("--resume", help="continue training from a last.pt")
-    p.add_argument("--eval-only", action="store_true")
-    p.add_argument("--demo", metavar="IMAGE", help="predict the pose in IMAGE and save an overlay")
-    p.add_argument("--flip-test", action=argparse.BooleanOptionalAction,
-                   help="average with the mirrored image's maps (default: the config's; on for toy data)")
-    p.add_argument("--out", help="output folder (training/eval) or PNG path (--demo)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    p.add_argument("--no-amp", action="store_true",
+    g.add_argument("--data-root", help="folder of the MPII, LSP, COCO or AI Challenger data set (see README)")
+    g.add_argument("--lsp-extended", help="LSP-extended folder: extra training data for --data lsp")
+    g.add_argument("--toy-train", type=int,
+                   help=f"toy: training figures (default: 3200); toy-crowd: training scenes "
+                        f"(default: {CROWD_SCENES[0]})")
+    g.add_argument("--toy-val", type=int,
+                   help=f"toy: validation figures (default: 500); toy-crowd: validation scenes "
+                        f"(default: {CROWD_SCENES[1]})")
+    g = p.add_argument_group("model (§3.1-3.2, Table 5)")
+    g.add_argument("--arch", choices=("residual", "vgg"), default="residual", help="§3.2 or §3.1")
+    g.add_argument("--variant", choices=tuple(VARIANTS), default="detection+regression", help="a row of Table 5")
+    g.add_argument("--width", type=float, help="channel multiplier, 1 = the paper's networks " + default("width"))
+    g.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the detector's backbone")
+    g.add_argument("--checkpoint", help="a best.pt to evaluate, demo, or fine-tune on LSP from")
+    g = p.add_argument_group("training (§3.1-3.2)")
+    g.add_argument("--stage-epochs", help="epochs of the stages, comma-separated, e.g. 6,5,3 "
+                                          f"(default: residual {','.join(str(t.epochs) for t in residual.stages)}, "
+                                          f"vgg {','.join(str(t.epochs) for t in vgg.stages)}; "
+                                          f"toy {','.join(str(t.epochs) for t in toy.stages)})")
+    g.add_argument("--batch-size", type=int, help="global batch size, split over GPUs " + default("batch_size"))
+    g.add_argument("--input-size", type=int, help="crop side in px " + default("input_size"))
+    g.add_argument("--resume", help="continue the training run of this last.pt, with its own flags")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on the validation set, no training")
+    g.add_argument("--flip-test", action=argparse.BooleanOptionalAction,
+                   help="average with the mirrored image's maps (not in the paper) " + default("flip_test"))
+    g = p.add_argument_group("demo")
+    g.add_argument("--demo", metavar="IMAGE", help="the pose of the person filling IMAGE: an overlay PNG and a "
+                                                  "JSON of the joints in --out")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", help="output folder (default: runs/<data>-<arch>-<variant>; --demo: runs/demo)")
+    g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    g.add_argument("--no-amp", action="store_true",
                    help="train in float32 (default: mixed precision on CUDA, and bfloat16 on CPUs with AMX)")
-    p.add_argument("--input-size", type=int, help="crop side in px (default: 256 residual, 380 vgg, 128 toy)")
-    p.add_argument("--width", type=float, help="channel multiplier (1 = the paper's networks)")
-    p.add_argument("--batch-size", type=int, help="global batch size (split over GPUs)")
-    p.add_argument("--stage-epochs", help="epochs of the stages, e.g. 6,5,3")
-    p.add_argument("--toy-train", type=int,
-                   help=f"toy: training figures (3200); toy-crowd: training SCENES ({CROWD_SCENES[0]})")
-    p.add_argument("--toy-val", type=int,
-                   help=f"toy: validation figures (500); toy-crowd: validation SCENES ({CROWD_SCENES[1]})")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=25, help="progress line every N steps")
-    return p.parse_args(argv)
+    g.add_argument("--seed", type=int, default=0, help="seed of the toy data, the augmentation and the init")
+    g.add_argument("--log-every", type=int, default=25, help="progress line every N steps")
+    argv = cli.list_values_with_minus(argv, ("--stage-epochs",))
+    args = p.parse_args(argv)
+    args.given = cli.given_dests(p, argv)
+    return args
+
+
+# Every numeric flag and what it may hold (``cli.KINDS``).
+FLAG_KINDS = {"input_size": "count", "width": "positive", "batch_size": "count", "toy_train": "count",
+              "toy_val": "count", "seed": "natural", "log_every": "count"}
+
+
+def check_args(args):
+    """Every flag of a command line, before any data is read or any step
+    trained: one line naming the flag and what was expected."""
+    cli.check_numbers(args, FLAG_KINDS)
+    if args.stage_epochs is not None:
+        cli.number_list(args.stage_epochs, "--stage-epochs", "6,5,3", kind="count", cast=int)
+    if args.resume and (args.demo or args.eval_only):
+        raise UsageError("--resume continues a training run: not with --demo or --eval-only")
+
+
+def resume_run(args):
+    """``--resume``: the checks of ``--checkpoint`` (a paper-2 or broken file
+    is one line), then the saved run's flags (``cli.resume_flags``)."""
+    path = Path(args.resume).expanduser()
+    cfg, _ = model_from_checkpoint(path, "cpu")
+    extra = harness.load_checkpoint(path)["extra"]
+    if "stage_index" not in extra:
+        raise ValueError(f"--resume {path}: not a heatmap_regression.py training checkpoint (no stage recorded)")
+    cli.resume_flags(args, extra.get("flags"), path)
+    stage = cfg.stages[extra["stage_index"]]
+    done = sum(1 for h in extra["history"]["loss"] if h["stage"] == stage.name)
+    print(f"resuming {path}: stage {stage.name}, epoch {done} of {stage.epochs} done; the rest with the "
+          f"run's own flags", flush=True)
 
 
 def run(args):
+    check_args(args)
+    if args.resume:
+        resume_run(args)
+        check_args(args)                             # the saved flags, as this version reads them
     rt = harness.setup_runtime(args.device, amp=False if args.no_amp else None)
     torch.manual_seed(args.seed)
     if args.demo:
@@ -1653,6 +1728,7 @@ def run(args):
     if args.eval_only:
         if not args.checkpoint:
             raise UsageError("--eval-only needs --checkpoint PATH")
+        out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-eval")
         cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
         check_joints(cfg, args.data, args.checkpoint)
         cfg.seed = args.seed
@@ -1662,10 +1738,14 @@ def run(args):
         res = evaluate(model, val_set, rt, flip_test=cfg.flip_test)
         print_results({f"{cfg.variant} ({cfg.arch})": res["all"]}, f"{args.data} validation, {res['metric']}",
                       cfg.joints)
+        write_json(out_dir / "results.json", {"checkpoint": str(args.checkpoint), "data": args.data,
+                                              "flip_test": cfg.flip_test,
+                                              **{k: res[k] for k in ("metric", "all", "visible", "occluded") if k in res}})
+        print(f"\nresults.json in {out_dir}/")
         return res
 
     cfg = build_config(args)
-    out_dir = Path(args.out or Path("runs") / f"{args.data}-{cfg.arch}-{cfg.variant}")
+    out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-{cfg.arch}-{cfg.variant}")
     train_src, val_src = load_sources(args)
     model = Cascade(cfg)
     if args.checkpoint:                      # fine-tune (e.g. MPII -> LSP, §3.1)
@@ -1683,7 +1763,8 @@ def run(args):
               f"{cfg.variant}, width {cfg.width}, {n_params / 1e6:.2f} M parameters, "
               f"{cfg.input_size} px input, device {rt.device}" + (f" x {rt.world_size}" if rt.distributed else ""))
     t0 = time.time()
-    history = train(cfg, model, train_set, val_set, rt, out_dir, resume=args.resume, log_every=args.log_every)
+    history = train(cfg, model, train_set, val_set, rt, out_dir, resume=args.resume, log_every=args.log_every,
+                    flags=cli.run_flags(args))
     if not rt.is_main:
         harness.cleanup_runtime(rt)
         return None

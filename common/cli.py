@@ -11,9 +11,13 @@ status 130 (128 + SIGINT, what a shell reports for a Ctrl-C). The training
 loops tell this module where that checkpoint is (``note_checkpoint``) each
 time they write it; nothing else needs to know.
 """
+import argparse
+import math
 import os
 import shlex
 import sys
+import tempfile
+from pathlib import Path
 
 from .harness import NonFiniteLoss
 
@@ -35,6 +39,149 @@ def override(cfg, args, names):
         if getattr(args, name, None) is not None:
             setattr(cfg, name, getattr(args, name))
     return cfg
+
+
+# ----------------------------------------------------------------------------
+# Help a person can read, and checking a command line before any work starts
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` with each flag's default at the end of its line, where the
+    flag has one of its own (a flag that defaults to its config's value says
+    so in its help)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and "default" not in text
+                and action.default not in (None, False, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _finite(v):
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+# What a numeric flag may hold: (test, what the one-line error says was expected).
+KINDS = {
+    "positive": (lambda v: _finite(v) and v > 0, "a positive number"),
+    "count": (lambda v: v >= 1, "a whole number >= 1"),
+    "natural": (lambda v: v >= 0, "a whole number >= 0"),
+    "nonnegative": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    "probability": (lambda v: _finite(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    "fraction": (lambda v: _finite(v) and 0 <= v < 1, "a fraction in [0, 1)"),
+}
+
+
+def flag_of(dest):
+    """The option that sets ``args.<dest>`` (``box_jitter`` -> ``--box-jitter``)."""
+    return "--" + dest.replace("_", "-")
+
+
+def check_numbers(args, kinds):
+    """Each flag of ``kinds`` ({dest: kind of ``KINDS``}) that was given holds
+    a value of its kind: one line naming the flag otherwise."""
+    for dest, kind in kinds.items():
+        value = getattr(args, dest, None)
+        ok, expected = KINDS[kind]
+        if value is not None and not ok(value):
+            raise UsageError(f"{flag_of(dest)} {value}: expected {expected}")
+
+
+def number_list(text, flag, example, kind="positive", cast=float):
+    """A comma-separated flag value -> tuple of ``cast`` numbers, each of
+    ``kind``; '' is the empty list, an empty element ('1,,') an error."""
+    if not text.strip():
+        return ()
+    try:
+        values = tuple(cast(x) for x in text.split(","))
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: expected numbers like {example}") from None
+    ok, expected = KINDS[kind]
+    if not all(ok(v) for v in values):
+        raise UsageError(f"{flag} {text!r}: expected each to be {expected}, like {example}")
+    return values
+
+
+def list_values_with_minus(argv, flags):
+    """``--flag -1,2`` -> ``--flag=-1,2`` for the list-valued ``flags``:
+    argparse takes a value that starts with '-' and is not a plain number for
+    an option, and would answer "expected one argument" instead of our check
+    of the list."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i in range(len(argv) - 2, -1, -1):
+        if argv[i] in flags and argv[i + 1].startswith("-") and argv[i + 1][1:2].isdigit():
+            argv[i:i + 2] = [f"{argv[i]}={argv[i + 1]}"]
+    return argv
+
+
+def check_out_dir(path, flag="--out"):
+    """``path`` can receive a run's files: a folder, or nothing yet below a
+    folder this process can write in (probed with a temporary file that is
+    removed at once). Returns it as a ``Path``; nothing is created."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{flag} {path}: is a file; expected a folder (made if missing)")
+    parent = p
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot write in {parent} ({e.strerror or type(e).__name__})") from None
+    return p
+
+
+# ----------------------------------------------------------------------------
+# Resuming a run with the flags it was started with
+
+# How a run is driven, not what it computes: free to change on --resume.
+NOT_RUN_FLAGS = frozenset({"resume", "out", "device", "log_every", "given"})
+
+
+def given_dests(parser, argv=None):
+    """The ``dest`` of every option the command line ``argv`` names (parsed
+    once more with every default suppressed), so that a resumed run can tell
+    a flag given again from a default."""
+    defaults = [(a, a.default) for a in parser._actions]
+    try:
+        for a, _ in defaults:
+            a.default = argparse.SUPPRESS
+        return frozenset(vars(parser.parse_args(argv)))
+    finally:
+        for a, d in defaults:
+            a.default = d
+
+
+def run_flags(args):
+    """The flags that define a run (``vars(args)`` less ``NOT_RUN_FLAGS``),
+    kept in its checkpoints so that ``--resume`` continues the same run."""
+    return {k: v for k, v in vars(args).items() if k not in NOT_RUN_FLAGS}
+
+
+def resume_flags(args, saved, path):
+    """Give ``args`` the saved run's flags. A flag given again must agree
+    with the saved one (one line naming it otherwise); ``--out`` defaults to
+    the checkpoint's folder. A checkpoint without saved flags (written
+    before they were kept) runs with the flags as given, and says so."""
+    if saved is None:
+        print(f"note: {path} holds no saved flags (an older checkpoint): resuming with the flags given",
+              flush=True)
+    else:
+        given = getattr(args, "given", frozenset())
+        for dest, value in saved.items():
+            if not hasattr(args, dest):
+                continue                      # a flag this version no longer has
+            now = getattr(args, dest)
+            if dest in given and now != value:
+                raise UsageError(f"--resume {path}: {flag_of(dest)} {now} differs from the saved run's "
+                                 f"{value}; leave it out (a resumed run keeps its flags) or start a new run")
+            setattr(args, dest, value)
+    if args.out is None:
+        args.out = str(Path(path).parent)
+    return args
 
 
 def note_checkpoint(path):
@@ -82,6 +229,24 @@ def _script_of(run):
     return path if rel.startswith("..") else rel
 
 
+_PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _origin(error, debug_env):
+    """'' for an error the project raised itself (its message names the file
+    or flag); for one raised inside a library (numpy, torch, PIL ...), where
+    it was raised and how to see the traceback."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return ""
+    where = Path(tb.tb_frame.f_code.co_filename).resolve()
+    if where.is_relative_to(_PROJECT):
+        return ""
+    return f" (raised in {where.name}:{tb.tb_lineno}; {debug_env}=1 shows the traceback)"
+
+
 def run_reporting_errors(run, args, debug_env, argv=None):
     """``run(args)``; user errors become one line on stderr and exit 2, a
     Ctrl-C one line and exit 130.
@@ -98,7 +263,7 @@ def run_reporting_errors(run, args, debug_env, argv=None):
     except (FileNotFoundError, ValueError, NonFiniteLoss) as e:
         if os.environ.get(debug_env):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}{_origin(e, debug_env)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         if os.environ.get(debug_env):

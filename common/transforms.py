@@ -10,13 +10,16 @@ has pixel ``k`` covering input pixels ``s*k .. s*k + s - 1``, so its centre is
 input coordinate ``s*k + (s - 1) / 2``. ``to_stride``/``from_stride`` convert.
 """
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-# Decompression-bomb guard: PIL warns above ~89 Mpx; a pose photo never needs
-# that many pixels, so we refuse clearly instead of exhausting memory.
+# Decompression-bomb guard: a pose photo never needs more pixels than this, so
+# a larger file is refused in one line instead of exhausting memory. PIL's own
+# guard (a warning above ~89 Mpx, an error above twice that) is silenced in
+# ``open_image``, which checks the size from the header before decoding.
 MAX_PIXELS = 120_000_000
 
 
@@ -39,7 +42,9 @@ def open_image(path, max_reduce=1.0):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image file not found")
     try:
-        img = Image.open(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
         w0, h0 = img.size
         if w0 * h0 > MAX_PIXELS:
             raise ImageError(f"{path}: image of {w0}x{h0} px is larger than "
@@ -56,11 +61,37 @@ def open_image(path, max_reduce=1.0):
             img = Image.fromarray(arr.astype(np.uint8))
         img = img.convert("RGB")
         img.load()
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path}: image larger than {MAX_PIXELS} px; downscale it first") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageError(f"{path}: not a readable image "
                          f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
     factor = w0 / img.size[0]
     return img, factor
+
+
+def open_for_network(path, side, by_height=False):
+    """``(image, size)``: ``path`` decoded and shrunk so that its longer side
+    (its height, ``by_height``) is about ``side`` px (never enlarged), and
+    the file's full (width, height). A network that resizes its input to ``side`` anyway sees the
+    same pixels, and a 100 Mpx JPEG costs a fraction of a second and a few
+    MB instead of seconds and gigabytes (``open_image`` decodes it at 1/8).
+    Coordinates on the returned image map to the file's by ``size``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as im:
+                size = im.size
+        except Image.DecompressionBombError:
+            size = None                           # open_image gives the one-line refusal
+        except (UnidentifiedImageError, OSError, SyntaxError):
+            size = None                           # ... and the one line for an unreadable file
+    measure = (lambda wh: wh[1]) if by_height else max
+    img, _ = open_image(path, max_reduce=measure(size) / side if size else 1.0)
+    if measure(img.size) > side:
+        f = side / measure(img.size)
+        img = img.resize((max(1, round(img.width * f)), max(1, round(img.height * f))), Image.BILINEAR)
+    return img, size
 
 
 def crop_matrix(center, box, out, rot_deg=0.0, flip=False):

@@ -20,3 +20,22 @@ def torchrun():
                               cwd=script.parent, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
     return run
+
+
+@pytest.fixture
+def one_line(capsys):
+    """``one_line(main, argv, *words)``: a script's ``main(argv)``, run in
+    this process, stops with exit status 2 and exactly one line on stderr,
+    ``error: ...``, naming each of ``words``; returns that line. (In-process:
+    no interpreter start and imports per case; the CLI tests keep a few real
+    subprocesses to check the process itself.)"""
+    def check(main, argv, *words):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            main(list(argv))
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+        for w in words:
+            assert w in err[0], err[0]
+        return err[0]
+    return check

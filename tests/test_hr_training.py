@@ -186,9 +186,11 @@ def test_cli_end_to_end_train_eval_demo(tmp_path):
 
     photo = tmp_path / "photo.jpg"
     Image.fromarray(render_person(5, 0)[0]).save(photo)
-    r = run_cli("--demo", str(photo), "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "d.png"))
+    r = run_cli("--demo", str(photo), "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "demo"))
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "d.png").is_file() and "head_top" in r.stdout
+    assert (tmp_path / "demo" / "photo_pose.png").is_file() and "head_top" in r.stdout
+    pose = json.loads((tmp_path / "demo" / "photo_pose.json").read_text())
+    assert pose["joints"][0] == "r_ankle" and len(pose["keypoints"]) == 16 and "toy" in r.stdout   # the note
 
 
 def _one_line_error(r, *words):
@@ -199,23 +201,23 @@ def _one_line_error(r, *words):
         assert w in err, err
 
 
-def test_bad_input_gives_one_clear_line(tmp_path):
-    _one_line_error(run_cli("--data", "mpii"), "--data-root")
-    _one_line_error(run_cli("--data", "mpii", "--data-root", str(tmp_path)), str(tmp_path), "valid.json")
+def test_bad_input_gives_one_clear_line(tmp_path, one_line):
+    _one_line_error(run_cli("--data", "mpii"), "--data-root")          # a real process; the rest in-process
+    one_line(hr.main, ["--data", "mpii", "--data-root", str(tmp_path)], str(tmp_path), "valid.json")
     (tmp_path / "annot").mkdir()
     (tmp_path / "images").mkdir()
     (tmp_path / "annot" / "train.json").write_text("[{\"image\": 1}")     # malformed
     (tmp_path / "annot" / "valid.json").write_text("[]")
-    _one_line_error(run_cli("--data", "mpii", "--data-root", str(tmp_path)), "train.json")
-    _one_line_error(run_cli("--demo", str(tmp_path / "nope.jpg"), "--checkpoint", "x.pt"), "nope.jpg")
+    one_line(hr.main, ["--data", "mpii", "--data-root", str(tmp_path)], "train.json")
+    one_line(hr.main, ["--demo", str(tmp_path / "nope.jpg"), "--checkpoint", "x.pt"], "nope.jpg")
     text = tmp_path / "notes.jpg"
     text.write_text("hello")
     ckpt = tmp_path / "c.pt"
-    _one_line_error(run_cli("--demo", str(text), "--checkpoint", str(ckpt)), "c.pt")
+    one_line(hr.main, ["--demo", str(text), "--checkpoint", str(ckpt)], "c.pt")
     wrong = tmp_path / "wrong.pth"
     torch.save({"conv1.weight": torch.zeros(1)}, wrong)
-    _one_line_error(run_cli(*TINY, "--pretrained", str(wrong), "--out", str(tmp_path / "r")), "wrong.pth")
-    _one_line_error(run_cli("--stage-epochs", "1,x,1"), "--stage-epochs")
+    one_line(hr.main, [*TINY, "--pretrained", str(wrong), "--out", str(tmp_path / "r")], "wrong.pth")
+    one_line(hr.main, ["--stage-epochs", "1,x,1"], "--stage-epochs")
 
 
 def test_paper_input_sizes_are_accepted_and_bad_ones_named():
