@@ -2644,6 +2644,8 @@ def check_args(args):
     jitter_levels(args)
     if args.resume and (args.demo is not None or args.eval_only):
         raise UsageError("--resume continues a training run: not with --demo or --eval-only")
+    if args.cmu_weights and args.checkpoint:
+        raise UsageError("give --checkpoint or --cmu-weights, not both")
 
 
 def resume_run(args):

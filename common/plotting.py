@@ -17,12 +17,17 @@ from .atomic import atomic_write  # noqa: E402
 LEFT, RIGHT, CENTRE = "tab:blue", "tab:red", "tab:green"
 
 
+# Resolution of saved figures (``walkthrough/make_figures.py --fast`` lowers
+# it: its figures are checked for being made, not read).
+DPI = 110
+
+
 def save(fig, path):
     """Save ``fig`` to ``path`` atomically (``common.atomic``) and close it."""
     path = Path(path)
     try:
         with atomic_write(path) as f:
-            fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
+            fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=DPI, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path

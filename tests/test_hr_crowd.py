@@ -194,7 +194,8 @@ def test_coco_trains_and_evaluates_end_to_end_on_real_files(tmp_path, capsys):
     cfg, model = hr.model_from_checkpoint(out / "best.pt", "cpu")
     assert cfg.joints == COCO_JOINTS and model.second.d7.out_channels == 17
     res = hr.main(["--data", "coco", "--data-root", str(root), "--eval-only", "--flip-test",
-                   "--checkpoint", str(out / "best.pt")])
+                   "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "eval")])
+    assert (tmp_path / "eval" / "results.json").is_file()
     assert res["pred"].shape == (12, 17, 2)
     # A COCO checkpoint on MPII-joint data is one line, not a shape error.
     with pytest.raises(SystemExit):

@@ -170,7 +170,7 @@ def test_corrupt_image_in_a_data_set_is_skipped_and_counted(tmp_path):
 
 
 # ----------------------------------------------------------------------------- CLI
-def test_cli_end_to_end_train_eval_demo(tmp_path):
+def test_cli_end_to_end_train_eval_demo(tmp_path, capsys):
     out = tmp_path / "run"
     r = run_cli(*TINY, "--out", str(out))
     assert r.returncode == 0, r.stderr
@@ -180,17 +180,19 @@ def test_cli_end_to_end_train_eval_demo(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert set(res["final"]) == {"Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Total"}
 
-    r = run_cli("--eval-only", "--checkpoint", str(out / "best.pt"), "--toy-val", "8", "--flip-test")
-    assert r.returncode == 0, r.stderr
-    assert "PCKh@0.5" in r.stdout
+    # Evaluation and the demo in-process (the training above was the real process).
+    hr.main(["--eval-only", "--checkpoint", str(out / "best.pt"), "--toy-val", "8", "--flip-test",
+             "--out", str(tmp_path / "eval")])
+    assert "PCKh@0.5" in capsys.readouterr().out
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["all"]["Total"] >= 0
 
     photo = tmp_path / "photo.jpg"
     Image.fromarray(render_person(5, 0)[0]).save(photo)
-    r = run_cli("--demo", str(photo), "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "demo"))
-    assert r.returncode == 0, r.stderr
-    assert (tmp_path / "demo" / "photo_pose.png").is_file() and "head_top" in r.stdout
+    hr.main(["--demo", str(photo), "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "demo")])
+    stdout = capsys.readouterr().out
+    assert (tmp_path / "demo" / "photo_pose.png").is_file() and "head_top" in stdout
     pose = json.loads((tmp_path / "demo" / "photo_pose.json").read_text())
-    assert pose["joints"][0] == "r_ankle" and len(pose["keypoints"]) == 16 and "toy" in r.stdout   # the note
+    assert pose["joints"][0] == "r_ankle" and len(pose["keypoints"]) == 16 and "toy" in stdout   # the note
 
 
 def _one_line_error(r, *words):
@@ -229,12 +231,14 @@ def test_paper_input_sizes_are_accepted_and_bad_ones_named():
         hr.build_config(hr.parse_args(["--data", "mpii", "--input-size", "224"]))
 
 
-def test_demo_on_a_non_image_names_the_file(tmp_path):
-    out = tmp_path / "run"
-    assert run_cli(*TINY, "--variant", "detection", "--out", str(out)).returncode == 0
+def test_demo_on_a_non_image_names_the_file(tmp_path, one_line):
+    cfg = tiny_cfg()                                      # an untrained checkpoint is enough to get that far
+    ckpt = tmp_path / "best.pt"
+    harness.save_checkpoint(ckpt, {"model": hr.Cascade(cfg).state_dict(), "extra": {"config": asdict(cfg)}})
     text = tmp_path / "notes.jpg"
     text.write_text("hello")
-    _one_line_error(run_cli("--demo", str(text), "--checkpoint", str(out / "best.pt")), "notes.jpg", "image")
+    one_line(hr.main, ["--demo", str(text), "--checkpoint", str(ckpt), "--out", str(tmp_path / "demo")],
+             "notes.jpg", "image")
 
 
 # ----------------------------------------------------------------------------- DDP
@@ -348,8 +352,10 @@ def test_demo_crops_the_way_training_does(tmp_path, monkeypatch):
     Image.new("RGB", (100, 160), (90, 120, 150)).save(photo)
     boxes, real = [], hr.crop_matrix
     monkeypatch.setattr(hr, "crop_matrix", lambda c, box, *a, **k: boxes.append(box) or real(c, box, *a, **k))
-    hr.main(["--demo", str(photo), "--checkpoint", str(ckpt), "--out", str(tmp_path / "d.png")])
-    assert boxes == [pytest.approx(hr.BOX_MARGIN * 160)]
+    hr.main(["--demo", str(photo), "--checkpoint", str(ckpt), "--out", str(tmp_path / "demo")])
+    # The photo is first shrunk to the input's height (open_for_network):
+    # the crop is 1.25 x the height of the image the demo works on.
+    assert boxes == [pytest.approx(hr.BOX_MARGIN * min(160, cfg.input_size))]
 
 
 def test_gt_valid_head_sizes_are_checked_against_valid_json(tmp_path):
