@@ -278,6 +278,11 @@ class Skeleton:
         neck[both, 0, 2] = np.minimum(ls[both, 2], rs[both, 2])
         return np.concatenate([kp, neck], 1)
 
+    @property
+    def dataset_joints(self):
+        """The data set's joints, in its order: what ``to_dataset`` keeps."""
+        return self.joints[:self.eval_joints]
+
     def to_dataset(self, keypoints):
         """Network joints -> the data set's joints, for evaluation (drops the neck)."""
         return np.asarray(keypoints)[..., :self.eval_joints, :]
@@ -2482,7 +2487,8 @@ def figure_scene(image, pred, boxes, parsed, skeleton, cfg, path, title=""):
     axes[0].imshow(image, extent=extent)
     draw_boxes(axes[0], extend_boxes(boxes, cfg.box_extend), ec="yellow", ls="--", lw=1)
     draw_poses(axes[0], parsed["full"].keypoints, skeleton, parsed["full"].completed)
-    axes[0].set_title("boxes + Algorithm 1, NMS, completion", fontsize=9)
+    axes[0].set_title("boxes + Algorithm 1, NMS, completion\n(dashed: limbs to a completed joint; "
+                      "blue left, red right)", fontsize=9)
     axes[1].imshow(image, extent=extent)
     axes[1].imshow(pred.maps[:J].max(0), extent=extent, cmap="magma", alpha=0.7, vmin=0, vmax=1)
     axes[1].set_title("confidence maps (max over joints)", fontsize=9)
@@ -2702,9 +2708,30 @@ def print_tables(res, title):
     print(f"\n{title}\n" + format_ap_table(rows))
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def demo_images(names):
+    """``--demo``'s arguments -> image files, a folder giving its images in
+    name order (one line for a missing file or an empty folder)."""
+    files = []
+    for name in names:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"--demo {name}: a folder with no image in it ({', '.join(IMAGE_SUFFIXES)})")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"--demo {name}: image file not found")
+    return files
+
+
 def run_demo(args, rt):
-    """Poses of everyone in a photo (or a fresh toy scene): a figure and a
-    COCO-results JSON."""
+    """Poses of everyone in each photo (or in a fresh toy scene): a figure and
+    a COCO-results JSON per image, and one COCO-results file for them all."""
     synthetic = not args.demo
     if args.cmu_weights and synthetic:
         raise UsageError("--cmu-weights is Cao et al.'s network for photos: give it one, --demo IMAGE")
@@ -2715,60 +2742,67 @@ def run_demo(args, rt):
     if synthetic and not Path(ckpt).is_file():
         raise UsageError(f"--demo needs --checkpoint PATH, or {ckpt} from the default toy run "
                          f"(python bottom_up_bbox.py: about 8 minutes on 2 CPU cores)")
-    if not synthetic and not Path(args.demo).expanduser().is_file():
-        raise FileNotFoundError(f"--demo {args.demo}: image file not found")
+    if not synthetic and args.boxes in ("gt", "sim"):
+        raise UsageError(f"--boxes {args.boxes} needs annotations; for --demo IMAGE give --boxes FILE or no --boxes")
+    files = [] if synthetic else demo_images(args.demo)
     dets = read_boxes(args.boxes) if args.boxes not in (None, "gt", "sim") else None
     cfg, skeleton, model = model_from_checkpoint(ckpt, rt.device, args)
-    if synthetic:
-        scene = ToyScenes(args.seed + 7919, 1, cfg.input_size, skeleton)
-        image, size = scene.load(0).image, (cfg.input_size, cfg.input_size)
-        name, image_id = "toy_scene", 0
-        # The toy scene's ground-truth boxes stand in for a detector.
-        boxes = gt_boxes(scene.ground_truth(0)) if args.boxes == "gt" or args.boxes is None else None
-    else:
-        path = Path(args.demo).expanduser()
-        if args.boxes in ("gt", "sim"):
-            raise UsageError(f"--boxes {args.boxes} needs annotations; for --demo IMAGE give --boxes FILE or "
-                             "no --boxes")
-        # A long side far above the network's input is decoded smaller (a
-        # JPEG at 1/2, 1/4 or 1/8) and then resized: a 100 MP photo costs
-        # what a 2 MP one does; the poses come back in the file's pixels.
-        # (Cao et al.'s network scales the image's height to its test size.)
-        image, size = open_for_network(path, cfg.test_size * max(cfg.scales), by_height=bool(args.cmu_weights))
-        name = path.stem
-        # COCO's image ids are integers: the file name's number, else 0 (the
-        # file's name is written beside each result).
-        image_id = int(name) if name.isdigit() else 0
-        boxes = None
-        if cfg.data == "toy" and not args.cmu_weights:
-            print(f"note: {ckpt} was trained on the toy scenes; on a photo its poses mean little", flush=True)
-    if dets is not None:
-        mine = dets.get(image_id)
-        if mine is None and len(dets) == 1:      # a file made for this one image
-            mine = next(iter(dets.values()))
-        if mine is None:
-            print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id!r} "
-                  f"(it has {len(dets)} other image(s)); no person will be found", flush=True)
-        boxes = np.zeros((0, 4)) if mine is None else mine[:, :4]
-    pred = infer(model, image, size, cfg, rt.device)
-    inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
-    greedy = parse_variants(pred, np.zeros((0, 4)), skeleton, cfg, ("greedy",), inputs)["greedy"]
-    if boxes is None:
-        # No detector: the documented fallback, the extents of the box-free
-        # parse of [3], each extended by 10% per side (then by 10% again by
-        # the parser, as any detector's box would be).
-        boxes = person_boxes(greedy.keypoints, 0.1)
-    parsed = {"greedy": greedy, **parse_variants(pred, boxes, skeleton, cfg, ("full",), inputs)}
-    kp, conf = parsed["full"].keypoints, parsed["full"].scores
-    figure = figure_scene(image, pred, boxes, parsed, skeleton, cfg, out / f"{name}_poses.png",
-                          title=f"{len(kp)} person(s)")
-    results = to_coco_results(image_id, skeleton.to_dataset(kp), conf)
-    for r in results:
-        r["file_name"] = name if synthetic else path.name
-    write_json(out / f"{name}_results.json", results)
-    print(f"{len(kp)} person(s) in {len(boxes)} box(es); figure {figure}; "
-          f"COCO results {out / (name + '_results.json')}")
-    return results
+    if not synthetic and cfg.data == "toy" and not args.cmu_weights:
+        print(f"note: {ckpt} was trained on the toy scenes; on a photo its poses mean little", flush=True)
+    # COCO results carry no joint names: they go beside them, once.
+    write_json(out / "joints.json", {"joints": list(skeleton.dataset_joints),
+                                     "keypoints": "x, y, score per joint in this order, image px (COCO results)"})
+    everyone = []
+    for k, path in enumerate(files or [None]):
+        if path is None:
+            scene = ToyScenes(args.seed + 7919, 1, cfg.input_size, skeleton)
+            image, size = scene.load(0).image, (cfg.input_size, cfg.input_size)
+            name, image_id = "toy_scene", 0
+            # The toy scene's ground-truth boxes stand in for a detector.
+            boxes = gt_boxes(scene.ground_truth(0)) if args.boxes in ("gt", None) else None
+        else:
+            # A long side far above the network's input is decoded smaller (a
+            # JPEG at 1/2, 1/4 or 1/8) and then resized: a 100 MP photo costs
+            # what a 2 MP one does; the poses come back in the file's pixels.
+            # (Cao et al.'s network scales the image's height to its test size.)
+            image, size = open_for_network(path, cfg.test_size * max(cfg.scales), by_height=bool(args.cmu_weights))
+            name = path.stem
+            # COCO's image ids are integers: the file name's number, else the
+            # image's place in this call (the file's name is written beside).
+            image_id = int(name) if name.isdigit() else k + 1
+            boxes = None
+        if dets is not None:
+            mine = dets.get(image_id)
+            if mine is None and len(dets) == 1 and len(files) <= 1:      # a file made for this one image
+                mine = next(iter(dets.values()))
+            if mine is None:
+                print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id} ({name}); "
+                      f"no person will be found in it", flush=True)
+            boxes = np.zeros((0, 4)) if mine is None else mine[:, :4]
+        pred = infer(model, image, size, cfg, rt.device)
+        inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
+        greedy = parse_variants(pred, np.zeros((0, 4)), skeleton, cfg, ("greedy",), inputs)["greedy"]
+        fallback = boxes is None
+        if fallback:
+            # No detector: the documented fallback, the extents of the box-free
+            # parse of [3], each extended by 10% per side (then by 10% again by
+            # the parser, as any detector's box would be).
+            boxes = person_boxes(greedy.keypoints, 0.1)
+        parsed = {"greedy": greedy, **parse_variants(pred, boxes, skeleton, cfg, ("full",), inputs)}
+        kp, conf = parsed["full"].keypoints, parsed["full"].scores
+        title = f"{len(kp)} person(s)" + (" in boxes from the box-free parse (no detector given)" if fallback else "")
+        figure = figure_scene(image, pred, boxes, parsed, skeleton, cfg, out / f"{name}_poses.png", title=title)
+        results = to_coco_results(image_id, skeleton.to_dataset(kp), conf)
+        for r in results:
+            r["file_name"] = name if path is None else path.name
+        write_json(out / f"{name}_results.json", results)
+        everyone += results
+        print(f"{name}: {len(kp)} person(s) in {len(boxes)} box(es); figure {figure}; "
+              f"COCO results {out / (name + '_results.json')}", flush=True)
+    if len(files) > 1:
+        write_json(out / "results_coco.json", everyone)
+        print(f"{len(files)} images, {len(everyone)} people: all in {out / 'results_coco.json'}")
+    return everyone
 
 
 def parse_args(argv=None):
@@ -2850,9 +2884,9 @@ def parse_args(argv=None):
     g.add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction, default=None,
                    help="rank poses by their box's detector score x the pose score (default: off)")
     g = p.add_argument_group("demo")
-    g.add_argument("--demo", nargs="?", const="", metavar="IMAGE",
-                   help="poses of everyone in IMAGE, a figure and a COCO-results JSON in --out (no IMAGE: a "
-                        "fresh synthetic scene)")
+    g.add_argument("--demo", nargs="*", metavar="IMAGE",
+                   help="poses of everyone in each IMAGE (files or folders): a figure and a COCO-results JSON "
+                        "each in --out, and results_coco.json for all; no IMAGE: a fresh synthetic scene")
     g = p.add_argument_group("run")
     g.add_argument("--out", help="output folder (default: runs/<data>; --eval-only runs/<data>-eval; "
                                  "--demo runs/demo)")

@@ -1587,6 +1587,8 @@ def run_demo(args, rt):
     PNG and a JSON of the joints (in the file's pixels) in ``--out``."""
     import matplotlib.pyplot as plt
     path = Path(args.demo).expanduser()
+    if path.is_dir():
+        raise UsageError(f"--demo {args.demo}: a folder; paper 1's demo takes one image of one person")
     if not path.is_file():
         raise FileNotFoundError(f"--demo {args.demo}: image file not found")
     if not args.checkpoint:

@@ -249,6 +249,12 @@ def save_checkpoint(path, state):
         torch.save({**state, "_format": CHECKPOINT_FORMAT}, f)
 
 
+def _is_zip_start(path):
+    """Whether ``path`` begins as torch.save's zip archive does."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
 def load_checkpoint(path, map_location="cpu"):
     """The dict given to save_checkpoint. weights_only=True: loading a file
     cannot run code, so a checkpoint holds tensors and plain Python only."""
@@ -258,7 +264,9 @@ def load_checkpoint(path, map_location="cpu"):
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle/zip/EOF errors: the file is not ours
-        raise ValueError(f"{path}: not a checkpoint written by this project "
+        # A file cut short (an interrupted copy) fails in the zip reader.
+        what = "truncated or corrupt" if os.path.getsize(path) and _is_zip_start(path) else "not a checkpoint"
+        raise ValueError(f"{path}: {what}: cannot be read as a checkpoint of this project "
                          f"({type(e).__name__})") from None
     if not isinstance(state, dict) or state.pop("_format", None) != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a checkpoint written by this project")

@@ -61,15 +61,20 @@ def image_grid(n, size=2.2):
 
 def curves(series, path, xlabel="epoch", title=None, marks=()):
     """Line plots: ``series`` is ``{panel title: {line label: (x, y)}}``;
-    ``marks`` are x positions drawn as vertical lines (e.g. stage ends)."""
+    ``marks`` are x positions drawn as vertical lines (e.g. stage ends). An
+    x axis of epochs gets whole-number ticks; every point is a marker, so a
+    one-epoch stage reads as a point of the same series, not a stray dot."""
+    from matplotlib.ticker import MaxNLocator
     fig, axes = plt.subplots(1, len(series), figsize=(5 * len(series), 3.6), squeeze=False)
     for ax, (panel, lines) in zip(axes.flat, series.items()):
         for label, (x, y) in lines.items():
-            ax.plot(x, y, marker=".", label=label)
+            ax.plot(x, y, marker="o", ms=4, label=label)
         for m in marks:
             ax.axvline(m, color="grey", lw=0.8, ls=":")
         ax.set_title(panel)
         ax.set_xlabel(xlabel)
+        if "epoch" in xlabel and "jitter" not in panel:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)

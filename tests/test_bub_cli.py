@@ -104,6 +104,35 @@ def test_demo_on_a_real_photo_writes_figure_and_coco_json(trained, tmp_path):
     assert isinstance(res, list) and all(x["image_id"] == 785 for x in res)
 
 
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/real_samples/coco not present")
+def test_demo_on_a_folder_and_a_file_in_one_call(trained, tmp_path, capsys):
+    out, _ = trained
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    real = sorted(REAL.glob("*.jpg"))[:2]
+    for f in real:
+        (photos / f.name).write_bytes(f.read_bytes())
+    (photos / "notes.txt").write_text("not an image: skipped")
+    (tmp_path / "holiday.jpg").write_bytes(real[0].read_bytes())
+    demo = tmp_path / "demo"
+    bub.main(["--demo", str(photos), str(tmp_path / "holiday.jpg"), "--checkpoint", str(out / "best.pt"),
+              "--out", str(demo)])
+    printed = capsys.readouterr().out
+    assert "3 images" in printed and "trained on the toy scenes" in printed
+    for name in [f.stem for f in real] + ["holiday"]:
+        assert (demo / f"{name}_poses.png").is_file() and (demo / f"{name}_results.json").is_file()
+    everyone = json.loads((demo / "results_coco.json").read_text())
+    # Integer ids: the file name's number, else the image's place in the call.
+    ids = {r["file_name"]: r["image_id"] for r in everyone}
+    assert all(ids[f.name] == int(f.stem) for f in real if f.name in ids) and ids.get("holiday.jpg", 3) == 3
+    assert json.loads((demo / "joints.json").read_text())["joints"] == list(bub.Skeleton("toy").dataset_joints)
+    # A detection file with no box for these images says so, once per image.
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps([{"image_id": 999, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 1.0}]))
+    bub.main(["--demo", str(photos), "--checkpoint", str(out / "best.pt"), "--boxes", str(dets), "--out", str(demo)])
+    assert capsys.readouterr().out.count("warning: --boxes") == 2
+
+
 def test_demo_on_a_synthetic_scene(trained, tmp_path):
     out, _ = trained
     r = run_cli("--demo", "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path))

@@ -138,7 +138,8 @@ def test_paper1_resume_without_flags_continues_the_saved_run_exactly(tmp_path, c
     one_line(bub.main, ["--resume", str(tmp_path / "split" / "last.pt")], "bottom_up_bbox.py checkpoint")
     broken = tmp_path / "broken.pt"
     broken.write_bytes((tmp_path / "split" / "last.pt").read_bytes()[:1000])
-    one_line(hr.main, ["--resume", str(broken)], "broken.pt")
+    one_line(hr.main, ["--resume", str(broken)], "broken.pt", "truncated or corrupt")
+    one_line(hr.main, ["--demo", str(tmp_path), "--checkpoint", str(broken)], "a folder")
 
 
 # ----------------------------------------------------------------------------- large photos
