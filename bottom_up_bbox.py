@@ -54,8 +54,8 @@ from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, C
                              CROWDPOSE_JOINTS, CROWDPOSE_OWN_SIGMAS, CROWDPOSE_SIGMAS, MPII_TO_AIC,
                              flip_permutation)
 from common.toy import DEFAULT_REGIME, PAPER_REGIME, kept, render_scene, sample_pose, with_neighbour
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine, open_for_network,
-                               open_image, to_stride, to_tensor, warp_image)
+from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, invert_affine,
+                               open_for_network, open_image, to_stride, to_tensor, warp_image)
 
 
 # =============================================================================
@@ -2708,27 +2708,6 @@ def print_tables(res, title):
     print(f"\n{title}\n" + format_ap_table(rows))
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def demo_images(names):
-    """``--demo``'s arguments -> image files, a folder giving its images in
-    name order (one line for a missing file or an empty folder)."""
-    files = []
-    for name in names:
-        path = Path(name).expanduser()
-        if path.is_dir():
-            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise FileNotFoundError(f"--demo {name}: a folder with no image in it ({', '.join(IMAGE_SUFFIXES)})")
-            files += found
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"--demo {name}: image file not found")
-    return files
-
-
 def run_demo(args, rt):
     """Poses of everyone in each photo (or in a fresh toy scene): a figure and
     a COCO-results JSON per image, and one COCO-results file for them all."""
@@ -2744,7 +2723,7 @@ def run_demo(args, rt):
                          f"(python bottom_up_bbox.py: about 8 minutes on 2 CPU cores)")
     if not synthetic and args.boxes in ("gt", "sim"):
         raise UsageError(f"--boxes {args.boxes} needs annotations; for --demo IMAGE give --boxes FILE or no --boxes")
-    files = [] if synthetic else demo_images(args.demo)
+    files = [] if synthetic else image_files(args.demo)
     dets = read_boxes(args.boxes) if args.boxes not in (None, "gt", "sim") else None
     cfg, skeleton, model = model_from_checkpoint(ckpt, rt.device, args)
     if not synthetic and cfg.data == "toy" and not args.cmu_weights:

@@ -48,8 +48,9 @@ from common.backbones import RESNET_BLOCKS, VGG16, ResNet, fc_to_conv, load_imag
 from common.metrics import MATLAB_PARTS, format_table, part_table, pck
 from common.skeleton import AIC_JOINTS, BONES, COCO_JOINTS, MPII_JOINTS, bone_indices, flip_permutation
 from common.toy import render_person, render_scene, toy_head_size
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, invert_affine,
-                               open_for_network, open_image, to_stride, to_tensor, to_uint8, warp_image)
+from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_size,
+                               invert_affine, open_for_network, open_image, to_stride, to_tensor, to_uint8,
+                               warp_image)
 
 N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2) by default: MPII's 16 parts; LSP maps into them
 
@@ -1583,52 +1584,76 @@ def print_results(results, title, joints=MPII_JOINTS):
 
 
 def run_demo(args, rt):
-    """Pose of the (single, roughly centred) person in a photo: an overlay
-    PNG and a JSON of the joints (in the file's pixels) in ``--out``."""
+    """The pose of one person per box (``--boxes FILE``, a COCO detection-
+    results JSON) or, without boxes, of the one roughly centred person who
+    fills the photo's height, in each image: an overlay PNG and a JSON of the
+    joints (in the file's pixels, their names beside) per image in ``--out``."""
     import matplotlib.pyplot as plt
-    path = Path(args.demo).expanduser()
-    if path.is_dir():
-        raise UsageError(f"--demo {args.demo}: a folder; paper 1's demo takes one image of one person")
-    if not path.is_file():
-        raise FileNotFoundError(f"--demo {args.demo}: image file not found")
+    files = image_files(args.demo)
     if not args.checkpoint:
         raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
     out = cli.check_out_dir(args.out or Path("runs") / "demo")
+    dets = coco_aic.read_detections(Path(args.boxes).expanduser()) if args.boxes else None
     cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
     trained_on = (harness.load_checkpoint(args.checkpoint)["extra"].get("flags") or {}).get("data", "")
     if trained_on.startswith("toy"):
         print(f"note: {args.checkpoint} was trained on --data {trained_on}; on a photo its pose means little",
               flush=True)
-    # The crop below maps 1.25 x the height onto the input: a file taller
-    # than the input is decoded and shrunk to it first (a 100 Mpx JPEG in a
-    # fraction of a second); the joints are written in the file's pixels.
-    img, size = open_for_network(path, cfg.input_size, by_height=True)
-    w, h = img.size
-    # The person is assumed to fill the photo's height, centred (as MPII's
-    # test protocol gives a rough centre and scale per person): scale h / 200,
-    # cropped as in training (1.25 x the height), so the person has the size
-    # the network was trained on.
-    center = np.array([(w - 1) / 2, (h - 1) / 2])
-    A = crop_matrix(center, crop_side(h / 200.0), cfg.input_size)
-    x = to_tensor(warp_image(img, A, cfg.input_size))[None].to(rt.device)
-    maps = predict(model, x, flip_test=cli.override(cfg, args, ("flip_test",)).flip_test).float().cpu()
-    xy = apply_affine(invert_affine(A), from_stride(decode(maps).numpy()[0], model.stride))
-    score = maps[0].flatten(1).max(1).values.numpy()
-    fig, ax = plt.subplots(figsize=(6, 6 * h / w))
-    ax.imshow(img)
+    flip = cli.override(cfg, args, ("flip_test",)).flip_test
     names = tuple(cfg.joints)
-    kp = np.concatenate([xy, np.full((len(names), 1), 2.0)], 1)
-    plotting.draw_pose(ax, kp, joint_bones(names), names, dashed_occluded=False)
-    ax.axis("off")
-    figure = plotting.save(fig, out / f"{path.stem}_pose.png")
-    full = (xy + 0.5) * np.array(size, np.float64) / np.array(img.size) - 0.5     # the file's pixels
-    write_json(out / f"{path.stem}_pose.json",
-               {"image": str(path), "size": list(size), "joints": list(names),
-                "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(c), 4)]
-                              for (x, y), c in zip(full, score)]})
-    print(f"pose saved to {figure} and {out / (path.stem + '_pose.json')}")
-    for name, (px, py), s in zip(names, full, score):
-        print(f"  {name:11s} x {px:7.1f}  y {py:7.1f}  score {s:.2f}")
+    for k, path in enumerate(files):
+        size = image_size(path)
+        image_id = int(path.stem) if path.stem.isdigit() else k + 1
+        if dets is None:
+            # The person is assumed to fill the photo's height, centred (as
+            # MPII's test protocol gives a rough centre and scale per person).
+            boxes = None if size is None else np.array([[0.0, 0.0, size[0], size[1]]])
+        else:
+            boxes = dets.get(image_id, np.zeros((0, 5)))[:, :4]
+            if not len(boxes):
+                print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id} ({path.name})",
+                      flush=True)
+        # Each box is cropped as training crops a person (``box_center_scale``:
+        # 1.25 x its longer side onto the input): the photo is decoded only as
+        # large as the smallest box needs (a 100 Mpx JPEG in a fraction of a
+        # second); the joints are written in the file's pixels.
+        need = min((crop_side(box_center_scale(b)[1]) for b in boxes), default=None) if dets is not None else None
+        img, size = open_for_network(path, size[1] * cfg.input_size / need if need else cfg.input_size,
+                                     by_height=True)
+        f = np.array(img.size, np.float64) / np.array(size)                  # file px -> decoded px
+        people = []
+        if dets is None:
+            w, h = img.size
+            crops = [crop_matrix(np.array([(w - 1) / 2, (h - 1) / 2]), crop_side(h / 200.0), cfg.input_size)]
+        else:
+            crops = []
+            for b in boxes:
+                c, scale = box_center_scale(b)                               # the file's pixels
+                crops.append(crop_matrix((c + 0.5) * f - 0.5, crop_side(scale * f[1]), cfg.input_size))
+        fig, ax = plt.subplots(figsize=(6, 6 * img.height / img.width))
+        ax.imshow(img)
+        for A in crops:
+            x = to_tensor(warp_image(img, A, cfg.input_size))[None].to(rt.device)
+            maps = predict(model, x, flip_test=flip).float().cpu()
+            xy = apply_affine(invert_affine(A), from_stride(decode(maps).numpy()[0], model.stride))
+            score = maps[0].flatten(1).max(1).values.numpy()
+            plotting.draw_pose(ax, np.concatenate([xy, np.full((len(names), 1), 2.0)], 1), joint_bones(names),
+                               names, dashed_occluded=False)
+            full = (xy + 0.5) / f - 0.5                                      # the file's pixels
+            people.append([[round(float(x), 2), round(float(y), 2), round(float(c), 4)]
+                           for (x, y), c in zip(full, score)])
+        ax.axis("off")
+        ax.set_title(f"{len(people)} person(s)" + ("" if dets is None else f" in the boxes of {Path(args.boxes).name}")
+                     + " (blue left, red right)", fontsize=9)
+        figure = plotting.save(fig, out / f"{path.stem}_pose.png")
+        write_json(out / f"{path.stem}_pose.json",
+                   {"image": str(path), "image_id": image_id, "size": list(size), "joints": list(names),
+                    "people": [{"box": None if dets is None else [float(v) for v in b], "keypoints": kp}
+                               for b, kp in zip(boxes if dets is not None else [None], people)]})
+        print(f"{path.name}: {len(people)} person(s); {figure} and {out / (path.stem + '_pose.json')}", flush=True)
+        if len(files) == 1 and len(people) == 1:
+            for name, (px, py, c) in zip(names, people[0]):
+                print(f"  {name:11s} x {px:7.1f}  y {py:7.1f}  score {c:.2f}")
 
 
 def parse_args(argv=None):
@@ -1673,8 +1698,10 @@ def parse_args(argv=None):
     g.add_argument("--flip-test", action=argparse.BooleanOptionalAction,
                    help="average with the mirrored image's maps (not in the paper) " + default("flip_test"))
     g = p.add_argument_group("demo")
-    g.add_argument("--demo", metavar="IMAGE", help="the pose of the person filling IMAGE: an overlay PNG and a "
-                                                  "JSON of the joints in --out")
+    g.add_argument("--demo", nargs="+", metavar="IMAGE",
+                   help="the pose of the person filling each IMAGE (files or folders), or of each person in "
+                        "--boxes: an overlay PNG and a JSON of the joints per image in --out")
+    g.add_argument("--boxes", metavar="FILE", help="--demo: a COCO detection-results JSON, one person per box")
     g = p.add_argument_group("run")
     g.add_argument("--out", help="output folder (default: runs/<data>-<arch>-<variant>; --demo: runs/demo)")
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")

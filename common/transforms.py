@@ -70,28 +70,54 @@ def open_image(path, max_reduce=1.0):
     return img, factor
 
 
-def open_for_network(path, side, by_height=False):
-    """``(image, size)``: ``path`` decoded and shrunk so that its longer side
-    (its height, ``by_height``) is about ``side`` px (never enlarged), and
-    the file's full (width, height). A network that resizes its input to ``side`` anyway sees the
-    same pixels, and a 100 Mpx JPEG costs a fraction of a second and a few
-    MB instead of seconds and gigabytes (``open_image`` decodes it at 1/8).
-    Coordinates on the returned image map to the file's by ``size``."""
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def image_files(names, flag="--demo"):
+    """Command-line image arguments -> image files, a folder giving its
+    images in name order (one line for a missing file or an empty folder)."""
+    files = []
+    for name in names:
+        path = Path(name).expanduser()
+        if path.is_dir():
+            found = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{flag} {name}: a folder with no image in it ({', '.join(IMAGE_SUFFIXES)})")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"{flag} {name}: image file not found")
+    return files
+
+
+def image_size(path):
+    """(width, height) from the file's header without decoding it; None when
+    the header cannot be read (``open_image`` then says why in one line)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with Image.open(path) as im:
-                size = im.size
-        except Image.DecompressionBombError:
-            size = None                           # open_image gives the one-line refusal
-        except (UnidentifiedImageError, OSError, SyntaxError):
-            size = None                           # ... and the one line for an unreadable file
+                return im.size
+        except (Image.DecompressionBombError, UnidentifiedImageError, OSError, SyntaxError):
+            return None
+
+
+def open_for_network(path, side, by_height=False):
+    """``(image, size)``: ``path`` decoded and shrunk so that its longer side
+    (its height, ``by_height``) is about ``side`` px (never enlarged), and
+    the file's full (width, height). A network that resizes its input to
+    ``side`` anyway sees the same pixels, and a 100 Mpx JPEG costs a fraction
+    of a second and a few MB instead of seconds and gigabytes (``open_image``
+    decodes it at 1/8). Coordinates on the returned image map to the file's
+    by ``size``."""
+    size = image_size(path)
     measure = (lambda wh: wh[1]) if by_height else max
     img, _ = open_image(path, max_reduce=measure(size) / side if size else 1.0)
     if measure(img.size) > side:
         f = side / measure(img.size)
         img = img.resize((max(1, round(img.width * f)), max(1, round(img.height * f))), Image.BILINEAR)
-    return img, size
+    return img, size or img.size
 
 
 def crop_matrix(center, box, out, rot_deg=0.0, flip=False):

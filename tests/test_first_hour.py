@@ -167,3 +167,30 @@ def test_a_photo_above_the_project_limit_is_one_line_without_pil_warnings(tmp_pa
     with pytest.raises(ImageError, match="larger than"):
         open_for_network(huge, 368)
     assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+# ----------------------------------------------------------------------------- demos for real use
+def test_paper1_demo_takes_many_images_and_a_person_per_box(tmp_path, capsys):
+    from dataclasses import asdict
+    from common import harness
+    cfg = hr.toy_config("residual")
+    ckpt = tmp_path / "best.pt"                              # untrained: the plumbing is what is tested
+    harness.save_checkpoint(ckpt, {"model": hr.Cascade(cfg).state_dict(), "extra": {"config": asdict(cfg)}})
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (3000, 2000), (90, 120, 150)).save(photos / "12.jpg")
+    Image.new("RGB", (300, 200), (90, 120, 150)).save(photos / "beach.png")
+    boxes = [[100.0, 200.0, 400.0, 1200.0], [2000.0, 100.0, 300.0, 900.0]]
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps([{"image_id": 12, "category_id": 1, "bbox": b, "score": 0.9} for b in boxes]))
+    hr.main(["--demo", str(photos), "--checkpoint", str(ckpt), "--boxes", str(dets), "--out", str(tmp_path / "d")])
+    out = capsys.readouterr().out
+    assert "no boxes for image_id 2 (beach.png)" in out                 # not a number: its place in the call
+    pose = json.loads((tmp_path / "d" / "12_pose.json").read_text())
+    assert pose["image_id"] == 12 and pose["size"] == [3000, 2000] and pose["joints"] == list(hr.MPII_JOINTS)
+    assert [p["box"] for p in pose["people"]] == boxes
+    for p, (x, y, w, h) in zip(pose["people"], boxes):               # joints in the file's pixels, in the crop
+        xy = np.array(p["keypoints"])[:, :2]
+        side = 1.25 * max(w, h)
+        assert (np.abs(xy - [x + w / 2, y + h / 2]) <= side / 2 + 1).all()
+    assert (tmp_path / "d" / "12_pose.png").is_file() and (tmp_path / "d" / "beach_pose.png").is_file()
