@@ -2483,7 +2483,7 @@ def figure_scene(image, pred, boxes, parsed, skeleton, cfg, path, title=""):
     J = skeleton.J
     W, H = pred.size
     extent = (-0.5, W - 0.5, H - 0.5, -0.5)
-    fig, axes = plotting.image_grid(4, size=4.0)
+    fig, axes = plotting.image_grid(4, size=4.0, aspect=W / H)
     axes[0].imshow(image, extent=extent)
     draw_boxes(axes[0], extend_boxes(boxes, cfg.box_extend), ec="yellow", ls="--", lw=1)
     draw_poses(axes[0], parsed["full"].keypoints, skeleton, parsed["full"].completed)

@@ -49,11 +49,13 @@ def draw_pose(ax, keypoints, bones, names, dashed_occluded=True, lw=2.0, alpha=1
     ax.scatter(kp[shown, 0], kp[shown, 1], s=8, c="white", edgecolors="black", linewidths=0.5, zorder=3)
 
 
-def image_grid(n, size=2.2):
-    """A figure with ``n`` image axes in a near-square grid, axes off."""
+def image_grid(n, size=2.2, aspect=1.0):
+    """A figure with ``n`` image axes in a near-square grid, axes off; each
+    cell ``size`` wide and ``size / aspect`` high, so that images of that
+    width-to-height ratio fill their cells instead of floating in blank bands."""
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size / aspect), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     return fig, list(axes.flat)
