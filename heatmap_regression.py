@@ -116,9 +116,16 @@ class Config:
     rot_range: float = 40.0            # §3.1 "rotation (between -40 and 40 degrees)"
     disk_radius: float = 10.0     # §3 "10 px ... for a body size of 200 px"
     sigma: float = 5.0            # §3 "Gaussian with a standard deviation of 5px"
+    # Both sizes scale with the person's size in the crop (make_targets).
+    # Paper: the radius is "10 px ... for a body size of 200 px"; sigma's 5 px
+    # names no body size. Here: read against the same 200 px body, so at
+    # VGG's 380 px input (a 304 px body) sigma is 7.6 px and the radius 15.2;
+    # False keeps 5 px and 10 px as written at any input size.
+    scale_targets: bool = True
     stages: list = field(default_factory=list)
     seed: int = 0
     flip_test: bool = False       # Paper: no test-time flip (the toy uses one, see toy_config)
+    decode: str = "taylor"        # Paper: unspecified; "quarter" was 2016's convention (see decode)
     # The N parts of Eqs. (1)-(2), by name, in the data set's own order (the
     # network's output channels). Flip pairs (l_/r_) and bones follow from the
     # names. Checkpoints written before this field load as MPII's 16.
@@ -359,7 +366,7 @@ def make_targets(kp_crop, cfg, stride):
     *not* to fire there -- which is what makes Fig. 2's weak heatmaps.
     """
     size = cfg.input_size // stride
-    scale = body_px(cfg.input_size) / 200.0
+    scale = body_px(cfg.input_size) / 200.0 if cfg.scale_targets else 1.0
     v = kp_crop[:, 2]
     det = render_maps(kp_crop[:, :2], size, stride, "disk", cfg.disk_radius * scale)
     reg = render_maps(kp_crop[:, :2], size, stride, "gauss", cfg.sigma * scale)
@@ -1185,8 +1192,16 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
 # =============================================================================
 # §4 Results -- decoding and evaluation
 # =============================================================================
-def decode(maps, blur=1.0):
+DECODINGS = ("argmax", "quarter", "taylor")
+
+
+def decode(maps, blur=1.0, method="taylor"):
     """Part locations from maps ``(B, J, h, w)`` -> ``(B, J, 2)`` map coords.
+
+    ``method`` (``Config.decode``, ``--decode``): "argmax", the map's
+    maximum pixel; "quarter", a quarter pixel from it towards the larger
+    neighbour, the convention of 2016 ([19]; what "as the paper did" means);
+    "taylor" (the default), below.
 
     Paper: unspecified. Here: the argmax, refined to sub-pixel precision by
     a second-order Taylor expansion of the log of the map around it, the
@@ -1202,11 +1217,15 @@ def decode(maps, blur=1.0):
     step 78.4; this with blur 0 / 1 / 2 map pixels 79.0 / 79.8 / 79.0; its
     detector's heatmaps alone 55.3 -> 61.2 (blur 1).
     """
+    if method not in DECODINGS:
+        raise ValueError(f"decode method {method!r}: expected one of {', '.join(DECODINGS)}")
     B, J, h, w = maps.shape
     m = maps.reshape(B * J, h, w).float()
     flat = m.reshape(B * J, -1).argmax(-1)
     yi, xi = flat // w, flat % w
     n = torch.arange(B * J)
+    if method == "argmax":
+        return torch.stack([xi, yi], -1).float().reshape(B, J, 2)
 
     def at(mm, dy, dx):
         return mm[n, (yi + dy).clamp(0, h - 1), (xi + dx).clamp(0, w - 1)]
@@ -1218,6 +1237,8 @@ def decode(maps, blur=1.0):
     # The quarter-pixel fallback, along an inner axis only.
     qx = xi + 0.25 * torch.sign(at(m, 0, 1) - at(m, 0, -1)) * inner_x
     qy = yi + 0.25 * torch.sign(at(m, 1, 0) - at(m, -1, 0)) * inner_y
+    if method == "quarter":
+        return torch.stack([qx, qy], -1).float().reshape(B, J, 2)
     # Derivatives of log(map) at the argmax by central differences.
     g = torch.log(gaussian_blur(m, blur).clamp(min=1e-10))
     c = at(g, 0, 0)
@@ -1289,7 +1310,7 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
     stride = model.stride
     for batch in loader:
         maps = predict(model, batch["image"].to(rt.device), flip_test, which).float().cpu()
-        xy_crop = from_stride(decode(maps).numpy(), stride)                 # (B, J, 2)
+        xy_crop = from_stride(decode(maps, method=dataset.cfg.decode).numpy(), stride)   # (B, J, 2)
         for b in range(len(xy_crop)):
             if bool(batch["broken"][b]):
                 continue
@@ -1467,6 +1488,16 @@ def load_sources(args):
         raise FileNotFoundError(f"--data-root {root}: no such directory")
     if args.data == "mpii":
         annot, images = root / "annot", root / "images"
+        mat = root / "mpii_human_pose_v1_u12_1.mat"
+        if mat.is_file() and (annot / "valid.json").is_file():
+            # The paper's setting: the official file's real is_visible flags
+            # (the detector trains on visible parts only, Eq. 1) and §4.2's
+            # validation split, the persons HRNet's valid.json lists; head
+            # sizes from the .mat's head boxes.
+            listed = datasets.read_mpii_json(annot / "valid.json", images)
+            train, val = datasets.split_mpii_by_list(datasets.read_mpii_mat(mat, images, split="train"), listed)
+            return (RecordSource([] if args.eval_only else train, mpii_shift=True),
+                    RecordSource(val, mpii_shift=True))
         if (annot / "valid.json").is_file():
             # HRNet/mmpose layout. The JSON marks "annotated", not "visible":
             # its joints all become v = 2, so the detector's "visible parts
@@ -1478,7 +1509,6 @@ def load_sources(args):
             val = datasets.read_mpii_json(annot / "valid.json", images,
                                           gt_valid_mat=gt if gt.is_file() else None)
             return RecordSource(train, mpii_shift=True), RecordSource(val, mpii_shift=True)
-        mat = root / "mpii_human_pose_v1_u12_1.mat"
         if mat.is_file():
             # The official release, with real is_visible flags. §4.2 trains on
             # MPII train and tests on "validation", Tompson's held-out split
@@ -1530,7 +1560,7 @@ def build_config(args):
         cfg.stages = [Stage("joint", 10 if args.arch == "vgg" else 30, last.optimizer,
                             last.lr, last.lr_end, last.momentum)]
     cfg.variant, cfg.seed = args.variant, args.seed
-    cli.override(cfg, args, ("flip_test", "input_size", "width", "batch_size"))
+    cli.override(cfg, args, ("flip_test", "decode", "scale_targets", "input_size", "width", "batch_size"))
     if args.pretrained and cfg.arch == "residual":
         # ImageNet weights are ResNet-152's: the detector takes its blocks
         # even on toy data (whose compact default has fewer); the width must
@@ -1599,7 +1629,7 @@ def run_demo(args, rt):
     if trained_on.startswith("toy"):
         print(f"note: {args.checkpoint} was trained on --data {trained_on}; on a photo its pose means little",
               flush=True)
-    flip = cli.override(cfg, args, ("flip_test",)).flip_test
+    flip = cli.override(cfg, args, ("flip_test", "decode")).flip_test
     names = tuple(cfg.joints)
     for k, path in enumerate(files):
         size = image_size(path)
@@ -1635,7 +1665,8 @@ def run_demo(args, rt):
         for A in crops:
             x = to_tensor(warp_image(img, A, cfg.input_size))[None].to(rt.device)
             maps = predict(model, x, flip_test=flip).float().cpu()
-            xy = apply_affine(invert_affine(A), from_stride(decode(maps).numpy()[0], model.stride))
+            xy = apply_affine(invert_affine(A), from_stride(decode(maps, method=cfg.decode).numpy()[0],
+                                                            model.stride))
             score = maps[0].flatten(1).max(1).values.numpy()
             plotting.draw_pose(ax, np.concatenate([xy, np.full((len(names), 1), 2.0)], 1), joint_bones(names),
                                names, dashed_occluded=False)
@@ -1692,11 +1723,18 @@ def parse_args(argv=None):
                                           f"toy {','.join(str(t.epochs) for t in toy.stages)})")
     g.add_argument("--batch-size", type=int, help="global batch size, split over GPUs " + default("batch_size"))
     g.add_argument("--input-size", type=int, help="crop side in px " + default("input_size"))
+    g.add_argument("--scale-targets", action=argparse.BooleanOptionalAction,
+                   help="the disk radius (10 px) and sigma (5 px) of §3 scaled with the body's size in the crop "
+                        "(200 px body = as written), or as written at any input size " + default("scale_targets"))
     g.add_argument("--resume", help="continue the training run of this last.pt, with its own flags")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on the validation set, no training")
     g.add_argument("--flip-test", action=argparse.BooleanOptionalAction,
                    help="average with the mirrored image's maps (not in the paper) " + default("flip_test"))
+    g.add_argument("--decode", choices=DECODINGS,
+                   help="part locations from the maps: the maximum pixel, a quarter pixel towards the larger "
+                        "neighbour (2016's convention: with --no-flip-test, as the paper scored), or a Taylor "
+                        "step on the log map (2020) " + default("decode"))
     g = p.add_argument_group("demo")
     g.add_argument("--demo", nargs="+", metavar="IMAGE",
                    help="the pose of the person filling each IMAGE (files or folders), or of each person in "
@@ -1761,7 +1799,7 @@ def run(args):
         cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
         check_joints(cfg, args.data, args.checkpoint)
         cfg.seed = args.seed
-        cli.override(cfg, args, ("flip_test",))            # --flip-test / --no-flip-test over the checkpoint's
+        cli.override(cfg, args, ("flip_test", "decode"))   # --flip-test, --decode over the checkpoint's
         _, val_src = load_sources(args)
         val_set = PoseData(val_src, cfg, model.stride, train=False)
         res = evaluate(model, val_set, rt, flip_test=cfg.flip_test)

@@ -285,6 +285,32 @@ def read_mpii_mat(mat_path, image_dir, split="train", single_person_only=False):
     return records
 
 
+def split_mpii_by_list(records, listed, tol=1.0):
+    """The paper's MPII split with the official file's visibility: the
+    ``.mat``'s training persons (``read_mpii_mat``) split into (train,
+    validation) by the persons of a list such as HRNet's ``valid.json``
+    (Tompson et al.'s validation split, the one §4.2 reports on; records of
+    ``read_mpii_json``). A person is listed when the image name matches and
+    the centre lies within ``tol`` px (both readers make ``objpos`` 0-based,
+    so listed persons match exactly). One line if any listed person is
+    missing from the ``.mat``: the two files are then not the same release.
+    """
+    by_image = {}
+    for k, r in enumerate(records):
+        by_image.setdefault(Path(r.name or r.image).name, []).append(k)
+    val = set()
+    for person in listed:
+        name = Path(person.image).name
+        near = [k for k in by_image.get(name, ())
+                if np.all(np.abs(records[k].center - person.center) <= tol)]
+        if not near:
+            raise DataError(f"{name}: a listed person (centre {person.center.tolist()}) is not among the "
+                            f".mat's training persons: the list and the .mat are not the same release")
+        val.add(near[0])
+    return ([r for k, r in enumerate(records) if k not in val],
+            [r for k, r in enumerate(records) if k in val])
+
+
 # ------------------------------------------------------------------------- LSP
 def _lsp_joints(path, shape_text, ok):
     mat = _loadmat(path)

@@ -60,7 +60,7 @@ def test_toy_run_prints_the_tables_and_writes_everything(trained):
                                                            "jitter 0.00, gt boxes", "jitter 0.20, gt boxes"}
     # Every printed number is kept: Table IV with its intervals, the counts,
     # the crowded slice and the jitter curves with their crossing points.
-    assert set(summary["table_iv"]) == set(summary["table_iv_own"]) == set(bub.VARIANTS)
+    assert set(summary["table_iv"]) == set(summary["table_iv_own"]) == set(summary["table_iv_gt"]) == set(bub.VARIANTS)
     assert {"diff", "lo", "hi"} <= set(summary["table_iv"]["greedy"])
     assert {"nms_removed", "completed", "completed_other", "greedy_cross", "cross_refused", "greedy_lists",
             "greedy_split"} <= set(summary["components"])

@@ -167,6 +167,30 @@ def test_mpii_mat_splits(tmp_path):
                    match="other.mat")
 
 
+def test_mpii_mat_with_the_valid_json_list_is_the_papers_split_with_real_visibility(tmp_path):
+    """The .mat's visibility with §4.2's validation persons (HRNet's
+    valid.json): heatmap_regression.py --data mpii with both files present."""
+    import heatmap_regression as hr
+    from common.datasets import split_mpii_by_list
+    (tmp_path / "images").mkdir()
+    write_release(tmp_path / "mpii_human_pose_v1_u12_1.mat")
+    (tmp_path / "annot").mkdir()
+    listed = [{"image": "000000001.jpg", "center": [201.0, 301.0], "scale": 3.0,   # the .mat's objpos, 1-based
+               "joints": [[-1.0, -1.0]] * 16, "joints_vis": [0] * 16}]
+    (tmp_path / "annot" / "valid.json").write_text(json.dumps(listed))
+    train, val = hr.load_sources(hr.parse_args(["--data", "mpii", "--data-root", str(tmp_path)]))
+    assert [r.name for r in val.records] == ["000000001.jpg"] and [r.name for r in train.records] == ["000000002.jpg"]
+    k = val.records[0].keypoints
+    assert k[J["head_top"], 2] == 1 and k[J["r_ankle"], 2] == 2           # the .mat's is_visible, not the JSON's
+    assert val.records[0].head_size == pytest.approx(0.6 * 50)             # the .mat's head box
+    listed[0]["center"] = [250.0, 301.0]                                   # not a person of this .mat
+    (tmp_path / "annot" / "valid.json").write_text(json.dumps(listed))
+    one_line_error(DataError, split_mpii_by_list, read_mpii_mat(tmp_path / "mpii_human_pose_v1_u12_1.mat",
+                                                                tmp_path / "images"),
+                   read_mpii_json(tmp_path / "annot" / "valid.json", tmp_path / "images"),
+                   match="not the same release")
+
+
 # ------------------------------------------------------------------------ LSP
 def write_lsp(tmp_path):
     root, ext = tmp_path / "lsp", tmp_path / "lspet"

@@ -219,6 +219,23 @@ def test_decode_finds_a_gaussian_peak_between_pixels():
     np.testing.assert_allclose(hr.decode(maps)[0].numpy(), centres, atol=1e-2)
 
 
+def test_decode_methods_argmax_quarter_taylor_by_hand():
+    """``--decode``: the maximum pixel; a quarter pixel towards the larger
+    neighbour on each axis (2016's convention); the Taylor step (exact on a
+    Gaussian's log). One Gaussian peak at (5.3, 7.8): argmax (5, 8), quarter
+    (5.25, 7.75)."""
+    h, w = 16, 20
+    yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    maps = torch.exp(-((xx - 5.3) ** 2 + (yy - 7.8) ** 2) / (2 * 2.5 ** 2))[None, None]
+    assert hr.decode(maps, method="argmax")[0, 0].tolist() == [5.0, 8.0]
+    assert hr.decode(maps, method="quarter")[0, 0].tolist() == [5.25, 7.75]
+    np.testing.assert_allclose(hr.decode(maps, blur=0, method="taylor")[0, 0].numpy(), [5.3, 7.8], atol=1e-3)
+    with pytest.raises(ValueError, match="argmax, quarter, taylor"):
+        hr.decode(maps, method="soft")
+    cfg = hr.build_config(hr.parse_args(["--decode", "quarter"]))
+    assert cfg.decode == "quarter" and hr.Config().decode == "taylor"
+
+
 def test_decode_falls_back_to_the_quarter_pixel_step_and_none_across_the_border():
     maps = torch.zeros(1, 2, 8, 8)
     maps[0, 0, 3, 0] = 1.0                     # on the left border: no step in x ...
@@ -311,3 +328,18 @@ def test_fig2_claim_is_an_aggregate_and_its_example_the_median_case(tmp_path):
     assert stats["occluded"]["regression"] == pytest.approx((occluded_j / 16).mean(), abs=0.02)
     assert len(cases) > 3 and all(d == pytest.approx(0.5) for _, _, d, _ in cases)
     assert hr.figure_fig2(model, data, tmp_path / "fig2.png", cases).is_file()
+
+
+def test_target_sizes_scale_with_the_body_or_stay_as_written():
+    """§3's 10 px radius and 5 px sigma are for a 200 px body: at VGG's 380 px
+    input (a 304 px body) they scale by 1.52; ``--no-scale-targets`` keeps
+    them as written."""
+    cfg = hr.paper_config("vgg")
+    kp = np.array([[190.0, 190.0, 2.0]] * len(cfg.joints), np.float32)
+    det, reg, _ = hr.make_targets(kp, cfg, 4)
+    r = (det[0].sum() / np.pi) ** 0.5 * 4                      # disk radius in input px from its area
+    assert r == pytest.approx(10 * 380 / 1.25 / 200, rel=0.05)
+    cfg.scale_targets = False
+    det, _, _ = hr.make_targets(kp, cfg, 4)
+    assert (det[0].sum() / np.pi) ** 0.5 * 4 == pytest.approx(10, rel=0.08)
+    assert hr.build_config(hr.parse_args(["--no-scale-targets"])).scale_targets is False

@@ -31,7 +31,8 @@ def main():
     print(f"python bottom_up_bbox.py: {wall:.0f} s wall; OKS AP (%): "
           + ", ".join(f"{k} {100 * v['AP']:.1f}" for k, v in r.items()))
     print(f"AI Challenger score (full, AIC's constants): {100 * r['full']['AIC score']:.1f}")
-    for key, score in (("table_iv", "one score"), ("table_iv_own", "own scores")):
+    for key, score in (("table_iv", "one score"), ("table_iv_own", "own scores"),
+                       ("table_iv_gt", "one score, ground-truth boxes")):
         print(f"Table IV, {score} (AP, difference from full, 95 % bootstrap interval): "
               + "; ".join(f"{k} {100 * t['AP']:.1f} {100 * t['diff']:+.1f} [{100 * t['lo']:+.1f}, {100 * t['hi']:+.1f}]"
                           for k, t in res[key].items()))
