@@ -536,7 +536,7 @@ def ground_truth_topdown(scene_keypoints, input_size=256):
     from common.skeleton import MPII_JOINTS
     td = object.__new__(bub.TopDown)
     td.hr, td.batch, td.device = hr, 8, "cpu"
-    td.cfg = SimpleNamespace(input_size=input_size, joints=MPII_JOINTS)
+    td.cfg = SimpleNamespace(input_size=input_size, joints=MPII_JOINTS, decode="taylor")
     td.model = SimpleNamespace(stride=1)
     td.index = bub.joint_index(MPII_JOINTS, bub.Skeleton("toy").joints)
 
