@@ -1,7 +1,8 @@
 """The two lectures in walkthrough/ stay true to the code.
 
 * Every figure a lecture shows is made by ``walkthrough/make_figures.py``,
-  run here in its fast mode (tiny models, a few scenes, <= 30 s), and the
+  run here in its fast mode (tiny models, a few scenes; its time is a
+  benchmark, ``tests/benchmarks/bench_make_figures_fast.py``), and the
   committed copy exists and is small.
 * Every name, flag, command and file a lecture writes in backticks exists:
   a function or class in the paper's script (or ``common``), an option of the
@@ -35,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WALK = ROOT / "walkthrough"
 FIGURES = WALK / "figures"
 TEXTS = {"heatmap_regression": WALK / "heatmap_regression.md", "bottom_up_bbox": WALK / "bottom_up_bbox.md"}
-FAST_SECONDS = 30.0          # the issue's bar for the fast mode
 MAX_BYTES = 150_000          # a committed figure
 
 IMAGE = re.compile(r"!\[(?:[^\[\]]|\[[^\]]*\])*\]\(([^)\s]+)\)")      # alt text may hold [3]
@@ -70,7 +70,7 @@ def fast(tmp_path_factory):
 
 # ----------------------------------------------------------------------------- figures
 def test_fast_mode_makes_every_figure_the_lectures_show(fast):
-    out, seconds, made = fast
+    out, _, made = fast
     shown = [f for name in TEXTS for f in figures_of(name)]
     assert len(shown) >= 14, shown
     for link in shown:
@@ -79,9 +79,11 @@ def test_fast_mode_makes_every_figure_the_lectures_show(fast):
         assert path.is_file(), f"{link} is shown by a lecture but make_figures.py --fast did not make it"
         with Image.open(path) as im:
             im.verify()
-    # Every figure went through its real code path (no placeholder).
+    # Every figure went through its real code path (no placeholder). Its time
+    # (the bar: 30 s at the reference speed) is measured with the machine's
+    # speed by tests/benchmarks/bench_make_figures_fast.py: these machines
+    # vary too much within one session for a fixed bar in a test.
     assert not made["missing"], made["missing"]
-    assert seconds <= FAST_SECONDS, f"make_figures.py --fast took {seconds:.0f} s (bar: {FAST_SECONDS:.0f} s)"
 
 
 def test_committed_figures_exist_and_are_small():

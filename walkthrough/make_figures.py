@@ -40,6 +40,7 @@ The method figures of paper 2 (Eq. 5, Algorithm 1, pose NMS, completion)
 read the default run's network outputs, or the ground truth without it.
 """
 import argparse
+import functools
 import json
 import math
 import re
@@ -379,11 +380,18 @@ def arch_table(ctx, key, net, x_shape, blocks, levels=None):
     return total
 
 
+@functools.lru_cache(maxsize=1)
+def paper_networks():
+    """Paper 1's four networks at the paper's size, on the meta device (shapes,
+    no memory), built once for Tables 1-4 and the resolution figure."""
+    with torch.device("meta"):
+        return (hr.VGGDetector(), hr.VGGRegressor(3 + hr.N_PARTS), hr.ResidualDetector(),
+                hr.HourglassRegressor(3 + hr.N_PARTS))
+
+
 def hr_architectures(ctx):
     """Tables 1-4 from the paper-size modules (meta tensors: shapes, no memory)."""
-    with torch.device("meta"):
-        det, reg = hr.VGGDetector(), hr.VGGRegressor(3 + hr.N_PARTS)
-        rdet, hg = hr.ResidualDetector(), hr.HourglassRegressor(3 + hr.N_PARTS)
+    det, reg, rdet, hg = paper_networks()
     f, pi = det.vgg.features, det.vgg.pool_index
     cuts = [0] + [pi[f"pool{b}"] + 1 for b in range(1, 6)]
     a = [(f"A{b + 1}", [f[cuts[b + 1] - 1]], list(f[cuts[b]:cuts[b + 1]])) for b in range(5)]
@@ -419,14 +427,11 @@ def hr_architectures(ctx):
 def hr_resolution(ctx):
     """The four networks' output stride block by block (the figure of §3.1/§3.2)."""
     n = 3 + hr.N_PARTS                                   # the regressors see the image and N maps
-    nets = {"VGG-FCN detector (Table 1), 380 px": (hr.VGGDetector, 3, 380),
-            "VGG regressor (Table 2)": (lambda: hr.VGGRegressor(n), n, 380),
-            "residual detector (Table 3), 256 px": (hr.ResidualDetector, 3, 256),
-            "hourglass regressor (Table 4)": (lambda: hr.HourglassRegressor(n), n, 256)}
+    det, reg, rdet, hg = paper_networks()
+    nets = {"VGG-FCN detector (Table 1), 380 px": (det, 3, 380), "VGG regressor (Table 2)": (reg, n, 380),
+            "residual detector (Table 3), 256 px": (rdet, 3, 256), "hourglass regressor (Table 4)": (hg, n, 256)}
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.0))
-    for ax, (title, (make, channels, size)) in zip(axes, nets.items()):
-        with torch.device("meta"):
-            net = make()
+    for ax, (title, (net, channels, size)) in zip(axes, nets.items()):
         seq, hooks = [], []
         for m in net.modules():
             if unit_of(m) is not None and not isinstance(m, (Bottleneck, hr.PreActBottleneck)):
