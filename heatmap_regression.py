@@ -1330,7 +1330,7 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
     joints = tuple(dataset.cfg.joints)
     columns = table_columns(joints)
     table = lambda mask=None: part_table(correct, gt, names=joints, mask=mask, parts=columns)
-    result = {"metric": metric, "all": table(), "pred": pred, "gt": gt, "index": index}
+    result = {"metric": metric, "all": table(), "pred": pred, "gt": gt, "index": index, "correct": correct}
     if getattr(dataset.source, "occlusion_known", False):
         # The toy data know which joints were hidden: score them apart.
         result["visible"] = table(gt[..., 2] == 2)
