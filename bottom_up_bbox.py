@@ -54,8 +54,8 @@ from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, C
                              CROWDPOSE_JOINTS, CROWDPOSE_OWN_SIGMAS, CROWDPOSE_SIGMAS, MPII_TO_AIC,
                              flip_permutation)
 from common.toy import DEFAULT_REGIME, PAPER_REGIME, kept, render_scene, sample_pose, with_neighbour
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, invert_affine,
-                               open_for_network, open_image, to_stride, to_tensor, warp_image)
+from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
+                               invert_affine, open_for_network, open_image, to_stride, to_tensor, warp_image)
 
 
 # =============================================================================
@@ -2193,7 +2193,8 @@ def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, vari
             lost["[3]"] += where["greedy"]
         if with_gt and details:
             on_truth = parse_variants(pred, truth, skeleton, cfg, tuple(v for v in variants if v != "greedy"), inputs)
-            on_truth["greedy"] = parsed["greedy"]                        # [3] has no boxes to change
+            if "greedy" in parsed:
+                on_truth["greedy"] = parsed["greedy"]                    # [3] has no boxes to change
             for v, parse in on_truth.items():
                 add(f"{v}, gt boxes", parse.keypoints, parse.scores)
             lost["ours, gt boxes"] += lost_people({"full": on_truth["full"]}, pred, inputs[0], gt, skeleton, cfg,
@@ -2645,7 +2646,7 @@ def jitter_levels(args):
 FLAG_KINDS = {"width": "positive", "head_width": "positive", "hidden": "count", "input_size": "count",
               "test_size": "count", "batch_size": "count", "epochs": "count", "lr": "positive",
               "eta": "probability", "sigma": "positive", "delta": "positive", "fg_weight": "positive",
-              "toy_train": "count", "toy_val": "count", "val_images": "natural", "seed": "natural",
+              "toy_train": "count", "toy_val": "count", "val_images": "count", "seed": "natural",
               "log_every": "count", "box_jitter": "fraction", "det_shift": "nonnegative",
               "det_scale": "nonnegative", "det_dup": "probability", "det_fp": "nonnegative",
               "det_miss": "probability", "det_threshold": "probability"}
@@ -2741,6 +2742,7 @@ def run_demo(args, rt):
     write_json(out / "joints.json", {"joints": list(skeleton.dataset_joints),
                                      "keypoints": "x, y, score per joint in this order, image px (COCO results)"})
     everyone = []
+    ids = image_ids(files)
     for k, path in enumerate(files or [None]):
         if path is None:
             scene = ToyScenes(args.seed + 7919, 1, cfg.input_size, skeleton)
@@ -2755,9 +2757,9 @@ def run_demo(args, rt):
             # (Cao et al.'s network scales the image's height to its test size.)
             image, size = open_for_network(path, cfg.test_size * max(cfg.scales), by_height=bool(args.cmu_weights))
             name = path.stem
-            # COCO's image ids are integers: the file name's number, else the
-            # image's place in this call (the file's name is written beside).
-            image_id = int(name) if name.isdigit() else k + 1
+            # COCO's image ids are integers (``image_ids``; the file's name is
+            # written beside each result).
+            image_id = ids[k]
             boxes = None
         if dets is not None:
             mine = dets.get(image_id)
@@ -2886,6 +2888,7 @@ def parse_args(argv=None):
     argv = cli.list_values_with_minus(argv, ("--scales", "--jitter-curve"))
     args = p.parse_args(argv)
     args.given = cli.given_dests(p, argv)
+    args.flag_names = {a.dest: a.option_strings[0] for a in p._actions if a.option_strings}
     return args
 
 
@@ -3063,7 +3066,9 @@ def run(args):
     if args.topdown and not Path(args.topdown).expanduser().is_file():
         raise FileNotFoundError(f"--topdown {args.topdown}: no such file (a heatmap_regression.py best.pt)")
     model = PoseNetwork(cfg, skeleton)
-    if args.checkpoint:
+    if args.resume:
+        pass                                          # every weight comes from the resumed checkpoint
+    elif args.checkpoint:
         _, _, trained = model_from_checkpoint(args.checkpoint, "cpu")
         model.load_state_dict(trained.state_dict())
     elif args.pretrained:

@@ -48,9 +48,9 @@ from common.backbones import RESNET_BLOCKS, VGG16, ResNet, fc_to_conv, load_imag
 from common.metrics import MATLAB_PARTS, format_table, part_table, pck
 from common.skeleton import AIC_JOINTS, BONES, COCO_JOINTS, MPII_JOINTS, bone_indices, flip_permutation
 from common.toy import render_person, render_scene, toy_head_size
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_size,
-                               invert_affine, open_for_network, open_image, to_stride, to_tensor, to_uint8,
-                               warp_image)
+from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
+                               image_size, invert_affine, open_for_network, open_image, to_stride, to_tensor,
+                               to_uint8, warp_image)
 
 N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2) by default: MPII's 16 parts; LSP maps into them
 
@@ -1631,9 +1631,10 @@ def run_demo(args, rt):
               flush=True)
     flip = cli.override(cfg, args, ("flip_test", "decode")).flip_test
     names = tuple(cfg.joints)
-    for k, path in enumerate(files):
+    for path, image_id in zip(files, image_ids(files)):
         size = image_size(path)
-        image_id = int(path.stem) if path.stem.isdigit() else k + 1
+        if size is None:
+            open_image(path)                   # unreadable or too large: its one line
         if dets is None:
             # The person is assumed to fill the photo's height, centred (as
             # MPII's test protocol gives a rough centre and scale per person).
@@ -1750,6 +1751,7 @@ def parse_args(argv=None):
     argv = cli.list_values_with_minus(argv, ("--stage-epochs",))
     args = p.parse_args(argv)
     args.given = cli.given_dests(p, argv)
+    args.flag_names = {a.dest: a.option_strings[0] for a in p._actions if a.option_strings}
     return args
 
 
@@ -1815,7 +1817,9 @@ def run(args):
     out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-{cfg.arch}-{cfg.variant}")
     train_src, val_src = load_sources(args)
     model = Cascade(cfg)
-    if args.checkpoint:                      # fine-tune (e.g. MPII -> LSP, §3.1)
+    if args.resume:
+        pass                                 # every weight comes from the resumed checkpoint
+    elif args.checkpoint:                    # fine-tune (e.g. MPII -> LSP, §3.1)
         trained_cfg, trained = model_from_checkpoint(args.checkpoint, "cpu")
         check_joints(trained_cfg, args.data, args.checkpoint)
         model.load_state_dict(trained.state_dict())

@@ -72,9 +72,12 @@ KINDS = {
 }
 
 
-def flag_of(dest):
-    """The option that sets ``args.<dest>`` (``box_jitter`` -> ``--box-jitter``)."""
-    return "--" + dest.replace("_", "-")
+def flag_of(dest, args=None):
+    """The option that sets ``args.<dest>``: the parser's own name for it
+    when ``args`` carries them (``args.flag_names``, set by the scripts'
+    ``parse_args``: ``use_box_score`` -> ``--box-score``), else the dest
+    spelled as an option (``box_jitter`` -> ``--box-jitter``)."""
+    return getattr(args, "flag_names", {}).get(dest) or "--" + dest.replace("_", "-")
 
 
 def check_numbers(args, kinds):
@@ -84,7 +87,7 @@ def check_numbers(args, kinds):
         value = getattr(args, dest, None)
         ok, expected = KINDS[kind]
         if value is not None and not ok(value):
-            raise UsageError(f"{flag_of(dest)} {value}: expected {expected}")
+            raise UsageError(f"{flag_of(dest, args)} {value}: expected {expected}")
 
 
 def number_list(text, flag, example, kind="positive", cast=float):
@@ -119,18 +122,18 @@ def check_out_dir(path, flag="--out"):
     folder this process can write in (probed with a temporary file that is
     removed at once). Returns it as a ``Path``; nothing is created."""
     p = Path(path).expanduser()
-    if p.exists() and not p.is_dir():
-        raise UsageError(f"{flag} {path}: is a file; expected a folder (made if missing)")
-    parent = p
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
-    try:
+    try:                                      # a folder we may not even look into: PermissionError
+        if p.exists() and not p.is_dir():
+            raise UsageError(f"{flag} {path}: is a file; expected a folder (made if missing)")
+        parent = p
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise UsageError(f"{flag} {path}: {parent} is a file, not a folder")
         with tempfile.TemporaryFile(dir=parent):
             pass
     except OSError as e:
-        raise UsageError(f"{flag} {path}: cannot write in {parent} ({e.strerror or type(e).__name__})") from None
+        raise UsageError(f"{flag} {path}: cannot write there ({e.strerror or type(e).__name__})") from None
     return p
 
 
@@ -138,7 +141,11 @@ def check_out_dir(path, flag="--out"):
 # Resuming a run with the flags it was started with
 
 # How a run is driven, not what it computes: free to change on --resume.
-NOT_RUN_FLAGS = frozenset({"resume", "out", "device", "log_every", "given"})
+NOT_RUN_FLAGS = frozenset({"resume", "out", "device", "log_every", "given", "flag_names"})
+# Files and folders: saved resolved, so that a resume from another folder
+# finds them, and free to be given again (data moved to another disk).
+PATH_FLAGS = frozenset({"data_root", "lsp_extended", "checkpoint", "pretrained", "topdown", "boxes",
+                        "cmu_weights"})
 
 
 def given_dests(parser, argv=None):
@@ -158,7 +165,11 @@ def given_dests(parser, argv=None):
 def run_flags(args):
     """The flags that define a run (``vars(args)`` less ``NOT_RUN_FLAGS``),
     kept in its checkpoints so that ``--resume`` continues the same run."""
-    return {k: v for k, v in vars(args).items() if k not in NOT_RUN_FLAGS}
+    flags = {k: v for k, v in vars(args).items() if k not in NOT_RUN_FLAGS}
+    for k in PATH_FLAGS & flags.keys():
+        if isinstance(flags[k], str) and flags[k] not in ("gt", "sim"):      # --boxes gt / sim are not paths
+            flags[k] = str(Path(flags[k]).expanduser().resolve())
+    return flags
 
 
 def resume_flags(args, saved, path):
@@ -175,8 +186,10 @@ def resume_flags(args, saved, path):
             if not hasattr(args, dest):
                 continue                      # a flag this version no longer has
             now = getattr(args, dest)
+            if dest in given and dest in PATH_FLAGS:
+                continue                      # a moved file: the one given now
             if dest in given and now != value:
-                raise UsageError(f"--resume {path}: {flag_of(dest)} {now} differs from the saved run's "
+                raise UsageError(f"--resume {path}: {flag_of(dest, args)} {now} differs from the saved run's "
                                  f"{value}; leave it out (a resumed run keeps its flags) or start a new run")
             setattr(args, dest, value)
     if args.out is None:

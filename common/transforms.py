@@ -47,6 +47,7 @@ def open_image(path, max_reduce=1.0):
             img = Image.open(path)
         w0, h0 = img.size
         if w0 * h0 > MAX_PIXELS:
+            img.close()
             raise ImageError(f"{path}: image of {w0}x{h0} px is larger than "
                              f"{MAX_PIXELS} px; downscale it first")
         if img.format == "JPEG" and max_reduce >= 2:
@@ -88,7 +89,31 @@ def image_files(names, flag="--demo"):
             files.append(path)
         else:
             raise FileNotFoundError(f"{flag} {name}: image file not found")
+    # Outputs are named after the file's stem: two images of one stem would
+    # overwrite each other's.
+    stems = {}
+    for f in files:
+        if f.stem in stems:
+            raise ValueError(f"{flag}: {stems[f.stem]} and {f} share the name {f.stem!r}, and with it their "
+                             f"output files; rename one")
+        stems[f.stem] = f
     return files
+
+
+def image_ids(files):
+    """COCO's integer image ids for ``files``: the file name's number where it
+    is one (COCO's own files: 000000000785.jpg -> 785), else numbers above
+    the largest of those, in order, so that no two images share an id."""
+    numbered = [int(f.stem) for f in files if f.stem.isdigit()]
+    nxt = max(numbered, default=0)
+    ids = []
+    for f in files:
+        if f.stem.isdigit():
+            ids.append(int(f.stem))
+        else:
+            nxt += 1
+            ids.append(nxt)
+    return ids
 
 
 def image_size(path):

@@ -8,7 +8,6 @@ any data is read, so each case costs milliseconds.
 """
 import json
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -139,16 +138,17 @@ def test_paper1_resume_without_flags_continues_the_saved_run_exactly(tmp_path, c
     broken = tmp_path / "broken.pt"
     broken.write_bytes((tmp_path / "split" / "last.pt").read_bytes()[:1000])
     one_line(hr.main, ["--resume", str(broken)], "broken.pt", "truncated or corrupt")
-    one_line(hr.main, ["--demo", str(tmp_path), "--checkpoint", str(broken)], "a folder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_line(hr.main, ["--demo", str(empty), "--checkpoint", str(broken)], "no image in it")
 
 
 # ----------------------------------------------------------------------------- large photos
 def test_a_photo_far_larger_than_the_input_is_decoded_small(tmp_path):
     big = tmp_path / "big.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (1600, 4000, 3), np.uint8)).save(big, quality=80)
-    t = time.perf_counter()
     img, size = open_for_network(big, 368)
-    assert size == (4000, 1600) and max(img.size) == 368 and time.perf_counter() - t < 2
+    assert size == (4000, 1600) and max(img.size) == 368
     img, size = open_for_network(big, 368, by_height=True)
     assert img.height == 368 and abs(img.width - 920) <= 1
     small = tmp_path / "small.png"
@@ -156,17 +156,21 @@ def test_a_photo_far_larger_than_the_input_is_decoded_small(tmp_path):
     assert open_for_network(small, 368)[0].size == (100, 50)              # never enlarged
 
 
-def test_a_photo_above_the_project_limit_is_one_line_without_pil_warnings(tmp_path, recwarn):
-    side = int(np.sqrt(2.2 * MAX_PIXELS))               # above PIL's own error limit at the project's value
+def test_a_photo_above_the_project_limit_is_one_line_without_pil_warnings(tmp_path):
+    # Above the project's 120 Mpx and PIL's warning (89 Mpx), below PIL's own
+    # error (179 Mpx): the project's check must answer, and no warning escape.
+    side = int(np.sqrt(1.3 * MAX_PIXELS))
     huge = tmp_path / "huge.png"
     # A PNG header claiming side x side pixels (no pixel data is needed to be refused).
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
     huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
                      + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
-    with pytest.raises(ImageError, match="larger than"):
-        open_for_network(huge, 368)
-    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                   # any warning would fail the call
+        with pytest.raises(ImageError, match="larger than 120000000"):
+            open_for_network(huge, 368)
 
 
 # ----------------------------------------------------------------------------- demos for real use
@@ -185,7 +189,7 @@ def test_paper1_demo_takes_many_images_and_a_person_per_box(tmp_path, capsys):
     dets.write_text(json.dumps([{"image_id": 12, "category_id": 1, "bbox": b, "score": 0.9} for b in boxes]))
     hr.main(["--demo", str(photos), "--checkpoint", str(ckpt), "--boxes", str(dets), "--out", str(tmp_path / "d")])
     out = capsys.readouterr().out
-    assert "no boxes for image_id 2 (beach.png)" in out                 # not a number: its place in the call
+    assert "no boxes for image_id 13 (beach.png)" in out                # not a number: above the numbered ones
     pose = json.loads((tmp_path / "d" / "12_pose.json").read_text())
     assert pose["image_id"] == 12 and pose["size"] == [3000, 2000] and pose["joints"] == list(hr.MPII_JOINTS)
     assert [p["box"] for p in pose["people"]] == boxes
@@ -194,3 +198,29 @@ def test_paper1_demo_takes_many_images_and_a_person_per_box(tmp_path, capsys):
         side = 1.25 * max(w, h)
         assert (np.abs(xy - [x + w / 2, y + h / 2]) <= side / 2 + 1).all()
     assert (tmp_path / "d" / "12_pose.png").is_file() and (tmp_path / "d" / "beach_pose.png").is_file()
+
+
+def test_image_ids_never_collide_and_duplicate_names_are_refused(tmp_path):
+    from common.transforms import image_files, image_ids
+    for name in ("2.jpg", "a.jpg", "000000000785.jpg"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    files = image_files([tmp_path])
+    assert dict(zip((f.name for f in files), image_ids(files))) == {"000000000785.jpg": 785, "2.jpg": 2,
+                                                                     "a.jpg": 786}
+    (tmp_path / "x").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "x" / "a.png")
+    with pytest.raises(ValueError, match="share the name 'a'"):
+        image_files([tmp_path, tmp_path / "x"])
+
+
+def test_resume_keeps_paths_resolved_and_names_flags_as_typed(tmp_path, monkeypatch):
+    args = bub.parse_args(["--boxes", "dets.json", "--box-score", "--data-root", "data"])
+    monkeypatch.chdir(tmp_path)
+    saved = cli.run_flags(args)
+    assert saved["boxes"] == str(tmp_path / "dets.json") and saved["data_root"] == str(tmp_path / "data")
+    assert cli.run_flags(bub.parse_args(["--boxes", "gt"]))["boxes"] == "gt"
+    again = bub.parse_args(["--resume", "x.pt", "--no-box-score", "--data-root", "/elsewhere"])
+    with pytest.raises(cli.UsageError, match="--box-score False differs"):
+        cli.resume_flags(again, saved, "x.pt")
+    again = bub.parse_args(["--resume", "x.pt", "--data-root", "/elsewhere"])
+    assert cli.resume_flags(again, saved, "x.pt").data_root == "/elsewhere"      # a moved data set
