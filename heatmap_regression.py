@@ -1422,22 +1422,40 @@ def figure_fig2(model, dataset, path, cases):
         first, second = model(s["image"][None])
     det, reg = model.first_maps(first)[0], second[0]
     img = to_uint8(s["image"])
-    fig, axes = plt.subplots(2, 3, figsize=(9, 6))
-    for r, (maps, label) in enumerate(((det, "detection heatmap"), (reg, "regression conf. map"))):
-        axes[r, 0].imshow(img)
-        plotting.draw_pose(axes[r, 0], s["kp_crop"].numpy(), bones, names)
-        axes[r, 0].set_title("ground truth (dashed = occluded)" if r == 0 else "")
+    kp = s["kp_crop"].numpy()
+    pred = from_stride(decode(reg[None], method=dataset.cfg.decode).numpy()[0], model.stride)
+    extent = (-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5)
+    fig, axes = plt.subplots(2, 3, figsize=(9.6, 6.6))
+    axes[0, 0].imshow(img)
+    plotting.draw_pose(axes[0, 0], kp, bones, names)
+    axes[0, 0].set_title("ground truth (dashed: occluded)", fontsize=9)
+    axes[1, 0].imshow(img)
+    plotting.draw_pose(axes[1, 0], np.concatenate([pred, kp[:, 2:]], 1), bones, names)
+    axes[1, 0].set_title("the cascade's pose (decoded from row 2)", fontsize=9)
+    r_near = 2 * dataset.cfg.sigma * body_px(dataset.cfg.input_size) / 200 / model.stride   # map px
+    for r, (maps, label) in enumerate(((det, "detection heatmap"), (reg, "regression map"))):
         for c, j in enumerate((j_vis, j_occ)):
             m = maps[j].numpy()
-            axes[r, c + 1].imshow(img)
-            # One colour scale (0-1) for every panel, so weak stays weak.
-            axes[r, c + 1].imshow(m, cmap="jet", alpha=0.55, vmin=0, vmax=1,
-                                  extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+            ax = axes[r, c + 1]
+            ax.imshow(img)
+            # Each panel on its own scale (a weak map stays visible); the
+            # numbers compare the maps on a common footing: the value at
+            # the true part and the highest value within 2 sigma of it, each
+            # over the map's own maximum.
+            ax.imshow(m, cmap="viridis", alpha=0.6, vmin=0, vmax=max(float(m.max()), 1e-6), extent=extent)
+            tx, ty = to_stride(kp[j, :2], model.stride)
+            yy, xx = np.mgrid[:m.shape[0], :m.shape[1]]
+            near = m[(xx - tx) ** 2 + (yy - ty) ** 2 <= r_near ** 2]
+            at = m[int(np.clip(np.rint(ty), 0, m.shape[0] - 1)), int(np.clip(np.rint(tx), 0, m.shape[1] - 1))]
+            top = max(float(m.max()), 1e-6)
+            ax.add_patch(plt.Circle(kp[j, :2], 6, fill=False, ec="white", lw=1.5))
             kind = "visible" if c == 0 else "OCCLUDED"
-            axes[r, c + 1].set_title(f"{label}\n{names[j]} ({kind}), max {m.max():.2f}", fontsize=9)
+            ax.set_title(f"{label}: {names[j]} ({kind})\nmax {top:.2f}; at truth {at / top:.2f} x max, "
+                         f"near it {(near.max() if near.size else 0) / top:.2f}", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle("Fig. 2: detection (row 1) vs regression (row 2); the median occluded case")
+    fig.suptitle("Fig. 2: detection (row 1) vs regression (row 2), the true part ringed; the median occluded case",
+                 fontsize=10)
     return plotting.save(fig, path)
 
 
