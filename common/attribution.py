@@ -152,7 +152,6 @@ def attribute(trace, people, candidates=None, tau=0.5):
     ``cause`` and, for ``nms``, ``rival`` (the eliminating pose's matched
     person, -1: none or a false pose; -2: one pose per box) and ``d``.
     """
-    G = len(people.keypoints)
     kept = np.flatnonzero(trace.kept)
     matched = coco_match(people, trace.final[kept], trace.score[kept], tau)
     missed = np.flatnonzero(matched < 0)

@@ -16,9 +16,6 @@ without the real file (it cannot be downloaded here):
 """
 import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np

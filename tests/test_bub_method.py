@@ -12,7 +12,6 @@ from PIL import Image, ImageOps
 
 import bottom_up_bbox as bub
 from common import coco_aic
-from common.toy import box_ious
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real_samples" / "coco"
 

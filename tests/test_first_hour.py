@@ -9,7 +9,6 @@ any data is read, so each case costs milliseconds.
 import json
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -63,7 +63,7 @@ import heatmap_regression as hr  # noqa: E402
 from common import harness, plotting  # noqa: E402
 from common.toy import box_ious  # noqa: E402
 from common.backbones import Bottleneck  # noqa: E402
-from common.transforms import from_stride, to_stride, to_uint8  # noqa: E402
+from common.transforms import from_stride, to_uint8  # noqa: E402
 
 plt = plotting.plt
 WALK = ROOT / "walkthrough"

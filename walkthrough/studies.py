@@ -18,7 +18,6 @@ their output.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -33,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 import bottom_up_bbox as bub  # noqa: E402
 from common import attribution, coco_aic  # noqa: E402
 from common.coco_eval import bootstrap_ap, to_coco_results, write_json  # noqa: E402
-from common.detector import DetectorModel  # noqa: E402
-from common.toy import DEFAULT_REGIME, PAPER_REGIME, Regime  # noqa: E402
+from common.toy import PAPER_REGIME, Regime  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "real_samples"
 ROWS = {"full": "ours (full)", "greedy": "[3]", "no_nms": "ours without pose NMS",

@@ -13,8 +13,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
 import bottom_up_bbox as bub  # noqa: E402
 from common import coco_aic  # noqa: E402
 from common.toy import scene_stats  # noqa: E402

@@ -10,7 +10,6 @@ photo) in a temporary folder. The issue's bar: <= 5 s and <= 1.5 GB at the
 reference speed.
 """
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
