@@ -2804,7 +2804,7 @@ def parse_args(argv=None):
         return f"(default: {v}" + ("" if v == t else f"; toy: {t}") + ")"
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter,
-                                epilog="Quick run: python bottom_up_bbox.py --toy-train 200 --epochs 1 (a minute). "
+                                epilog="Quick run: python bottom_up_bbox.py --toy-train 200 --epochs 1 (half a minute). "
                                        "An internal error is one line; BUB_DEBUG=1 shows its traceback.")
     g = p.add_argument_group("data")
     g.add_argument("--data", choices=("toy", "coco", "aic", "crowdpose"), default="toy", help="the data set")
