@@ -31,11 +31,11 @@ up to date from numbers.json. The conventions the texts and the test share:
 A run that is missing (``--no-train``) leaves its figures as placeholder PNGs
 that say what to run, and its numbers as "n/a"; the top-down evaluation is a
 measurement, not training, and runs whenever its two checkpoints exist.
-Time: 6 s here with no run present; from nothing it trains the three default
-toy runs -- by the README's measurements 220 s + 413 s on the 2-core machine
-(about 14 minutes at the reference speed), plus the crowd run (budgeted at 5
-minutes, ``toy_crowd_config``) -- and then evaluates the top-down row: over
-the issue's 20 minutes, not measured end to end.
+Time, measured on the 2-core machine: with every run present 284-305 s
+(the studies of walkthrough/studies.py take 250-270 s of it); from nothing
+1770 s, training the three default toy runs and evaluating the top-down row
+(while tests shared the cores; alone the paper-2 run takes 464 s and paper
+1's about 230 s).
 The method figures of paper 2 (Eq. 5, Algorithm 1, pose NMS, completion)
 read the default run's network outputs, or the ground truth without it.
 """
