@@ -45,7 +45,7 @@ from common import cli, coco_aic, datasets, harness, plotting, toy
 from common.cli import UsageError
 from common.coco_eval import write_json
 from common.backbones import RESNET_BLOCKS, VGG16, ResNet, fc_to_conv, load_imagenet_weights
-from common.metrics import MATLAB_PARTS, format_table, part_table, pck
+from common.metrics import MATLAB_PARTS, NOT_SCORED, format_table, part_table, pck
 from common.skeleton import AIC_JOINTS, BONES, COCO_JOINTS, MPII_JOINTS, bone_indices, flip_permutation
 from common.toy import render_person, render_scene, toy_head_size
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
@@ -1394,6 +1394,49 @@ def confidence_at_truth(model, dataset, limit=500, batch=32):
                     cases.append((lo + b, j, d, r))
     stats = {k: {"detection": a / c, "regression": b / c, "parts": c} for k, (a, b, c) in sums.items() if c}
     return stats, cases
+
+
+# Detector confidence bins of ``stages_by_confidence`` (heatmap value at the truth).
+CONFIDENCE_BINS = (0.0, 0.05, 0.2, 0.5, 1.01)
+
+
+@torch.no_grad()
+def stages_by_confidence(model, dataset, rt, flip_test=False):
+    """The paper's argument for the cascade (§1, §3: the regressor helps
+    where the detector is unsure), measured: every part PCKh's Total scores,
+    binned by the detector's heatmap value at its true location, with the
+    accuracy of the detector alone and of the cascade in each bin, for
+    visible and occluded parts, and for limb vs torso-anchored joints.
+    Returns rows ``(label, parts, detector %, cascade %)``."""
+    det = evaluate(model, dataset, rt, flip_test=flip_test, which="first")
+    cas = evaluate(model, dataset, rt, flip_test=flip_test)
+    n, names = len(cas["index"]), tuple(dataset.cfg.joints)
+    conf = np.full((n, len(names)), np.nan)
+    for lo in range(0, n, 32):
+        samples = [dataset[i] for i in cas["index"][lo:lo + 32]]
+        first, _ = model(torch.stack([s["image"] for s in samples]))
+        maps = model.first_maps(first)
+        h, w = maps.shape[-2:]
+        for b, s in enumerate(samples):
+            kp = s["kp_crop"].numpy()
+            for j, (x, y) in enumerate(np.rint(to_stride(kp[:, :2], model.stride)).astype(int)):
+                if kp[j, 2] > 0 and 0 <= x < w and 0 <= y < h:
+                    conf[lo + b, j] = float(maps[b, j, y, x])
+    v = cas["gt"][..., 2].copy()
+    v[:, [names.index(x) for x in NOT_SCORED if x in names]] = 0          # as the Total: never scored
+    limbs = np.zeros(v.shape, bool)
+    limbs[:, limb_joints(names)] = True
+    rows = []
+    for vis, kind in ((2, "visible"), (1, "occluded")):
+        sel = [(f"{kind}, all", v == vis)]
+        sel += [(f"{kind}, detector at truth {a:.2f}-{min(b, 1):.2f}", (v == vis) & (conf >= a) & (conf < b))
+                for a, b in zip(CONFIDENCE_BINS[:-1], CONFIDENCE_BINS[1:])]
+        sel += [(f"{kind}, limb joints", (v == vis) & limbs), (f"{kind}, torso-anchored joints", (v == vis) & ~limbs)]
+        for label, m in sel:
+            k = int(m.sum())
+            rows.append((label, k, 100 * det["correct"][m].mean() if k else float("nan"),
+                         100 * cas["correct"][m].mean() if k else float("nan")))
+    return rows
 
 
 def figure_fig2(model, dataset, path, cases):

@@ -477,6 +477,12 @@ def hr_fig2(ctx, run):
             ctx.num(f"hr.fig2.{kind}.{net}", "n/a" if st[net] != st[net] else f"{st[net]:.2f}")
         ctx.num(f"hr.fig2.{kind}.parts", st["parts"])
     ctx.num("hr.val_people", len(data))
+    # The paper's argument behind Fig. 2, measured (``stages_by_confidence``).
+    lines = ["| parts (PCKh's Total) | count | detector alone | cascade | error removed |", "| --- | --- | --- | --- | --- |"]
+    for label, k, d, c in hr.stages_by_confidence(model, data, ctx.rt, flip_test=cfg.flip_test):
+        removed = f"{100 * (1 - (100 - c) / (100 - d)):.0f} %" if k and d < 100 else "-"
+        lines.append(f"| {label} | {k} | {pct(d / 100) if k else '-'} | {pct(c / 100) if k else '-'} | {removed} |")
+    ctx.tables["hr.mechanism"] = "\n".join(lines)
 
 
 def hr_stages(ctx, run):

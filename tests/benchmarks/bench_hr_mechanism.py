@@ -18,45 +18,16 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import heatmap_regression as hr  # noqa: E402
 from common import harness  # noqa: E402
-from common.metrics import NOT_SCORED  # noqa: E402
-from common.transforms import to_stride  # noqa: E402
 
-BINS = (0.0, 0.05, 0.2, 0.5, 1.01)
-
-
-@torch.no_grad()
-def detector_value_at_truth(model, dataset, n):
-    """(n, J) the detector's heatmap at each part's true location (NaN: not
-    annotated or outside the map)."""
-    out = np.full((n, len(dataset.cfg.joints)), np.nan)
-    for lo in range(0, n, 32):
-        samples = [dataset[i] for i in range(lo, min(lo + 32, n))]
-        first, _ = model(torch.stack([s["image"] for s in samples]))
-        det = model.first_maps(first)
-        h, w = det.shape[-2:]
-        for b, s in enumerate(samples):
-            kp = s["kp_crop"].numpy()
-            xy = np.rint(to_stride(kp[:, :2], model.stride)).astype(int)
-            for j, (x, y) in enumerate(xy):
-                if kp[j, 2] > 0 and 0 <= x < w and 0 <= y < h:
-                    out[lo + b, j] = float(det[b, j, y, x])
-    return out
-
-
-def row(label, det_ok, cas_ok):
-    if not len(det_ok):
-        return f"  {label:<34} {0:>6}"
-    ed, ec = 1 - det_ok.mean(), 1 - cas_ok.mean()
-    red = f"{100 * (1 - ec / ed):+6.0f} %" if ed > 0 else "     -"
-    return f"  {label:<34} {len(det_ok):>6}  {100 * det_ok.mean():6.1f}  {100 * cas_ok.mean():6.1f}  {red}"
+def reduction(det, cas):
+    """Relative error reduction 1 - err(cascade) / err(detector), in %."""
+    return f"{100 * (1 - (100 - cas) / (100 - det)):+6.0f} %" if det < 100 else "     -"
 
 
 def main():
@@ -67,24 +38,11 @@ def main():
     rt = harness.setup_runtime("cpu")
     cfg, model = hr.model_from_checkpoint(args.checkpoint, "cpu")
     val = hr.PoseData(hr.ToySource(cfg.seed + 1, args.people), cfg, model.stride, train=False)
-    det = hr.evaluate(model, val, rt, flip_test=cfg.flip_test, which="first")
-    cas = hr.evaluate(model, val, rt, flip_test=cfg.flip_test)
-    assert det["index"] == cas["index"] == list(range(len(val)))
-    conf = detector_value_at_truth(model.eval(), val, len(val))
-    v = cas["gt"][..., 2].copy()
-    v[:, [cfg.joints.index(n) for n in NOT_SCORED if n in cfg.joints]] = 0     # as PCKh's Total: never scored
-    limbs = np.zeros(v.shape, bool)
-    limbs[:, hr.limb_joints(tuple(cfg.joints))] = True
+    rows = hr.stages_by_confidence(model.eval(), val, rt, flip_test=cfg.flip_test)
     print(f"{args.checkpoint}: {len(val)} toy validation figures, PCKh@0.5 (%), flip test {cfg.flip_test}")
-    print(f"  {'parts':<34} {'count':>6}  {'det.':>6}  {'casc.':>6}  error reduction")
-    for vis, name in ((2, "visible"), (1, "occluded")):
-        m = v == vis
-        print(row(f"{name}, all", det["correct"][m], cas["correct"][m]))
-        for lo, hi in zip(BINS[:-1], BINS[1:]):
-            b = m & (conf >= lo) & (conf < hi)
-            print(row(f"{name}, detector at truth {lo:.2f}-{min(hi, 1):.2f}", det["correct"][b], cas["correct"][b]))
-        for sel, what in ((limbs, "limb joints"), (~limbs, "torso-anchored joints")):
-            print(row(f"{name}, {what}", det["correct"][m & sel], cas["correct"][m & sel]))
+    print(f"  {'parts':<40} {'count':>6}  {'det.':>6}  {'casc.':>6}  error reduction")
+    for label, k, d, c in rows:
+        print(f"  {label:<40} {k:>6}  {d:6.1f}  {c:6.1f}  {reduction(d, c) if k else ''}")
 
 
 if __name__ == "__main__":
