@@ -336,6 +336,12 @@ def body_px(input_size):
     return input_size / BOX_MARGIN
 
 
+def target_scale(cfg):
+    """How much §3's target sizes (given for a 200 px body) grow in this
+    crop: the body's size in it over 200 px, or 1 (``cfg.scale_targets``)."""
+    return body_px(cfg.input_size) / 200.0 if cfg.scale_targets else 1.0
+
+
 def render_maps(xy, size, stride, kind, radius):
     """Per-part maps ``(J, size, size)`` at ``stride`` for crop points ``xy`` (J, 2).
 
@@ -366,7 +372,7 @@ def make_targets(kp_crop, cfg, stride):
     *not* to fire there -- which is what makes Fig. 2's weak heatmaps.
     """
     size = cfg.input_size // stride
-    scale = body_px(cfg.input_size) / 200.0 if cfg.scale_targets else 1.0
+    scale = target_scale(cfg)
     v = kp_crop[:, 2]
     det = render_maps(kp_crop[:, :2], size, stride, "disk", cfg.disk_radius * scale)
     reg = render_maps(kp_crop[:, :2], size, stride, "gauss", cfg.sigma * scale)
@@ -1353,6 +1359,18 @@ def figure_curves(history, path):
                            marks=[e + 0.5 for e in history["stage_ends"][:-1]])
 
 
+def at_truth(maps, kp_crop, stride):
+    """(J,) each map of ``maps`` (J, h, w) at its part's true location (the
+    nearest map pixel); NaN where the part is not annotated or falls outside."""
+    kp = np.asarray(kp_crop)
+    h, w = maps.shape[-2:]
+    out = np.full(len(kp), np.nan)
+    for j, (x, y) in enumerate(np.rint(to_stride(kp[:, :2], stride)).astype(int)):
+        if kp[j, 2] > 0 and 0 <= x < w and 0 <= y < h:
+            out[j] = float(maps[j, y, x])
+    return out
+
+
 def limb_joints(names):
     """Indices of the limb joints (elbows, wrists, knees, ankles): where an
     occluded part must be inferred from context (a hidden hip is still pinned
@@ -1377,15 +1395,11 @@ def confidence_at_truth(model, dataset, limit=500, batch=32):
         samples = [dataset[i] for i in range(lo, min(lo + batch, n))]
         first, second = model(torch.stack([s["image"] for s in samples]))
         det, reg = model.first_maps(first), second                             # (B, N, h, w)
-        h, w = det.shape[-2:]
         for b, s in enumerate(samples):
             kp = s["kp_crop"].numpy()
-            xy = np.rint(to_stride(kp[:, :2], model.stride)).astype(int)
-            for j, (x, y) in enumerate(xy):
-                v = int(kp[j, 2])
-                if v == 0 or not (0 <= x < w and 0 <= y < h):
-                    continue
-                d, r = float(det[b, j, y, x]), float(reg[b, j, y, x])
+            det_at, reg_at = at_truth(det[b], kp, model.stride), at_truth(reg[b], kp, model.stride)
+            for j in np.flatnonzero(~np.isnan(det_at)):
+                v, d, r = int(kp[j, 2]), det_at[j], reg_at[j]
                 key = "visible" if v == 2 else "occluded"
                 sums[key][0] += d
                 sums[key][1] += r
@@ -1416,12 +1430,8 @@ def stages_by_confidence(model, dataset, rt, flip_test=False):
         samples = [dataset[i] for i in cas["index"][lo:lo + 32]]
         first, _ = model(torch.stack([s["image"] for s in samples]))
         maps = model.first_maps(first)
-        h, w = maps.shape[-2:]
         for b, s in enumerate(samples):
-            kp = s["kp_crop"].numpy()
-            for j, (x, y) in enumerate(np.rint(to_stride(kp[:, :2], model.stride)).astype(int)):
-                if kp[j, 2] > 0 and 0 <= x < w and 0 <= y < h:
-                    conf[lo + b, j] = float(maps[b, j, y, x])
+            conf[lo + b] = at_truth(maps[b], s["kp_crop"].numpy(), model.stride)
     v = cas["gt"][..., 2].copy()
     v[:, [names.index(x) for x in NOT_SCORED if x in names]] = 0          # as the Total: never scored
     limbs = np.zeros(v.shape, bool)
@@ -1475,7 +1485,7 @@ def figure_fig2(model, dataset, path, cases):
     axes[1, 0].imshow(img)
     plotting.draw_pose(axes[1, 0], np.concatenate([pred, kp[:, 2:]], 1), bones, names)
     axes[1, 0].set_title("the cascade's pose (decoded from row 2)", fontsize=9)
-    r_near = 2 * dataset.cfg.sigma * body_px(dataset.cfg.input_size) / 200 / model.stride   # map px
+    r_near = 2 * dataset.cfg.sigma * target_scale(dataset.cfg) / model.stride            # map px
     for r, (maps, label) in enumerate(((det, "detection heatmap"), (reg, "regression map"))):
         for c, j in enumerate((j_vis, j_occ)):
             m = maps[j].numpy()
