@@ -8,9 +8,10 @@ reads top to bottom in the order of the paper (text in
     §3.1  VGG-FCN part heatmap regression (Tables 1-2)
     §3.2  Residual part heatmap regression (Tables 3-4)
     §3.1/§3.2 "Training": the three training stages
-    §4    Results: PCKh / PCK, the Table 5 ablation variants, Fig. 2
+    §4    Results: PCKh / PCK, Fig. 2, and §4.2's Table 5 (``--variant all``)
 
     python heatmap_regression.py                    # toy data, CPU, ~5 minutes
+    python heatmap_regression.py --variant all      # Table 5's four rows on the toy, ~15 minutes
     python heatmap_regression.py --data mpii --data-root ~/data/mpii \
         --arch residual --pretrained ~/weights/resnet152-394f9c45.pth
     python heatmap_regression.py --eval-only --checkpoint runs/x/best.pt --data lsp --data-root ~/data/lsp
@@ -30,6 +31,7 @@ serves as paper 2's top-down baseline on those data sets; left/right flip
 pairs and the drawn bones follow from the names (``common.skeleton``).
 """
 import argparse
+import json
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -45,7 +47,7 @@ from common import cli, coco_aic, datasets, harness, plotting, toy
 from common.cli import UsageError
 from common.coco_eval import write_json
 from common.backbones import RESNET_BLOCKS, VGG16, ResNet, fc_to_conv, load_imagenet_weights
-from common.metrics import MATLAB_PARTS, NOT_SCORED, format_table, part_table, pck
+from common.metrics import MATLAB_PARTS, NOT_SCORED, bootstrap_total, format_table, part_table, pck
 from common.skeleton import AIC_JOINTS, BONES, COCO_JOINTS, MPII_JOINTS, bone_indices, flip_permutation
 from common.toy import render_person, render_scene, toy_head_size
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
@@ -204,6 +206,8 @@ def toy_config(arch):
     Not in the paper either: the final evaluation averages each crop's maps
     with its mirror's (``flip_test``; per-epoch validation does not). On the
     toy it adds about 2 points; ``--no-flip-test`` scores as the paper did.
+    These choices were measured on the validation figures; the run reports
+    on held-out test figures (``toy_stream``) that none of them saw.
     """
     stages = [Stage("detector", 3, "adam", 2e-3, 5e-4),
               Stage("regressor", 2, "adam", 1e-3, 2e-4),
@@ -1382,7 +1386,7 @@ def limb_joints(names):
 def confidence_at_truth(model, dataset, limit=500, batch=32):
     """The claim of Fig. 2 in numbers: the mean detection heatmap value and
     the mean regression confidence-map value at the *true* location of each
-    part, over the first ``limit`` validation people, for visible and for
+    part, over the first ``limit`` people of ``dataset``, for visible and for
     occluded parts (only data that know occlusion, e.g. the toy, have the
     latter). Also returns, per occluded limb joint, (sample, joint, det, reg)
     for ``figure_fig2``'s choice of example."""
@@ -1458,7 +1462,7 @@ def figure_fig2(model, dataset, path, cases):
     joints of ``confidence_at_truth``'s cases, the one whose (regression -
     detection) value at the true location is the *median* -- a typical
     case, neither the best nor the worst; its image's first visible limb
-    joint is the visible panel. The aggregate over the validation set is
+    joint is the visible panel. The aggregate over the same people is
     what ``run`` prints beside it."""
     import matplotlib.pyplot as plt
     if not cases:
@@ -1528,6 +1532,101 @@ def figure_predictions(dataset, result, path, n=12):
 
 
 # =============================================================================
+# §4.2 Table 5: the four variants, trained alike, scored on the same people
+# =============================================================================
+# The paper's rows and their MPII validation Totals (PCKh@0.5, residual).
+TABLE5_ROWS = (("detection+regression", "Part heatmap regression", 88.2),
+               ("detection", "Detection only", 82.6),
+               ("regression", "Regression only", 84.2),
+               ("regression+regression", "Regression+regression [16]", 85.7))
+
+
+def table5_runs(args):
+    """``--variant all``: one training run per row, each as ``--variant
+    ROW`` would make it (its folder: ``--out``/ROW, or the single run's
+    default), with the same seed, data and flags. A row whose folder already
+    holds a finished run with exactly these flags is reused, not retrained
+    (so the default run is Table 5's first row); a folder holding another
+    run is refused before anything is trained."""
+    plan = []
+    for variant, _, _ in TABLE5_ROWS:
+        sub = argparse.Namespace(**vars(args))
+        sub.variant = variant
+        sub.out = str(Path(args.out) / variant) if args.out else None
+        sub.out = str(cli.check_out_dir(sub.out or Path("runs") / f"{args.data}-{args.arch}-{variant}"))
+        best, done = Path(sub.out) / "best.pt", Path(sub.out) / "results.json"
+        reuse = False
+        if best.is_file():
+            saved = harness.load_checkpoint(best)["extra"].get("flags")
+            if saved != cli.run_flags(sub):
+                raise UsageError(f"--variant all: {sub.out} holds a run with other flags; give another --out "
+                                 f"(or remove that folder)")
+            reuse = done.is_file()
+        plan.append((variant, sub, reuse))
+    return plan
+
+
+def run_table5(args):
+    """Table 5 on one seed: train (or reuse) the four rows, then score each
+    row's ``best.pt`` on the same test people and print the table, the
+    visible / occluded split per part, and each row's difference from the
+    cascade with a 95 % paired bootstrap interval over people
+    (``common.metrics.bootstrap_total``). Writes ``table5.json``."""
+    plan = table5_runs(args)
+    out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-{args.arch}-table5")
+    t0 = time.time()
+    for variant, sub, reuse in plan:
+        print(f"\n=== Table 5, {variant}: " + (f"reusing the finished run in {sub.out}" if reuse
+                                                else f"training into {sub.out}"), flush=True)
+        if not reuse:
+            run(sub)
+    rt = harness.setup_runtime(args.device, amp=False if args.no_amp else None)
+    if not rt.is_main:                             # under torchrun: one process scores and writes
+        return harness.cleanup_runtime(rt)
+    _, val_src, test_src = load_sources(args)
+    split = split_name(args, val_src, test_src)
+    scored, seconds = {}, {}
+    for variant, sub, _ in plan:
+        cfg, model = model_from_checkpoint(Path(sub.out) / "best.pt", rt.device)
+        data = PoseData(test_src, cfg, model.stride, train=False)
+        scored[variant] = evaluate(model, data, rt, flip_test=cfg.flip_test)
+        joints = tuple(cfg.joints)
+        seconds[variant] = json.loads((Path(sub.out) / "results.json").read_text())["seconds"]
+    first = scored[plan[0][0]]
+    metric = first["metric"]
+    if any(r["index"] != first["index"] for r in scored.values()):
+        raise RuntimeError("Table 5's rows were not scored on the same people")
+    subsets = {"all": None}
+    if "occluded" in first:
+        subsets.update(visible=first["gt"][..., 2] == 2, occluded=first["gt"][..., 2] == 1)
+    intervals = {k: bootstrap_total({v: r["correct"] for v, r in scored.items()}, first["gt"], joints,
+                                    mask=m, seed=args.seed) for k, m in subsets.items()}
+    label = {v: f"{name} ({args.arch})" for v, name, _ in TABLE5_ROWS}
+    print_results({label[v]: r["all"] for v, r in scored.items()},
+                  f"Table 5 -- {args.data} {split}, {metric}; paper (MPII, residual): "
+                  + ", ".join(f"{name} {paper}" for _, name, paper in TABLE5_ROWS), joints)
+    for k in subsets:
+        if k != "all":
+            print_results({label[v]: r[k] for v, r in scored.items()}, f"{k} joints only", joints)
+    n = len(first["index"])
+    print(f"\nDifference from the cascade's Total, points, with its 95 % bootstrap interval over the {n} "
+          f"{split} people:")
+    for v, _, _ in TABLE5_ROWS[1:]:
+        print(f"  {label[v]:48s}" + "".join(
+            f"  {k} {d['diff']:+5.1f} [{d['lo']:+5.1f}, {d['hi']:+5.1f}]"
+            for k, d in ((k, intervals[k][v]) for k in subsets)))
+    write_json(out_dir / "table5.json", {
+        "data": args.data, "arch": args.arch, "seed": args.seed, "split": split, "metric": metric, "people": n,
+        "rows": {v: {"label": name, "paper": paper, "run": plan[i][1].out, "seconds": seconds[v],
+                     **{k: scored[v][k] for k in subsets},
+                     "vs_cascade": {k: intervals[k][v] for k in subsets}}
+                 for i, (v, name, paper) in enumerate(TABLE5_ROWS)}})
+    print(f"\n{time.time() - t0:.0f} s; table5.json in {out_dir}/")
+    harness.cleanup_runtime(rt)
+    return {v: r["all"] for v, r in scored.items()}
+
+
+# =============================================================================
 # Data sets (§4: MPII train/validation, LSP) and the command line
 # =============================================================================
 def toy_sizes(args):
@@ -1540,11 +1639,35 @@ def toy_sizes(args):
     return n
 
 
+TOY_SPLITS = ("train", "val", "test")
+
+
+def toy_stream(seed, split):
+    """The figure stream (``ToySource``'s seed) of ``--data toy``'s
+    ``split`` for ``--seed seed``: 3s, 3s + 1, 3s + 2. Training, validation
+    and test figures never meet, within a seed or across seeds."""
+    return 3 * seed + TOY_SPLITS.index(split)
+
+
 def load_sources(args):
-    """(train source, validation source) for ``--data``."""
+    """(train, validation, test) sources for ``--data``.
+
+    The validation people choose ``best.pt`` (every epoch is scored on them);
+    the test people are scored once, at the end, and reported. Only the toy
+    can draw a held-out test set (``toy_stream``): it is as large as the
+    validation set. For the real data the test set *is* the validation set,
+    as in the paper (§4.2: "training and testing was done on MPII training
+    and validation set"; LSP's test set; COCO / AIC val).
+    """
+    train, val = _train_val_sources(args)
+    test = ToySource(toy_stream(args.seed, "test"), len(val)) if args.data == "toy" else val
+    return train, val, test
+
+
+def _train_val_sources(args):
     if args.data == "toy":
         n_train, n_val = toy_sizes(args)
-        return ToySource(args.seed, n_train), ToySource(args.seed + 1, n_val)
+        return ToySource(toy_stream(args.seed, "train"), n_train), ToySource(toy_stream(args.seed, "val"), n_val)
     if args.data == "toy-crowd":
         # Training scenes of seed s, validation scenes of seed s + 1: the
         # split paper 2's toy run uses, so the top-down comparison is made on
@@ -1607,6 +1730,21 @@ def load_sources(args):
     return RecordSource(train, metric=pck02), RecordSource(datasets.read_lsp(root, "test"), metric=pck02)
 
 
+def split_name(args, val_src, test_src):
+    """What the reported numbers are scored on (``load_sources``)."""
+    if test_src is not val_src:
+        return "test"
+    return "test" if args.data == "lsp" else "validation"
+
+
+def best_epoch(history):
+    """The epoch ``best.pt`` holds: the best validation Total."""
+    if not history["val"]:
+        return None
+    v = max(history["val"], key=lambda v: v["Total"])
+    return {"stage": v["stage"], "epoch": v["epoch"], "validation_total": v["Total"]}
+
+
 def config_from_dict(d):
     d = dict(d)
     d["stages"] = [Stage(**s) for s in d["stages"]]
@@ -1646,6 +1784,13 @@ def build_config(args):
             raise UsageError(f"--stage-epochs needs {len(cfg.stages)} positive counts, got {args.stage_epochs!r}")
         for s, e in zip(cfg.stages, epochs):
             s.epochs = e
+    if not VARIANTS[cfg.variant][1]:
+        # Table 5's single networks ("Detection only", "Regression only")
+        # train for as many epochs as the whole cascade does in its three
+        # stages. Paper: their schedules are unspecified. Here: matched
+        # epochs, so that no row wins by training longer (a single network's
+        # epoch is cheaper than the cascade's: matched time would favour it).
+        cfg.stages[0].epochs = sum(s.epochs for s in cfg.stages)
     m = input_multiple(cfg)
     if cfg.input_size % m:
         raise UsageError(f"--input-size must be a multiple of {m} for --arch {cfg.arch}, got {cfg.input_size}")
@@ -1780,11 +1925,14 @@ def parse_args(argv=None):
                    help=f"toy: training figures (default: 3200); toy-crowd: training scenes "
                         f"(default: {CROWD_SCENES[0]})")
     g.add_argument("--toy-val", type=int,
-                   help=f"toy: validation figures (default: 500); toy-crowd: validation scenes "
+                   help=f"toy: validation figures, and as many test figures (default: 500); toy-crowd: "
+                        f"validation scenes "
                         f"(default: {CROWD_SCENES[1]})")
     g = p.add_argument_group("model (§3.1-3.2, Table 5)")
     g.add_argument("--arch", choices=("residual", "vgg"), default="residual", help="§3.2 or §3.1")
-    g.add_argument("--variant", choices=tuple(VARIANTS), default="detection+regression", help="a row of Table 5")
+    g.add_argument("--variant", choices=(*VARIANTS, "all"), default="detection+regression",
+                   help="a row of Table 5; all: train the four rows alike (or reuse finished ones) and print "
+                        "Table 5 with intervals (about 13 minutes on the toy)")
     g.add_argument("--width", type=float, help="channel multiplier, 1 = the paper's networks " + default("width"))
     g.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the detector's backbone")
     g.add_argument("--checkpoint", help="a best.pt to evaluate, demo, or fine-tune on LSP from")
@@ -1800,7 +1948,8 @@ def parse_args(argv=None):
                         "(200 px body = as written), or as written at any input size " + default("scale_targets"))
     g.add_argument("--resume", help="continue the training run of this last.pt, with its own flags")
     g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-only", action="store_true", help="evaluate --checkpoint on the validation set, no training")
+    g.add_argument("--eval-only", action="store_true",
+                   help="evaluate --checkpoint on the reported split (toy: the test figures), no training")
     g.add_argument("--flip-test", action=argparse.BooleanOptionalAction,
                    help="average with the mirrored image's maps (not in the paper) " + default("flip_test"))
     g.add_argument("--decode", choices=DECODINGS,
@@ -1839,6 +1988,9 @@ def check_args(args):
         cli.number_list(args.stage_epochs, "--stage-epochs", "6,5,3", kind="count", cast=int)
     if args.resume and (args.demo or args.eval_only):
         raise UsageError("--resume continues a training run: not with --demo or --eval-only")
+    if args.variant == "all" and (args.resume or args.demo or args.eval_only or args.checkpoint):
+        raise UsageError("--variant all trains Table 5's four rows: not with --resume, --demo, --eval-only "
+                         "or --checkpoint (rerun it: finished rows are reused)")
 
 
 def resume_run(args):
@@ -1861,6 +2013,8 @@ def run(args):
     if args.resume:
         resume_run(args)
         check_args(args)                             # the saved flags, as this version reads them
+    if args.variant == "all":
+        return run_table5(args)
     rt = harness.setup_runtime(args.device, amp=False if args.no_amp else None)
     torch.manual_seed(args.seed)
     if args.demo:
@@ -1873,20 +2027,20 @@ def run(args):
         check_joints(cfg, args.data, args.checkpoint)
         cfg.seed = args.seed
         cli.override(cfg, args, ("flip_test", "decode"))   # --flip-test, --decode over the checkpoint's
-        _, val_src = load_sources(args)
-        val_set = PoseData(val_src, cfg, model.stride, train=False)
-        res = evaluate(model, val_set, rt, flip_test=cfg.flip_test)
-        print_results({f"{cfg.variant} ({cfg.arch})": res["all"]}, f"{args.data} validation, {res['metric']}",
+        _, val_src, test_src = load_sources(args)
+        res = evaluate(model, PoseData(test_src, cfg, model.stride, train=False), rt, flip_test=cfg.flip_test)
+        split = split_name(args, val_src, test_src)
+        print_results({f"{cfg.variant} ({cfg.arch})": res["all"]}, f"{args.data} {split}, {res['metric']}",
                       cfg.joints)
         write_json(out_dir / "results.json", {"checkpoint": str(args.checkpoint), "data": args.data,
-                                              "flip_test": cfg.flip_test,
+                                              "split": split, "flip_test": cfg.flip_test,
                                               **{k: res[k] for k in ("metric", "all", "visible", "occluded") if k in res}})
         print(f"\nresults.json in {out_dir}/")
         return res
 
     cfg = build_config(args)
     out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-{cfg.arch}-{cfg.variant}")
-    train_src, val_src = load_sources(args)
+    train_src, val_src, test_src = load_sources(args)
     model = Cascade(cfg)
     if args.resume:
         pass                                 # every weight comes from the resumed checkpoint
@@ -1899,9 +2053,12 @@ def run(args):
     model.to(rt.device)
     train_set = PoseData(train_src, cfg, model.stride, train=True)
     val_set = PoseData(val_src, cfg, model.stride, train=False)
+    test_set = val_set if test_src is val_src else PoseData(test_src, cfg, model.stride, train=False)
+    split = split_name(args, val_src, test_src)
     if rt.is_main:
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"{args.data}: {len(train_set)} train / {len(val_set)} val people; {cfg.arch} "
+        print(f"{args.data}: {len(train_set)} train / {len(val_set)} val"
+              f"{'' if test_set is val_set else f' / {len(test_set)} test'} people; {cfg.arch} "
               f"{cfg.variant}, width {cfg.width}, {n_params / 1e6:.2f} M parameters, "
               f"{cfg.input_size} px input, device {rt.device}" + (f" x {rt.world_size}" if rt.distributed else ""))
     t0 = time.time()
@@ -1910,37 +2067,40 @@ def run(args):
     if not rt.is_main:
         harness.cleanup_runtime(rt)
         return None
-    res = evaluate(model, val_set, rt, flip_test=cfg.flip_test)
+    # The epoch that scored best on the validation people (best.pt), scored
+    # once more on the test people: what is reported.
+    model.load_state_dict(harness.load_checkpoint(out_dir / "best.pt")["model"])
+    res = evaluate(model, test_set, rt, flip_test=cfg.flip_test)
     rows = {f"Part heatmap regression ({cfg.arch})" if cfg.variant == "detection+regression"
             else f"{cfg.variant} ({cfg.arch})": res["all"]}
-    summary = {"variant": cfg.variant, "metric": res["metric"], "seconds": time.time() - t0,
-               "final": res["all"]}
+    summary = {"variant": cfg.variant, "metric": res["metric"], "split": split, "seconds": time.time() - t0,
+               "best_epoch": best_epoch(history), "final": res["all"]}
     if model.second is not None and model.first_kind == "detection":
-        det = evaluate(model, val_set, rt, flip_test=cfg.flip_test, which="first")
+        det = evaluate(model, test_set, rt, flip_test=cfg.flip_test, which="first")
         rows = {f"Detection only, the cascade's detector ({cfg.arch})": det["all"], **rows}
         summary["detection_only"] = det["all"]
         if "occluded" in res:
             summary["occluded"] = {"cascade": res["occluded"], "detection_only": det["occluded"]}
             summary["visible"] = {"cascade": res["visible"], "detection_only": det["visible"]}
-    print_results(rows, f"Table 5 layout -- {args.data} validation, {res['metric']}", cfg.joints)
+    print_results(rows, f"Table 5 layout -- {args.data} {split}, {res['metric']}", cfg.joints)
     if "occluded" in res:
-        split = {f"{k} joints: {name}": table for name, r in
-                 (("cascade", res), *((("detection only", det),) if "detection_only" in summary else ()))
-                 for k, table in (("visible", r["visible"]), ("occluded", r["occluded"]))}
-        print_results(split, "Toy data: visible vs occluded joints", cfg.joints)
+        by_visibility = {f"{k} joints: {name}": table for name, r in
+                         (("cascade", res), *((("detection only", det),) if "detection_only" in summary else ()))
+                         for k, table in (("visible", r["visible"]), ("occluded", r["occluded"]))}
+        print_results(by_visibility, "Toy data: visible vs occluded joints", cfg.joints)
     figure_curves(history, out_dir / "curves.png")
-    figure_predictions(val_set, res, out_dir / "predictions.png")
+    figure_predictions(test_set, res, out_dir / "predictions.png")
     if model.second is not None:
-        # Fig. 2's claim as a number over the validation set, then one
-        # typical example (the median occluded case) as the picture.
-        stats, cases = confidence_at_truth(model.cpu().eval(), val_set)
+        # Fig. 2's claim as a number over the test people, then one typical
+        # example (the median occluded case) as the picture.
+        stats, cases = confidence_at_truth(model.cpu().eval(), test_set)
         summary["fig2"] = stats
         print("\nFig. 2 -- mean map value at the true part location (first "
-              f"{min(500, len(val_set))} validation people):")
+              f"{min(500, len(test_set))} {split} people):")
         for k, st in stats.items():
             print(f"  {k:9s} parts ({st['parts']:5d}): detection heatmap {st['detection']:.2f}, "
                   f"regression confidence map {st['regression']:.2f}")
-        figure_fig2(model, val_set, out_dir / "fig2.png", cases)
+        figure_fig2(model, test_set, out_dir / "fig2.png", cases)
     summary["history"] = history
     write_json(out_dir / "results.json", summary)
     print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")

@@ -169,3 +169,40 @@ def format_table(rows):
         cells = ["-" if np.isnan(row[c]) else f"{row[c]:.1f}" for c in columns]
         lines.append(f"{name:<{first}}" + "".join(f"  {s:>{w}}" for s, w in zip(cells, widths)))
     return "\n".join(lines)
+
+
+def bootstrap_total(correct, gt, names=MPII_JOINTS, reference=None, mask=None, resamples=1000, seed=0,
+                    level=0.95, not_scored=NOT_SCORED):
+    """Paired bootstrap over people of ``part_table``'s Total and its
+    differences from a reference row (Table 5's intervals).
+
+    ``correct``: {row name: ``(N, J)`` bool from ``pck``}, every row scored on
+    the same N people in the same order. Each resample draws N people with
+    replacement -- the same draw for every row, so the differences are
+    paired -- and recomputes each Total as part_table does (joints correct
+    over joints scored, ``not_scored`` left out, ``mask`` as in ``pck``).
+    Returns {name: {"Total", "diff", "lo", "hi"}}: the Total on all people,
+    its difference from ``reference``'s (the first row by default) and the
+    ``level`` percentile interval of that difference, in points.
+    """
+    names = tuple(names)
+    scored = np.asarray(gt)[..., 2] > 0
+    if mask is not None:
+        scored &= np.asarray(mask, dtype=bool)
+    scored &= np.array([n not in not_scored for n in names])
+    reference = reference if reference is not None else next(iter(correct))
+    hits = {k: (np.asarray(c, dtype=bool) & scored).sum(axis=1) for k, c in correct.items()}    # (N,) each
+    count = scored.sum(axis=1)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(count), (resamples, len(count)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = {k: 100.0 * h.sum() / count.sum() for k, h in hits.items()}
+        boot = {k: 100.0 * h[draws].sum(axis=1) / count[draws].sum(axis=1) for k, h in hits.items()}
+    out, tail = {}, 100 * (1 - level) / 2
+    for k in correct:
+        diff = boot[k] - boot[reference]
+        finite = diff[np.isfinite(diff)]
+        lo, hi = (np.percentile(finite, (tail, 100 - tail)) if len(finite) else (np.nan, np.nan))
+        out[k] = {"Total": float(total[k]), "diff": float(total[k] - total[reference]),
+                  "lo": float(lo), "hi": float(hi)}
+    return out

@@ -178,7 +178,8 @@ def test_mpii_mat_with_the_valid_json_list_is_the_papers_split_with_real_visibil
     listed = [{"image": "000000001.jpg", "center": [201.0, 301.0], "scale": 3.0,   # the .mat's objpos, 1-based
                "joints": [[-1.0, -1.0]] * 16, "joints_vis": [0] * 16}]
     (tmp_path / "annot" / "valid.json").write_text(json.dumps(listed))
-    train, val = hr.load_sources(hr.parse_args(["--data", "mpii", "--data-root", str(tmp_path)]))
+    train, val, test = hr.load_sources(hr.parse_args(["--data", "mpii", "--data-root", str(tmp_path)]))
+    assert test is val                                                     # §4.2 reports the validation split
     assert [r.name for r in val.records] == ["000000001.jpg"] and [r.name for r in train.records] == ["000000002.jpg"]
     k = val.records[0].keypoints
     assert k[J["head_top"], 2] == 1 and k[J["r_ankle"], 2] == 2           # the .mat's is_visible, not the JSON's

@@ -243,7 +243,7 @@ def test_aic_official_layout_trains_and_evaluates_with_14_joints(tmp_path, capsy
     assert cfg.joints == AIC_JOINTS and model.second.d7.out_channels == 14
     assert model.flip.tolist() == hr.joint_flip(AIC_JOINTS).tolist()
     # The samples: crops of the annotated boxes, AIC's flags read as COCO's v.
-    train, val = hr.load_sources(hr.parse_args(["--data", "aic", "--data-root", str(root)]))
+    train, val, _ = hr.load_sources(hr.parse_args(["--data", "aic", "--data-root", str(root)]))
     n = sum(len(render_scene(1, i, size=(96, 96))[1]) for i in range(3))
     assert len(val) == n
     _, _, kp, center, scale = val.load(0)

@@ -374,7 +374,7 @@ def test_gt_valid_head_sizes_are_checked_against_valid_json(tmp_path):
     with pytest.raises(ValueError, match="gt_valid.mat"):   # 3 head boxes for 2 people
         hr.load_sources(args)
     scipy_io.savemat(annot / "gt_valid.mat", {"headboxes_src": np.array([box] * 2).transpose(1, 2, 0)})
-    _, val = hr.load_sources(args)
+    _, val, _ = hr.load_sources(args)
     assert [r.head_size for r in val.records] == pytest.approx([3.0, 3.0])
 
 

@@ -1,4 +1,4 @@
-"""Paper 2's title claim, measured where it is made: in crowds.
+"""The studies behind the papers' claims: paper 2's in crowds, paper 1's Table 5 over seeds.
 
 The paper's Table IV says parsing inside boxes beats the box-free parse of
 Cao et al. [3] by 6.89 AP. The studies below measure that claim, and say
@@ -8,6 +8,7 @@ why it holds or not, person by person (``common.attribution``):
     python walkthrough/studies.py sweep      # the toy, from crowds a box can resolve to the paper's regime
     python walkthrough/studies.py detector   # AP against the detector's misses and box noise
     python walkthrough/studies.py readings   # each reading the paper leaves open, one at a time
+    python walkthrough/studies.py table5     # paper 1: Table 5 on seeds 0, 1, 2 (--seeds), the Totals' spread
 
 ``sweep``, ``detector`` and ``readings`` parse perfect maps ("oracle": no
 network, seconds) and, with ``--checkpoint runs/toy/best.pt``, a trained
@@ -18,6 +19,7 @@ their output.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import replace
@@ -255,6 +257,32 @@ def study_readings(args):
     return out
 
 
+def study_table5(args):
+    """Paper 1's Table 5 (``heatmap_regression.py --variant all``) on each of
+    ``--seeds``: every seed its own training, validation and test figures
+    and its own initialisation. Seed 0 is the default run's folders (reused
+    when finished), seed S writes runs/toy-residual-table5-seedS. Prints each
+    row's Total and occluded Total per seed, their mean and sd."""
+    import heatmap_regression as hr
+    tables = {}
+    for seed in args.seeds:
+        out = [] if seed == 0 else ["--out", str(ROOT / "runs" / f"toy-residual-table5-seed{seed}")]
+        hr.main(["--variant", "all", "--seed", str(seed), *out])
+        folder = ROOT / "runs" / ("toy-residual-table5" if seed == 0 else f"toy-residual-table5-seed{seed}")
+        tables[seed] = json.loads((folder / "table5.json").read_text())
+    out = {}
+    print(f"\nTable 5 over seeds {', '.join(map(str, args.seeds))} (toy test figures, PCKh@0.5 Total; occluded):")
+    for v, _, _ in hr.TABLE5_ROWS:
+        tot = np.array([t["rows"][v]["all"]["Total"] for t in tables.values()])
+        occ = np.array([t["rows"][v]["occluded"]["Total"] for t in tables.values()])
+        sd = lambda x: float(x.std(ddof=1)) if len(x) > 1 else float("nan")         # noqa: E731
+        out[v] = {"Total": tot.tolist(), "occluded": occ.tolist(), "mean": float(tot.mean()), "sd": sd(tot),
+                  "occluded_mean": float(occ.mean()), "occluded_sd": sd(occ)}
+        print(f"  {v:24s} " + " ".join(f"{x:5.1f}" for x in tot) + f"   mean {tot.mean():5.1f} sd {sd(tot):4.1f}"
+              f"   occluded " + " ".join(f"{x:5.1f}" for x in occ) + f"   mean {occ.mean():5.1f} sd {sd(occ):4.1f}")
+    return {"seeds": list(args.seeds), "rows": out}
+
+
 def load(args):
     """(model or None, config): the checkpoint's, else the toy's defaults."""
     if not args.checkpoint:
@@ -263,7 +291,8 @@ def load(args):
     return model, cfg
 
 
-STUDIES = {"real": study_real, "sweep": study_sweep, "detector": study_detector, "readings": study_readings}
+STUDIES = {"real": study_real, "sweep": study_sweep, "detector": study_detector, "readings": study_readings,
+           "table5": study_table5}
 
 
 def parse_args(argv=None):
@@ -273,9 +302,12 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint", help="a bottom_up_bbox.py toy checkpoint: also parse its outputs")
     p.add_argument("--scenes", type=int, default=200, help="toy validation scenes per point (default 200)")
     p.add_argument("--seed", type=int, default=0, help="the toy run's seed: scenes of seed + 1 (default 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="table5: the seeds (default 0 1 2)")
     p.add_argument("--real", default=str(REAL), help=f"the real samples' folder (default {REAL})")
     p.add_argument("--out", default="runs/studies", help="folder for STUDY.json (default runs/studies)")
     args = p.parse_args(argv)
+    if min(args.seeds) < 0:
+        p.error(f"--seeds {' '.join(map(str, args.seeds))}: expected seeds >= 0")
     if args.scenes < 1:
         p.error(f"--scenes {args.scenes}: expected a positive number of scenes")
     if args.checkpoint and not Path(args.checkpoint).is_file():

@@ -37,9 +37,9 @@ def main():
     args = p.parse_args()
     rt = harness.setup_runtime("cpu")
     cfg, model = hr.model_from_checkpoint(args.checkpoint, "cpu")
-    val = hr.PoseData(hr.ToySource(cfg.seed + 1, args.people), cfg, model.stride, train=False)
-    rows = hr.stages_by_confidence(model.eval(), val, rt, flip_test=cfg.flip_test)
-    print(f"{args.checkpoint}: {len(val)} toy validation figures, PCKh@0.5 (%), flip test {cfg.flip_test}")
+    test = hr.PoseData(hr.ToySource(hr.toy_stream(cfg.seed, "test"), args.people), cfg, model.stride, train=False)
+    rows = hr.stages_by_confidence(model.eval(), test, rt, flip_test=cfg.flip_test)
+    print(f"{args.checkpoint}: {len(test)} toy test figures, PCKh@0.5 (%), flip test {cfg.flip_test}")
     print(f"  {'parts':<40} {'count':>6}  {'det.':>6}  {'casc.':>6}  error reduction")
     for label, k, d, c in rows:
         print(f"  {label:<40} {k:>6}  {d:6.1f}  {c:6.1f}  {reduction(d, c) if k else ''}")
