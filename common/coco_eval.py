@@ -40,6 +40,10 @@ OKS_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 MAX_DETECTIONS = 20  # per image, highest scores first
 AREA_RANGES = {"all": (0.0, 1e10), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
+# The box protocol (COCOeval.Params.setDetParams): 100 detections, a "small" range too.
+MAX_BOX_DETECTIONS = 100
+BOX_AREA_RANGES = {"all": (0.0, 1e10), "small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2),
+                   "large": (96.0**2, 1e10)}
 
 
 # ----------------------------------------------------------------------------
@@ -125,29 +129,38 @@ class _ImageMatches(NamedTuple):
     gt_ignored: np.ndarray  # (A, G) bool: not counted in recall
 
 
-def _evaluate_image(gts, dts, sigmas, area_ranges):
+def _evaluate_image(gts, dts, sigmas, area_ranges, boxes=False):
     """Greedy matching on one image (``COCOeval.evaluateImg``), for every area
     range and OKS threshold at once; ``None`` when the image has neither ground
-    truth nor detections (it then does not count at all)."""
+    truth nor detections (it then does not count at all). ``boxes``: the
+    box protocol instead (``iouType='bbox'``): IoU for OKS, 100 detections,
+    every non-crowd person scored."""
     if not gts and not dts:
         return None
     # A stable sort: tied detections keep their input order, like pycocotools' mergesort.
-    dts = sorted(dts, key=lambda d: -d["score"])[:MAX_DETECTIONS]
+    dts = sorted(dts, key=lambda d: -d["score"])[:MAX_BOX_DETECTIONS if boxes else MAX_DETECTIONS]
     scores = np.array([d["score"] for d in dts], float)
-    dt_kpts = _keypoints(dts)
-    gt_kpts = _keypoints(gts)
     gt_area = np.array([g["area"] for g in gts], float)
     crowd = np.array([bool(g.get("iscrowd", 0)) for g in gts], bool)
-    # pycocotools ignores crowds and people with no labelled joint in every area range.
-    unscored = crowd | np.array([g.get("num_keypoints", np.count_nonzero(k[:, 2] > 0)) == 0
-                                 for g, k in zip(gts, gt_kpts)], bool)
+    if boxes:
+        unscored = crowd
+        dt_area = np.array([d["bbox"][2] * d["bbox"][3] for d in dts], float)
+        similarity = lambda: box_iou([d["bbox"] for d in dts], [g["bbox"] for g in gts], crowd)  # noqa: E731
+    else:
+        dt_kpts = _keypoints(dts)
+        gt_kpts = _keypoints(gts)
+        # pycocotools ignores crowds and people with no labelled joint in every area range.
+        unscored = crowd | np.array([g.get("num_keypoints", np.count_nonzero(k[:, 2] > 0)) == 0
+                                     for g, k in zip(gts, gt_kpts)], bool)
+        dt_area = _result_areas(dts, dt_kpts) if dts else np.zeros(0)
+        similarity = lambda: oks(dt_kpts, gt_kpts, gt_area, [g["bbox"] for g in gts], sigmas)  # noqa: E731
     gt_ignored = unscored | ~_in_range(gt_area, area_ranges)         # (A, G)
 
     A, T, D, G = len(area_ranges), len(OKS_THRESHOLDS), len(dts), len(gts)
     matched = np.zeros((A, T, D), bool)
     dt_ignored = np.zeros((A, T, D), bool)
     if D and G:
-        sim = oks(dt_kpts, gt_kpts, gt_area, [g["bbox"] for g in gts], sigmas)  # (D, G)
+        sim = similarity()                                                   # (D, G)
         threshold = OKS_THRESHOLDS[:, None]                                  # (T, 1)
         ignored = gt_ignored[:, None, :]                                     # (A, 1, G)
         taken = np.zeros((A, T, G), bool)
@@ -165,7 +178,6 @@ def _evaluate_image(gts, dts, sigmas, area_ranges):
             matched[..., d] = hit.any(-1)
             dt_ignored[..., d] = (hit & ignored).any(-1)
     # An unmatched detection outside the area range is neither right nor wrong.
-    dt_area = _result_areas(dts, dt_kpts) if D else np.zeros(0)
     dt_ignored |= ~matched & ~_in_range(dt_area, area_ranges)[:, None, :]
     return _ImageMatches(scores, matched, dt_ignored, gt_ignored)
 
@@ -271,6 +283,52 @@ def coco_keypoint_ap(gt_annotations, results, image_ids=None, sigmas=COCO_SIGMAS
         "ARM": _mean_valid(recall[..., r["medium"]]),
         "ARL": _mean_valid(recall[..., r["large"]]),
     }
+
+
+def box_iou(dt_boxes, gt_boxes, crowd=None):
+    """``(D, G)`` IoU of xywh boxes, as pycocotools' ``maskUtils.iou`` for
+    boxes: for a crowd ground truth the intersection is divided by the
+    detection's area alone (a detection inside a crowd region is not
+    penalised for the region's size)."""
+    d = np.asarray(dt_boxes, float).reshape(-1, 4)
+    g = np.asarray(gt_boxes, float).reshape(-1, 4)
+    lo = np.maximum(d[:, None, :2], g[None, :, :2])
+    hi = np.minimum(d[:, None, :2] + d[:, None, 2:], g[None, :, :2] + g[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    area_d, area_g = np.prod(d[:, 2:], -1)[:, None], np.prod(g[:, 2:], -1)[None, :]
+    crowd = np.zeros(len(g), bool) if crowd is None else np.asarray(crowd, bool)
+    union = np.where(crowd[None, :], area_d, area_d + area_g - inter)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def coco_box_ap(gt_annotations, results, image_ids=None):
+    """COCO box AP/AR (``COCOeval(gt, gt.loadRes(results), 'bbox')``'s
+    ``stats`` 0-5 and 8: AP, AP50, AP75, APS, APM, APL, AR at 100 detections),
+    as fractions. The keypoint protocol's matching (``_evaluate_image``)
+    with IoU for OKS, 100 detections per image instead of 20, a "small" area
+    range, and every non-crowd person scored (a box needs no keypoints).
+    ``results``: dicts with ``image_id``, ``bbox`` (xywh) and ``score``; a
+    person's ``area`` decides its range (COCO: the segment's area)."""
+    gts = _by_image_and_category(gt_annotations)
+    dts = _by_image_and_category(results)
+    categories = sorted({c for _, c in gts})
+    image_ids = sorted(set(i for i, _ in gts) if image_ids is None else set(image_ids))
+    ranges = list(BOX_AREA_RANGES.values())
+    T, R, K, A = len(OKS_THRESHOLDS), len(RECALL_THRESHOLDS), len(categories), len(ranges)
+    precision, recall = -np.ones((T, R, K, A)), -np.ones((T, K, A))
+    for k, c in enumerate(categories):
+        images = [_evaluate_image(gts.get((i, c), []), dts.get((i, c), []), None, ranges, boxes=True)
+                  for i in image_ids]
+        images = [e for e in images if e is not None]
+        for a in range(A if images else 0):
+            precision[:, :, k, a], recall[:, k, a] = _precision_recall(images, a)
+    r = {name: i for i, name in enumerate(BOX_AREA_RANGES)}
+    t50, t75 = list(OKS_THRESHOLDS).index(0.5), list(OKS_THRESHOLDS).index(0.75)
+    return {"AP": _mean_valid(precision[..., r["all"]]), "AP50": _mean_valid(precision[t50, ..., r["all"]]),
+            "AP75": _mean_valid(precision[t75, ..., r["all"]]), "APS": _mean_valid(precision[..., r["small"]]),
+            "APM": _mean_valid(precision[..., r["medium"]]), "APL": _mean_valid(precision[..., r["large"]]),
+            "AR": _mean_valid(recall[..., r["all"]])}
 
 
 def bootstrap_ap(gt_annotations, results, image_ids, sigmas=COCO_SIGMAS, reference="full",

@@ -530,3 +530,69 @@ def test_bootstrap_ap_is_paired_and_centred_on_the_plain_ap():
     assert b["full"]["AP"] == pytest.approx(coco_keypoint_ap(gts, good, ids)["AP"], abs=1e-12)
     assert b["same"]["diff"] == 0 and b["same"]["lo"] == 0 and b["same"]["hi"] == 0
     assert b["worse"]["diff"] < 0 and b["worse"]["lo"] <= b["worse"]["diff"] <= b["worse"]["hi"] < 0
+
+
+# ----------------------------------------------------------------------------
+# COCO box AP (issue 22's box head is scored with it): pycocotools' bbox mode as the oracle
+
+BOX_STATS = {"AP": 0, "AP50": 1, "AP75": 2, "APS": 3, "APM": 4, "APL": 5, "AR": 8}
+
+
+def synthetic_boxes(seed):
+    """Three images: people of every size (small ones included), a crowd
+    region, an image without people, noisy boxes with random scores, misses
+    and false positives, and more than 20 detections on one image."""
+    rng = np.random.default_rng(seed)
+    images = [{"id": i, "width": 640, "height": 480} for i in (1, 2, 3)]
+    gts, preds, aid = [], [], 1
+    for img in (1, 3):
+        for k in range(12 if img == 3 else 6):
+            w, h = (rng.uniform(8, 30, 2) if k % 3 == 0 else (rng.uniform(30, 200), rng.uniform(40, 300)))
+            x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
+            crowd = int(img == 1 and k == 0)
+            gts.append({"id": aid, "image_id": img, "category_id": 1, "bbox": [x, y, w, h], "iscrowd": crowd,
+                        "area": w * h * rng.uniform(0.5, 1.0)})
+            aid += 1
+            for _ in range(rng.integers(0, 3)):             # 0-2 detections per person
+                j = rng.normal(0, 0.06, 4) * [w, h, w, h]
+                preds.append({"image_id": img, "category_id": 1, "score": float(rng.uniform()),
+                              "bbox": [x + j[0], y + j[1], max(2.0, w + j[2]), max(2.0, h + j[3])]})
+    for img, n in ((2, 6), (3, 12)):                        # false positives
+        for _ in range(n):
+            w, h = rng.uniform(5, 150, 2)
+            preds.append({"image_id": img, "category_id": 1, "score": float(rng.uniform()),
+                          "bbox": [float(rng.uniform(0, 400)), float(rng.uniform(0, 300)), w, h]})
+    return images, gts, preds
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_box_ap_matches_pycocotools_bbox_mode(seed):
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    from common.coco_eval import coco_box_ap
+
+    images, gts, preds = synthetic_boxes(seed)
+    assert sum(p["image_id"] == 3 for p in preds) > 20 and any(g["iscrowd"] for g in gts)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = {"images": copy.deepcopy(images), "annotations": copy.deepcopy(gts),
+                      "categories": [{"id": 1, "name": "person"}]}
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(copy.deepcopy(preds)), iouType="bbox")
+        ev.params.imgIds = [1, 2, 3]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    ours = coco_box_ap(gts, preds, image_ids=[1, 2, 3])
+    for name, i in BOX_STATS.items():
+        assert ours[name] == pytest.approx(ev.stats[i], abs=1e-12), name
+    assert all(0.05 < ours[k] < 0.95 for k in ("AP", "APS", "APM", "APL"))   # every range populated
+
+
+def test_box_iou_by_hand():
+    from common.coco_eval import box_iou
+    a, b = [0, 0, 2, 2], [1, 1, 2, 2]                          # overlap 1, union 7
+    assert box_iou([a], [b])[0, 0] == pytest.approx(1 / 7)
+    assert box_iou([a], [b], crowd=[True])[0, 0] == pytest.approx(1 / 4)   # over the detection's area
+    assert box_iou([a], [[5, 5, 1, 1]])[0, 0] == 0.0
