@@ -617,10 +617,13 @@ def hr_table5(ctx, run):
     ctx.num("hr.table5.people", t5["people"])
     ctx.num("hr.table5.seconds", f"{sum(r['seconds'] for r in rows.values()):.0f}")
     ctx.tables["hr.table5"] = "\n".join(lines)
-    # The occluded joints per part: where the rows differ.
-    lines = ["| toy test, occluded joints only | " + " | ".join(cols) + " |", "| --- " * (len(cols) + 1) + "|"]
-    lines += [f"| {r['label']} | " + " | ".join(f(r["occluded"][c]) for c in cols) + " |" for r in rows.values()]
-    ctx.tables["hr.table5.occluded"] = "\n".join(lines)
+    # Visible and occluded joints per part: where the rows differ.
+    for part in ("visible", "occluded"):
+        lines = [f"| toy test, {part} joints only | " + " | ".join(cols) + " |", "| --- " * (len(cols) + 1) + "|"]
+        lines += [f"| {r['label']} | " + " | ".join(f(r[part][c]) for c in cols) + " |" for r in rows.values()]
+        ctx.tables[f"hr.table5.{part}"] = "\n".join(lines)
+    single = json.loads((Path(rows["detection"]["run"]) / "results.json").read_text())
+    ctx.num("hr.table5.epochs", len(single["history"]["loss"]))
     # The spread over seeds: each seed's own training, validation and test figures.
     seeds = {t5["seed"]: t5}
     for extra in sorted(ctx.runs.glob("toy-residual-table5-seed*/table5.json")):
