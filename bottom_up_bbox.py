@@ -10,8 +10,15 @@ A reference implementation that reads top to bottom in the order of the paper
     §III-B  Pose parsing inside each box (Algorithm 1)
     §III-C  Pose NMS (Eq. 9-11)
     §III-D  Pose completion
-    §IV     Experiments: training, multi-scale testing, OKS AP (Tables I-II),
-            the Table IV ablation, robustness to box shift and tightness (Fig. 1)
+    §IV-A   Training and multi-scale testing
+
+in three parts: I the method (above, in the paper's order); II the paper's
+tables: OKS AP with the top-down row and [3] (Tables I-II), Table III's
+networks, the Table IV ablation, robustness to box shift and tightness and
+crowding (Fig. 1); III "run it": figures and the command line. Studies
+beyond the paper's tables (where each person is lost, what each component
+did, oracles, sweeps, timing) are in walkthrough/studies.py; Cao et al.'s
+released network's conventions in common/openpose.py.
 
     python bottom_up_bbox.py                         # toy scenes, CPU, < 10 minutes
     python bottom_up_bbox.py --demo photo.jpg --checkpoint runs/toy/best.pt
@@ -44,23 +51,36 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from common import attribution, cli, coco_aic, harness, plotting
+from common import cli, coco_aic, harness, openpose, plotting
 from common.cli import UsageError
 from common.backbones import VGG, ResNet, load_imagenet_weights
 from common.detector import DetectorModel, simulate
-from common.coco_eval import (aic_score, bootstrap_ap, coco_keypoint_ap, format_ap_table, keypoint_similarity, oks,
+from common.coco_eval import (aic_score, bootstrap_ap, coco_annotation, coco_keypoint_ap, format_ap_table,
                               to_coco_results, write_json)
-from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_AREA_PER_BOX,
-                             CROWDPOSE_JOINTS, CROWDPOSE_OWN_SIGMAS, CROWDPOSE_SIGMAS, MPII_TO_AIC,
-                             flip_permutation)
-from common.toy import DEFAULT_REGIME, PAPER_REGIME, kept, render_scene, sample_pose, with_neighbour
+from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_JOINTS,
+                             CROWDPOSE_OWN_SIGMAS, CROWDPOSE_SIGMAS, flip_permutation)
+from common.toy import DEFAULT_REGIME, PAPER_REGIME, Scene, ToyScenes, with_neighbour
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
                                invert_affine, open_for_network, open_image, to_stride, to_tensor, warp_image)
 
 
 # =============================================================================
-# Configuration: one place for every default. Paper values carry their source.
+# I. The method. Configuration: one place for every default; paper values
+#    carry their source.
 # =============================================================================
+@dataclass(frozen=True)
+class Readings:
+    """How the parse reads what the paper leaves open (README, "Paper 2's
+    readings"). The defaults are this implementation's choices;
+    ``PAPER_LITERAL`` runs the paper's words as they stand."""
+    nms_distance: str = "own"     # Eq. (10) over max(n_Y, n_Y') ("eq10") or n_Y ("own"): pose_distance
+    nms_per_box: str = "next"     # a box yields its best surviving pose ("next") or only its best ("best"): pose_nms
+    completion: str = "field+box"  # completion: the limb's field, then the box ("field+box"); "box", "field"
+    rank_score: str = "joints"    # AP ranking: the joints' evidence ("joints") or Eq. (9) ("own"): rank_score
+    extend_per_side: bool = True  # §IV-A's 10 % box extension on each side (True) or in total: extend_boxes
+    use_box_score: bool = False   # rank poses by box score x pose score (Paper: unspecified): parse_variants
+
+
 @dataclass
 class Config:
     data: str = "coco"            # "toy", "coco" or "aic": picks the skeleton
@@ -68,9 +88,8 @@ class Config:
     backbone: str = "resnet"      # "resnet" (ResNet-50, dilated) or "vgg" (VGG-19, Cao et al.)
     stages: int = 3               # Table III: "a 3-stage network ... good performance"
     upsample: bool = True         # Table III "2x": deconvolve the outputs to stride 4
-    width: float = 1.0            # channel multiplier of the features F: 1.0 = the paper's network
-    head_width: float = None      # ... of the stages (None: ``width``); see toy_config
-    hidden: int = 512             # stage 1's last hidden 1x1 layer (Cao et al.'s 512), x head width
+    width: float = 1.0            # channel multiplier of every layer: 1.0 = the paper's network
+    hidden: int = 512             # stage 1's last hidden 1x1 layer (Cao et al.'s 512), x width
     resnet_blocks: tuple = (3, 4, 6)   # ResNet-50's layer1-3 (layer4 unused, see Features)
     wiring: str = "sequential"    # §III-A1: the field branch sees the maps just predicted;
     #                               "concurrent": Cao et al.'s stages (see PoseNetwork)
@@ -83,7 +102,6 @@ class Config:
     sigma: float = 7.0            # Eq. (1)
     delta: float = 8.0            # Eq. (3): the rectangle is 2*delta wide
     lambda_bg: float = 0.05       # Eq. (6): "We set lambda = 0.05"
-    fg_weight: float = 1.0        # 1 = Eq. (6) as written; see pose_loss
     # Training (§IV-A).
     input_size: int = 368         # Paper: unspecified. Here: Cao et al.'s 368
     batch_size: int = 16          # §IV-A "the batch size of 16"
@@ -98,89 +116,58 @@ class Config:
     scales: tuple = (0.7, 1.0, 1.3)    # §IV-A "multiple scales (0.7, 1.0, 1.3)"
     flip_test: bool = False       # Paper: no test-time flip (the toy uses one, see toy_config)
     box_extend: float = 0.1       # §IV-A "extended by 10% along both ... directions"
-    extend_per_side: bool = True  # ... on each side (True) or in total (see extend_boxes)
     peak_threshold: float = 0.1   # candidates (Paper: unspecified; Cao et al.'s 0.1)
     link_threshold: float = 0.2   # min Eq. (5) score of a connection (Paper: unspecified)
     alpha: float = 0.2            # Eq. (9): "We set alpha = 0.2, beta = 0.2, gamma = 0.6"
     beta: float = 0.2
     gamma: float = 0.6
     eta: float = 0.5              # Eq. (11) threshold (Paper: unspecified, see pose_nms)
-    # Readings the paper leaves open (README, "Paper 2's readings"); each
-    # ``PAPER_LITERAL`` value below runs the paper's words as they stand.
-    nms_distance: str = "own"     # Eq. (10) over max(n_Y, n_Y') ("eq10") or n_Y ("own"): pose_distance
-    nms_per_box: str = "next"     # a box yields its best surviving pose ("next") or only its best ("best"): pose_nms
-    completion: str = "field+box"  # completion: the limb's field, then the box ("field+box"); "box", "field"
-    rank_score: str = "joints"    # AP ranking: the joints' evidence ("joints") or Eq. (9) ("own"): rank_score
-    # The simulated detector (``common.detector``): errors like the paper's
-    # YOLOv2 boxes, for data without a detection file (--det-* flags).
-    detector: DetectorModel = field(default_factory=DetectorModel)
-    use_box_score: bool = False   # rank poses by box score x pose score (see rank_score)
+    readings: Readings = field(default_factory=Readings)   # what the paper leaves open, above
     seed: int = 0
-
-    @property
-    def head(self):
-        """Channel multiplier of the stages: ``head_width``, else ``width``."""
-        return self.width if self.head_width is None else self.head_width
 
 
 # The paper's words read literally, where the defaults above choose otherwise
-# (``--paper-literal``; each reading's measured effect is in the README).
+# (``--paper-literal``: ``replace(cfg.readings, **PAPER_LITERAL)``; each
+# reading's measured effect is in the README).
 PAPER_LITERAL = {"nms_distance": "eq10", "nms_per_box": "next", "completion": "box", "rank_score": "own"}
 
 
 def toy_config():
     """A laptop-sized version for the toy scenes (``common.toy.render_scene``).
 
-    Not from the paper: a compact network trained from scratch -- features F
-    at width x 1/2 with one block per ResNet stage (two in layer3), one
-    stage at width x 1/2 whose hidden 1x1 layer has 64 channels (``hidden``
-    128) -- 192 px scenes, batch 4 and a higher Adam rate, so that
+    Not from the paper: a compact network trained from scratch, so that
     training, the evaluation and every ablation finish in 10 minutes at the
-    reference speed of two CPU cores. bfloat16 training on CPUs with AMX
-    (``harness.setup_runtime``) makes a step about 2x faster than float32.
-
-    Measured, one thread per run, 10 epochs unless said: validation AP
-    after the last epoch (the first 100 scenes, ground-truth boxes; the run
-    now prints it for 50) / the full method's AP on the 200 validation
-    scenes with the simulated detector, without the flip test. Every
-    figure is one run: differences of a point or two are within what one
-    run varies (validation AP moves by up to 2 points between consecutive
-    epochs late in training).
-      * The previous toy network (F at 1/4, the stage at 1/2 with its hidden
-        layer at 256, sigma 6 px, batch 8): 44.1 / 41.4. Train and
-        validation AP were equal (47.6 and 48.9 for the sigma-8 run below):
-        the network underfits, so more scenes would not help; capacity
-        and updates do.
-      * Batch 4 instead of 8 (twice the updates at about the same time per
-        image): 46.7 / 42.7; batch 2: 45.6 / 40.5. Adam rate 2e-3 and 3e-3
-        fell behind from the first epochs (32.2 and 18.0 after 6, against
-        37.1), 5e-4 too (34.3 after 7, against 41.6).
-      * sigma 8 px (2 map pixels) with batch 4: 47.3 / 43.7; 10 px: 47.2 /
-        41.5; 6 px: the 46.7 / 42.7 above; 4 px learned far slower (19.2
-        after 5 epochs, against 34.5 at 6 px).
-      * Features F at width 1/2 instead of 1/4 (sigma 8, batch 4): 54.7 /
-        50.9 -- the largest gain -- but 1.33x the time per image, over the
-        budget; after 7 epochs 50.8 / 46.4. The stage at 1/4 to pay for it
-        loses what F gains (9 epochs: 44.2 / 42.3). Stage 1's hidden 1x1
-        layer is the largest activation of the network (at stride 4):
-        with it at 64 channels instead of 256 a step is 16 % faster, which
-        buys the 9th epoch.
-      * The flip test (``flip_test``, not in the paper) adds 0.3-1.8 to the
-        full method and 1.5-2.6 with ground-truth boxes. Part of it is the
-        toy's own: PIL draws on whole pixels, and the figures come out
-        about 0.4 px left of their annotated joints on average (the
-        network's mean x error: -0.39 px on the images, +0.50 px on their
-        mirrors), which the mirrored pass cancels.
-    One stage instead of three: the refinement stages (five 7x7
-    convolutions per branch) do not start learning within such a budget --
-    over the first 300 steps their loss stays at that of an all-zero output
-    while stage 1's falls 3.7x -- so they would only cost time (``--stages
-    3`` runs them anyway). The toy scenes are the whole input (no crop
-    around a person), so scale augmentation is mild.
+    reference speed of two CPU cores (bfloat16 on CPUs with AMX,
+    ``harness.setup_runtime``, makes a step about 2x faster than float32).
+    Each choice below was measured on the toy; the measurements are in the
+    README ("How the toy network was chosen").
     """
-    return Config(data="toy", stages=1, width=0.5, hidden=128, resnet_blocks=(1, 1, 2), sigma=8.0,
-                  delta=4.0, input_size=192, batch_size=4, lr=1e-3, lr_end=1e-4, epochs=9,
-                  person_frac=(0.85, 1.15), test_size=192, scales=(1.0,), flip_test=True)
+    return Config(
+        data="toy",
+        # One stage instead of three: the refinement stages (five 7x7 convs per
+        # branch) do not start learning within such a budget -- over the first
+        # 300 steps their loss stays at that of an all-zero output while stage
+        # 1's falls 3.7x -- so they would only cost time (--stages 3 runs them).
+        stages=1,
+        # Features F at width 1/2 with one block per ResNet stage (two in
+        # layer3): F at 1/2 rather than 1/4 was the largest gain measured.
+        width=0.5, resnet_blocks=(1, 1, 2),
+        # Stage 1's hidden 1x1 layer is the network's largest activation (at
+        # stride 4): 128 x 1/2 = 64 channels instead of 256 makes a step 16 % faster.
+        hidden=128,
+        # Paper: sigma and delta unspecified. Here: 8 px (2 map pixels) learned
+        # best on the toy; 4 px learned far slower.
+        sigma=8.0, delta=4.0,
+        # 192 px scenes, batch 4 (twice the updates of batch 8 at about the
+        # same time per image) and a higher Adam rate than the paper's 8e-5.
+        input_size=192, batch_size=4, lr=1e-3, lr_end=1e-4, epochs=9,
+        # The toy scenes are the whole input (no crop around a person), so
+        # scale augmentation is mild.
+        person_frac=(0.85, 1.15),
+        # The flip test (not in the paper) adds 0.3-1.8 AP; part of it is the
+        # toy's own: PIL draws on whole pixels, about 0.4 px left of the
+        # annotated joints, which the mirrored pass cancels.
+        test_size=192, scales=(1.0,), flip_test=True)
 
 
 # =============================================================================
@@ -420,6 +407,46 @@ def make_targets(keypoints, boxes, ignore, shape, stride, skeleton, cfg):
 
 
 # =============================================================================
+# §III-A4 Loss term -- Eq. (6)-(8)
+# =============================================================================
+def pose_loss(outputs, maps, fields, mask, lambda_bg, fg_weight=1.0):
+    """Eq. (8): the sum over stages t of Eq. (6) + Eq. (7).
+
+        Loss^t_S = sum_j sum_p W(p) ||S^t_j(p) - S*_j(p)||^2
+                   + lambda sum_p ||S^t_B(p) - S*_B(p)||^2                (6)
+        Loss^t_L = sum_c sum_p W(p) ||L^t_c(p) - L*_c(p)||^2               (7)
+
+    mask holds W per channel (maps, background, fields; see ``loss_mask``).
+    Paper: the normalisation is unspecified. Here: the sums over pixels and
+    channels are averaged over the images of the batch (Cao et al. likewise).
+
+    "As done in [20], we weight the gradient responses between foreground and
+    background heatmap pixels, so that they equally contribute": Eq. (6)
+    writes that weighting as lambda on the background channel S_B only, and
+    so does this function -- the joint channels' foreground and background
+    pixels keep weight 1. Paper: nothing more is said. Foreground pixels
+    (map > 0.01) are only about 2 % of a joint map, so the sentence can also
+    be read as a per-pixel balance inside the joint channels: ``fg_weight``
+    > 1 weights each joint-map pixel by 1 + (fg_weight - 1) S*_j(p) (1, the
+    default, is Eq. 6 as written; it did not train faster on the toy, README
+    "How the toy network was chosen", so every run keeps Eq. 6).
+    """
+    J = maps.shape[1] - 1
+    W_S, W_L = mask[:, :J + 1], mask[:, J + 1:]
+    weight = torch.ones(J + 1, device=maps.device)
+    weight[J] = lambda_bg                                                  # background term
+    weight = weight[:, None, None] * W_S
+    if fg_weight != 1.0:                      # joint pixels weighted up by their target
+        weight[:, :J] = weight[:, :J] * (1 + (fg_weight - 1) * maps[:, :J])
+    total = 0.0
+    for S, L in outputs:                                                   # intermediate supervision
+        loss_s = ((S.float() - maps) ** 2 * weight).sum()
+        loss_l = ((L.float() - fields) ** 2 * W_L).sum()
+        total = total + loss_s + loss_l
+    return total / maps.shape[0]
+
+
+# =============================================================================
 # §III-A1 Network structure (Fig. 3, Table III)
 # =============================================================================
 def ch(c, width):
@@ -458,10 +485,10 @@ class Features(nn.Module):
             cin = ch(512, cfg.width)
         if self.kind == "vgg":          # Cao et al.'s conv4_3_CPM and conv4_4_CPM
             self.cpm = nn.Sequential(*conv_relu(cin, ch(256, cfg.width), 3),
-                                     *conv_relu(ch(256, cfg.width), ch(128, cfg.head), 3))
+                                     *conv_relu(ch(256, cfg.width), ch(128, cfg.width), 3))
         else:                           # a 1x1 projection (see the parameter count above)
-            self.cpm = nn.Sequential(*conv_relu(cin, ch(128, cfg.head), 1))
-        self.out_channels = ch(128, cfg.head)
+            self.cpm = nn.Sequential(*conv_relu(cin, ch(128, cfg.width), 1))
+        self.out_channels = ch(128, cfg.width)
 
     def forward(self, x):
         if self.kind == "vgg":
@@ -502,8 +529,8 @@ def branch(cin, cout, width, first, upsample, hidden=512):
     stride 4 directly. It starts as bilinear upsampling.
     """
     c = ch(128, width)
-    layers = [*conv_relu(cin, c, 3), *conv_relu(c, c, 3), *conv_relu(c, c, 3)] if first else \
-        [*conv_relu(cin, c, 7)] + [m for _ in range(4) for m in conv_relu(c, c, 7)]
+    layers = ([*conv_relu(cin, c, 3), *conv_relu(c, c, 3), *conv_relu(c, c, 3)] if first else
+              [*conv_relu(cin, c, 7)] + [m for _ in range(4) for m in conv_relu(c, c, 7)])
     if upsample:
         deconv = nn.ConvTranspose2d(c, c, 4, stride=2, padding=1)
         bilinear_init(deconv)
@@ -566,13 +593,17 @@ class PoseNetwork(nn.Module):
         self.fields = nn.ModuleList()
         for t in range(cfg.stages):
             cin = f if t == 0 else f + J + C
-            self.maps.append(branch(cin, J, cfg.head, t == 0, cfg.upsample, cfg.hidden))
+            self.maps.append(branch(cin, J, cfg.width, t == 0, cfg.upsample, cfg.hidden))
             # The field branch's input: X, plus S^t when sequential (the paper).
-            self.fields.append(branch(cin if self.concurrent else cin + J, C, cfg.head, t == 0, cfg.upsample,
+            self.fields.append(branch(cin if self.concurrent else cin + J, C, cfg.width, t == 0, cfg.upsample,
                                       cfg.hidden))
 
     def down(self, y):
         return F.avg_pool2d(y, 2) if self.cfg.upsample else y
+
+    def infer(self, image, size, cfg, device, scales=None):
+        """Multi-scale testing of one image (§IV-A): ``infer``."""
+        return infer(self, image, size, cfg, device, scales)
 
     def forward(self, x):
         feat = self.features(x)                                            # (B, 128w, H/8, W/8)
@@ -584,48 +615,6 @@ class PoseNetwork(nn.Module):
             out.append((S, L))
             inp = torch.cat([feat, self.down(S), self.down(L)], 1)
         return out
-
-
-# =============================================================================
-# §III-A4 Loss term -- Eq. (6)-(8)
-# =============================================================================
-def pose_loss(outputs, maps, fields, mask, lambda_bg, fg_weight=1.0):
-    """Eq. (8): the sum over stages t of Eq. (6) + Eq. (7).
-
-        Loss^t_S = sum_j sum_p W(p) ||S^t_j(p) - S*_j(p)||^2
-                   + lambda sum_p ||S^t_B(p) - S*_B(p)||^2                (6)
-        Loss^t_L = sum_c sum_p W(p) ||L^t_c(p) - L*_c(p)||^2               (7)
-
-    mask holds W per channel (maps, background, fields; see ``loss_mask``).
-    Paper: the normalisation is unspecified. Here: the sums over pixels and
-    channels are averaged over the images of the batch (Cao et al. likewise).
-
-    "As done in [20], we weight the gradient responses between foreground and
-    background heatmap pixels, so that they equally contribute": Eq. (6)
-    writes that weighting as lambda on the background channel S_B only, and
-    so does this function -- the joint channels' foreground and background
-    pixels keep weight 1. Paper: nothing more is said. Foreground pixels
-    (map > 0.01) are only about 2 % of a joint map, so the sentence can also
-    be read as a per-pixel balance inside the joint channels: ``fg_weight``
-    > 1 weights each joint-map pixel by 1 + (fg_weight - 1) S*_j(p) (1, the
-    default, is Eq. 6 as written). Measured on the toy (the toy world and
-    network of the time): validation AP 12.0 after 4 epochs with fg_weight
-    5, 12.2 after 4 epochs without -- no faster -- so the toy keeps Eq. (6)
-    as written.
-    """
-    J = maps.shape[1] - 1
-    W_S, W_L = mask[:, :J + 1], mask[:, J + 1:]
-    weight = torch.ones(J + 1, device=maps.device)
-    weight[J] = lambda_bg                                                  # background term
-    weight = weight[:, None, None] * W_S
-    if fg_weight != 1.0:                      # joint pixels weighted up by their target
-        weight[:, :J] = weight[:, :J] * (1 + (fg_weight - 1) * maps[:, :J])
-    total = 0.0
-    for S, L in outputs:                                                   # intermediate supervision
-        loss_s = ((S.float() - maps) ** 2 * weight).sum()
-        loss_l = ((L.float() - fields) ** 2 * W_L).sum()
-        total = total + loss_s + loss_l
-    return total / maps.shape[0]
 
 
 # =============================================================================
@@ -690,6 +679,26 @@ def find_candidates(maps, threshold):
 SUPPORT_THRESHOLD = 0.05
 
 
+def connection_score(fields, c, x1, x2):
+    """Eq. (5) for one candidate pair of limb ``c``, as the paper writes it:
+
+        s(j1, j2) = 1/|Q| sum_{q in Q} L_c(q) . d / ||d||,  d = x_j2 - x_j1   (5)
+
+    Q: |Q| = ceil(||d||) + 1 points spaced uniformly from x_j1 to x_j2 (one
+    per map pixel of its length), each read at its nearest pixel. The plain
+    form, for reading and for the tests: the parse uses
+    ``connection_scores``, the same numbers for many pairs at once."""
+    d = np.asarray(x2) - np.asarray(x1)                               # (2,) map px
+    n = float(np.linalg.norm(d))                                      # ||d||
+    if n < 1e-6:
+        return 0.0                                                    # no direction to compare
+    nq = int(np.ceil(n)) + 1                                          # |Q|
+    q = x1 + (np.arange(nq) / (nq - 1))[:, None] * d                  # (|Q|, 2): the points of Q
+    x, y = np.rint(q).astype(np.int64).T                              # the nearest pixel
+    L = fields[2 * c:2 * c + 2, y, x]                                  # (2, |Q|): L_c(q), x then y
+    return float((L.T @ (d / n)).sum() / nq)
+
+
 class Connections(NamedTuple):
     """Eq. (5) of candidate pairs, per limb: C matrices each, of shape
     (candidates of j1, candidates of j2) in ``Candidates.by_joint`` order.
@@ -709,16 +718,12 @@ def unscored(cand, limbs):
 
 
 def connection_scores(fields, cand, limbs, pairs=None, conn=None, support=False):
-    """Eq. (5) for candidate pairs of every limb, vectorised.
-
-        s(j1, j2) = 1/|Q| sum_{q in Q} L_c(q) . d / ||d||,  d = x_j2 - x_j1   (5)
-
-    Q: points spaced uniformly on the segment from j1 to j2, one per map
-    pixel of its length (|Q| = ceil(||d||) + 1, so |Q| is proportional to
-    ||d||), read from the field at the nearest pixel. Each pair is sampled
-    at its own |Q| (``eq5_sums``). Also returned: ||d||, and with
-    ``support``, for the criterion of [3] (``greedy_connections``), the
-    fraction of Q that supports the connection.
+    """Eq. (5) for candidate pairs of every limb at once: the fast form of
+    ``connection_score`` (the same Q, |Q| proportional to ||d||, each pair at
+    its own |Q|), the samples of all pairs laid end to end and summed in
+    cache-sized blocks (``eq5_sums``). Also returned: ||d||, and with
+    ``support`` -- read only by the criterion of [3], ``greedy_connections``
+    -- the fraction of Q that supports the connection.
 
     ``pairs``: per limb, a bool (candidates of j1, candidates of j2) matrix
     of the pairs to score; None: every pair. ``conn``: ``Connections`` to
@@ -729,6 +734,8 @@ def connection_scores(fields, cand, limbs, pairs=None, conn=None, support=False)
     conn = unscored(cand, limbs) if conn is None else conn
     if pairs is None:
         pairs = [np.ones(s.shape, bool) for s in conn.score]
+    # The pairs still to do: not yet scored -- or, when [3]'s parse asks for
+    # support, not yet given their support (ours may have scored them already).
     have = conn.support if support else conn.score
     todo = [np.nonzero(want & np.isnan(s)) for want, s in zip(pairs, have)]          # (rows, cols) per limb
     count = [len(r) for r, _ in todo]
@@ -755,7 +762,7 @@ def connection_scores(fields, cand, limbs, pairs=None, conn=None, support=False)
     for c, (r, k) in enumerate(todo):                                                 # back into the matrices
         part = slice(first[c], first[c] + count[c])
         conn.score[c][r, k], conn.length[c][r, k] = s[part], n[part]
-        if support:
+        if support:                                                                   # [3]'s criterion only
             conn.support[c][r, k] = inner[part] / np.maximum(nq[part] - 2, 1)
     return conn
 
@@ -914,7 +921,7 @@ def candidates_in_box(cand, box):
 def extend_boxes(boxes, frac, per_side=True):
     """§IV-A: "detected human proposals are extended by 10% along both the
     vertical and the horizontal directions". Paper: whether 10% in all or on
-    each side is unspecified. Here (``per_side``, ``Config.extend_per_side``):
+    each side is unspecified. Here (``per_side``, ``Readings.extend_per_side``):
     each side moves out by ``frac`` of the box's size (so width and height
     grow by 2 x 10%), the safer reading of "to guarantee the entire person
     region can be extracted": annotated and detected boxes of occluded people
@@ -1091,7 +1098,7 @@ def complete_by_field(poses, cand, fields, limbs, conn, link_threshold, fill=Non
     one pose is skipped by the next. The pairs are scored into ``conn`` (the
     image's ``Connections``). Returns the ``Filling`` (``fill`` when given).
 
-    Why (``Config.completion``, README "Paper 2's readings"): the paper's
+    Why (``Readings.completion``, README "Paper 2's readings"): the paper's
     rule has no check that the point belongs to this person, and it cannot
     reach a joint the box cuts off -- annotated and detected boxes of a
     person half hidden in a crowd end where the person stops being visible,
@@ -1176,13 +1183,13 @@ def parse_image(maps, fields, boxes, skeleton, cfg, nms=True, completion=True, c
     for p, conf in zip(poses, pose_confidences(poses, cand, boxes[[p.box for p in poses]], cfg)):
         p.conf = float(conf)
     poses.sort(key=lambda p: -p.conf)                # stable: ties keep the box order
-    kept = pose_nms(poses, cfg.eta, cfg.nms_distance, cfg.nms_per_box) if nms else poses
+    kept = pose_nms(poses, cfg.eta, cfg.readings.nms_distance, cfg.readings.nms_per_box) if nms else poses
     kept_ids = {id(p) for p in kept}
     suppressed = [p for p in poses if id(p) not in kept_ids]
     fill = Filling(kept)
-    if completion and "field" in cfg.completion:             # "field" or "field+box"
+    if completion and "field" in cfg.readings.completion:             # "field" or "field+box"
         complete_by_field(kept, cand, fields, limbs, scores, cfg.link_threshold, fill)
-    if completion and "box" in cfg.completion:               # "box" (the paper's) or "field+box"
+    if completion and "box" in cfg.readings.completion:               # "box" (the paper's) or "field+box"
         complete_poses(kept, cand, boxes, inside, fill)
     kps, done = fill.result(cand)
     return pack(kps, [rank_score(p, cand, cfg) for p in kept], done, J, kept, suppressed)
@@ -1210,7 +1217,7 @@ def rank_score(pose, cand, cfg):
     person, and on sharp maps (every peak near 1) the ranking is a coin
     toss. ``"own"``: the parser's own, ``pose.conf`` (Eq. 9 for ours).
     """
-    return pose.conf if cfg.rank_score == "own" else joint_evidence(pose, cand)
+    return pose.conf if cfg.readings.rank_score == "own" else joint_evidence(pose, cand)
 
 
 def pack(kps, confs, done, J, poses, suppressed=()):
@@ -1282,76 +1289,8 @@ def person_boxes(keypoints, frac):
 
 
 # =============================================================================
-# §IV Experiments -- data: toy scenes, COCO, AI Challenger
+# §IV Experiments -- data: COCO, AI Challenger (the toy scenes: common.toy.ToyScenes)
 # =============================================================================
-@dataclass
-class Scene:
-    """One image with everyone annotated in it, in the network's joint order."""
-    image: Image.Image          # RGB, possibly decoded at 1/factor scale
-    factor: float               # full-resolution px per pixel of ``image``
-    keypoints: np.ndarray       # (K, J, 3) full-res px: the persons the targets draw
-    boxes: np.ndarray           # (K, 4) x, y, w, h of those persons
-    ignore: np.ndarray | None   # (H, W) bool full-res: regions with missing annotation
-    size: tuple                 # full-resolution (width, height)
-
-
-def coco_annotation(image_id, ann_id, keypoints, box, area, iscrowd=False):
-    """A ground-truth person as a COCO annotation dict (for the evaluators)."""
-    kp = np.asarray(keypoints, np.float32)
-    return {"image_id": image_id, "id": int(ann_id), "category_id": 1, "iscrowd": int(iscrowd),
-            "keypoints": kp.reshape(-1).tolist(), "num_keypoints": int((kp[:, 2] > 0).sum()),
-            "bbox": [float(v) for v in box], "area": float(area)}
-
-
-class ToyScenes:
-    """Synthetic crowded scenes (``common.toy.render_scene``): MPII-skeleton
-    figures mapped to AI Challenger's 14 joints, with ground-truth boxes."""
-    CACHE = 5000                       # scenes kept in memory (about 0.75 GB at 192 px)
-
-    def __init__(self, seed, n, size, skeleton, regime=DEFAULT_REGIME):
-        self.seed, self.n, self.size, self.skeleton, self.regime = seed, n, size, skeleton, regime
-        self._cache = {}           # rendered scenes (``common.toy.kept``), about 150 kB each at 192 px
-
-    def __len__(self):
-        return self.n
-
-    def image_id(self, i):
-        return int(i)
-
-    def _render(self, i):
-        def render():
-            img, kp, boxes, _, unannotated = render_scene(self.seed, i, size=(self.size, self.size),
-                                                          return_unannotated=True, regime=self.regime)
-            return img, kp[:, MPII_TO_AIC], boxes, unannotated
-        return kept(self._cache, i, render, self.CACHE)
-
-    def load(self, i, max_reduce=1.0):
-        """The scene; figures drawn but not annotated are ``ignore`` (W = 0 in
-        Eq. 6-7, as COCO's unannotated people), not background."""
-        img, kp, boxes, unannotated = self._render(i)
-        return Scene(Image.fromarray(img), 1.0, kp.copy(), boxes.copy(),
-                     unannotated if unannotated.any() else None, (self.size, self.size))
-
-    def annotation(self, i):
-        _, kp, boxes, _ = self._render(i)
-        return kp, boxes, (self.size, self.size)
-
-    def ground_truth(self, i):
-        """COCO annotation dicts, scored as CrowdPose scores its 14 joints
-        (``Skeleton.sigmas``): the OKS scale s^2 ("area") is 0.53 x the box
-        area. Why the box and not the visible area (COCO's segment area): the
-        toy box is the person's full (amodal) extent, so a person half hidden
-        behind a neighbour -- the case the paper is about -- keeps the
-        tolerance of their size instead of being held to a stricter one; and
-        0.53, CrowdPose's mean segment-to-box ratio, keeps the tolerance that
-        of a person of that size on COCO. Ids start at 1: pycocotools never
-        matches a ground truth whose id is 0."""
-        _, kp, boxes, _ = self._render(i)
-        return [coco_annotation(i, 1000 * i + k + 1, kp[k], boxes[k],
-                                CROWDPOSE_AREA_PER_BOX * boxes[k, 2] * boxes[k, 3])
-                for k in range(len(kp))]
-
-
 class RecordScenes:
     """COCO or AI Challenger images (``common.coco_aic.SceneRecord``).
 
@@ -1474,25 +1413,11 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
     atomically) and ``best.pt`` (best AP), with ``flags`` (the command
     line's, for ``--resume``). Returns the history.
     """
-    history = {"loss": [], "val": []}
     model.to(memory_format=torch.channels_last)      # ~2x faster convolutions on CPU
     if rt.distributed and rt.device.type == "cuda":
         nn.SyncBatchNorm.convert_sync_batchnorm(model)
     net = harness.wrap_model(model, rt)
-    opt = harness.adam(model.parameters(), cfg.lr)
-    ratio = cfg.lr_end / cfg.lr
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda e: ratio ** (min(e, cfg.epochs - 1) / max(cfg.epochs - 1, 1)))
-    scaler = harness.make_scaler(rt)
-    start = 0
-    if resume is not None:
-        ckpt = harness.load_checkpoint(resume)
-        try:
-            start, _, extra = harness.restore_train_state(ckpt, model, opt, sched, scaler)
-        except (KeyError, ValueError, RuntimeError) as e:
-            raise ValueError(f"--resume {resume}: does not fit this run's network "
-                             f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-        history = extra["history"]
+    opt, sched, scaler, start, history = optimizer(cfg, model, rt, resume)
     loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
                                  num_workers=harness.loader_workers(rt, most=6), drop_last=len(train_set) >= cfg.batch_size)
     best = max((v["AP"] for v in history["val"]), default=-1.0)
@@ -1507,7 +1432,7 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
             batch = {k: v.to(rt.device, non_blocking=True) for k, v in batch.items()}
             with harness.autocast(rt):
                 outputs = net(batch["image"].contiguous(memory_format=torch.channels_last))
-            loss = pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg, cfg.fg_weight)
+            loss = pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
             harness.optimizer_step(loss, opt, scaler, f"epoch {epoch + 1} step {step + 1}")
             total, n = total + loss.item(), n + 1
             progress.update(loss.item(), batch["image"].shape[0])
@@ -1516,9 +1441,7 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
             print(f"  epoch {epoch + 1}: skipped {skipped} unreadable image(s)", flush=True)
         history["loss"].append({"epoch": epoch + 1, "loss": total / max(n, 1)})
         if rt.is_main:
-            quick = evaluate(model, val_source, replace(cfg, flip_test=False), skeleton, rt.device,
-                             scales=(1.0,), limit=val_images, variants=("full",))
-            ap = quick["rows"]["full"]["AP"]
+            ap = validation_ap(model, val_source, cfg, skeleton, rt.device, val_images)
             history["val"].append({"epoch": epoch + 1, "AP": ap})
             print(f"  val epoch {epoch + 1}: OKS AP {100 * ap:.1f} (first {min(val_images, len(val_source))} "
                   f"images, one scale, ground-truth boxes)", flush=True)
@@ -1533,8 +1456,40 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
     return history
 
 
+def optimizer(cfg, model, rt, resume=None):
+    """Adam (§IV-A) with the learning rate decayed geometrically from ``lr``
+    to ``lr_end`` over the epochs (Paper: schedule unspecified), the AMP
+    scaler, and -- with ``resume`` -- their state, the epoch to start from
+    and the history from a last.pt."""
+    opt = harness.adam(model.parameters(), cfg.lr)
+    ratio = cfg.lr_end / cfg.lr
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda e: ratio ** (min(e, cfg.epochs - 1) / max(cfg.epochs - 1, 1)))
+    scaler = harness.make_scaler(rt)
+    start, history = 0, {"loss": [], "val": []}
+    if resume is not None:
+        ckpt = harness.load_checkpoint(resume)
+        try:
+            start, _, extra = harness.restore_train_state(ckpt, model, opt, sched, scaler)
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise ValueError(f"--resume {resume}: does not fit this run's network "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        history = extra["history"]
+    return opt, sched, scaler, start, history
+
+
+def validation_ap(model, val_source, cfg, skeleton, device, val_images):
+    """The OKS AP training reports after each epoch: the full method, one
+    scale, no flip test, ground-truth boxes, the first ``val_images`` images."""
+    quick = Tally((Row("full"),))
+    for rec in evaluate(model, val_source, replace(cfg, flip_test=False), skeleton, device, quick.rows,
+                        scales=(1.0,), limit=val_images):
+        quick.add(rec)
+    return quick.ap(skeleton, Row("full"))["AP"]
+
+
 # =============================================================================
-# §IV-A Testing: multi-scale inference, boxes, and OKS AP (Tables I-II)
+# §IV-A Testing: multi-scale inference (OKS AP and the tables: part II)
 # =============================================================================
 def round_to(x, m):
     """``x`` rounded to the nearest positive multiple of ``m``."""
@@ -1578,14 +1533,14 @@ def infer(model, image, size, cfg, device, scales=None):
     (width, height). The scale-1.0 input has its longer side at
     ``test_size``, each side rounded to a multiple of 8 (the feature stride),
     so that the map grids of all scales cover the image exactly.
-    (Cao et al.'s released network reads its own input: ``infer_cao``.)
+    This is ``PoseNetwork.infer``; every caller asks the network
+    (``model.infer``), so that a network with its own input convention
+    reads images its own way (Cao et al.'s: ``CaoNetwork.infer``).
 
     With ``cfg.flip_test`` (not in the paper; the toy's default, see
     ``toy_config``) each scale's outputs are averaged with those of its
     mirror image, brought back by ``unmirror``.
     """
-    if isinstance(model, CaoNetwork):
-        return infer_cao(model, image, size, cfg, device, scales)
     model.eval()
     skeleton = Skeleton(cfg.data) if cfg.flip_test else None              # unmirror's permutations
     W0, H0 = image.size
@@ -1630,61 +1585,13 @@ def unmirror(S, L, skeleton):
 # §IV-C Table III's baseline with real weights: Cao et al.'s released network
 # =============================================================================
 # The baseline of the ablations, "6-stage + VGG" (Table III), is the network
-# of Cao et al. [3], and its COCO weights are public: their Caffe model
-# (Realtime_Multi-Person_Pose_Estimation, then OpenPose's "COCO" body model),
-# converted to PyTorch by the OpenPose ports as ``body_pose_model.pth``.
-# Loaded into ``PoseNetwork`` with their concurrent stages, it gives real
-# confidence maps and fields on real photos with no training at all; what
-# reads them afterwards -- candidates, Eq. (5), Algorithm 1, pose NMS,
-# completion, the parse of [3] -- is the same code as for our own networks.
-# So the parsing rows of Table IV (the paper's contribution) can be measured
-# on COCO with a network whose maps are as good as [3]'s own.
-#
-# Their conventions differ from ours in five places; each is handled once:
-#   1. layer names, Caffe's: ``conv1_1`` ... ``conv4_4_CPM``, then per stage
-#      and branch ``conv5_*_CPM_L{1,2}`` / ``Mconv*_stage{2..6}_L{1,2}``,
-#      where L1 is the *field* branch and L2 the *map* branch (``cao_name_map``);
-#   2. a stage's input is concatenated as (L, S, F), ours as (F, S, L)
-#      (``cao_state_dict`` reorders the input channels of the stage-2..6 convs);
-#   3. the input: BGR, pixel / 256 - 0.5, the image's height scaled to 368 px
-#      and padded right and bottom to a multiple of 8 with grey 128 (``infer_cao``);
-#   4. the output channels: their 18 joints in their order plus background,
-#      their 19 limbs in the order of their PAF channels (``CAO_JOINTS``, ``CAO_LIMBS``);
-#   5. each limb's field points from the first joint of their pair to the
-#      second, x in the first channel of the pair, y in the second (``cao_to_ours``).
-# Sources, read for facts (no code taken): OpenPose's poseParameters
-# (POSE_COCO_BODY_PARTS, POSE_COCO_PAIRS, POSE_COCO_MAP_IDX) and its body-part
-# connector (x = the first map of a pair, y = the second; the vector runs from
-# the pair's first part to its second); the COCO pose_deploy.prototxt of
-# Realtime_Multi-Person_Pose_Estimation (layers, concat_stage* order); the
-# PyTorch port Hzzone/pytorch-openpose (its file's keys, its preprocessing).
-CAO_FILE = "body_pose_model.pth"
-# Their 18 keypoints, in the order of their 19 confidence maps (background is
-# the 19th). COCO's 17 plus the neck (which they, like ``Skeleton``, take as
-# the midpoint of the shoulders); the names are ours (``common.skeleton``).
-CAO_JOINTS = ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
-              "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear")
-# Their 19 limbs in their order ("limbSeq" / POSE_COCO_PAIRS), each as (from,
-# to, x): the field points from ``from`` to ``to``; channel ``x`` of the 38
-# PAF channels holds its x component and ``x + 1`` its y component ("mapIdx"
-# minus the 19 maps in front of the PAFs in their 57-channel blob). The last
-# two (shoulder -> ear) are redundant links of their parser; our tree has the
-# other 17, every one pointing from parent to child as theirs do.
-CAO_LIMBS = (
-    ("neck", "r_shoulder", 12), ("neck", "l_shoulder", 20), ("r_shoulder", "r_elbow", 14),
-    ("r_elbow", "r_wrist", 16), ("l_shoulder", "l_elbow", 22), ("l_elbow", "l_wrist", 24),
-    ("neck", "r_hip", 0), ("r_hip", "r_knee", 2), ("r_knee", "r_ankle", 4),
-    ("neck", "l_hip", 6), ("l_hip", "l_knee", 8), ("l_knee", "l_ankle", 10),
-    ("neck", "nose", 28), ("nose", "r_eye", 30), ("r_eye", "r_ear", 34),
-    ("nose", "l_eye", 32), ("l_eye", "l_ear", 36),
-    ("r_shoulder", "r_ear", 18), ("l_shoulder", "l_ear", 26),
-)
-# The VGG-19 layers they keep: the names of the VGG paper, which Caffe's model
-# and ``common.backbones.VGG.conv_names()`` share.
-CAO_VGG = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4",
-           "conv4_1", "conv4_2")
-
-
+# of Cao et al. [3], and its COCO weights are public (``body_pose_model.pth``
+# of the OpenPose PyTorch ports). Loaded into ``PoseNetwork`` with their
+# concurrent stages it gives real maps and fields on real photos without any
+# training, read by the same candidates, Eq. (5), Algorithm 1, pose NMS and
+# completion as our networks: Table IV's parsing rows on COCO with maps as
+# good as [3]'s own. Their conventions (layer names, channel orders, input)
+# live in ``common/openpose.py``.
 def cao_config():
     """Cao et al.'s COCO network as a ``Config``: Table III's "6-stage + VGG"
     (VGG-19 to conv4_2, their two CPM convolutions, six stages, no 2x: stride
@@ -1694,238 +1601,48 @@ def cao_config():
     return Config(data="coco", backbone="vgg", stages=6, upsample=False, width=1.0, wiring="concurrent")
 
 
-class CaoLayout(NamedTuple):
-    """Their output layout, which is all ``PoseNetwork`` reads of a skeleton:
-    J = 18 joints (19 maps with the background) and C = 19 limbs (38 field
-    channels) -- two limbs more than our COCO tree (``Skeleton("coco")``)."""
-    J: int = len(CAO_JOINTS)
-    C: int = len(CAO_LIMBS)
-
-
 class CaoNetwork(PoseNetwork):
     """The network of Cao et al.'s released COCO weights: ``PoseNetwork`` with
-    ``cao_config()`` (concurrent stages) and their output layout (``CaoLayout``).
-    forward() returns every stage's (S, L) in *their* channels; ``infer``
-    feeds it their input and maps its outputs onto our tree (``infer_cao``).
-    52.31 M parameters. The same network for AI Challenger's 14 joints and 13
-    limbs has 51.289 M: exactly Table III's 51.29 M for the paper's baseline,
-    which is therefore Cao et al.'s *concurrent* network (``--backbone vgg
-    --stages 6 --no-2x`` builds the sequential one: 0.49 M more, the weights
-    of the maps its field branches also read)."""
+    ``cao_config()`` (concurrent stages) and their output layout
+    (``openpose.CaoLayout``). forward() returns every stage's (S, L) in
+    *their* channels; ``infer`` feeds it their input and maps its outputs
+    onto our tree. 52.31 M parameters. The same network for AI Challenger's
+    14 joints and 13 limbs has 51.289 M: exactly Table III's 51.29 M for the
+    paper's baseline, which is therefore Cao et al.'s *concurrent* network
+    (``--backbone vgg --stages 6 --no-2x`` builds the sequential one: 0.49 M
+    more, the weights of the maps its field branches also read)."""
 
     def __init__(self):
-        super().__init__(cao_config(), CaoLayout())
+        super().__init__(cao_config(), openpose.CaoLayout())
+
+    @torch.no_grad()
+    def infer(self, image, size, cfg, device, scales=None):
+        """``infer`` for their network: their input and resampling
+        (``openpose.multiscale_outputs``, §IV-A's averaging), our layout out."""
+        heat, paf, base = openpose.multiscale_outputs(self, image, cfg.test_size, scales or cfg.scales, device)
+        maps, fields = openpose.cao_to_ours(heat, paf, Skeleton(cfg.data))
+        return Prediction(maps, fields, self.stride, tuple(size), base)
 
 
-def cao_name_map(model):
-    """{our state-dict key: theirs} for every parameter of ``model`` (a
-    ``CaoNetwork``), the one place the two namings meet.
-
-    Within each part both networks list their convolutions in the same order,
-    so the map pairs them up in order, part by part:
-
-        features.trunk   (VGG-19 to conv4_2)  conv1_1 ... conv4_2
-        features.cpm                          conv4_3_CPM, conv4_4_CPM
-        maps[0], fields[0]  (stage 1)         conv5_1_CPM_L2 ... conv5_5_CPM_L2, ... _L1
-        maps[t], fields[t]  (stage t+1 >= 2)  Mconv1_stage{t+1}_L2 ... Mconv7_stage{t+1}_L2, ... _L1
-
-    (L2 = their map branch, L1 = their field branch.) Each convolution has a
-    ``weight`` and a ``bias``: 2 x 92 = 184 keys.
-    """
-    theirs = {"features.trunk": CAO_VGG, "features.cpm": ("conv4_3_CPM", "conv4_4_CPM")}
-    for t in range(len(model.maps)):
-        for part, L in (("maps", "L2"), ("fields", "L1")):
-            theirs[f"{part}.{t}"] = ([f"conv5_{i}_CPM_{L}" for i in range(1, 6)] if t == 0 else
-                                     [f"Mconv{i}_stage{t + 1}_{L}" for i in range(1, 8)])
-    names = {}
-    for part, layers in theirs.items():
-        convs = [n for n, m in model.get_submodule(part).named_modules() if isinstance(m, nn.Conv2d)]
-        if len(convs) != len(layers):           # not Cao et al.'s shape of network
-            raise ValueError(f"{part}: {len(convs)} convolutions, Cao et al.'s has {len(layers)}")
-        for ours, layer in zip(convs, layers):
-            for p in ("weight", "bias"):
-                names[f"{part}.{ours}.{p}"] = f"{layer}.{p}"
-    return names
-
-
-def cao_state_dict(model, state, what=CAO_FILE):
-    """Their state dict (``{"conv1_1.weight": tensor, ...}``, as in
-    ``body_pose_model.pth``) -> ours, for ``model.load_state_dict(strict=True)``.
-
-    Strict both ways, checked here so that a wrong file is one line: every
-    one of their 184 keys present with its shape, nothing else in the file.
-    Then convention 2: their stage t >= 2 reads concat(L, S, F) -- 38 field,
-    19 map, 128 feature channels (their ``concat_stage*``) -- ours reads
-    concat(F, S, L), so the input channels of the first convolution of both
-    branches are put in our order. Everything else is copied as it is: our
-    outputs stay in their channel order until ``cao_to_ours``.
-    """
-    names = cao_name_map(model)
-    own = model.state_dict()
-    wanted = set(names.values())
-    missing = [t for t in names.values() if t not in state]
-    unexpected = [k for k in state if k not in wanted]
-    shapes = [f"{t} {tuple(state[t].shape)} vs {tuple(own[o].shape)}" for o, t in names.items()
-              if t in state and tuple(state[t].shape) != tuple(own[o].shape)]
-    problems = [f"{len(v)} {kind} {v[:3]}" for kind, v in (
-        ("missing keys", missing), ("unexpected keys", unexpected),
-        ("shape mismatches (file vs Cao et al.'s COCO network)", shapes)) if v]
-    if problems:
-        raise ValueError(f"{what} is not Cao et al.'s COCO network ({CAO_FILE}): " + "; ".join(problems))
-    out = {o: state[t].float() for o, t in names.items()}
-    J1, C2 = model.maps[0][-1].out_channels, model.fields[0][-1].out_channels     # 19, 38
-    for t in range(1, len(model.maps)):
-        for part in ("maps", "fields"):
-            w = out[f"{part}.{t}.0.weight"]                                    # (128, L + S + F, 7, 7)
-            out[f"{part}.{t}.0.weight"] = torch.cat([w[:, C2 + J1:], w[:, C2:C2 + J1], w[:, :C2]], 1)
-    return out
-
-
-def read_cao_file(path):
-    """``body_pose_model.pth`` (a local file: nothing is downloaded) -> its
-    state dict. A missing file, or one torch cannot read as a state dict of
-    tensors, raises one line naming it."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"--cmu-weights {p}: no such file; it is {CAO_FILE}, Cao et al.'s COCO "
-                                f"network from the OpenPose PyTorch ports (see README); nothing is downloaded")
-    try:    # weights_only: a file from the internet must not run code when unpickled
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle/zip/EOF errors: one line, not torch's page
-        raise ValueError(f"--cmu-weights {p}: not a readable PyTorch file ({type(e).__name__}); "
-                         f"expected {CAO_FILE}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"--cmu-weights {p}: not a state dict of tensors (a training checkpoint?); "
-                         f"expected {CAO_FILE}")
-    return state
-
-
-def load_cao_weights(model, path):
-    """Their file into a ``CaoNetwork``, strictly (a wrong file: one line)."""
-    state = read_cao_file(path)
-    model.load_state_dict(cao_state_dict(model, state, f"--cmu-weights {Path(path).expanduser()}"), strict=True)
-    return model
-
-
-def model_from_cao_weights(path, device, args=None):
+def model_from_cao_weights(path, device):
     """(config, skeleton, model in eval mode) for ``--cmu-weights``, as
-    ``model_from_checkpoint`` gives them for our checkpoints; ``args`` may
-    override the test scales, ``--test-size``, the simulated detector and eta."""
-    cfg = cao_config()
-    if args is not None:
-        if args.demo is None and args.data != "coco":
-            raise UsageError(f"--cmu-weights: Cao et al.'s network was trained on COCO; "
-                             f"evaluate it with --data coco, not {args.data}")
-        if getattr(args, "flip_test", None):
-            raise UsageError("--flip-test is for our networks: Cao et al.'s input is padded on one side "
-                             "(cao_input), so its mirror is not exact")
-        cfg.scales = scales_flag(args) or cfg.scales
-        cfg.test_size = args.test_size or cfg.test_size
-        if cfg.test_size < 8:
-            raise UsageError("--test-size must be at least 8")
-        cli.override(cfg, args, ("det_shift", "det_scale", "det_dup", "det_fp", "det_miss", "eta"))
-    state = read_cao_file(path)                   # a missing or unreadable file fails before the build
+    ``model_from_checkpoint`` gives them for our checkpoints. A missing or
+    unreadable file fails before the network is built."""
+    state = openpose.read_cao_file(path)
     model = CaoNetwork()
-    model.load_state_dict(cao_state_dict(model, state, f"--cmu-weights {Path(path).expanduser()}"), strict=True)
-    return cfg, Skeleton("coco"), model.to(device).to(memory_format=torch.channels_last).eval()
+    model.load_state_dict(openpose.cao_state_dict(model, state, f"--cmu-weights {Path(path).expanduser()}"),
+                          strict=True)
+    return cao_config(), Skeleton("coco"), model.to(device).to(memory_format=torch.channels_last).eval()
 
 
-def cao_input(image):
-    """Conventions 3: a PIL RGB image -> their input tensor ``(1, 3, H8, W8)``.
-
-    BGR channel order (their Caffe model saw OpenCV's images), pixel / 256 -
-    0.5 (in [-0.5, 0.5)), then padded at the right and bottom to a multiple of
-    8, the stride of their outputs, with grey 128 -- 0 after the scaling. Ours
-    (``to_tensor``): RGB with ImageNet's mean and standard deviation, and an
-    image resized to a multiple of 8 rather than padded.
-    """
-    x = np.asarray(image, np.float32)[..., ::-1] / 256.0 - 0.5                # (h, w, 3) BGR
-    h, w = x.shape[:2]
-    x = np.pad(x, ((0, -h % 8), (0, -w % 8), (0, 0)), constant_values=128 / 256.0 - 0.5)
-    return torch.from_numpy(x.transpose(2, 0, 1).copy())[None]
-
-
-def cao_channels(skeleton, limbs=CAO_LIMBS):
-    """Where each of our channels is in theirs (conventions 4 and 5).
-
-    Returns (maps, fields, sign): our map j is their map ``maps[j]`` (the
-    background last in both); our field channel k is their PAF channel
-    ``fields[k]`` times ``sign[k]``. Our limb (j1, j2) -- parent to child,
-    x then y -- is the limb of theirs over the same two joints; if theirs
-    pointed from j2 to j1 its field would be negated (none does: all 17 are
-    listed parent to child by Cao et al. too, which the tests check).
-    """
-    if skeleton.kind != "coco":
-        raise ValueError(f"Cao et al.'s network predicts COCO's joints, not {skeleton.data}'s")
-    maps = [CAO_JOINTS.index(n) for n in skeleton.joints] + [len(CAO_JOINTS)]
-    fields, sign = [], []
-    for j1, j2 in skeleton.limbs:
-        a, b = skeleton.joints[j1], skeleton.joints[j2]
-        match = [(x, 1.0) for p, q, x in limbs if (p, q) == (a, b)] + \
-                [(x, -1.0) for p, q, x in limbs if (p, q) == (b, a)]
-        if len(match) != 1:
-            raise ValueError(f"limb {a}-{b} of our tree is not one of Cao et al.'s limbs")
-        x, s = match[0]
-        fields += [x, x + 1]
-        sign += [s, s]
-    return np.array(maps), np.array(fields), np.array(sign, np.float32)
-
-
-def cao_to_ours(heat, paf, skeleton, limbs=CAO_LIMBS):
-    """Their outputs -> the layout of our ``Prediction``.
-
-    heat (19, h, w): their 18 maps + background; paf (38, h, w). Returns maps
-    (J + 1, h, w) in ``skeleton.joints`` order with the background last, and
-    fields (2C, h, w), x then y per limb of ``skeleton.limbs``, each pointing
-    from its parent j1 to its child j2 -- exactly what ``confidence_maps``
-    and ``direction_fields`` draw for our own networks. Their two extra
-    limbs (shoulder -> ear) are dropped.
-    """
-    m, f, s = cao_channels(skeleton, limbs)
-    return np.asarray(heat)[m], np.asarray(paf)[f] * s[:, None, None]
-
-
-@torch.no_grad()
-def infer_cao(model, image, size, cfg, device, scales=None):
-    """``infer`` for ``CaoNetwork``: their input, our multi-scale averaging
-    (§IV-A), our layout out.
-
-    Scale 1.0 makes the image's height ``test_size`` (368: their "boxsize";
-    ours makes the longer side that). Each scale s resizes it by s (bicubic,
-    as their cv2.INTER_CUBIC) and pads it (``cao_input``); its stride-8
-    outputs are sampled at the centres of the scale-1.0 map pixels, which lie
-    at the same places of the image whatever the padding (bilinear; at s = 1
-    exactly the pixels themselves). ``base`` is the unpadded scale-1.0 size:
-    the padding only adds map pixels at the right and bottom, so the map <->
-    image conversions of ``Prediction`` hold unchanged.
-    """
-    model.eval()
-    W0, H0 = image.size
-    f = cfg.test_size / H0
-    base = (max(1, round(W0 * f)), max(1, round(H0 * f)))
-    st = model.stride                                                      # 8
-    grid = (-(-base[1] // st), -(-base[0] // st))                         # (h, w) covering base
-    acc_s, acc_l = 0.0, 0.0
-    scales = scales or cfg.scales
-    for s in scales:
-        w, h = max(1, round(base[0] * s)), max(1, round(base[1] * s))
-        x = cao_input(image.resize((w, h), Image.BICUBIC)).to(device)
-        S, L = model(x.contiguous(memory_format=torch.channels_last))[-1]   # their channels
-        # Scale-1.0 map pixel k -> scale-1.0 input px -> scale-s input px -> scale-s map px.
-        where = []
-        for n, n1, size_s, size_1 in ((S.shape[3], grid[1], w, base[0]), (S.shape[2], grid[0], h, base[1])):
-            u = (from_stride(np.arange(n1, dtype=np.float64), st) + 0.5) * size_s / size_1 - 0.5
-            where.append(torch.from_numpy((2 * to_stride(u, st) + 1) / n - 1).float())   # grid_sample's [-1, 1]
-        gy, gx = torch.meshgrid(where[1], where[0], indexing="ij")
-        g = torch.stack([gx, gy], -1)[None].to(S.device)                   # (1, h, w, 2): x, y
-        acc_s = acc_s + F.grid_sample(S.float(), g, mode="bilinear", padding_mode="border", align_corners=False)
-        acc_l = acc_l + F.grid_sample(L.float(), g, mode="bilinear", padding_mode="border", align_corners=False)
-    heat = (acc_s / len(scales))[0].cpu().numpy()
-    paf = (acc_l / len(scales))[0].cpu().numpy()
-    maps, fields = cao_to_ours(heat, paf, Skeleton(cfg.data))
-    return Prediction(maps, fields, st, tuple(size), base)
-
-
+# =============================================================================
+# II. The paper's tables (§IV): Tables I-II with the top-down row and [3],
+#     Table III's networks (``--stages``, ``--backbone``, ``--no-2x``),
+#     Table IV's rows, and Fig. 1's boxes
+# =============================================================================
+# §IV-A: the boxes come from a person detector (YOLOv2). Here: a detection
+# file (``--boxes FILE``), the ground truth (``--boxes gt``) or a simulated
+# detector that errs as YOLOv2 does (``common.detector``; the toy's default).
 def jitter_boxes(boxes, rng, level):
     """Fig. 1 (a-b): a detector's boxes are shifted and too tight or too loose.
     Each box's centre moves by up to ``level`` x its size along each axis and
@@ -1936,17 +1653,17 @@ def jitter_boxes(boxes, rng, level):
     return np.concatenate([centre - wh / 2, wh], 1)
 
 
-def simulated_detector(annotations, size, rng, cfg):
+def simulated_detector(annotations, size, rng, detector=DetectorModel()):
     """Boxes from a detector that errs as the paper's YOLOv2 did (§IV-A), for
     data sets without a detection file: (N, 5) x, y, w, h, score, simulated
-    on the scored people's boxes with ``cfg.detector``'s rates
-    (``common.detector``: loose boxes, misses that grow for small and hidden
-    people, partial duplicates below the detector's NMS, scored false
-    positives above a threshold). Seeded by the caller's ``rng``."""
+    on the scored people's boxes with ``detector``'s rates
+    (``common.detector.DetectorModel``: loose boxes, misses that grow for
+    small and hidden people, partial duplicates below the detector's NMS,
+    scored false positives above a threshold). Seeded by the caller's ``rng``."""
     people = scored_people(annotations)
     kp = np.array([a["keypoints"] for a in people], float).reshape(len(people), -1, 3)
     occluded = (kp[..., 2] == 1).sum(-1) / np.maximum((kp[..., 2] > 0).sum(-1), 1)
-    return simulate(cfg.detector, gt_boxes(annotations), occluded, size, rng)
+    return simulate(detector, gt_boxes(annotations), occluded, size, rng)
 
 
 def scored_people(annotations):
@@ -1959,6 +1676,25 @@ def gt_boxes(annotations):
     return np.array([a["bbox"] for a in scored_people(annotations)], np.float64).reshape(-1, 4)
 
 
+def detector_boxes(source, i, gt, boxes, seed):
+    """The boxes every row of image ``i`` starts from, (N, 5) with scores:
+    ``boxes`` = "gt" (the ground truth, score 1), a ``DetectorModel``
+    (``simulated_detector`` on the ground truth, seeded per image) or a
+    detection file's {image_id: (N, 5)}."""
+    if isinstance(boxes, str):                                            # "gt"
+        b = gt_boxes(gt)
+        return np.concatenate([b, np.ones((len(b), 1))], 1)
+    if isinstance(boxes, DetectorModel):
+        return simulated_detector(gt, scene_size(source, i), np.random.default_rng([seed, i, 1]), boxes)
+    return boxes.get(source.image_id(i), np.zeros((0, 5)))
+
+
+def scene_size(source, i):
+    return source.annotation(i)[2]
+
+
+# §IV-C Table IV: each component of the method removed in turn, on the same
+# maps and boxes, beside the box-free parse of [3].
 VARIANTS = {  # Table IV rows, in the paper's order
     "greedy": "pose parsing by [3]",
     "no_nms": "without pose NMS",
@@ -1971,12 +1707,12 @@ def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None, box_scores
     """Every requested parse of one image; boxes in full-res image px.
     ``inputs``: ``candidates_and_scores`` of ``pred`` when already computed.
     ``box_scores``: the detector's score of each box; with
-    ``cfg.use_box_score`` a pose's ranking score is multiplied by its box's
+    ``cfg.readings.use_box_score`` a pose's ranking score is multiplied by its box's
     (Paper: whether the detector's score counts is unspecified).
     Returns {variant: ``Parse`` with keypoints in image px}; a missing joint
     is (0, 0, 0), as in COCO's files."""
     cand, scores = inputs or candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
-    box_map = pred.boxes_to_map(extend_boxes(boxes, cfg.box_extend, cfg.extend_per_side))
+    box_map = pred.boxes_to_map(extend_boxes(boxes, cfg.box_extend, cfg.readings.extend_per_side))
     out = dict.fromkeys(variants)
     # The parse of [3] first: it scores every pair, with the support its
     # criterion needs, and the parses in boxes then read their pairs' scores.
@@ -1988,7 +1724,7 @@ def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None, box_scores
                                 scores=scores, nms=v != "no_nms", completion=v != "no_completion")
         kp = parse.keypoints
         kp[..., :2] = np.where(kp[..., 2:] > 0, pred.to_image(kp[..., :2]), 0.0)
-        if cfg.use_box_score and box_scores is not None and v != "greedy":
+        if cfg.readings.use_box_score and box_scores is not None and v != "greedy":
             parse.scores[:] *= np.asarray(box_scores, np.float32)[[p.box for p in parse.poses]]
         out[v] = parse
     return out
@@ -2088,178 +1824,211 @@ def score(skeleton, gts, results, image_ids):
     return res
 
 
-def detector_boxes(source, i, gt, boxes, cfg, seed):
-    """The boxes every row of image ``i`` starts from, (N, 5) with scores:
-    ``boxes`` = "gt" (the ground truth, score 1), "sim" (``simulated_detector``
-    on the ground truth, seeded per image) or a detection file's
-    {image_id: (N, 5)}."""
-    if boxes == "gt":
-        b = gt_boxes(gt)
-        return np.concatenate([b, np.ones((len(b), 1))], 1)
-    if boxes == "sim":
-        return simulated_detector(gt, scene_size(source, i), np.random.default_rng([seed, i, 1]), cfg)
-    return boxes.get(source.image_id(i), np.zeros((0, 5)))
+# §IV-B: every row of the tables is one parse of the same validation images,
+# scored by the same OKS AP. ``evaluate`` parses each image once per row and
+# yields it (an ``ImageRecord``); the tables gather the records (``Tally``),
+# and the studies beyond the paper's tables (walkthrough/studies.py) read the
+# same records.
+@dataclass(frozen=True)
+class Row:
+    """One row of the tables: a parse on one set of boxes."""
+    method: str                  # a ``VARIANTS`` key, or "topdown" (paper 1 in each box)
+    gt_boxes: bool = False       # on the ground-truth boxes instead of the run's boxes
+    jitter: float = None         # Fig. 1 (a-b): those boxes jittered by this level (``jitter_boxes``)
+    own_score: bool = False      # ranked by the parser's own score (Eq. 9 / [3]'s), not ``rank_score``
+
+    @property
+    def key(self):
+        """The row's name in results.json: "full", "greedy, gt boxes",
+        "jitter 0.20", "topdown jitter 0.20", "no_nms, own score" ..."""
+        name = self.method
+        if self.jitter is not None:
+            name = ("jitter" if self.method == "full" else f"{self.method} jitter") + f" {self.jitter:.2f}"
+        return name + (", gt boxes" if self.gt_boxes else "") + (", own score" if self.own_score else "")
 
 
-def evaluate(model, source, cfg, skeleton, device, scales=None, limit=None, variants=("full",),
-             boxes="gt", box_jitter=0.0, jitter=(), seed=0, results_path=None, details=False, topdown=None):
-    """Parse every validation image once per row; OKS AP per row.
+# Fig. 1 (a-b): the levels of the AP-against-box-jitter curve the run prints.
+JITTER_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
-    Rows: each of ``variants`` (Table IV; "full" is Tables I-II) on the
-    boxes of ``detector_boxes`` (jittered by ``box_jitter`` when given), and
-    for each level of ``jitter`` the full method on those boxes jittered
-    (``jitter_boxes``, Fig. 1 a-b), "jitter L". When the boxes are not the
-    ground truth, the same rows on ground-truth boxes are added ("full, gt
-    boxes": the upper bound; "jitter L, gt boxes"). With ``topdown`` (a
-    ``TopDown``), the same rows for it on the very same boxes ("topdown",
-    "topdown, gt boxes", "topdown jitter L"...), scored by the same scorer.
 
-    Returns {"rows": {name: AP dict}}; with ``details`` also "table_iv" (each
-    variant's AP difference from the full method with a 95 % bootstrap
-    interval over images; "table_iv_own" the same with each parser ranked
-    by its own score, rows "V, own score"; "table_iv_gt" the same rows on
-    ground-truth boxes, rows "V, gt boxes"), "lost" (where each missed person
-    was lost, ``lost_people``, counted by step for ours on the detector's
-    boxes, [3] and ours on ground-truth boxes), "crowded" (full, [3] and top-down on the crowded
-    slice: people with a neighbour at box IoU > 0.3, the others scored as
-    crowd regions that absorb detections), "components" (what pose NMS,
-    completion and the box constraint did, ``component_counts``) and, with
-    ``topdown``, "runtime" (seconds per image against the number of boxes)
-    and "per_image" (each row's mean best OKS per annotated person, by image).
-    """
+def table_rows(cfg, boxes, topdown=False, jitter=JITTER_LEVELS):
+    """The rows of the final evaluation: Table IV's (Tables I-II's "full" and
+    "greedy" among them) on the run's boxes, under each parser's own score
+    too, and -- when the run's boxes are not the ground truth -- on
+    ground-truth boxes (the upper bound); the top-down row on the same boxes;
+    Fig. 1 (a-b)'s curve, ours on each box set and the top-down row's on the
+    run's boxes."""
+    with_gt = not isinstance(boxes, str)                                  # not "gt"
+    methods = tuple(VARIANTS) + (("topdown",) if topdown else ())
+    rows = [Row(m) for m in methods]
+    if cfg.readings.rank_score != "own":
+        rows += [Row(v, own_score=True) for v in VARIANTS]
+    if with_gt:
+        rows += [Row(m, gt_boxes=True) for m in methods]
+    for lv in jitter:
+        rows += [Row("full", jitter=lv)] + ([Row("full", True, lv)] if with_gt else [])
+        rows += [Row("topdown", jitter=lv)] if topdown else []
+    return tuple(rows)
+
+
+@dataclass
+class ImageRecord:
+    """One validation image as ``evaluate`` parsed it."""
+    index: int
+    image_id: int
+    gt: list                     # its COCO annotations
+    results: dict = field(default_factory=dict)   # {Row: COCO results of this image}
+    parses: dict = field(default_factory=dict)    # {Row: Parse (image px)}, the rows without jitter
+    pred: "Prediction" = None    # the network's outputs (None: the image could not be read)
+    cand: "Candidates" = None
+    boxes: dict = field(default_factory=dict)     # {"run": (N, 4), "gt": (K, 4)} image px, before extension
+    seconds: dict = field(default_factory=dict)   # {"ours": forward + parse, "topdown": paper 1 in the boxes}
+
+
+def evaluate(model, source, cfg, skeleton, device, rows, boxes="gt", scales=None, limit=None, seed=0,
+             topdown=None, box_jitter=0.0):
+    """Parse every validation image once per row of ``rows``; yields one
+    ``ImageRecord`` per image, in order.
+
+    ``boxes``: "gt", a ``DetectorModel`` or a detection file's boxes
+    (``detector_boxes``), jittered by ``box_jitter`` when given; ``topdown``:
+    a ``TopDown`` for the "topdown" rows. Time per image is measured from
+    the image to our poses (forward, candidates, Eq. 5, the full parse) and
+    for paper 1 in the run's boxes."""
     n = len(source) if limit is None else min(limit, len(source))
-    with_gt = boxes != "gt"
-    methods = [("", None)] + ([("topdown", topdown)] if topdown is not None else [])
-    results = {k: [] for k in variants}
-    if topdown is not None:
-        results["topdown"] = []
-    for m, _ in methods:
-        prefix = f"{m} " if m else ""
-        for lv in jitter:
-            results[f"{prefix}jitter {lv:.2f}"] = []
-            if with_gt and not m:
-                results[f"jitter {lv:.2f}, gt boxes"] = []
-        if with_gt and details:
-            results[f"{m or 'full'}, gt boxes"] = []
-    if with_gt and details:                  # Table IV again on ground-truth boxes
-        results.update({f"{v}, gt boxes": [] for v in variants})
-    own = details and cfg.rank_score != "own"                  # Table IV again under each parser's own score
-    if own:
-        results.update({f"{v}, own score": [] for v in variants})
-    lost = {"ours": [], "[3]": [], **({"ours, gt boxes": []} if with_gt else {})} if details else {}
-    gts, crowd_gts, ids, counts, runtime, per_image = [], [], [], {}, [], []
     for i in range(n):
-        image_id = source.image_id(i)
-        gt = source.ground_truth(i)
-        gts += gt
-        crowd_gts += crowded_slice(gt)
-        ids.append(image_id)
+        rec = ImageRecord(i, source.image_id(i), source.ground_truth(i))
         try:
             scene = source.load(i, max_reduce=max(scene_size(source, i)) / cfg.test_size)
         except (ImageError, FileNotFoundError) as e:
-            warnings.warn(f"skipping image {image_id}: {e}")
+            warnings.warn(f"skipping image {rec.image_id}: {e}")
+            yield rec                                        # scored as a miss
             continue
-        start = {k: len(r) for k, r in results.items()}          # this image's results start here
-        truth = gt_boxes(gt)
-        detections = detector_boxes(source, i, gt, boxes, cfg, seed)
-        box_sets = {"": detections[:, :4]}
-        box_scores = {"": detections[:, 4]}
-        if with_gt:
-            box_sets[", gt boxes"] = truth
-            box_scores[", gt boxes"] = np.ones(len(box_sets[", gt boxes"]))
+        det = detector_boxes(source, i, rec.gt, boxes, seed)
+        rec.boxes = {"run": det[:, :4], "gt": gt_boxes(rec.gt)}
         if box_jitter:
-            box_sets[""] = jitter_boxes(box_sets[""], np.random.default_rng([seed, i, 3]), box_jitter)
-
-        def add(name, keypoints, scores):
-            results[name] += to_coco_results(image_id, skeleton.to_dataset(keypoints), scores)
-
-        # Ours, timed from the image to the poses: forward, candidates, Eq. (5), parse.
+            rec.boxes["run"] = jitter_boxes(rec.boxes["run"], np.random.default_rng([seed, i, 3]), box_jitter)
         t0 = time.perf_counter()
-        pred = infer(model, scene.image, scene.size, cfg, device, scales)
-        inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
-        parsed = parse_variants(pred, box_sets[""], skeleton, cfg, ("full",) if "full" in variants else (), inputs,
-                                box_scores[""])
-        t_ours = time.perf_counter() - t0
-        parsed.update(parse_variants(pred, box_sets[""], skeleton, cfg,
-                                     tuple(v for v in variants if v != "full"), inputs, box_scores[""]))
+        rec.pred = model.infer(scene.image, scene.size, cfg, device, scales)
+        inputs = candidates_and_scores(rec.pred.maps, rec.pred.fields, skeleton, cfg)
+        rec.cand = inputs[0]
+        parse_rows(rec, rows, skeleton, cfg, inputs, det[:, 4], t0)
+        if topdown is not None:
+            topdown_rows(rec, rows, skeleton, topdown, scene, det[:, 4])
+        jitter_rows(rec, rows, skeleton, cfg, inputs, seed, topdown, scene, det[:, 4])
+        yield rec
+
+
+def add_results(rec, row, skeleton, keypoints, scores):
+    rec.results[row] = to_coco_results(rec.image_id, skeleton.to_dataset(keypoints), scores)
+
+
+def parse_rows(rec, rows, skeleton, cfg, inputs, box_scores, t0):
+    """Our rows without jitter on one image: the full method on the run's
+    boxes first (timed from ``t0``), then the other Table IV rows, then
+    those on ground-truth boxes ([3]'s parse has no boxes: the same parse)."""
+    pred = rec.pred
+    run = [r.method for r in rows if r.jitter is None and not r.gt_boxes and r.method in VARIANTS]
+    run = list(dict.fromkeys(run))
+    parsed = parse_variants(pred, rec.boxes["run"], skeleton, cfg, ("full",) if "full" in run else (), inputs,
+                            box_scores)
+    rec.seconds["ours"] = time.perf_counter() - t0
+    parsed.update(parse_variants(pred, rec.boxes["run"], skeleton, cfg, tuple(v for v in run if v != "full"),
+                                 inputs, box_scores))
+    for v, parse in parsed.items():
+        rec.parses[Row(v)] = parse
+        add_results(rec, Row(v), skeleton, parse.keypoints, parse.scores)
+        if Row(v, own_score=True) in rows:
+            add_results(rec, Row(v, own_score=True), skeleton, parse.keypoints, [p.conf for p in parse.poses])
+    on_gt = [r.method for r in rows if r.gt_boxes and r.jitter is None and r.method in VARIANTS]
+    if on_gt:
+        parsed = parse_variants(pred, rec.boxes["gt"], skeleton, cfg, tuple(v for v in on_gt if v != "greedy"),
+                                inputs)
+        if "greedy" in on_gt:
+            parsed["greedy"] = rec.parses[Row("greedy")]            # [3] has no boxes to change
         for v, parse in parsed.items():
-            add(v, parse.keypoints, parse.scores)
-            if own:
-                add(f"{v}, own score", parse.keypoints, [p.conf for p in parse.poses])
-        if details and {"full", "greedy"} <= set(parsed):
-            where = lost_people({"full": parsed["full"], "greedy": parsed["greedy"]}, pred, inputs[0], gt,
-                                skeleton, cfg, box_sets[""])
-            lost["ours"] += where["full"]
-            lost["[3]"] += where["greedy"]
-        if with_gt and details:
-            on_truth = parse_variants(pred, truth, skeleton, cfg, tuple(v for v in variants if v != "greedy"), inputs)
-            if "greedy" in parsed:
-                on_truth["greedy"] = parsed["greedy"]                    # [3] has no boxes to change
-            for v, parse in on_truth.items():
-                add(f"{v}, gt boxes", parse.keypoints, parse.scores)
-            lost["ours, gt boxes"] += lost_people({"full": on_truth["full"]}, pred, inputs[0], gt, skeleton, cfg,
-                                                  truth)["full"]
-        if topdown is not None:
-            t0 = time.perf_counter()
-            td = topdown(scene.image, scene.factor, box_sets[""], box_scores[""])
-            runtime.append({"boxes": len(box_sets[""]), "people": len(truth), "ours": t_ours,
-                            "topdown": time.perf_counter() - t0})
-            add("topdown", *td)
-            if with_gt and details:
-                add("topdown, gt boxes", *topdown(scene.image, scene.factor, box_sets[", gt boxes"],
-                                                  box_scores[", gt boxes"]))
-        for lv in jitter:
-            for suffix, b in box_sets.items():
-                # The same draw at every level (one seed per image), scaled by
-                # the level: the curve shows the boxes getting worse, not noise.
-                jb = jitter_boxes(b, np.random.default_rng([seed, i, 2]), lv)
-                p = parse_variants(pred, jb, skeleton, cfg, ("full",), inputs)["full"]
-                add(f"jitter {lv:.2f}{suffix}", p.keypoints, p.scores)
-                if topdown is not None and not suffix:     # its curve on the detector's boxes only (time)
-                    add(f"topdown jitter {lv:.2f}", *topdown(scene.image, scene.factor, jb, box_scores[suffix]))
-        if details and {"full", "greedy"} <= set(parsed):
-            for k, v in component_counts(parsed, pred, inputs[0], gt, skeleton).items():
-                counts[k] = counts.get(k, 0) + v
-        if details and topdown is not None:
-            rows = {"ours": "full", "[3]": "greedy", "top-down": "topdown"}
-            per_image.append({"image": i, "crowded": bool(with_neighbour(truth).any()),
-                              **{k: best_oks(gt, results[v][start[v]:], skeleton) for k, v in rows.items()}})
-    if results_path is not None and "full" in results:
-        write_json(results_path, results["full"])
-    out = {"rows": {k: score(skeleton, gts, r, ids) for k, r in results.items()}}
-    if details:
-        table = {v: results[v] for v in variants}
-        out["table_iv"] = bootstrap_ap(gts, table, ids, skeleton.sigmas, reference="full", seed=seed)
-        if own:
-            table = {v: results[f"{v}, own score"] for v in variants}
-            out["table_iv_own"] = bootstrap_ap(gts, table, ids, skeleton.sigmas, reference="full", seed=seed)
-        if with_gt:
-            table = {v: results[f"{v}, gt boxes"] for v in variants}
-            out["table_iv_gt"] = bootstrap_ap(gts, table, ids, skeleton.sigmas, reference="full", seed=seed)
-        out["lost"] = {k: {"missed": len(v), **attribution.count(v, attribution.OURS_CAUSES if k != "[3]"
-                                                                  else attribution.GREEDY_CAUSES)}
-                       for k, v in lost.items()}
-        out["lost"]["people"] = len(scored_people(gts))
-        out["crowded"] = {v: coco_keypoint_ap(crowd_gts, results[v], ids, skeleton.sigmas)
-                          for v in ("full", "greedy", "topdown") if v in results}
-        out["crowded"]["people"] = len(scored_people(crowd_gts))
-        out["components"] = counts
-        if topdown is not None:
-            out["runtime"], out["per_image"] = runtime, per_image
+            rec.parses[Row(v, True)] = parse
+            add_results(rec, Row(v, True), skeleton, parse.keypoints, parse.scores)
+
+
+def topdown_rows(rec, rows, skeleton, topdown, scene, box_scores):
+    """Paper 1 in the run's boxes (timed) and in the ground-truth boxes."""
+    t0 = time.perf_counter()
+    add_results(rec, Row("topdown"), skeleton, *topdown(scene.image, scene.factor, rec.boxes["run"], box_scores))
+    rec.seconds["topdown"] = time.perf_counter() - t0
+    if Row("topdown", True) in rows:
+        b = rec.boxes["gt"]
+        add_results(rec, Row("topdown", True), skeleton, *topdown(scene.image, scene.factor, b, np.ones(len(b))))
+
+
+def jitter_rows(rec, rows, skeleton, cfg, inputs, seed, topdown, scene, box_scores):
+    """Fig. 1 (a-b): the full method on each box set jittered by each level,
+    and paper 1 on the run's boxes jittered alike."""
+    levels = list(dict.fromkeys(r.jitter for r in rows if r.jitter is not None))
+    for lv in levels:
+        for which, gt in (("run", False), ("gt", True)):
+            if Row("full", gt, lv) not in rows:
+                continue
+            # The same draw at every level (one seed per image), scaled by
+            # the level: the curve shows the boxes getting worse, not noise.
+            jb = jitter_boxes(rec.boxes[which], np.random.default_rng([seed, rec.index, 2]), lv)
+            p = parse_variants(rec.pred, jb, skeleton, cfg, ("full",), inputs)["full"]
+            add_results(rec, Row("full", gt, lv), skeleton, p.keypoints, p.scores)
+            if topdown is not None and not gt and Row("topdown", jitter=lv) in rows:
+                add_results(rec, Row("topdown", jitter=lv), skeleton,
+                            *topdown(scene.image, scene.factor, jb, box_scores))
+
+
+class Tally:
+    """What the tables keep of ``evaluate``'s records: the ground truth, the
+    image ids and each row's COCO results (the maps are not kept)."""
+
+    def __init__(self, rows):
+        self.rows, self.gts, self.crowd_gts, self.ids = rows, [], [], []
+        self.results = {r: [] for r in rows}
+
+    def add(self, rec):
+        self.gts += rec.gt
+        self.crowd_gts += crowded_slice(rec.gt)
+        self.ids.append(rec.image_id)
+        for r, res in rec.results.items():
+            self.results[r] += res
+        return rec
+
+    def ap(self, skeleton, row):
+        return score(skeleton, self.gts, self.results[row], self.ids)
+
+
+def paper_tables(tally, skeleton, seed=0):
+    """The numbers of the paper's tables from a ``Tally``: {"rows": {Row: AP
+    dict}}, "table_iv" (each Table IV row's AP difference from the full
+    method, 95 % bootstrap interval over images), "table_iv_own" (ranked by
+    each parser's own score) and "table_iv_gt" (on ground-truth boxes) when
+    evaluated, and "crowded": Fig. 1 (c-d), the full method, [3] and the
+    top-down row on the people with a neighbour at box IoU > 0.3
+    (``common.coco_eval.crowded_slice``)."""
+    t = tally
+    out = {"rows": {r: t.ap(skeleton, r) for r in t.rows}}
+    for key, variant in (("table_iv", {}), ("table_iv_own", {"own_score": True}), ("table_iv_gt", {"gt_boxes": True})):
+        if all(Row(v, **variant) in t.results for v in VARIANTS):
+            table = {v: t.results[Row(v, **variant)] for v in VARIANTS}
+            out[key] = bootstrap_ap(t.gts, table, t.ids, skeleton.sigmas, reference="full", seed=seed)
+    out["crowded"] = {m: coco_keypoint_ap(t.crowd_gts, t.results[Row(m)], t.ids, skeleton.sigmas)
+                      for m in ("full", "greedy", "topdown") if Row(m) in t.results}
+    out["crowded"]["people"] = len(scored_people(t.crowd_gts))
     return out
 
 
-def best_oks(annotations, results, skeleton):
-    """The mean, over the annotated people of one image, of each person's
-    best OKS among ``results`` (COCO result dicts of that image): how well a
-    row got this image's people, for choosing the figure's scenes."""
-    people = scored_people(annotations)
-    if not people or not results:
-        return 0.0
-    truth = np.array([a["keypoints"] for a in people], float).reshape(len(people), -1, 3)
-    dt = np.array([r["keypoints"] for r in results], float).reshape(len(results), -1, 3)
-    o = oks(dt, truth, [a["area"] for a in people], [a["bbox"] for a in people], skeleton.sigmas)
-    return float(o.max(0).mean())
+def crossing(levels, aps, reference):
+    """The jitter level at which a curve first falls below ``reference``,
+    linearly interpolated between the measured levels; None if it never does."""
+    for k in range(len(levels)):
+        if aps[k] < reference:
+            if k == 0:
+                return float(levels[0])
+            a, b = aps[k - 1] - reference, aps[k] - reference
+            return float(levels[k - 1] + a / (a - b) * (levels[k] - levels[k - 1]))
+    return None
 
 
 def crowded_slice(annotations, iou=0.3):
@@ -2273,191 +2042,122 @@ def crowded_slice(annotations, iou=0.3):
     return slice_ + [a for a in annotations if a not in people]
 
 
-def component_counts(parsed, pred, cand, annotations, skeleton):
-    """What each component of the method did on one image (§III-B to III-D),
-    judged against the annotated people:
-
-    * ``nms_removed``: poses pose NMS removed; ``nms_duplicates``: those whose
-      person (OKS >= 0.5) is also matched by a kept pose -- true duplicates;
-    * ``completed``: joints pose completion added; ``completed_judged``: of
-      those, joints of a pose matched to a person who has that joint
-      labelled; ``completed_right``: of those, within OKS 0.5 of the truth;
-      ``completed_other``: of all completed joints, those that lie on
-      another person's labelled joint -- a mistake OKS cannot see when the
-      pose's own person has that joint unlabelled (a missing joint scores
-      0, so any guess is free);
-    * ``greedy_cross``: connections the box-free parse of [3] made between
-      two different people (each candidate belongs to the person whose joint
-      it lies within OKS 0.5 of); ``cross_refused``: of those, connections
-      Algorithm 1 made in no box; ``ours_cross``: cross connections in our
-      kept poses;
-    * [3]'s fragmentation: ``greedy_lists`` person lists built,
-      ``greedy_deleted`` of them deleted (< 4 joints or < 0.4 per joint),
-      ``greedy_deleted_joints`` correctly placed joints (on someone's joint)
-      in the deleted lists, ``greedy_split`` people whose joints lie in two
-      or more lists, of ``people``.
-    """
-    J = len(skeleton.sigmas)                      # the evaluated joints (COCO: without the neck)
-    people = scored_people(annotations)
-    c = dict.fromkeys(("nms_removed", "nms_duplicates", "completed", "completed_judged", "completed_right",
-                       "completed_other", "greedy_cross", "cross_refused", "ours_cross", "greedy_lists",
-                       "greedy_deleted", "greedy_deleted_joints", "greedy_split", "people"), 0)
-    full, greedy = parsed["full"], parsed["greedy"]
-    c["nms_removed"], c["completed"] = len(full.suppressed), int(full.completed[:, :J].sum())
-    c["greedy_lists"] = len(greedy.poses) + len(greedy.suppressed)
-    c["greedy_deleted"], c["people"] = len(greedy.suppressed), len(people)
-    if not people:
-        return c
-    truth = np.array([a["keypoints"] for a in people], float).reshape(len(people), -1, 3)[:, :J]
-    area = np.array([a["area"] for a in people], float)
-    box = np.array([a["bbox"] for a in people], float)
-
-    def person_of(keypoints):                    # (P,) the matched person, -1 when OKS < 0.5
-        if not len(keypoints):
-            return np.zeros(0, int)
-        o = oks(keypoints[:, :J], truth, area, box, skeleton.sigmas)
-        return np.where(o.max(1) >= 0.5, o.argmax(1), -1)
-
-    kept = person_of(full.keypoints)
-    if full.suppressed:
-        removed = np.stack([to_keypoints(p, cand) for p in full.suppressed])
-        removed[..., :2] = pred.to_image(removed[..., :2])
-        c["nms_duplicates"] = int(sum(g >= 0 and g in kept for g in person_of(removed)))
-    everyone = attribution.People(truth, area, box, skeleton.sigmas)
-    # Whose joint each completed joint is (-1: nobody's), against the person its pose matched.
-    done_owner = everyone.owners(np.where(full.completed[:, :J, None], full.keypoints[:, :J], 0))
-    c["completed_other"] = int(((done_owner >= 0) & (done_owner != kept[:, None])).sum())
-    lists = trace(greedy, pred, cand, skeleton, replace(Config(), rank_score="own"))
-    frag = attribution.fragmentation(lists, everyone)
-    c["greedy_deleted_joints"], c["greedy_split"] = frag["deleted_joints"], frag["split"]
-    for p, j in zip(*np.nonzero(full.completed[:, :J])):
-        g = kept[p]
-        if g >= 0 and truth[g, j, 2] > 0:
-            c["completed_judged"] += 1
-            d2 = ((full.keypoints[p, j, :2] - truth[g, j, :2]) ** 2).sum()
-            sim = keypoint_similarity(d2, skeleton.sigmas[j], area[g])
-            c["completed_right"] += int(sim >= 0.5)
-    # Whose joint each candidate is: the person within OKS 0.5 of it, if any.
-    owner = np.full(len(cand.score), -1)
-    xy = pred.to_image(cand.xy)
-    for i in np.flatnonzero(cand.joint < J):
-        j = cand.joint[i]
-        d2 = ((xy[i] - truth[:, j, :2]) ** 2).sum(-1)                   # to each person's joint j
-        sim = keypoint_similarity(d2, skeleton.sigmas[j], area) * (truth[:, j, 2] > 0)
-        owner[i] = sim.argmax() if sim.max() >= 0.5 else -1
-
-    def cross(poses):
-        edges = {(p.joints[a], p.joints[b]) for p in poses for a, b in skeleton.limbs
-                 if p.joints[a] >= 0 and p.joints[b] >= 0}
-        return {(a, b) for a, b in edges if owner[a] >= 0 and owner[b] >= 0 and owner[a] != owner[b]}, edges
-
-    greedy_cross, _ = cross(greedy.poses)
-    _, ours = cross(full.poses + full.suppressed)
-    c["greedy_cross"] = len(greedy_cross)
-    c["cross_refused"] = len(greedy_cross - ours)
-    c["ours_cross"] = len(cross(full.poses)[0])
-    return c
+DATA_NAMES = {"toy": ("toy scenes", "CrowdPose's OKS constants, scale 0.53 x box area"),
+              "coco": ("COCO val", "COCO's OKS constants, scale = segment area"),
+              "aic": ("AI Challenger val", "AI Challenger's OKS constants"),
+              "crowdpose": ("CrowdPose", "CrowdPose's OKS constants, scale 0.53 x box area")}
 
 
-def trace(parse, pred, cand, skeleton, cfg, boxes=None):
-    """A ``Parse`` (keypoints already in image px, ``parse_variants``) as the
-    steps the person-loss attribution follows (``common.attribution.Trace``):
-    every pose assembled, kept or removed; ``boxes``: the detector's boxes
-    in image px, before extension (None: the box-free parse of [3])."""
-    J, everyone = skeleton.eval_joints, parse.poses + parse.suppressed
-    assembled = np.zeros((len(everyone), skeleton.J, 3), np.float32)
-    for k, p in enumerate(everyone):
-        assembled[k] = to_keypoints(p, cand)
-    assembled[..., :2] = np.where(assembled[..., 2:] > 0, pred.to_image(assembled[..., :2]), 0.0)
-    final = assembled.copy()
-    final[:len(parse.poses)] = parse.keypoints
-    n = len(parse.poses)
-    return attribution.Trace(
-        assembled=assembled[:, :J], final=final[:, :J], kept=np.arange(len(everyone)) < n,
-        score=np.r_[parse.scores, [rank_score(p, cand, cfg) for p in parse.suppressed]],
-        conf=np.array([p.conf for p in everyone], float), box=np.array([p.box for p in everyone], int),
-        boxes=None if boxes is None else extend_boxes(boxes, cfg.box_extend, cfg.extend_per_side),
-        detected=None if boxes is None else np.asarray(boxes, float).reshape(-1, 4),
-        rival=np.array([-1] * n + [p.rival for p in parse.suppressed], int),
-        distance=np.array([np.nan] * n + [p.d for p in parse.suppressed], float))
+def boxes_text(boxes, flag=None):
+    """What a box source is called in the tables' titles."""
+    if isinstance(boxes, DetectorModel):
+        return "simulated detector"
+    return "ground-truth boxes" if boxes == "gt" else f"boxes from {flag}"
 
 
-def lost_people(parsed, pred, cand, annotations, skeleton, cfg, boxes, tau=0.5):
-    """Where each person of one image was lost (``common.attribution``), for
-    each parse in ``parsed`` ({variant: Parse in image px}); ``boxes``: the
-    detector's boxes in image px, before extension. Returns {variant: list
-    of {"person", "cause", ...}}; the people are ``scored_people``."""
-    people = scored_people(annotations)
-    J = skeleton.eval_joints
-    truth = attribution.People(np.array([a["keypoints"] for a in people], float).reshape(len(people), J, 3),
-                               np.array([a["area"] for a in people], float),
-                               np.array([a["bbox"] for a in people], float).reshape(-1, 4), skeleton.sigmas)
-    found = np.c_[pred.to_image(cand.xy), cand.joint][cand.joint < J]
-    return {v: attribution.attribute(trace(p, pred, cand, skeleton, cfg, None if v == "greedy" else boxes),
-                                     truth, found, tau)
-            for v, p in parsed.items()}
+def print_tables_i_ii(ev, data, n, what, cfg):
+    """Tables I-II's layout: the top-down row, [3], ours, and on ground-truth boxes."""
+    rows = ev["rows"]
+    name, oks_note = DATA_NAMES[data]
+    table = ([("top-down: paper 1 in each box", rows[Row("topdown")])] if Row("topdown") in rows else [])
+    table += [("box-free parse of [3]", rows[Row("greedy")]), ("ours (full)", rows[Row("full")])]
+    table += [(f"{label}, ground-truth boxes (upper bound)", rows[Row(m, True)])
+              for m, label in (("topdown", "top-down"), ("full", "ours")) if Row(m, True) in rows]
+    print(f"\nTables I-II layout -- OKS AP (%) on {n} {name}, {what}, scales {cfg.scales} "
+          f"({oks_note})\n" + format_ap_table(table))
+    if "AIC score" in rows[Row("full")]:
+        note = ", AIC constants: for comparison only, too strict for toy sizes" if data == "toy" else ""
+        print(f"AI Challenger score (its official keypoint_eval.py{note}): "
+              f"{100 * rows[Row('full')]['AIC score']:.2f}")
 
 
-def oracle_prediction(scene, skeleton, cfg, stride):
-    """What a perfect network would output for ``scene``: its ground-truth
-    maps and fields (Eq. 1-4) at ``stride``, as a ``Prediction``."""
-    W, H = scene.size
-    h, w = -(-H // stride), -(-W // stride)
-    maps = confidence_maps(scene.keypoints, (h, w), stride, cfg.sigma)
-    fields, _ = direction_fields(scene.keypoints, skeleton.limbs, (h, w), stride, cfg.delta)
-    return Prediction(maps, fields, stride, (W, H), (w * stride, h * stride))
+def print_table_iv(ev, what, n, cfg):
+    """Table IV (both scores when both were scored, and on ground-truth boxes)."""
+    common = f"ranked by {'Eq. (9) / [3] own' if cfg.readings.rank_score == 'own' else 'the common score'}"
+    scores = [("table_iv", what, common)]
+    if "table_iv_own" in ev:
+        scores.append(("table_iv_own", what, "each parser ranked by its own score (Eq. 9 / [3]'s)"))
+    if "table_iv_gt" in ev:
+        scores.append(("table_iv_gt", "ground-truth boxes", common))
+    for key, what, how in scores:
+        print(f"\nTable IV -- analysis of each component (AP %, {what}, {how}); difference from the "
+              f"full method with its 95 % bootstrap interval over {n} images (300 resamples)")
+        for v, label in VARIANTS.items():
+            t = ev[key][v]
+            diff = "" if v == "full" else f"   {100 * t['diff']:+5.1f}  [{100 * t['lo']:+5.1f}, {100 * t['hi']:+5.1f}]"
+            print(f"  {label:<28} {100 * t['AP']:5.1f}{diff}")
 
 
-def random_crowd(rng, n, skeleton, cfg, size=(848, 480), stride=4, noise=0.02, scale=None):
-    """A frame for timing and checking the parser (§IV-B3's "parsing time
-    per frame" at the paper's 848 x 480): ``n`` people in random poses
-    (``common.toy.sample_pose``), 120-330 px tall times ``scale`` (None: in
-    proportion to the frame, W / 848), anywhere in the frame; their
-    ground-truth maps and fields (sigma and delta scaled alike) plus
-    Gaussian noise of std ``noise``, so that the NMS sees a realistic number
-    of weak peaks. Returns the ``Prediction`` and the people's extended
-    boxes in map px."""
-    W, H = size
-    s = W / 848 if scale is None else scale
-    kp = np.zeros((n, skeleton.J, 3), np.float32)
-    for k in range(n):
-        height = rng.uniform(120 * s, 330 * s)
-        centre = rng.uniform([60 * s, 60 * s + height / 2], [W - 60 * s, H - 60 * s])
-        kp[k, :, :2] = (sample_pose(rng) * height + centre)[MPII_TO_AIC]
-        kp[k, :, 2] = 2
-    lo, hi = kp[..., :2].min(1), kp[..., :2].max(1)
-    shape = (H // stride, W // stride)
-    maps = confidence_maps(kp, shape, stride, cfg.sigma * s)
-    fields, _ = direction_fields(kp, skeleton.limbs, shape, stride, cfg.delta * s)
-    maps = np.clip(maps + rng.normal(0, noise, maps.shape), 0, 1).astype(np.float32)
-    fields = (fields + rng.normal(0, noise, fields.shape)).astype(np.float32)
-    pred = Prediction(maps, fields, stride, (W, H), (W, H))
-    return pred, pred.boxes_to_map(extend_boxes(np.concatenate([lo, hi - lo], 1), cfg.box_extend))
+def print_crowded(ev):
+    cr = ev["crowded"]
+    rows = ([("top-down: paper 1 in each box", cr["topdown"])] if "topdown" in cr else [])
+    rows += [("box-free parse of [3]", cr["greedy"]), ("ours (full)", cr["full"])]
+    print(f"\nFig. 1 (c-d) -- the crowded slice: {cr['people']} people with a neighbour at box IoU > 0.3 "
+          f"(the others scored as crowd regions)\n" + format_ap_table(rows))
 
 
-def oracle_ap(source, skeleton, cfg, stride, variants=("full",)):
-    """The oracle: AP of each variant parsing perfect maps and fields
-    (``oracle_prediction``) inside the ground-truth boxes -- the ceiling the
-    parse sets before any network error (README, "The toy world and the
-    oracle")."""
-    gts, ids, res = [], [], {v: [] for v in variants}
-    for i in range(len(source)):
-        gt = source.ground_truth(i)
-        pred = oracle_prediction(source.load(i), skeleton, cfg, stride)
-        gts += gt
-        ids.append(source.image_id(i))
-        for v, parse in parse_variants(pred, gt_boxes(gt), skeleton, cfg, variants).items():
-            res[v] += to_coco_results(source.image_id(i), skeleton.to_dataset(parse.keypoints), parse.scores)
-    return {v: score(skeleton, gts, r, ids)["AP"] for v, r in res.items()}
+def jitter_curves(ev, what):
+    """Fig. 1 (a-b): AP against box jitter for each method and box set, beside
+    the box-free parse of [3]; prints the table and each curve's crossing."""
+    rows = ev["rows"]
+    levels = list(dict.fromkeys(r.jitter for r in rows if r.jitter is not None))
+    if not levels:
+        return {}
+    ref = rows[Row("greedy")]["AP"]
+    columns = [(m, gt, (f"top-down, {w}" if m == "topdown" else w), f"{label}, {w}")
+               for gt, w in ((False, what), (True, "ground-truth boxes")) for m, label in
+               (("full", "ours"), ("topdown", "top-down")) if Row(m, gt, levels[0]) in rows]
+    width = max(20, *(len(c[3]) for c in columns))
+    print("\nFig. 1 (a-b) -- AP (%) vs box jitter (centre shift and size change up to the level x box "
+          "size)\n  level " + "".join(f"  {c[3]:>{width}}" for c in columns) + f"  {'[3], no boxes':>14}")
+    for lv in levels:
+        print(f"  {lv:5.2f} " + "".join(f"  {100 * rows[Row(m, gt, lv)]['AP']:{width}.1f}"
+                                      for m, gt, _, _ in columns) + f"  {100 * ref:14.1f}")
+    curves = {}
+    for m, gt, key, label in columns:
+        aps = [rows[Row(m, gt, lv)]["AP"] for lv in levels]
+        x = crossing(levels, aps, ref)
+        curves[key] = {"levels": levels, "AP": aps, "below [3] from": x}
+        print(f"  {label}: " + (f"falls below [3] at jitter {x:.2f}" if x is not None else
+                                f"stays above [3] up to jitter {levels[-1]:.2f}"))
+    return curves
 
 
-def scene_size(source, i):
-    return source.annotation(i)[2]
+def final_evaluation(model, val_src, cfg, skeleton, rt, out_dir, boxes="gt", seed=0, data=None, what="",
+                     topdown=None, observe=(), jitter=JITTER_LEVELS, box_jitter=0.0):
+    """§IV on the validation set: Tables I-II (with the top-down row of paper 1
+    when ``topdown`` is given), Table IV with bootstrap intervals, the crowded
+    slice and AP against box jitter beside the box-free parse of [3] (Fig.
+    1), on ``boxes`` (``detector_boxes``; ``what`` names them). Prints them,
+    writes results_coco.json (the full method's poses) and returns {"rows":
+    {Row: AP dict}, "table_iv", ...}. ``observe``: more consumers of the
+    per-image records (walkthrough/studies.py), each with ``add(record)``;
+    ``jitter``, ``box_jitter``: the studies' knobs (``table_rows``, ``evaluate``)."""
+    rows = table_rows(cfg, boxes, topdown is not None, jitter)
+    tally = Tally(rows)
+    for rec in evaluate(model, val_src, cfg, skeleton, rt.device, rows, boxes=boxes, seed=seed, topdown=topdown,
+                        box_jitter=box_jitter):
+        for consumer in (tally, *observe):
+            consumer.add(rec)
+    write_json(out_dir / "results_coco.json", tally.results[Row("full")])
+    ev = paper_tables(tally, skeleton, seed)
+    what = what or boxes_text(boxes)
+    print_tables_i_ii(ev, data or cfg.data, len(val_src), what, cfg)
+    print_table_iv(ev, what, len(val_src), cfg)
+    print_crowded(ev)
+    ev["jitter"] = jitter_curves(ev, what)
+    return ev
+
+
+def results_json(ev):
+    """``final_evaluation``'s output as results.json holds it (rows by name)."""
+    return {"results": {r.key: ap for r, ap in ev["rows"].items()}, **{k: v for k, v in ev.items() if k != "rows"}}
 
 
 # =============================================================================
-# Figures: what the network sees and what each parser makes of it
+# III. Run it: figures, the command line
 # =============================================================================
+# Figures: what the network sees and what each parser makes of it.
 def draw_poses(ax, keypoints, skeleton, completed=None, lw=1.5):
     """Poses (P, J, 3: x, y, score) in image px; completed joints dashed."""
     for p, kp in enumerate(keypoints):
@@ -2512,52 +2212,6 @@ def figure_scene(image, pred, boxes, parsed, skeleton, cfg, path, title=""):
     return plotting.save(fig, path)
 
 
-def figure_fig1(model, source, cfg, skeleton, rt, boxes, args, topdown, per_image, path, jitter=0.2):
-    """Fig. 1 (a-e) on the validation scenes: rows top-down (paper 1 in each
-    box) / box-free [3] / ours, on the same boxes. Columns, chosen from
-    ``per_image`` (each row's mean best OKS per annotated person):
-    (1) among scenes with two people at box IoU > 0.3, the one where ours
-    beats top-down most (overlapping people, Fig. 1 c-d); (2) the same
-    scene with every box jittered by ``jitter`` (shift and
-    tightness, Fig. 1 a-b); (3) the scene where ours beats [3] most
-    (disconnected parts, mistakes carried across people, Fig. 1 a, c-e);
-    (4) the scene where top-down beats ours most -- what the boxes cost."""
-    pick = lambda f, rows=per_image: max(rows, key=f)["image"]
-    crowded = [r for r in per_image if r["crowded"]] or per_image
-    overlap = pick(lambda r: r["ours"] - r["top-down"], crowded)
-    columns = [(overlap, 0.0, "overlapping people: ours >> top-down"),
-               (overlap, jitter, f"same, boxes jittered {jitter}"),
-               (pick(lambda r: r["ours"] - r["[3]"]), 0.0, "ours >> [3]"),
-               (pick(lambda r: r["top-down"] - r["ours"]), 0.0, "top-down >> ours")]
-    fig, axes = plotting.plt.subplots(3, len(columns), figsize=(3 * len(columns), 9), squeeze=False)
-    for col, (i, lv, title) in enumerate(columns):
-        gt = source.ground_truth(i)
-        scene = source.load(i, max_reduce=max(scene_size(source, i)) / cfg.test_size)
-        det = detector_boxes(source, i, gt, boxes, cfg, args.seed)
-        b = jitter_boxes(det[:, :4], np.random.default_rng([args.seed, i, 2]), lv) if lv else det[:, :4]
-        pred = infer(model, scene.image, scene.size, cfg, rt.device)
-        parsed = parse_variants(pred, b, skeleton, cfg, ("full", "greedy"))
-        td, _ = topdown(scene.image, scene.factor, b, det[:, 4])
-        W, H = scene.size
-        for row, (kp, done, label) in enumerate([(td, None, "top-down (paper 1)"),
-                                                 (parsed["greedy"].keypoints, None, "[3], no boxes"),
-                                                 (parsed["full"].keypoints, parsed["full"].completed, "ours")]):
-            ax = axes[row, col]
-            ax.imshow(scene.image, extent=(-0.5, W - 0.5, H - 0.5, -0.5))
-            if row != 1:
-                draw_boxes(ax, b, ec="yellow", ls="--", lw=0.8)
-            draw_poses(ax, kp, skeleton, done, lw=1.2)
-            ax.set_xlim(-0.5, W - 0.5)
-            ax.set_ylim(H - 0.5, -0.5)
-            ax.axis("off")
-            if row == 0:
-                ax.set_title(f"{title}\n(scene {source.image_id(i)})", fontsize=8)
-            if col == 0:
-                ax.text(-0.05, 0.5, label, transform=ax.transAxes, rotation=90, va="center", ha="right", fontsize=9)
-    fig.suptitle("Fig. 1: top-down / [3] / ours on the same boxes", fontsize=10)
-    return plotting.save(fig, path)
-
-
 def figure_curves(history, jitter, reference, path):
     """Training loss, validation AP per epoch, and AP against box jitter for
     each box source with the box-free parse of [3] as a flat reference."""
@@ -2573,9 +2227,9 @@ def figure_curves(history, jitter, reference, path):
     return plotting.curves(series, path)
 
 
-# =============================================================================
-# Command line
-# =============================================================================
+# The command line. Config is built from the flags in one place
+# (``build_config``); a trained network's own settings are kept, and only the
+# flags that change how its outputs are read apply to it.
 def load_sources(args, skeleton, cfg):
     """(train source, validation source) for ``--data``."""
     if args.data == "toy":
@@ -2593,38 +2247,33 @@ def load_sources(args, skeleton, cfg):
     return RecordScenes(train, skeleton), RecordScenes(val, skeleton)
 
 
-def build_config(args):
-    cfg = toy_config() if args.data == "toy" else Config(data=args.data)
-    cfg.seed = args.seed
-    cli.override(cfg, args, ("stages", "backbone", "width", "head_width", "hidden", "input_size", "test_size",
-                             "batch_size", "epochs", "lr", "eta", "sigma", "delta", "fg_weight", "flip_test"))
-    reading_flags(cfg, args)
-    if args.no_2x:
-        cfg.upsample = False
+TRAIN_FLAGS = ("stages", "backbone", "width", "hidden", "input_size", "batch_size", "epochs", "lr", "sigma", "delta")
+READING_FLAGS = ("test_size", "flip_test", "eta")    # also for a trained network: how its outputs are read
+
+
+def build_config(args, trained=None):
+    """The run's ``Config`` from the flags: a new network's (the paper's, or
+    ``toy_config`` on the toy) with every flag given; with ``trained`` (a
+    checkpoint's or Cao et al.'s config) that network's, with the reading
+    flags only: ``--test-size``, ``--scales``, ``--flip-test``, ``--eta``,
+    ``--paper-literal``, ``--box-score``."""
+    if trained is None:
+        cfg = toy_config() if args.data == "toy" else Config(data=args.data)
+        cfg.seed, cfg.upsample = args.seed, cfg.upsample and not args.no_2x
+        cli.override(cfg, args, TRAIN_FLAGS)
+    else:
+        cfg = replace(trained)
+    cli.override(cfg, args, READING_FLAGS)
     cfg.scales = scales_flag(args) or cfg.scales
-    if cfg.input_size % 8 or cfg.input_size < 16:
+    if args.paper_literal:
+        cfg.readings = replace(cfg.readings, **PAPER_LITERAL)
+    if args.use_box_score is not None:
+        cfg.readings = replace(cfg.readings, use_box_score=args.use_box_score)
+    if trained is None and (cfg.input_size % 8 or cfg.input_size < 16):
         raise UsageError(f"--input-size must be a multiple of 8 (the feature stride), got {cfg.input_size}")
     if cfg.test_size < 8 or cfg.epochs < 1:
-        raise UsageError("--test-size and --epochs must be positive")
+        raise UsageError("--test-size must be at least 8 and --epochs positive")
     return cfg
-
-
-DETECTOR_FLAGS = ("shift", "scale", "dup", "fp", "miss", "threshold")
-
-
-def reading_flags(cfg, args):
-    """The flags that change how a trained network's output is parsed and
-    scored, given at training or at evaluation: ``--paper-literal``, the
-    simulated detector's ``--det-*``, ``--eta``, ``--box-score``."""
-    if getattr(args, "paper_literal", False):
-        for k, v in PAPER_LITERAL.items():
-            setattr(cfg, k, v)
-    given = {k: getattr(args, f"det_{k}") for k in DETECTOR_FLAGS if getattr(args, f"det_{k}", None) is not None}
-    try:
-        cfg.detector = replace(cfg.detector, **given)
-    except ValueError as e:
-        raise UsageError(f"--det-*: {e}") from None
-    cli.override(cfg, args, ("eta", "use_box_score"))
 
 
 def scales_flag(args):
@@ -2637,19 +2286,11 @@ def scales_flag(args):
     return scales
 
 
-def jitter_levels(args):
-    """``--jitter-curve``: the box-jitter levels of Fig. 1 (a-b)'s curve."""
-    return cli.number_list(args.jitter_curve, "--jitter-curve", "0,0.1,0.2", kind="fraction")
-
-
 # Every numeric flag and what it may hold (``cli.KINDS``).
-FLAG_KINDS = {"width": "positive", "head_width": "positive", "hidden": "count", "input_size": "count",
-              "test_size": "count", "batch_size": "count", "epochs": "count", "lr": "positive",
-              "eta": "probability", "sigma": "positive", "delta": "positive", "fg_weight": "positive",
-              "toy_train": "count", "toy_val": "count", "val_images": "count", "seed": "natural",
-              "log_every": "count", "box_jitter": "fraction", "det_shift": "nonnegative",
-              "det_scale": "nonnegative", "det_dup": "probability", "det_fp": "nonnegative",
-              "det_miss": "probability", "det_threshold": "probability"}
+FLAG_KINDS = {"width": "positive", "hidden": "count", "input_size": "count", "test_size": "count",
+              "batch_size": "count", "epochs": "count", "lr": "positive", "eta": "probability", "sigma": "positive",
+              "delta": "positive", "toy_train": "count", "toy_val": "count", "val_images": "count",
+              "seed": "natural", "log_every": "count"}
 
 
 def check_args(args):
@@ -2657,7 +2298,6 @@ def check_args(args):
     trained: one line naming the flag and what was expected."""
     cli.check_numbers(args, FLAG_KINDS)
     scales_flag(args)
-    jitter_levels(args)
     if args.resume and (args.demo is not None or args.eval_only):
         raise UsageError("--resume continues a training run: not with --demo or --eval-only")
     if args.cmu_weights and args.checkpoint:
@@ -2675,34 +2315,48 @@ def resume_run(args):
     print(f"resuming {path}: {done} of {cfg.epochs} epochs done; the rest with the run's own flags", flush=True)
 
 
-def model_from_checkpoint(path, device, args=None):
-    """(config, skeleton, model in eval mode) from a best.pt/last.pt; ``args``
-    may override the test scales. With ``--cmu-weights`` in ``args``, Cao et
-    al.'s released network instead (``model_from_cao_weights``, §IV-C)."""
-    if getattr(args, "cmu_weights", None):
-        if getattr(args, "checkpoint", None):
-            raise UsageError("give --checkpoint or --cmu-weights, not both")
-        return model_from_cao_weights(args.cmu_weights, device, args)
+def config_from_dict(d):
+    """A checkpoint's saved ``Config``, also from earlier versions (flat
+    readings, the simulated detector's rates, ``head_width``, ``fg_weight``)."""
+    d = dict(d)
+    for k in [k for k in d if k.startswith("det_")] + ["detector", "fg_weight"]:
+        d.pop(k, None)                              # evaluation settings, not the network's
+    if d.pop("head_width", None) not in (None, d.get("width", 1.0)):
+        raise KeyError("head_width (a network with stages of their own width: an earlier version's)")
+    flat = {k: d.pop(k) for k in [k for k in d if k in Readings.__dataclass_fields__]}
+    d["readings"] = Readings(**{**flat, **d.get("readings", {})})
+    d["resnet_blocks"], d["scales"], d["person_frac"] = (tuple(d[k]) for k in ("resnet_blocks", "scales", "person_frac"))
+    return Config(**d)
+
+
+def model_from_checkpoint(path, device):
+    """(config, skeleton, model in eval mode) from a best.pt/last.pt."""
     ckpt = harness.load_checkpoint(Path(path).expanduser())
     try:
-        d = dict(ckpt["extra"]["config"])
-        d["resnet_blocks"], d["scales"], d["person_frac"] = (tuple(d[k]) for k in
-                                                             ("resnet_blocks", "scales", "person_frac"))
-        for k in [k for k in d if k.startswith("det_")]:      # before common.detector: the old detector's
-            del d[k]
-        d["detector"] = DetectorModel(**d.get("detector", {}))
-        cfg = Config(**d)
+        cfg = config_from_dict(ckpt["extra"]["config"])
         skeleton = Skeleton(cfg.data)
         model = PoseNetwork(cfg, skeleton)
         model.load_state_dict(ckpt["model"])
     except (KeyError, TypeError, RuntimeError) as e:
         raise ValueError(f"{path}: not a bottom_up_bbox.py checkpoint "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    if args is not None:
-        cfg.scales = scales_flag(args) or cfg.scales
-        cli.override(cfg, args, ("flip_test",))
-        reading_flags(cfg, args)
     return cfg, skeleton, model.to(device).eval()
+
+
+def trained_model(args, device, path=None):
+    """(config, skeleton, model) of ``--checkpoint`` (or ``path``) or of
+    ``--cmu-weights`` (§IV-C), with the reading flags applied."""
+    if args.cmu_weights:
+        if args.demo is None and args.data != "coco":
+            raise UsageError(f"--cmu-weights: Cao et al.'s network was trained on COCO; "
+                             f"evaluate it with --data coco, not {args.data}")
+        if args.flip_test:
+            raise UsageError("--flip-test is for our networks: Cao et al.'s input is padded on one side "
+                             "(openpose.cao_input), so its mirror is not exact")
+        cfg, skeleton, model = model_from_cao_weights(args.cmu_weights, device)
+    else:
+        cfg, skeleton, model = model_from_checkpoint(path or args.checkpoint, device)
+    return build_config(args, cfg), skeleton, model
 
 
 def read_boxes(path, image_ids=None):
@@ -2713,9 +2367,12 @@ def read_boxes(path, image_ids=None):
     return coco_aic.read_detections(p, image_ids)
 
 
-def print_tables(res, title):
-    rows = [(VARIANTS.get(k, k), v) for k, v in res.items() if not k.startswith("jitter")]
-    print(f"\n{title}\n" + format_ap_table(rows))
+def box_source(args):
+    """``--boxes``: "gt", the simulated detector ("sim": a ``DetectorModel``)
+    or a detection file read into {image_id: (N, 5)}. Default: "sim" on the
+    toy scenes (a detector that errs, as the paper's did), "gt" on COCO and AIC."""
+    how = args.boxes or ("sim" if args.data == "toy" else "gt")
+    return {"gt": "gt", "sim": DetectorModel()}.get(how) or read_boxes(how)
 
 
 def run_demo(args, rt):
@@ -2735,7 +2392,7 @@ def run_demo(args, rt):
         raise UsageError(f"--boxes {args.boxes} needs annotations; for --demo IMAGE give --boxes FILE or no --boxes")
     files = [] if synthetic else image_files(args.demo)
     dets = read_boxes(args.boxes) if args.boxes not in (None, "gt", "sim") else None
-    cfg, skeleton, model = model_from_checkpoint(ckpt, rt.device, args)
+    cfg, skeleton, model = trained_model(args, rt.device, ckpt)
     if not synthetic and cfg.data == "toy" and not args.cmu_weights:
         print(f"note: {ckpt} was trained on the toy scenes; on a photo its poses mean little", flush=True)
     # COCO results carry no joint names: they go beside them, once.
@@ -2744,65 +2401,64 @@ def run_demo(args, rt):
     everyone = []
     ids = image_ids(files)
     for k, path in enumerate(files or [None]):
-        if path is None:
-            scene = ToyScenes(args.seed + 7919, 1, cfg.input_size, skeleton)
-            image, size = scene.load(0).image, (cfg.input_size, cfg.input_size)
-            name, image_id = "toy_scene", 0
-            # The toy scene's ground-truth boxes stand in for a detector.
-            boxes = gt_boxes(scene.ground_truth(0)) if args.boxes in ("gt", None) else None
-        else:
-            # A long side far above the network's input is decoded smaller (a
-            # JPEG at 1/2, 1/4 or 1/8) and then resized: a 100 MP photo costs
-            # what a 2 MP one does; the poses come back in the file's pixels.
-            # (Cao et al.'s network scales the image's height to its test size.)
-            image, size = open_for_network(path, cfg.test_size * max(cfg.scales), by_height=bool(args.cmu_weights))
-            name = path.stem
-            # COCO's image ids are integers (``image_ids``; the file's name is
-            # written beside each result).
-            image_id = ids[k]
-            boxes = None
-        if dets is not None:
-            mine = dets.get(image_id)
-            if mine is None and len(dets) == 1 and len(files) <= 1:      # a file made for this one image
-                mine = next(iter(dets.values()))
-            if mine is None:
-                print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id} ({name}); "
-                      f"no person will be found in it", flush=True)
-            boxes = np.zeros((0, 4)) if mine is None else mine[:, :4]
-        pred = infer(model, image, size, cfg, rt.device)
-        inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
-        greedy = parse_variants(pred, np.zeros((0, 4)), skeleton, cfg, ("greedy",), inputs)["greedy"]
-        fallback = boxes is None
-        if fallback:
-            # No detector: the documented fallback, the extents of the box-free
-            # parse of [3], each extended by 10% per side (then by 10% again by
-            # the parser, as any detector's box would be).
-            boxes = person_boxes(greedy.keypoints, 0.1)
-        parsed = {"greedy": greedy, **parse_variants(pred, boxes, skeleton, cfg, ("full",), inputs)}
-        kp, conf = parsed["full"].keypoints, parsed["full"].scores
-        title = f"{len(kp)} person(s)" + (" in boxes from the box-free parse (no detector given)" if fallback else "")
-        figure = figure_scene(image, pred, boxes, parsed, skeleton, cfg, out / f"{name}_poses.png", title=title)
-        results = to_coco_results(image_id, skeleton.to_dataset(kp), conf)
-        for r in results:
-            r["file_name"] = name if path is None else path.name
-        write_json(out / f"{name}_results.json", results)
-        everyone += results
-        print(f"{name}: {len(kp)} person(s) in {len(boxes)} box(es); figure {figure}; "
-              f"COCO results {out / (name + '_results.json')}", flush=True)
+        everyone += demo_image(args, rt, model, cfg, skeleton, out, path, ids[k] if files else 0, dets, len(files))
     if len(files) > 1:
         write_json(out / "results_coco.json", everyone)
         print(f"{len(files)} images, {len(everyone)} people: all in {out / 'results_coco.json'}")
     return everyone
 
 
+def demo_image(args, rt, model, cfg, skeleton, out, path, image_id, dets, n_files):
+    """``--demo`` on one photo (``path``), or on a fresh toy scene (None)."""
+    if path is None:
+        scene = ToyScenes(args.seed + 7919, 1, cfg.input_size, skeleton)
+        image, size, name = scene.load(0).image, (cfg.input_size, cfg.input_size), "toy_scene"
+        # The toy scene's ground-truth boxes stand in for a detector.
+        boxes = gt_boxes(scene.ground_truth(0)) if args.boxes in ("gt", None) else None
+    else:
+        # A long side far above the network's input is decoded smaller (a
+        # JPEG at 1/2, 1/4 or 1/8) and then resized: a 100 MP photo costs
+        # what a 2 MP one does; the poses come back in the file's pixels.
+        # (Cao et al.'s network scales the image's height to its test size.)
+        image, size = open_for_network(path, cfg.test_size * max(cfg.scales), by_height=bool(args.cmu_weights))
+        name, boxes = path.stem, None
+    if dets is not None:
+        mine = dets.get(image_id)
+        if mine is None and len(dets) == 1 and n_files <= 1:              # a file made for this one image
+            mine = next(iter(dets.values()))
+        if mine is None:
+            print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id} ({name}); "
+                  f"no person will be found in it", flush=True)
+        boxes = np.zeros((0, 4)) if mine is None else mine[:, :4]
+    pred = model.infer(image, size, cfg, rt.device)
+    inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
+    greedy = parse_variants(pred, np.zeros((0, 4)), skeleton, cfg, ("greedy",), inputs)["greedy"]
+    fallback = boxes is None
+    if fallback:
+        # No detector: the documented fallback, the extents of the box-free
+        # parse of [3], each extended by 10% per side (then by 10% again by
+        # the parser, as any detector's box would be).
+        boxes = person_boxes(greedy.keypoints, 0.1)
+    parsed = {"greedy": greedy, **parse_variants(pred, boxes, skeleton, cfg, ("full",), inputs)}
+    kp, conf = parsed["full"].keypoints, parsed["full"].scores
+    title = f"{len(kp)} person(s)" + (" in boxes from the box-free parse (no detector given)" if fallback else "")
+    figure = figure_scene(image, pred, boxes, parsed, skeleton, cfg, out / f"{name}_poses.png", title=title)
+    results = to_coco_results(image_id, skeleton.to_dataset(kp), conf)
+    for r in results:
+        r["file_name"] = name if path is None else path.name
+    write_json(out / f"{name}_results.json", results)
+    print(f"{name}: {len(kp)} person(s) in {len(boxes)} box(es); figure {figure}; "
+          f"COCO results {out / (name + '_results.json')}", flush=True)
+    return results
+
+
+def flag_default(name):
+    """A config-backed flag's default: the paper's, and the toy's where it differs."""
+    v, t = getattr(Config(), name), getattr(toy_config(), name)
+    return f"(default: {v}" + ("" if v == t else f"; toy: {t}") + ")"
+
+
 def parse_args(argv=None):
-    paper, toy = Config(), toy_config()
-
-    def default(name):
-        """A config-backed flag's default: the paper's, and the toy's where it differs."""
-        v, t = getattr(paper, name), getattr(toy, name)
-        return f"(default: {v}" + ("" if v == t else f"; toy: {t}") + ")"
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter,
                                 epilog="Quick run: python bottom_up_bbox.py --toy-train 200 --epochs 1 (half a minute). "
                                        "An internal error is one line; BUB_DEBUG=1 shows its traceback.")
@@ -2815,64 +2471,18 @@ def parse_args(argv=None):
     g.add_argument("--toy-train", type=int, default=2000, help="toy training scenes")
     g.add_argument("--toy-val", type=int, default=200, help="toy validation scenes")
     g = p.add_argument_group("model (Table III)")
-    g.add_argument("--stages", type=int, choices=(1, 2, 3, 4, 5, 6), help="number of stages " + default("stages"))
-    g.add_argument("--backbone", choices=("resnet", "vgg"), help="ResNet-50 or VGG-19 features " + default("backbone"))
+    g.add_argument("--stages", type=int, choices=(1, 2, 3, 4, 5, 6), help="number of stages " + flag_default("stages"))
+    g.add_argument("--backbone", choices=("resnet", "vgg"), help="ResNet-50 or VGG-19 features " + flag_default("backbone"))
     g.add_argument("--no-2x", action="store_true", help="no deconvolution: outputs at stride 8, not 4")
-    g.add_argument("--width", type=float, help="channel multiplier, 1 = the paper's network " + default("width"))
-    g.add_argument("--head-width", type=float, help="channel multiplier of the stages (default: --width)")
-    g.add_argument("--hidden", type=int, help="channels of stage 1's hidden 1x1 layer before --head-width, "
-                                              "512 = Cao et al. " + default("hidden"))
+    g.add_argument("--width", type=float, help="channel multiplier, 1 = the paper's network " + flag_default("width"))
+    g.add_argument("--hidden", type=int, help="channels of stage 1's hidden 1x1 layer before --width, "
+                                              "512 = Cao et al. " + flag_default("hidden"))
     g.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the feature extractor")
     g.add_argument("--checkpoint", help="a best.pt/last.pt to evaluate, demo, or fine-tune from")
     g.add_argument("--cmu-weights", metavar="PATH",
-                   help=f"Cao et al.'s released COCO network ({CAO_FILE} of the OpenPose PyTorch ports) "
+                   help=f"Cao et al.'s released COCO network ({openpose.CAO_FILE} of the OpenPose PyTorch ports) "
                         "instead of --checkpoint, for --demo IMAGE and --eval-only --data coco (see README)")
-    g = p.add_argument_group("training (§IV-A)")
-    g.add_argument("--epochs", type=int, help="training epochs " + default("epochs"))
-    g.add_argument("--lr", type=float, help="Adam's initial rate, decayed x0.1 geometrically " + default("lr"))
-    g.add_argument("--batch-size", type=int, help="global batch size, split over GPUs " + default("batch_size"))
-    g.add_argument("--input-size", type=int, help="training crop side in px " + default("input_size"))
-    g.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px " + default("sigma"))
-    g.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px "
-                                               + default("delta"))
-    g.add_argument("--fg-weight", type=float, help="weight of joint-map pixels at their peak, 1 = Eq. (6) as "
-                                                   "written " + default("fg_weight"))
-    g.add_argument("--resume", help="continue the training run of this last.pt, with its own flags")
-    g.add_argument("--val-images", type=int, default=50, help="validation images scored after each epoch")
-    g = p.add_argument_group("evaluation (Tables I-II, IV, Fig. 1)")
-    g.add_argument("--eval-only", action="store_true",
-                   help="evaluate --checkpoint on the validation set, no training (results in --out)")
-    g.add_argument("--test-size", type=int, help="longer image side at test scale 1.0; with --cmu-weights the "
-                                                 "height, as Cao et al. " + default("test_size"))
-    g.add_argument("--scales", help="test scales, comma-separated " + default("scales"))
-    g.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
-                   help="average each scale's outputs with its mirror image's (not in the paper) "
-                        + default("flip_test"))
-    g.add_argument("--eta", type=float, help="pose NMS threshold of Eq. (11) " + default("eta"))
-    g.add_argument("--paper-literal", action="store_true",
-                   help="parse with the paper's words read literally where it leaves a reading open "
-                        f"({', '.join(f'{k}={v}' for k, v in PAPER_LITERAL.items())}; README)")
-    g.add_argument("--topdown", metavar="CKPT",
-                   help="paper 1's cascade (a heatmap_regression.py best.pt, e.g. from --data toy-crowd) "
-                        "as the top-down row: run in every box, compared on the same boxes")
-    g.add_argument("--box-jitter", type=float, default=0.0,
-                   help="shift and loosen/tighten the boxes by up to this fraction (Fig. 1 a-b)")
-    g.add_argument("--jitter-curve", default="0,0.1,0.2,0.3,0.4,0.5",
-                   help="jitter levels of the printed AP-vs-box-jitter curve ('' for none)")
-    g = p.add_argument_group("boxes and the simulated detector")
-    g.add_argument("--boxes", help="'gt' (ground-truth boxes as the detector), 'sim' (the simulated detector, "
-                                   "--det-*) or a COCO detection-results JSON (default: sim on toy scenes, gt on "
-                                   "real data; --demo IMAGE: the extents of [3]'s parse, see README)")
-    for name, what in (("shift", "s.d. of a box's centre shift, x its size"),
-                       ("scale", "s.d. of the log of its width and height"),
-                       ("dup", "chance of a partial second box on a person (IoU 0.2-0.45)"),
-                       ("fp", "false-positive candidates per image (Poisson mean)"),
-                       ("miss", "chance a large, fully visible person gets no box"),
-                       ("threshold", "score below which a box is not output")):
-        g.add_argument(f"--det-{name}", type=float,
-                       help=f"{what} (default: {getattr(DetectorModel(), name)})")
-    g.add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction, default=None,
-                   help="rank poses by their box's detector score x the pose score (default: off)")
+    training_and_evaluation_flags(p)
     g = p.add_argument_group("demo")
     g.add_argument("--demo", nargs="*", metavar="IMAGE",
                    help="poses of everyone in each IMAGE (files or folders): a figure and a COCO-results JSON "
@@ -2885,152 +2495,88 @@ def parse_args(argv=None):
                    help="train in float32 (default: mixed precision on CUDA, and bfloat16 on CPUs with AMX)")
     g.add_argument("--seed", type=int, default=0, help="seed of the toy scenes, the augmentation and the init")
     g.add_argument("--log-every", type=int, default=50, help="progress line every N steps")
-    argv = cli.list_values_with_minus(argv, ("--scales", "--jitter-curve"))
+    argv = cli.list_values_with_minus(argv, ("--scales",))
     args = p.parse_args(argv)
     args.given = cli.given_dests(p, argv)
     args.flag_names = {a.dest: a.option_strings[0] for a in p._actions if a.option_strings}
     return args
 
 
-def box_source(args):
-    """``--boxes``: "gt", "sim" (the simulated detector) or a detection file
-    read into {image_id: (N, 5)}. Default: "sim" on the toy scenes (a
-    detector that errs, as the paper's did), "gt" on COCO and AIC."""
-    how = args.boxes or ("sim" if args.data == "toy" else "gt")
-    return how if how in ("gt", "sim") else read_boxes(how)
+def training_and_evaluation_flags(p):
+    """The flags of §IV-A's training and of the evaluation (Tables I-II, IV, Fig. 1)."""
+    g = p.add_argument_group("training (§IV-A)")
+    g.add_argument("--epochs", type=int, help="training epochs " + flag_default("epochs"))
+    g.add_argument("--lr", type=float, help="Adam's initial rate, decayed x0.1 geometrically " + flag_default("lr"))
+    g.add_argument("--batch-size", type=int, help="global batch size, split over GPUs " + flag_default("batch_size"))
+    g.add_argument("--input-size", type=int, help="training crop side in px " + flag_default("input_size"))
+    g.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px " + flag_default("sigma"))
+    g.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px "
+                                               + flag_default("delta"))
+    g.add_argument("--resume", help="continue the training run of this last.pt, with its own flags")
+    g.add_argument("--val-images", type=int, default=50, help="validation images scored after each epoch")
+    g = p.add_argument_group("evaluation (Tables I-II, IV, Fig. 1)")
+    g.add_argument("--eval-only", action="store_true",
+                   help="evaluate --checkpoint on the validation set, no training (results in --out)")
+    g.add_argument("--test-size", type=int, help="longer image side at test scale 1.0; with --cmu-weights the "
+                                                 "height, as Cao et al. " + flag_default("test_size"))
+    g.add_argument("--scales", help="test scales, comma-separated " + flag_default("scales"))
+    g.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
+                   help="average each scale's outputs with its mirror image's (not in the paper) "
+                        + flag_default("flip_test"))
+    g.add_argument("--eta", type=float, help="pose NMS threshold of Eq. (11) " + flag_default("eta"))
+    g.add_argument("--paper-literal", action="store_true",
+                   help="parse with the paper's words read literally where it leaves a reading open "
+                        f"({', '.join(f'{k}={v}' for k, v in PAPER_LITERAL.items())}; README)")
+    g.add_argument("--topdown", metavar="CKPT",
+                   help="paper 1's cascade (a heatmap_regression.py best.pt, e.g. from --data toy-crowd) "
+                        "as the top-down row: run in every box, compared on the same boxes")
+    g = p.add_argument_group("boxes")
+    g.add_argument("--boxes", help="'gt' (ground-truth boxes as the detector), 'sim' (the simulated detector, "
+                                   "common.detector) or a COCO detection-results JSON (default: sim on toy scenes, gt on "
+                                   "real data; --demo IMAGE: the extents of [3]'s parse, see README)")
+    g.add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction, default=None,
+                   help="rank poses by their box's detector score x the pose score (default: off)")
 
 
-def crossing(levels, aps, reference):
-    """The jitter level at which a curve first falls below ``reference``,
-    linearly interpolated between the measured levels; None if it never does."""
-    for k in range(len(levels)):
-        if aps[k] < reference:
-            if k == 0:
-                return float(levels[0])
-            a, b = aps[k - 1] - reference, aps[k] - reference
-            return float(levels[k - 1] + a / (a - b) * (levels[k] - levels[k - 1]))
-    return None
-
-
-def final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir):
-    """§IV on the validation set: Tables I-II (with the top-down row of
-    paper 1 when ``--topdown`` is given), Table IV with bootstrap intervals
-    and the component counts, the crowded slice, AP against box jitter
-    beside the box-free parse of [3], and, with the top-down row, time per
-    image against the number of people and a Fig. 1-style figure. Prints
-    and returns them."""
+def evaluation_flags(args, cfg, skeleton, rt):
+    """``final_evaluation``'s settings from the flags: the boxes (``--boxes``),
+    the seed, the data set's name and the top-down row (``--topdown``)."""
     boxes = box_source(args)
-    levels = jitter_levels(args)
     topdown = TopDown(args.topdown, skeleton, rt.device, flip_test=cfg.flip_test) if args.topdown else None
-    ev = evaluate(model, val_src, cfg, skeleton, rt.device, variants=tuple(VARIANTS), boxes=boxes,
-                  box_jitter=args.box_jitter, jitter=levels, seed=args.seed,
-                  results_path=out_dir / "results_coco.json", details=True, topdown=topdown)
-    rows = ev["rows"]
-    what = {"gt": "ground-truth boxes", "sim": "simulated detector"}.get(
-        boxes if isinstance(boxes, str) else "", f"boxes from {args.boxes}")
-    name = {"toy": "toy scenes", "coco": "COCO val", "aic": "AI Challenger val", "crowdpose": "CrowdPose"}[args.data]
-    oks_note = {"toy": "CrowdPose's OKS constants, scale 0.53 x box area",
-                "coco": "COCO's OKS constants, scale = segment area",
-                "aic": "AI Challenger's OKS constants",
-                "crowdpose": "CrowdPose's OKS constants, scale 0.53 x box area"}[args.data]
-    table = []
-    if topdown is not None:
-        table.append(("top-down: paper 1 in each box", rows["topdown"]))
-    table.append(("box-free parse of [3]", rows["greedy"]))
-    table.append(("ours (full)", rows["full"]))
-    if "full, gt boxes" in rows:
-        table += [(f"{label}, ground-truth boxes (upper bound)", rows[f"{key}, gt boxes"])
-                  for key, label in (("topdown", "top-down"), ("full", "ours")) if f"{key}, gt boxes" in rows]
-    print(f"\nTables I-II layout -- OKS AP (%) on {len(val_src)} {name}, {what}, scales {cfg.scales} "
-          f"({oks_note})\n" + format_ap_table(table))
-    if "AIC score" in rows["full"]:
-        print(f"AI Challenger score (its official keypoint_eval.py{', AIC constants: for comparison only, too strict for toy sizes' if args.data == 'toy' else ''}): "
-              f"{100 * rows['full']['AIC score']:.2f}")
-
-    print_table_iv(ev, what, len(val_src), cfg)
-
-    cr = ev["crowded"]
-    slice_rows = ([("top-down: paper 1 in each box", cr["topdown"])] if "topdown" in cr else []) + \
-        [("box-free parse of [3]", cr["greedy"]), ("ours (full)", cr["full"])]
-    print(f"\nFig. 1 (c-d) -- the crowded slice: {cr['people']} people with a neighbour at box IoU > 0.3 "
-          f"(the others scored as crowd regions)\n" + format_ap_table(slice_rows))
-
-    curves = {}
-    if levels:
-        ref = rows["greedy"]["AP"]
-        sources = [("", what)] + ([(", gt boxes", "ground-truth boxes")] if "full, gt boxes" in rows else [])
-        methods = [("", "ours")] + ([("topdown ", "top-down")] if topdown is not None else [])
-        columns = [(m, sfx, f"{label}, {w}") for sfx, w in sources for m, label in methods
-                   if f"{m}jitter {levels[0]:.2f}{sfx}" in rows]
-        key = {(m, sfx): (f"top-down, {w}" if m else w) for sfx, w in sources for m, _ in methods}
-        width = max(20, *(len(c[2]) for c in columns))
-        print("\nFig. 1 (a-b) -- AP (%) vs box jitter (centre shift and size change up to the level x box "
-              "size)\n  level " + "".join(f"  {c[2]:>{width}}" for c in columns) + f"  {'[3], no boxes':>14}")
-        for lv in levels:
-            print(f"  {lv:5.2f} " + "".join(f"  {100 * rows[f'{m}jitter {lv:.2f}{sfx}']['AP']:{width}.1f}"
-                                          for m, sfx, _ in columns) + f"  {100 * ref:14.1f}")
-        for m, sfx, label in columns:
-            aps = [rows[f"{m}jitter {lv:.2f}{sfx}"]["AP"] for lv in levels]
-            x = crossing(levels, aps, ref)
-            curves[key[m, sfx]] = {"levels": list(levels), "AP": aps, "below [3] from": x}
-            print(f"  {label}: " + (f"falls below [3] at jitter {x:.2f}" if x is not None else
-                                    f"stays above [3] up to jitter {levels[-1]:.2f}"))
-    ev["jitter"] = curves
-    if topdown is not None:
-        ev["runtime_by_people"] = runtime_table(ev["runtime"])
-        print("\n§IV-B3 -- time per image (ms, median; network forward included) against the number of "
-              "people (detector boxes)\n  people  images      top-down          ours")
-        for k, r in ev["runtime_by_people"].items():
-            print(f"  {k:>6}  {r['images']:>6}  {r['topdown']:12.1f}  {r['ours']:12.1f}")
-        ev["fig1"] = str(figure_fig1(model, val_src, cfg, skeleton, rt, boxes, args, topdown, ev["per_image"],
-                                     out_dir / "fig1.png"))
-        print(f"  Fig. 1: {ev['fig1']} (scenes chosen as its caption says)")
-    return ev
+    return {"boxes": boxes, "seed": args.seed, "data": args.data, "what": boxes_text(boxes, args.boxes),
+            "topdown": topdown}
 
 
-def print_table_iv(ev, what, n, cfg):
-    """Table IV (both scores when both were scored), where each missed
-    person was lost, and what each component did."""
-    common = f"ranked by {'Eq. (9) / [3] own' if cfg.rank_score == 'own' else 'the common score'}"
-    scores = [("table_iv", what, common)]
-    if "table_iv_own" in ev:
-        scores.append(("table_iv_own", what, "each parser ranked by its own score (Eq. 9 / [3]'s)"))
-    if "table_iv_gt" in ev:
-        scores.append(("table_iv_gt", "ground-truth boxes", common))
-    for key, what, how in scores:
-        print(f"\nTable IV -- analysis of each component (AP %, {what}, {how}); difference from the "
-              f"full method with its 95 % bootstrap interval over {n} images (300 resamples)")
-        for v, label in VARIANTS.items():
-            t = ev[key][v]
-            diff = "" if v == "full" else f"   {100 * t['diff']:+5.1f}  [{100 * t['lo']:+5.1f}, {100 * t['hi']:+5.1f}]"
-            print(f"  {label:<28} {100 * t['AP']:5.1f}{diff}")
-    lost = ev["lost"]
-    print(f"\nWhere each person was lost (OKS < 0.5 after COCO's matching; {lost['people']} people):")
-    for k, counts in lost.items():
-        if k != "people":
-            steps = ", ".join(f"{attribution.CAUSE_TEXT[c]} {n}" for c, n in counts.items() if c != "missed" and n)
-            print(f"  {k:<16} {counts['missed']:>4} missed: {steps or '-'}")
-    c = ev["components"]
-    right = f"{100 * c['completed_right'] / c['completed_judged']:.0f} %" if c["completed_judged"] else "-"
-    print(f"  what each component did:\n"
-          f"    pose NMS removed {c['nms_removed']} poses, {c['nms_duplicates']} of them duplicates of a "
-          f"matched person\n"
-          f"    completion added {c['completed']} joints; of the {c['completed_judged']} on a matched person with that "
-          f"joint labelled, {right} within OKS 0.5 of the truth; {c['completed_other']} on another person's joint\n"
-          f"    [3] built {c['greedy_lists']} person lists and deleted {c['greedy_deleted']}, holding "
-          f"{c['greedy_deleted_joints']} correctly placed joints; {c['greedy_split']} of {c['people']} people "
-          f"were split over two or more lists; it joined two people {c['greedy_cross']} times (the boxes "
-          f"refused {c['cross_refused']} of those; our kept poses: {c['ours_cross']})")
+def run_eval(args, rt):
+    """``--eval-only``: the final evaluation of ``--checkpoint`` (or
+    ``--cmu-weights``) on the validation set."""
+    if not args.checkpoint and not args.cmu_weights:
+        raise UsageError("--eval-only needs --checkpoint PATH (or --cmu-weights PATH with --data coco)")
+    cfg, skeleton, model = trained_model(args, rt.device)
+    if (cfg.data == "toy") != (args.data == "toy") or (cfg.data != "toy" and Skeleton(args.data).J != skeleton.J):
+        raise UsageError(f"--checkpoint {args.checkpoint} was trained on {cfg.data}, not {args.data}")
+    out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-eval")
+    _, val_src = load_sources(args, skeleton, cfg)
+    ev = final_evaluation(model, val_src, cfg, skeleton, rt, out_dir, **evaluation_flags(args, cfg, skeleton, rt))
+    summary = {"config": asdict(cfg), **results_json(ev)}
+    write_json(out_dir / "results.json", summary)
+    print(f"\nresults.json and results_coco.json in {out_dir}/")
+    return summary
 
 
-def runtime_table(runtime):
-    """{number of boxes: {"images", "ours", "topdown"}}: median ms per image."""
-    out = {}
-    for k in sorted({r["boxes"] for r in runtime}):
-        sel = [r for r in runtime if r["boxes"] == k]
-        out[k] = {"images": len(sel), "ours": 1000 * float(np.median([r["ours"] for r in sel])),
-                  "topdown": 1000 * float(np.median([r["topdown"] for r in sel]))}
-    return out
+def new_model(args, cfg, skeleton, device):
+    """The network to train: from ``--checkpoint`` (fine-tuning), with
+    ``--pretrained`` ImageNet features, or from scratch; ``--resume`` loads
+    every weight later, in ``train``."""
+    model = PoseNetwork(cfg, skeleton)
+    if args.resume:
+        pass                                          # every weight comes from the resumed checkpoint
+    elif args.checkpoint:
+        _, _, trained = model_from_checkpoint(args.checkpoint, "cpu")
+        model.load_state_dict(trained.state_dict())
+    elif args.pretrained:
+        model.features.load_imagenet(Path(args.pretrained).expanduser())
+    return model.to(device)
 
 
 def run(args):
@@ -3043,19 +2589,7 @@ def run(args):
     if args.demo is not None:
         return run_demo(args, rt)
     if args.eval_only:
-        if not args.checkpoint and not args.cmu_weights:
-            raise UsageError("--eval-only needs --checkpoint PATH (or --cmu-weights PATH with --data coco)")
-        cfg, skeleton, model = model_from_checkpoint(args.checkpoint, rt.device, args)
-        if (cfg.data == "toy") != (args.data == "toy") or (cfg.data != "toy" and Skeleton(args.data).J != skeleton.J):
-            raise UsageError(f"--checkpoint {args.checkpoint} was trained on {cfg.data}, not {args.data}")
-        out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-eval")
-        _, val_src = load_sources(args, skeleton, cfg)
-        ev = final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir)
-        write_json(out_dir / "results.json", {"config": asdict(cfg), "results": ev["rows"],
-                                              **{k: v for k, v in ev.items() if k != "rows"}})
-        print(f"\nresults.json and results_coco.json in {out_dir}/")
-        return ev
-
+        return run_eval(args, rt)
     if args.cmu_weights:
         raise UsageError("--cmu-weights is for --demo IMAGE and --eval-only --data coco (it is not trained here)")
     cfg = build_config(args)
@@ -3065,15 +2599,7 @@ def run(args):
     box_source(args)                                  # a bad --boxes file fails now, not after training
     if args.topdown and not Path(args.topdown).expanduser().is_file():
         raise FileNotFoundError(f"--topdown {args.topdown}: no such file (a heatmap_regression.py best.pt)")
-    model = PoseNetwork(cfg, skeleton)
-    if args.resume:
-        pass                                          # every weight comes from the resumed checkpoint
-    elif args.checkpoint:
-        _, _, trained = model_from_checkpoint(args.checkpoint, "cpu")
-        model.load_state_dict(trained.state_dict())
-    elif args.pretrained:
-        model.features.load_imagenet(Path(args.pretrained).expanduser())
-    model.to(rt.device)
+    model = new_model(args, cfg, skeleton, rt.device)
     train_set = TrainScenes(train_src, cfg, skeleton, model.stride)
     if rt.is_main:
         n_params = sum(p.numel() for p in model.parameters())
@@ -3087,21 +2613,26 @@ def run(args):
     if not rt.is_main:
         harness.cleanup_runtime(rt)
         return None
-    ev = final_evaluation(model, val_src, cfg, skeleton, args, rt, out_dir)
-    figure_curves(history, ev["jitter"], ev["rows"]["greedy"]["AP"], out_dir / "curves.png")
-    for i in range(min(3, len(val_src))):
-        scene = val_src.load(i, max_reduce=max(scene_size(val_src, i)) / cfg.test_size)
-        pred = infer(model, scene.image, scene.size, cfg, rt.device)
-        boxes = gt_boxes(val_src.ground_truth(i))
-        parsed = parse_variants(pred, boxes, skeleton, cfg, ("full", "greedy"))
-        figure_scene(scene.image, pred, boxes, parsed, skeleton, cfg, out_dir / f"scene_{i}.png",
-                     title=f"validation image {val_src.image_id(i)}")
-    summary = {"config": asdict(cfg), "seconds": time.time() - t0, "results": ev["rows"],
-               **{k: v for k, v in ev.items() if k != "rows"}, "history": history}
+    ev = final_evaluation(model, val_src, cfg, skeleton, rt, out_dir, **evaluation_flags(args, cfg, skeleton, rt))
+    figures_of_run(model, val_src, cfg, skeleton, rt, out_dir, history, ev)
+    summary = {"config": asdict(cfg), "seconds": time.time() - t0, **results_json(ev), "history": history}
     write_json(out_dir / "results.json", summary)
     print(f"\n{time.time() - t0:.0f} s; checkpoints, figures, results.json and results_coco.json in {out_dir}/")
     harness.cleanup_runtime(rt)
     return summary
+
+
+def figures_of_run(model, val_src, cfg, skeleton, rt, out_dir, history, ev):
+    """curves.png (loss, validation AP, Fig. 1 a-b) and Fig. 2-style figures
+    of the first three validation images on their ground-truth boxes."""
+    figure_curves(history, ev["jitter"], ev["rows"][Row("greedy")]["AP"], out_dir / "curves.png")
+    for i in range(min(3, len(val_src))):
+        scene = val_src.load(i, max_reduce=max(scene_size(val_src, i)) / cfg.test_size)
+        pred = model.infer(scene.image, scene.size, cfg, rt.device)
+        boxes = gt_boxes(val_src.ground_truth(i))
+        parsed = parse_variants(pred, boxes, skeleton, cfg, ("full", "greedy"))
+        figure_scene(scene.image, pred, boxes, parsed, skeleton, cfg, out_dir / f"scene_{i}.png",
+                     title=f"validation image {val_src.image_id(i)}")
 
 
 def main(argv=None):

@@ -456,6 +456,14 @@ def aic_score(gt_annotations, results, sigmas=AIC_SIGMAS, image_ids=None):
 # ----------------------------------------------------------------------------
 # Writing results
 
+def coco_annotation(image_id, ann_id, keypoints, box, area, iscrowd=False):
+    """A ground-truth person as a COCO annotation dict (for the evaluators)."""
+    kp = np.asarray(keypoints, np.float32)
+    return {"image_id": image_id, "id": int(ann_id), "category_id": 1, "iscrowd": int(iscrowd),
+            "keypoints": kp.reshape(-1).tolist(), "num_keypoints": int((kp[:, 2] > 0).sum()),
+            "bbox": [float(v) for v in box], "area": float(area)}
+
+
 def to_coco_results(image_id, keypoints, scores, category_id=1):
     """COCO result dicts for one image's ``(N, J, 3)`` keypoints and ``(N,)`` scores.
 

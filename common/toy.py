@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .skeleton import MPII_JOINTS
+from .coco_eval import coco_annotation
+from .skeleton import CROWDPOSE_AREA_PER_BOX, MPII_JOINTS, MPII_TO_AIC
 
 J = {n: i for i, n in enumerate(MPII_JOINTS)}
 
@@ -567,3 +568,69 @@ def scene_stats(keypoints, boxes, iou=0.3):
     return {"people": float(np.mean([len(b) for b in boxes])), "crowded": crowded / n,
             "overlap": overlap / n, "truncated": truncated / n, "neighbour": float(near.mean()),
             "occluded": float((v == 1).sum() / max(1, (v > 0).sum()))}
+
+
+# =============================================================================
+# Paper 2's toy scenes as a data source (``bottom_up_bbox.py``'s ``--data toy``)
+# =============================================================================
+@dataclass
+class Scene:
+    """One image with everyone annotated in it, in the network's joint order
+    (what paper 2's sources load: ``ToyScenes`` here, the script's
+    ``RecordScenes`` for COCO and AI Challenger)."""
+    image: Image.Image          # RGB, possibly decoded at 1/factor scale
+    factor: float               # full-resolution px per pixel of ``image``
+    keypoints: np.ndarray       # (K, J, 3) full-res px: the persons the targets draw
+    boxes: np.ndarray           # (K, 4) x, y, w, h of those persons
+    ignore: np.ndarray | None   # (H, W) bool full-res: regions with missing annotation
+    size: tuple                 # full-resolution (width, height)
+
+
+class ToyScenes:
+    """Paper 2's synthetic crowded scenes (``render_scene``) as a data source:
+    MPII-skeleton figures mapped to AI Challenger's 14 joints, with
+    ground-truth boxes. ``skeleton``: the script's ``Skeleton("toy")``."""
+    CACHE = 5000                       # scenes kept in memory (about 0.75 GB at 192 px)
+
+    def __init__(self, seed, n, size, skeleton, regime=DEFAULT_REGIME):
+        self.seed, self.n, self.size, self.skeleton, self.regime = seed, n, size, skeleton, regime
+        self._cache = {}           # rendered scenes (``kept``), about 150 kB each at 192 px
+
+    def __len__(self):
+        return self.n
+
+    def image_id(self, i):
+        return int(i)
+
+    def _render(self, i):
+        def render():
+            img, kp, boxes, _, unannotated = render_scene(self.seed, i, size=(self.size, self.size),
+                                                          return_unannotated=True, regime=self.regime)
+            return img, kp[:, MPII_TO_AIC], boxes, unannotated
+        return kept(self._cache, i, render, self.CACHE)
+
+    def load(self, i, max_reduce=1.0):
+        """The scene; figures drawn but not annotated are ``ignore`` (W = 0 in
+        Eq. 6-7, as COCO's unannotated people), not background."""
+        img, kp, boxes, unannotated = self._render(i)
+        return Scene(Image.fromarray(img), 1.0, kp.copy(), boxes.copy(),
+                     unannotated if unannotated.any() else None, (self.size, self.size))
+
+    def annotation(self, i):
+        _, kp, boxes, _ = self._render(i)
+        return kp, boxes, (self.size, self.size)
+
+    def ground_truth(self, i):
+        """COCO annotation dicts, scored as CrowdPose scores its 14 joints
+        (``Skeleton.sigmas``): the OKS scale s^2 ("area") is 0.53 x the box
+        area. Why the box and not the visible area (COCO's segment area): the
+        toy box is the person's full (amodal) extent, so a person half hidden
+        behind a neighbour -- the case the paper is about -- keeps the
+        tolerance of their size instead of being held to a stricter one; and
+        0.53, CrowdPose's mean segment-to-box ratio, keeps the tolerance that
+        of a person of that size on COCO. Ids start at 1: pycocotools never
+        matches a ground truth whose id is 0."""
+        _, kp, boxes, _ = self._render(i)
+        return [coco_annotation(i, 1000 * i + k + 1, kp[k], boxes[k],
+                                CROWDPOSE_AREA_PER_BOX * boxes[k, 2] * boxes[k, 3])
+                for k in range(len(kp))]

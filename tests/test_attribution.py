@@ -4,8 +4,14 @@ and the same through ``bottom_up_bbox`` on perfect maps of built scenes."""
 import numpy as np
 import pytest
 
+from dataclasses import replace
+
 import bottom_up_bbox as bub
 from common import attribution as at
+from common.coco_eval import coco_annotation
+from common.skeleton import MPII_TO_AIC
+from common.toy import ToyScenes, sample_pose
+from walkthrough import studies
 
 J = 6                                   # a chain of six joints, 10 px apart
 SIGMAS = np.full(J, 0.1)
@@ -170,36 +176,36 @@ def test_script_attributes_joints_outside_the_box_and_a_missed_box():
     rng = np.random.default_rng(0)
     kp = np.zeros((2, sk.J, 3), np.float32)
     for k, x in enumerate((150, 450)):
-        kp[k, :, :2] = bub.sample_pose(rng)[bub.MPII_TO_AIC] * 300 + (x, 250)
+        kp[k, :, :2] = sample_pose(rng)[MPII_TO_AIC] * 300 + (x, 250)
         kp[k, :, 2] = 2
     pred = bub.Prediction(bub.confidence_maps(kp, (125, 150), 4, cfg.sigma),
                           bub.direction_fields(kp, sk.limbs, (125, 150), 4, cfg.delta)[0], 4, (600, 500), (600, 500))
     gt = []
     for k in range(2):
         lo, hi = kp[k, :, :2].min(0), kp[k, :, :2].max(0)
-        gt.append(bub.coco_annotation(0, k + 1, kp[k], [*lo, *(hi - lo)], float(np.prod(hi - lo))))
+        gt.append(coco_annotation(0, k + 1, kp[k], [*lo, *(hi - lo)], float(np.prod(hi - lo))))
     hips = kp[0, [sk.joints.index("r_hip"), sk.joints.index("l_hip")], 1].max()
     lo = kp[0, :, :2].min(0)
     short = np.array([[lo[0], lo[1], np.ptp(kp[0, :, 0]), hips - lo[1] + 2]])   # the upper body only
     for change, want in (({}, {1: "no_box"}), (bub.PAPER_LITERAL, {0: "outside_box", 1: "no_box"})):
-        c = bub.replace(cfg, **change)
+        c = replace(cfg, readings=replace(cfg.readings, **change))
         inputs = bub.candidates_and_scores(pred.maps, pred.fields, sk, c)
         parsed = bub.parse_variants(pred, short, sk, c, ("full",), inputs)
-        lost = bub.lost_people(parsed, pred, inputs[0], gt, sk, c, short, tau=0.9)["full"]
+        lost = studies.lost_people(parsed, pred, inputs[0], gt, sk, c, short, tau=0.9)["full"]
         assert {a["person"]: a["cause"] for a in lost} == want, change
 
 
 @pytest.mark.parametrize("variant", ["full", "greedy"])
 def test_script_attribution_adds_up_on_toy_scenes(variant):
     sk, cfg = bub.Skeleton("toy"), bub.toy_config()
-    src = bub.ToyScenes(1, 12, 192, sk)
+    src = ToyScenes(1, 12, 192, sk)
     for i in range(len(src)):
         gt = src.ground_truth(i)
-        pred = bub.oracle_prediction(src.load(i), sk, cfg, 4)
+        pred = studies.oracle_prediction(src.load(i), sk, cfg, 4)
         inputs = bub.candidates_and_scores(pred.maps, pred.fields, sk, cfg)
         boxes = bub.gt_boxes(gt)
         parsed = bub.parse_variants(pred, boxes, sk, cfg, (variant,), inputs)
-        lost = bub.lost_people(parsed, pred, inputs[0], gt, sk, cfg, boxes)[variant]
+        lost = studies.lost_people(parsed, pred, inputs[0], gt, sk, cfg, boxes)[variant]
         kept = parsed[variant]
         matched = at.coco_match(at.People(np.array([a["keypoints"] for a in bub.scored_people(gt)]).reshape(
             len(bub.scored_people(gt)), sk.J, 3), np.array([a["area"] for a in bub.scored_people(gt)]),

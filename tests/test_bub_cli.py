@@ -14,11 +14,12 @@ from PIL import Image
 
 import bottom_up_bbox as bub
 from common import coco_aic
+from common.toy import ToyScenes
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "real_samples" / "coco"
 TINY = ["--toy-train", "16", "--toy-val", "4", "--epochs", "1", "--input-size", "96", "--test-size", "96",
-        "--val-images", "2", "--jitter-curve", "0,0.2", "--log-every", "100"]
+        "--val-images", "2", "--log-every", "100"]
 
 
 def run_cli(*args, timeout=240):
@@ -49,26 +50,21 @@ def test_toy_run_prints_the_tables_and_writes_everything(trained):
     out, stdout = trained
     for title in ("Tables I-II layout", "CrowdPose's OKS constants", "simulated detector",
                   "ground-truth boxes (upper bound)", "Table IV", "pose parsing by [3]", "without pose NMS",
-                  "without pose completion", "bootstrap interval", "pose NMS removed", "completion added",
-                  "joined two people", "person lists", "Where each person was lost", "own score",
+                  "without pose completion", "bootstrap interval", "own score",
                   "Fig. 1 (c-d)", "Fig. 1 (a-b)", "AI Challenger score"):
         assert title in stdout, title
     for name in ("best.pt", "last.pt", "curves.png", "scene_0.png", "results.json", "results_coco.json"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "results.json").read_text())
     assert set(summary["results"]) >= set(bub.VARIANTS) | {"full, gt boxes", "jitter 0.00", "jitter 0.20",
-                                                           "jitter 0.00, gt boxes", "jitter 0.20, gt boxes"}
-    # Every printed number is kept: Table IV with its intervals, the counts,
-    # the crowded slice and the jitter curves with their crossing points.
+                                                           "jitter 0.00, gt boxes", "jitter 0.50, gt boxes"}
+    keys = [bub.Row("full").key, bub.Row("full", True, 0.2).key, bub.Row("topdown", jitter=0.3).key,
+            bub.Row("no_nms", own_score=True).key]
+    assert keys == ["full", "jitter 0.20, gt boxes", "topdown jitter 0.30", "no_nms, own score"]
+    # Every printed number is kept: Table IV with its intervals, the crowded
+    # slice and the jitter curves with their crossing points.
     assert set(summary["table_iv"]) == set(summary["table_iv_own"]) == set(summary["table_iv_gt"]) == set(bub.VARIANTS)
     assert {"diff", "lo", "hi"} <= set(summary["table_iv"]["greedy"])
-    assert {"nms_removed", "completed", "completed_other", "greedy_cross", "cross_refused", "greedy_lists",
-            "greedy_split"} <= set(summary["components"])
-    # Every missed person is lost at exactly one step: the counts add up.
-    lost = summary["lost"]
-    assert set(lost) == {"ours", "[3]", "ours, gt boxes", "people"}
-    for k in ("ours", "[3]", "ours, gt boxes"):
-        assert sum(v for c, v in lost[k].items() if c != "missed") == lost[k]["missed"] <= lost["people"]
     assert {"full", "greedy", "people"} <= set(summary["crowded"])
     assert set(summary["jitter"]) == {"simulated detector", "ground-truth boxes"}
     res = json.loads((out / "results_coco.json").read_text())
@@ -76,11 +72,34 @@ def test_toy_run_prints_the_tables_and_writes_everything(trained):
     assert not list(out.glob("*.tmp")) and not list(out.glob(".tmp-*"))
 
 
+def test_the_studies_evaluation_adds_where_people_were_lost(trained, tmp_path, capsys):
+    """walkthrough/studies.py evaluation: the same tables from the same
+    records, and beside them the person-loss attribution and the component
+    counts (no longer in the script's run)."""
+    from walkthrough import studies
+    out, _ = trained
+    res = studies.main(["evaluation", "--checkpoint", str(out / "best.pt"), "--scenes", "4", "--jitter-curve", "0,0.2",
+                        "--det-miss", "0.1", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    for title in ("Table IV", "pose NMS removed", "completion added", "joined two people", "person lists",
+                  "Where each person was lost"):
+        assert title in printed, title
+    saved = json.loads((tmp_path / "evaluation.json").read_text())
+    assert {"nms_removed", "completed", "completed_other", "greedy_cross", "cross_refused", "greedy_lists",
+            "greedy_split"} <= set(saved["components"])
+    # Every missed person is lost at exactly one step: the counts add up.
+    lost = saved["lost"]
+    assert set(lost) == {"ours", "[3]", "ours, gt boxes", "people"}
+    for k in ("ours", "[3]", "ours, gt boxes"):
+        assert sum(v for c, v in lost[k].items() if c != "missed") == lost[k]["missed"] <= lost["people"]
+    assert {"jitter 0.00", "jitter 0.20"} <= set(res["results"]) and "jitter 0.10" not in res["results"]
+
+
 def test_eval_only_with_a_detection_file(trained, tmp_path, capsys):
     out, _ = trained
     # A "detector" that finds the first ground-truth person of image 0 only,
     # plus a box wholly outside the image.
-    gt = bub.ToyScenes(1, 4, 96, bub.Skeleton("toy")).ground_truth(0)
+    gt = ToyScenes(1, 4, 96, bub.Skeleton("toy")).ground_truth(0)
     dets = [{"image_id": 0, "category_id": 1, "bbox": gt[0]["bbox"], "score": 0.9},
             {"image_id": 0, "category_id": 1, "bbox": [500, 500, 40, 80], "score": 0.5}]
     f = tmp_path / "dets.json"
@@ -213,7 +232,7 @@ def test_empty_detection_file_gives_an_empty_result(trained, tmp_path):
     f = tmp_path / "none.json"
     f.write_text("[]")
     bub.main(["--eval-only", "--checkpoint", str(out / "best.pt"), "--toy-val", "2", "--boxes", str(f),
-              "--jitter-curve", "", "--out", str(tmp_path / "e")])
+              "--out", str(tmp_path / "e")])
     assert json.loads((tmp_path / "e" / "results_coco.json").read_text()) == []
 
 

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 import bottom_up_bbox as bub
-from common import coco_aic
+from common import coco_aic, openpose
+from common.coco_eval import to_coco_results
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "real_samples" / "coco"
@@ -115,7 +116,7 @@ def their_forward(state, x):
 
 def test_a_fake_file_with_their_names_and_shapes_loads_strictly_and_every_name_maps(cao, fake_file):
     state, model = fake_state(), cao
-    names = bub.cao_name_map(model)
+    names = openpose.cao_name_map(model)
     # Every one of our parameters has one of theirs and vice versa: 92 convolutions.
     assert set(names) == set(model.state_dict())
     assert sorted(names.values()) == sorted(state) and len(state) == 2 * 92
@@ -126,7 +127,7 @@ def test_a_fake_file_with_their_names_and_shapes_loads_strictly_and_every_name_m
     assert names["maps.0.8.weight"] == "conv5_5_CPM_L2.weight"
     assert names["fields.5.12.bias"] == "Mconv7_stage6_L1.bias"
     # From the file on disk, strictly.
-    bub.load_cao_weights(model, fake_file)
+    openpose.load_cao_weights(model, fake_file)
     own = model.state_dict()
     reordered = {f"{part}.{t}.0.weight" for part in ("maps", "fields") for t in range(1, 6)}   # stages 2-6
     for ours, theirs in names.items():
@@ -147,7 +148,7 @@ def test_a_fake_file_with_their_names_and_shapes_loads_strictly_and_every_name_m
 def test_our_network_with_their_weights_computes_their_forward_pass(cao):
     torch.manual_seed(0)
     state, model = fake_state(1), cao
-    model.load_state_dict(bub.cao_state_dict(model, state), strict=True)
+    model.load_state_dict(openpose.cao_state_dict(model, state), strict=True)
     x = torch.randn(1, 3, 40, 56) * 0.3
     with torch.no_grad():
         S, L = model.eval()(x)[-1]
@@ -165,14 +166,14 @@ def test_another_networks_weights_are_refused_with_one_line(cao):
     for t in range(2, 7):
         mpi[f"Mconv7_stage{t}_L1.weight"] = mpi[f"Mconv7_stage{t}_L1.weight"][:28]
     with pytest.raises(ValueError) as e:
-        bub.cao_state_dict(model, mpi, "mpi.pth")
+        openpose.cao_state_dict(model, mpi, "mpi.pth")
     msg = str(e.value)
     assert "\n" not in msg and "mpi.pth" in msg and "shape mismatches" in msg and "Mconv7_stage2_L1" in msg
     extra = {**fake_state(), "fc.weight": torch.zeros(2)}
     with pytest.raises(ValueError, match="1 unexpected keys"):
-        bub.cao_state_dict(model, extra)
+        openpose.cao_state_dict(model, extra)
     with pytest.raises(ValueError, match="184 missing keys"):
-        bub.cao_state_dict(model, {"features.0.weight": torch.zeros(64, 3, 3, 3)})
+        openpose.cao_state_dict(model, {"features.0.weight": torch.zeros(64, 3, 3, 3)})
 
 
 # ----------------------------------------------------------------------------- wiring: the paper vs Cao et al.
@@ -201,14 +202,14 @@ def test_sequential_stages_feed_the_maps_to_the_fields_concurrent_ones_do_not(wi
 
 
 # ----------------------------------------------------------------------------- their layout -> ours
-def their_targets(kp, shape, stride, cfg, limbs=bub.CAO_LIMBS):
+def their_targets(kp, shape, stride, cfg, limbs=openpose.CAO_LIMBS):
     """Ground truth drawn as *their* network outputs it: 18 maps in their
     joint order + background, and each of ``limbs`` as a field pointing from
     its first joint to its second, x in PAF channel ``x``, y in ``x + 1``."""
     sk = bub.Skeleton("coco")
-    kp = kp[:, [sk.joints.index(n) for n in bub.CAO_JOINTS]]                  # our order -> theirs
+    kp = kp[:, [sk.joints.index(n) for n in openpose.CAO_JOINTS]]                  # our order -> theirs
     heat = bub.confidence_maps(kp, shape, stride, cfg.sigma)                 # (19, h, w)
-    pairs = np.array([(bub.CAO_JOINTS.index(a), bub.CAO_JOINTS.index(b)) for a, b, _ in limbs])
+    pairs = np.array([(openpose.CAO_JOINTS.index(a), openpose.CAO_JOINTS.index(b)) for a, b, _ in limbs])
     f, _ = bub.direction_fields(kp, pairs, shape, stride, cfg.delta)         # (2 x 19, h, w), limbSeq order
     paf = np.zeros_like(f)
     for k, (_, _, x) in enumerate(limbs):
@@ -218,8 +219,8 @@ def their_targets(kp, shape, stride, cfg, limbs=bub.CAO_LIMBS):
 
 def test_their_17_limbs_of_our_tree_point_from_parent_to_child():
     sk = bub.Skeleton("coco")
-    maps, fields, sign = bub.cao_channels(sk)
-    assert [bub.CAO_JOINTS[m] for m in maps[:-1]] == list(sk.joints) and maps[-1] == 18   # background last
+    maps, fields, sign = openpose.cao_channels(sk)
+    assert [openpose.CAO_JOINTS[m] for m in maps[:-1]] == list(sk.joints) and maps[-1] == 18   # background last
     assert (sign == 1).all()                            # no limb of theirs runs child -> parent
     assert sorted(fields) == sorted(set(fields)) and len(fields) == 34       # 17 distinct limbs, x and y
     assert set(range(38)) - set(fields) == {18, 19, 26, 27}                  # dropped: shoulder -> ear
@@ -242,7 +243,7 @@ def test_their_layout_mapped_to_ours_parses_back_to_the_real_coco_annotations(st
         s, gt = src.load(i), src.ground_truth(i)
         W, H = s.size
         h, w = -(-H // stride), -(-W // stride)
-        maps, fields = bub.cao_to_ours(*their_targets(s.keypoints, (h, w), stride, cfg), sk)
+        maps, fields = openpose.cao_to_ours(*their_targets(s.keypoints, (h, w), stride, cfg), sk)
         np.testing.assert_allclose(maps, bub.confidence_maps(s.keypoints, (h, w), stride, cfg.sigma), atol=1e-6)
         np.testing.assert_allclose(fields, bub.direction_fields(s.keypoints, sk.limbs, (h, w), stride, cfg.delta)[0],
                                    atol=1e-6)
@@ -250,7 +251,7 @@ def test_their_layout_mapped_to_ours_parses_back_to_the_real_coco_annotations(st
         parse = bub.parse_variants(pred, bub.gt_boxes(gt), sk, cfg, ("full",))["full"]
         gts += gt
         ids.append(src.image_id(i))
-        res += bub.to_coco_results(src.image_id(i), sk.to_dataset(parse.keypoints), parse.scores)
+        res += to_coco_results(src.image_id(i), sk.to_dataset(parse.keypoints), parse.scores)
     assert sum(g["num_keypoints"] > 0 for g in gts) >= 10
     assert bub.score(sk, gts, res, ids)["AP"] >= ap - 1e-9
 
@@ -262,21 +263,21 @@ def test_a_limb_of_theirs_running_child_to_parent_is_negated():
     negate it to give our parent -> child field."""
     sk, cfg = bub.Skeleton("coco"), bub.Config(data="coco")
     flipped = tuple((b, a, x) if (a, b) in {("neck", "r_shoulder"), ("l_knee", "l_ankle")} else (a, b, x)
-                    for a, b, x in bub.CAO_LIMBS)
+                    for a, b, x in openpose.CAO_LIMBS)
     s = bub.RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk).load(0)
     shape = (-(-s.size[1] // 8), -(-s.size[0] // 8))
     heat, paf = their_targets(s.keypoints, shape, 8, cfg, flipped)
     ours = bub.direction_fields(s.keypoints, sk.limbs, shape, 8, cfg.delta)[0]
     assert np.abs(paf[12:14]).max() > 0.5                                  # the flipped limb is drawn
-    np.testing.assert_allclose(bub.cao_to_ours(heat, paf, sk, flipped)[1], ours, atol=1e-6)
-    assert np.abs(bub.cao_to_ours(heat, paf, sk)[1] - ours).max() > 1.0    # unmapped sign: wrong
+    np.testing.assert_allclose(openpose.cao_to_ours(heat, paf, sk, flipped)[1], ours, atol=1e-6)
+    assert np.abs(openpose.cao_to_ours(heat, paf, sk)[1] - ours).max() > 1.0    # unmapped sign: wrong
 
 
 # ----------------------------------------------------------------------------- their input convention
 def test_their_input_is_bgr_over_256_minus_half_padded_to_8_with_grey():
     img = np.zeros((3, 5, 3), np.uint8)
     img[..., 0], img[..., 1], img[..., 2] = 200, 100, 0                      # R, G, B
-    x = bub.cao_input(Image.fromarray(img))
+    x = openpose.cao_input(Image.fromarray(img))
     assert x.shape == (1, 3, 8, 8)
     np.testing.assert_allclose(x[0, :, :3, :5].mean((1, 2)), [0 / 256 - 0.5, 100 / 256 - 0.5, 200 / 256 - 0.5])
     assert (x[0, :, 3:] == 0).all() and (x[0, :, :, 5:] == 0).all()         # grey 128 -> 0
@@ -308,7 +309,8 @@ def test_each_scales_outputs_land_where_they_belong_in_the_image(scales):
     img = np.stack([xx * 255 / (W - 1), yy * 255 / (H - 1), np.zeros_like(xx)], -1).round().astype(np.uint8)
     cfg = bub.cao_config()
     cfg.test_size = 120
-    pred = bub.infer_cao(RampReader(), Image.fromarray(img), (2 * W, 2 * H), cfg, "cpu", scales=scales)
+    heat, paf, base = openpose.multiscale_outputs(RampReader(), Image.fromarray(img), cfg.test_size, scales, "cpu")
+    pred = bub.Prediction(heat, paf, 8, (2 * W, 2 * H), base)                # their channels, our conversions
     assert pred.base == (round(W * 120 / H), 120) and pred.stride == 8      # their height convention
     h, w = pred.maps.shape[1:]
     assert (h, w) == (-(-pred.base[1] // 8), -(-pred.base[0] // 8))
@@ -397,7 +399,7 @@ def test_eval_only_on_coco_with_the_fake_weights_prints_table_iv(fake_file, tmp_
         (root / "val2017" / img.name).symlink_to(img)
     out = tmp_path / "eval"
     r = run_cli("--eval-only", "--data", "coco", "--data-root", str(root), "--cmu-weights", str(fake_file),
-                "--test-size", "64", "--scales", "1", "--jitter-curve", "", "--out", str(out))
+                "--test-size", "64", "--scales", "1", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Table IV" in r.stdout and "COCO val" in r.stdout
     summary = json.loads((out / "results.json").read_text())

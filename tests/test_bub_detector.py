@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import bottom_up_bbox as bub
+from common.coco_eval import coco_annotation
 from common.detector import YOLO_NMS_IOU, DetectorModel, box_iou, simulate
 
 TRUTH = np.array([[20, 30, 40, 100], [90, 20, 50, 120]], float)     # two large people, 192 px image
@@ -79,8 +80,8 @@ def test_script_detector_reads_occlusion_from_the_annotations():
     ``miss + miss_occluded``."""
     kp = np.zeros((14, 3))
     kp[:, :2], kp[:, 2] = 50, 1                                           # every joint occluded
-    gt = [bub.coco_annotation(0, 1, kp, TRUTH[0], 4000)]
-    cfg = bub.Config(detector=replace(DetectorModel(), dup=0, fp=0, miss_small=0, threshold=0))
+    gt = [coco_annotation(0, 1, kp, TRUTH[0], 4000)]
+    model = replace(DetectorModel(), dup=0, fp=0, miss_small=0, threshold=0)
     rng = np.random.default_rng(1)
-    kept = np.mean([len(bub.simulated_detector(gt, (192, 192), rng, cfg)) for _ in range(3000)])
-    assert kept == pytest.approx(1 - cfg.detector.miss - cfg.detector.miss_occluded, abs=0.025)
+    kept = np.mean([len(bub.simulated_detector(gt, (192, 192), rng, model)) for _ in range(3000)])
+    assert kept == pytest.approx(1 - model.miss - model.miss_occluded, abs=0.025)

@@ -12,6 +12,11 @@ from PIL import Image, ImageOps
 
 import bottom_up_bbox as bub
 from common import coco_aic
+from common.coco_eval import coco_keypoint_ap, to_coco_results
+from common.detector import DetectorModel
+from common.toy import ToyScenes
+from common.transforms import apply_affine
+from walkthrough import studies
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real_samples" / "coco"
 
@@ -432,7 +437,7 @@ def test_missing_joints_are_exported_as_zeros():
 
 
 # ----------------------------------------------------------------------------- the oracle
-oracle_ap = bub.oracle_ap
+oracle_ap = studies.oracle_ap               # walkthrough/studies.py: beyond the paper's tables
 
 
 def test_oracle_parse_of_toy_crowds():
@@ -441,7 +446,7 @@ def test_oracle_parse_of_toy_crowds():
     OKS constants: the crowds are ones a box can resolve. Measured: AP 0.952
     (it was 0.85, at stride 1, when neighbours could overlap at will)."""
     sk, cfg = bub.Skeleton("toy"), bub.toy_config()
-    ap = oracle_ap(bub.ToyScenes(1, 200, 192, sk), sk, cfg, 4)["full"]
+    ap = oracle_ap(ToyScenes(1, 200, 192, sk), sk, cfg, 4)["full"]
     assert ap >= 0.95, ap
 
 
@@ -467,7 +472,7 @@ def test_crowded_slice_scores_like_pycocotools():
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
     sk = bub.Skeleton("toy")
-    src = bub.ToyScenes(1, 40, 192, sk)
+    src = ToyScenes(1, 40, 192, sk)
     rng = np.random.default_rng(0)
     gts, res = [], []
     for i in range(len(src)):
@@ -478,7 +483,7 @@ def test_crowded_slice_scores_like_pycocotools():
             kp[:, :2] += rng.normal(0, 3, (len(kp), 2))
             res.append({"image_id": i, "category_id": 1, "keypoints": kp.ravel().tolist(), "score": rng.random()})
     assert 0 < sum(not g["iscrowd"] for g in gts) < len(gts)
-    ours = bub.coco_keypoint_ap(gts, res, list(range(len(src))), sk.sigmas)
+    ours = coco_keypoint_ap(gts, res, list(range(len(src))), sk.sigmas)
     coco = COCO()
     coco.dataset = {"images": [{"id": i} for i in range(len(src))], "annotations": gts,
                     "categories": [{"id": 1, "name": "person"}]}
@@ -493,7 +498,7 @@ def test_toy_scenes_mask_out_unannotated_figures():
     """A figure drawn but not annotated is ignore (W = 0 in every channel),
     not background."""
     sk, cfg = bub.Skeleton("toy"), bub.toy_config()
-    src = bub.ToyScenes(1, 60, 192, sk)
+    src = ToyScenes(1, 60, 192, sk)
     i = next(i for i in range(60) if src.load(i).ignore is not None)
     scene = src.load(i)
     ignore = scene.ignore.reshape(48, 4, 48, 4).mean((1, 3)) > 0.5            # stride 4
@@ -508,7 +513,7 @@ def test_component_counts_see_a_duplicate_box_and_completion():
     counts it as a duplicate of the matched person; one person, so no
     connection joins two people."""
     sk, cfg = bub.Skeleton("toy"), bub.toy_config()
-    src = bub.ToyScenes(1, 30, 192, sk)
+    src = ToyScenes(1, 30, 192, sk)
     i = next(i for i in range(30) if len(src.annotation(i)[1]) == 1)
     scene, gt = src.load(i), src.ground_truth(i)
     maps = bub.confidence_maps(scene.keypoints, (48, 48), 4, cfg.sigma)
@@ -518,7 +523,7 @@ def test_component_counts_see_a_duplicate_box_and_completion():
     boxes = np.concatenate([boxes, boxes + [3, 3, 0, 0]])
     inputs = bub.candidates_and_scores(maps, fields, sk, cfg)
     parsed = bub.parse_variants(pred, boxes, sk, cfg, ("full", "greedy"), inputs)
-    c = bub.component_counts(parsed, pred, inputs[0], gt, sk)
+    c = studies.component_counts(parsed, pred, inputs[0], gt, sk)
     assert c["nms_removed"] >= 1 and c["nms_duplicates"] == c["nms_removed"]
     assert c["greedy_cross"] == c["cross_refused"] == c["ours_cross"] == 0     # one person
     assert len(parsed["full"].keypoints) == 1
@@ -542,7 +547,7 @@ def ground_truth_topdown(scene_keypoints, input_size=256):
     def maps(image, factor, affines):
         out = torch.zeros(len(affines), 16, input_size, input_size)
         for k, A in enumerate(affines):
-            xy = np.rint(bub.apply_affine(A, scene_keypoints[k, :, :2])).astype(int)
+            xy = np.rint(apply_affine(A, scene_keypoints[k, :, :2])).astype(int)
             for j, (x, y) in enumerate(xy):
                 if 0 <= x < input_size and 0 <= y < input_size and scene_keypoints[k, j, 2] > 0:
                     out[k, j, y, x] = 1.0
@@ -557,7 +562,7 @@ def test_topdown_round_trip_recovers_the_annotated_poses():
     with ground-truth boxes (the same scorer as the other rows)."""
     from common.toy import render_scene
     sk = bub.Skeleton("toy")
-    src = bub.ToyScenes(1, 20, 192, sk)
+    src = ToyScenes(1, 20, 192, sk)
     gts, res, ids = [], [], []
     for i in range(20):
         _, mpii, _, _ = render_scene(1, i, size=(192, 192))
@@ -571,7 +576,7 @@ def test_topdown_round_trip_recovers_the_annotated_poses():
         assert (err[inside] <= (0.5 * np.sqrt(2) * side[:, None] / 256 + 1e-6).repeat(14, 1)[inside]).all()
         gts += gt
         ids.append(i)
-        res += bub.to_coco_results(i, sk.to_dataset(kp), conf)
+        res += to_coco_results(i, sk.to_dataset(kp), conf)
     assert bub.score(sk, gts, res, ids)["AP"] >= 0.99
 
 
@@ -590,7 +595,7 @@ def test_the_three_rows_share_one_box_list_and_one_scorer(monkeypatch):
     sk, cfg = bub.Skeleton("toy"), bub.toy_config()
     cfg.input_size = cfg.test_size = 96
     model = bub.PoseNetwork(cfg, sk).eval()
-    src = bub.ToyScenes(1, 3, 96, sk)
+    src = ToyScenes(1, 3, 96, sk)
     seen = {"ours": [], "topdown": []}
     real_parse = bub.parse_variants
 
@@ -609,12 +614,16 @@ def test_the_three_rows_share_one_box_list_and_one_scorer(monkeypatch):
     real_score = bub.score
     monkeypatch.setattr(bub, "parse_variants", parse)
     monkeypatch.setattr(bub, "score", lambda *a: scored.append(a[0]) or real_score(*a))
-    ev = bub.evaluate(model, src, cfg, sk, "cpu", variants=tuple(bub.VARIANTS), boxes="sim",
-                      jitter=(0.0, 0.2), details=True, topdown=Fake())
+    rows = bub.table_rows(cfg, DetectorModel(), topdown=True, jitter=(0.0, 0.2))
+    tally, per_image = bub.Tally(rows), studies.PerImage(sk)
+    for rec in bub.evaluate(model, src, cfg, sk, "cpu", rows, boxes=DetectorModel(), topdown=Fake()):
+        tally.add(rec)
+        per_image.add(rec)
+    ev = bub.paper_tables(tally, sk)
     # Per image: the detector's boxes, the ground truth's, and two jitter levels
     # of each for ours; top-down's curve is on the detector's boxes only.
     assert len(seen["ours"]) == 3 * (1 + 1 + 2 * 2) and len(seen["topdown"]) == 3 * (1 + 1 + 2)
     assert all(b in seen["ours"] for b in seen["topdown"])
-    assert {"topdown", "topdown, gt boxes", "topdown jitter 0.20"} <= set(ev["rows"])
+    assert {"topdown", "topdown, gt boxes", "topdown jitter 0.20"} <= {r.key for r in ev["rows"]}
     assert len(scored) == len(ev["rows"]) and all(s is sk for s in scored)
-    assert "topdown" in ev["crowded"] and len(ev["runtime"]) == 3 and len(ev["per_image"]) == 3
+    assert "topdown" in ev["crowded"] and len(per_image.runtime) == 3 and len(per_image.per_image) == 3

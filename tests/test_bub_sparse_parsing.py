@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import bottom_up_bbox as bub
+from walkthrough import studies
 
 
 # ----------------------------------------------------------------------------- plain references
@@ -110,7 +111,7 @@ def random_candidates(rng, counts, w, h):
 
 def crowd(rng, n, sk, cfg):
     """The parsing benchmark's frame (``bub.random_crowd``) at half its size."""
-    pred, boxes = bub.random_crowd(rng, n, sk, cfg, (424, 240))
+    pred, boxes = studies.random_crowd(rng, n, sk, cfg, (424, 240))
     return pred.maps, pred.fields, boxes
 
 
@@ -150,6 +151,22 @@ def test_eq5_pair_by_pair_matches_the_padded_all_pairs_reference(monkeypatch):
             for got, full in zip((x.score[c], x.support[c], x.length[c]),
                                  (conn.score[c], conn.support[c], conn.length[c])):
                 np.testing.assert_array_equal(got, full)
+
+
+def test_the_fast_eq5_is_the_plain_one_pair_by_pair():
+    """``connection_scores`` (blocked, every pair at once) gives what the
+    plain form of Eq. (5) in the script, ``connection_score``, gives for each
+    pair alone."""
+    rng = np.random.default_rng(3)
+    h, w, limbs = 30, 50, np.array([[0, 1], [1, 2]])
+    cand = random_candidates(rng, (6, 5, 4), w, h)
+    fields = rng.normal(0, 0.6, (2 * len(limbs), h, w)).astype(np.float32)
+    conn = bub.connection_scores(fields, cand, limbs)
+    for c, (j1, j2) in enumerate(limbs):
+        for r, a in enumerate(cand.by_joint[j1]):
+            for k, b in enumerate(cand.by_joint[j2]):
+                plain = bub.connection_score(fields, c, cand.xy[a], cand.xy[b])
+                assert plain == pytest.approx(conn.score[c][r, k], abs=1e-5)
 
 
 def test_eq5_counts_support_only_when_asked_for():

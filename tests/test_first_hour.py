@@ -20,15 +20,13 @@ from common import cli
 from common.transforms import MAX_PIXELS, ImageError, open_for_network
 
 BUB_TINY = ["--toy-train", "8", "--toy-val", "2", "--input-size", "64", "--test-size", "64", "--val-images", "1",
-            "--jitter-curve", "", "--log-every", "100"]
+            "--log-every", "100"]
 HR_TINY = ["--toy-train", "16", "--toy-val", "4", "--input-size", "64", "--width", "0.125", "--batch-size", "8",
            "--log-every", "100"]
 
 
 # ----------------------------------------------------------------------------- flags
-BAD_BUB = [(["--log-every", "0"], "--log-every"), (["--box-jitter", "-5"], "--box-jitter"),
-           (["--jitter-curve", "abc"], "--jitter-curve"), (["--jitter-curve", "0,1.5"], "--jitter-curve"),
-           (["--eta", "nan"], "--eta"), (["--det-miss", "2"], "--det-miss"), (["--det-fp", "-1"], "--det-fp"),
+BAD_BUB = [(["--log-every", "0"], "--log-every"), (["--eta", "nan"], "--eta"), (["--hidden", "0"], "--hidden"),
            (["--scales", "1,,"], "--scales"), (["--scales", "-1,2"], "--scales"), (["--sigma", "0"], "--sigma"),
            (["--width", "inf"], "--width"), (["--epochs", "0"], "--epochs"), (["--seed", "-3"], "--seed"),
            (["--toy-train", "0"], "--toy-train")]

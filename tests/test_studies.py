@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import bottom_up_bbox as bub
+from common.detector import DetectorModel
 from walkthrough import studies
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "real_samples"
@@ -33,7 +33,7 @@ def test_detector_curves_mark_the_default_point(tmp_path):
     res, _ = run("detector", tmp_path)
     curves = res["oracle"]
     assert set(curves["miss"]) == set(studies.DETECTOR_MISS) and set(curves["noise"]) == set(studies.DETECTOR_NOISE)
-    assert bub.Config().detector.miss in curves["miss"] and 1.0 in curves["noise"]
+    assert DetectorModel().miss in curves["miss"] and 1.0 in curves["noise"]
     # Perfect maps, no miss and exact boxes: as good as the ground truth's.
     assert curves["noise"][0.0] <= curves["ours, ground-truth boxes"] + 1e-9
 
@@ -53,3 +53,11 @@ def test_real_oracle_meets_the_bar_and_keeps_the_literal_reading(tmp_path):
                 assert lost["nms"] == 0 and lost["missed"] == 0
             assert f"{name} stride {stride} literal" in res
     assert res["aic stride 4 literal"]["AP"]["full"] < res["aic stride 4 literal"]["AP"]["greedy"]
+
+
+@pytest.mark.parametrize("argv", [["--det-miss", "2"], ["--det-fp", "-1"], ["--box-jitter", "-5"],
+                                  ["--jitter-curve", "abc"], ["--jitter-curve", "0,1.5"]])
+def test_the_evaluations_knobs_are_checked_before_any_work(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        studies.parse_args(["evaluation", *argv])
+    assert e.value.code == 2 and argv[0] in capsys.readouterr().err

@@ -120,7 +120,8 @@ def walkthrough_module(name):
 SCRIPTS = {"heatmap_regression.py": lambda: heatmap_regression, "bottom_up_bbox.py": lambda: bottom_up_bbox,
            "walkthrough/make_figures.py": lambda: walkthrough_module("make_figures"),
            "walkthrough/studies.py": lambda: walkthrough_module("studies")}
-MODULES = {"heatmap_regression": heatmap_regression, "bottom_up_bbox": bottom_up_bbox}
+MODULES = {"heatmap_regression": heatmap_regression, "bottom_up_bbox": bottom_up_bbox,
+           "studies": walkthrough_module("studies")}       # walkthrough/studies.py: beyond the papers' tables
 
 
 def check_flags(tokens, script, where):

@@ -10,8 +10,8 @@ Runs it reuses (or makes with the scripts' own command lines, defaults only):
     runs/toy-residual-detection+regression/   python heatmap_regression.py                 (paper 1)
     runs/toy-crowd-residual-detection+regression/  python heatmap_regression.py --data toy-crowd
     runs/toy/                                 python bottom_up_bbox.py                     (paper 2)
-    runs/toy-topdown/   python bottom_up_bbox.py --eval-only --checkpoint runs/toy/last.pt \\
-                            --topdown runs/toy-crowd-residual-detection+regression/best.pt
+    runs/toy-topdown/   python walkthrough/studies.py evaluation --checkpoint runs/toy/last.pt \\
+                            --topdown runs/toy-crowd-residual-detection+regression/best.pt --out runs/toy-topdown
     runs/toy-residual-{detection,regression,regression+regression}/, runs/toy-residual-table5/
                                               python heatmap_regression.py --variant all   (Table 5)
 
@@ -61,7 +61,8 @@ sys.path.insert(0, str(ROOT / "walkthrough"))
 import bottom_up_bbox as bub  # noqa: E402
 import heatmap_regression as hr  # noqa: E402
 from common import harness, plotting  # noqa: E402
-from common.toy import box_ious  # noqa: E402
+from common.detector import DetectorModel  # noqa: E402
+from common.toy import ToyScenes, box_ious  # noqa: E402
 from common.backbones import Bottleneck  # noqa: E402
 from common.transforms import from_stride, to_uint8  # noqa: E402
 
@@ -84,9 +85,12 @@ RUNS = {  # name: (script, arguments, folder under runs/, tiny arguments for --f
               HR_TINY + ["--toy-train", "6", "--toy-val", "3"], "results.json"),
     "bub": ("bottom_up_bbox.py", [], "toy",
             ["--toy-train", "16", "--toy-val", "4", "--epochs", "1", "--input-size", "96", "--test-size", "96",
-             "--val-images", "2", "--jitter-curve", "0,0.2", "--log-every", "1000"], "results.json"),
-    "topdown": ("bottom_up_bbox.py", ["--eval-only", "--checkpoint", "{bub}/last.pt", "--topdown", "{crowd}/best.pt"],
-                "toy-topdown", ["--toy-val", "4", "--jitter-curve", "0,0.2"], "results.json"),
+             "--val-images", "2", "--log-every", "1000"], "results.json"),
+    # The script's final evaluation with paper 1 as the top-down row, and
+    # beside it where each person was lost, the component counts, time per
+    # image and Fig. 1's scenes: walkthrough/studies.py evaluation.
+    "topdown": ("walkthrough/studies.py", ["evaluation", "--checkpoint", "{bub}/last.pt", "--topdown", "{crowd}/best.pt"],
+                "toy-topdown", ["--scenes", "4", "--jitter-curve", "0,0.2"], "evaluation.json"),
 }
 # Table 5's four rows, the "hr" run among them: ``--variant all`` trains the
 # rows that are missing into their single runs' folders (full mode: the
@@ -132,7 +136,8 @@ class Context:
             print(f"[run] {script} {' '.join(argv)}", flush=True)
             t = time.time()
             if self.fast:             # in-process: no second interpreter start, same code path
-                (hr if script == "heatmap_regression.py" else bub).main(argv)
+                import studies                                  # walkthrough/studies.py
+                {"heatmap_regression.py": hr, "bottom_up_bbox.py": bub}.get(script, studies).main(argv)
             else:
                 subprocess.run([sys.executable, str(ROOT / script), *argv], cwd=ROOT, check=True)
             print(f"[run] {name}: {time.time() - t:.1f} s", flush=True)
@@ -140,10 +145,10 @@ class Context:
         return path
 
     def results(self, name):
-        path = self.run(name)
-        if path is None or not (path / "results.json").is_file():
+        path, product = self.run(name), RUNS[name][4]
+        if path is None or not (path / product).is_file():
             return None
-        return json.loads((path / "results.json").read_text())
+        return json.loads((path / product).read_text())
 
     def num(self, key, value):
         value = value if isinstance(value, str) else f"{value}"
@@ -781,7 +786,7 @@ def quiver(ax, fields, c, stride, mask, colour, grid):
 def bub_targets(ctx):
     """Eq. (1)-(4) on one validation scene (the default run's: 192 px, seed 1)."""
     cfg, sk = bub.toy_config(), bub.Skeleton("toy")
-    source = bub.ToyScenes(cfg.seed + 1, SCENES, cfg.input_size, sk)
+    source = ToyScenes(cfg.seed + 1, SCENES, cfg.input_size, sk)
     _, i, c, a, b, (px, py) = overlap_choice(source, sk, cfg, SCENES)
     scene = source.load(i)
     kp = scene.keypoints
@@ -850,7 +855,7 @@ class Parser:
         else:
             self.cfg, self.sk, self.model = bub.model_from_checkpoint(run / "last.pt", "cpu")
             self.source_name = f"{run.relative_to(ctx.runs.parent)}/last.pt"
-        self.source = bub.ToyScenes(self.cfg.seed + 1, scenes, self.cfg.input_size, self.sk)
+        self.source = ToyScenes(self.cfg.seed + 1, scenes, self.cfg.input_size, self.sk)
         self.n = scenes
         self._pred = {}
 
@@ -863,12 +868,12 @@ class Parser:
                 fields, _ = bub.direction_fields(scene.keypoints, self.sk.limbs, (H // 4, W // 4), 4, self.cfg.delta)
                 self._pred[i] = bub.Prediction(maps, fields, 4, scene.size, scene.size)
             else:
-                self._pred[i] = bub.infer(self.model, scene.image, scene.size, self.cfg, "cpu")
+                self._pred[i] = self.model.infer(scene.image, scene.size, self.cfg, "cpu")
         return self._pred[i]
 
     def detections(self, i):
         gt = self.source.ground_truth(i)
-        return bub.detector_boxes(self.source, i, gt, "sim", self.cfg, self.cfg.seed)
+        return bub.detector_boxes(self.source, i, gt, DetectorModel(), self.cfg.seed)
 
 
 def eq5_samples(fields, a, b, c):
@@ -1082,7 +1087,7 @@ def bub_nms(ctx, p):
         ious = box_ious(det[:, :4]) if len(det) else np.zeros((0, 0))
         for s in parse.suppressed:
             for kept in parse.poses:
-                d = bub.pose_distance(s, kept, p.cfg.nms_distance)
+                d = bub.pose_distance(s, kept, p.cfg.readings.nms_distance)
                 # A redundant box: overlapping the kept pose's (partial duplicates lie at IoU 0.2-0.45).
                 key = (bool(ious[s.box, kept.box] >= 0.2), d <= p.cfg.eta, -d)
                 if best is None or key > best[0]:
@@ -1122,7 +1127,7 @@ def bub_nms(ctx, p):
         ax.set_title(title, fontsize=9)
     t_ref, t_rem = eq9_terms(ref, cand, bm[ref.box], p.cfg), eq9_terms(removed, cand, bm[removed.box], p.cfg)
     iou = float(box_ious(det[[removed.box, ref.box], :4])[0, 1])
-    if p.cfg.nms_distance == "own":          # Y's own joints that Y' does not share, over n_Y
+    if p.cfg.readings.nms_distance == "own":          # Y's own joints that Y' does not share, over n_Y
         differ = int(((removed.joints >= 0) & (removed.joints != ref.joints)).sum())
         n, formula = int((removed.joints >= 0).sum()), "n_Y"
     else:                                    # Eq. (10) as printed
@@ -1239,11 +1244,11 @@ def bub_tables(ctx, res):
         if v != "full":
             ctx.num(f"bub.iv.{v}.diff", f"{100 * t['diff']:+.1f}")
     ctx.tables["bub.table4"] = "\n".join(lines)
-    c = res["components"]
+    c = res.get("components", {})             # walkthrough/studies.py evaluation (the top-down run)
     for k, v in c.items():
         ctx.num(f"bub.count.{k}", v)
     ctx.num("bub.count.completed_right_pct",
-            f"{100 * c['completed_right'] / c['completed_judged']:.0f}" if c["completed_judged"] else "n/a")
+            f"{100 * c['completed_right'] / c['completed_judged']:.0f}" if c.get("completed_judged") else "n/a")
     rt = res.get("runtime_by_people") or {}
     if rt:                                      # with the top-down row: time per image against boxes
         # From one box (no box: nothing for the top-down row to do) to the
@@ -1295,6 +1300,8 @@ def bub_claim(ctx, res):
             if v != "full":
                 ctx.num(f"bub.{tag}.{v}.diff", f"{100 * t['diff']:+.1f}")
         ctx.tables[table] = "\n".join(lines)
+    if "lost" not in res:                     # walkthrough/studies.py evaluation (the top-down run)
+        return
     lost = res["lost"]
     ctx.num("bub.lost.people", lost["people"])
     for k in ("ours", "[3]", "ours, gt boxes"):
@@ -1403,16 +1410,16 @@ def bub_training(ctx, res):
 
 
 def bub_fig1(ctx, run_bub, run_crowd, run_topdown):
-    res = json.loads((run_topdown / "results.json").read_text())
+    import studies                                          # walkthrough/studies.py
+    res = json.loads((run_topdown / "evaluation.json").read_text())
     cfg, sk, model = bub.model_from_checkpoint(run_bub / "last.pt", "cpu")
     n_val = len(res["per_image"])
-    source = bub.ToyScenes(cfg.seed + 1, n_val, cfg.input_size, sk)
+    source = ToyScenes(cfg.seed + 1, n_val, cfg.input_size, sk)
     topdown = bub.TopDown(run_crowd / "best.pt", sk, "cpu", flip_test=cfg.flip_test)
-    args = SimpleNamespace(seed=cfg.seed)
-    path = bub.figure_fig1(model, source, cfg, sk, ctx.rt, "sim", args, topdown, res["per_image"],
-                           ctx.out / "bub_fig1.png")
+    path = studies.figure_fig1(model, source, cfg, sk, ctx.rt.device, DetectorModel(), cfg.seed, topdown,
+                               res["per_image"], ctx.out / "bub_fig1.png")
     shrink(path)
-    ctx.figures["bub_fig1.png"] = "runs/toy/last.pt + paper 1 crowd run: figure_fig1"
+    ctx.figures["bub_fig1.png"] = "runs/toy/last.pt + paper 1 crowd run: studies.figure_fig1"
 
 
 # =============================================================================

@@ -23,19 +23,22 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import bottom_up_bbox as bub  # noqa: E402
+from common.coco_eval import to_coco_results  # noqa: E402
+from common.toy import ToyScenes  # noqa: E402
+from walkthrough import studies  # noqa: E402
 
 
 def main(path=ROOT / "runs" / "toy" / "last.pt"):
     cfg, sk, model = bub.model_from_checkpoint(path, "cpu")
-    val = bub.ToyScenes(1, 200, cfg.input_size, sk)          # the default run's validation scenes
+    val = ToyScenes(1, 200, cfg.input_size, sk)          # the default run's validation scenes
     inputs = ("network maps + network fields", "network maps + perfect fields",
               "perfect maps + network fields", "perfect maps + perfect fields")
     res, gts, ids = {k: [] for k in inputs}, [], []
     found, labelled = np.zeros(3), np.zeros(3)               # by v = 1, 2 (index 0 unused)
     for i in range(len(val)):
         scene, gt = val.load(i), val.ground_truth(i)
-        net = bub.infer(model, scene.image, scene.size, cfg, torch.device("cpu"), scales=(1.0,))
-        ora = bub.oracle_prediction(scene, sk, cfg, net.stride)
+        net = model.infer(scene.image, scene.size, cfg, torch.device("cpu"), scales=(1.0,))
+        ora = studies.oracle_prediction(scene, sk, cfg, net.stride)
         assert ora.maps.shape == net.maps.shape and ora.base == net.base, "map grids differ"
         preds = {inputs[0]: net, inputs[1]: bub.Prediction(net.maps, ora.fields, net.stride, net.size, net.base),
                  inputs[2]: bub.Prediction(ora.maps, net.fields, net.stride, net.size, net.base),
@@ -43,7 +46,7 @@ def main(path=ROOT / "runs" / "toy" / "last.pt"):
         boxes = bub.gt_boxes(gt)
         for name, pred in preds.items():
             parse = bub.parse_variants(pred, boxes, sk, cfg, ("full",))["full"]
-            res[name] += bub.to_coco_results(val.image_id(i), sk.to_dataset(parse.keypoints), parse.scores)
+            res[name] += to_coco_results(val.image_id(i), sk.to_dataset(parse.keypoints), parse.scores)
         gts += gt
         ids.append(val.image_id(i))
         # Recall of the network's candidates, per labelled joint.

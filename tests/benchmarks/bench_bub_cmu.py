@@ -9,7 +9,7 @@ On one real COCO photo (``../shared/real_samples/coco/000000197388.jpg``,
 640 x 392, 5 people), at the default test size (the height at 368 px, as
 Cao et al.: 601 x 368 at scale 1.0), median of 3 runs after one warm-up:
 
-* network: ``infer_cao`` (their preprocessing, the 6-stage VGG network,
+* network: ``CaoNetwork.infer`` (their preprocessing, the 6-stage VGG network,
   resampling, the mapping onto our tree) at the paper's scales 0.7/1/1.3,
   and at scale 1 alone;
 * parsing: candidates, Eq. (5), the box-free parse of [3] (the demo's
@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import bottom_up_bbox as bub  # noqa: E402
 import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
-from common import coco_aic  # noqa: E402
+from common import coco_aic, openpose  # noqa: E402
+from common.transforms import open_image  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "real_samples" / "coco"
 PHOTO = "000000197388.jpg"                  # 5 annotated people
@@ -49,7 +50,7 @@ def fake_state(model):
     g = torch.Generator().manual_seed(0)
     own = model.state_dict()
     state = {}
-    for ours, theirs in bub.cao_name_map(model).items():
+    for ours, theirs in openpose.cao_name_map(model).items():
         shape = own[ours].shape
         fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         state[theirs] = torch.randn(shape, generator=g) * ((2.0 / fan_in) ** 0.5 if len(shape) > 1 else 0.05)
@@ -72,19 +73,19 @@ def main():
     print(f"machine: {machine.speed_line()}", flush=True)
     model = bub.CaoNetwork()
     state = fake_state(model)
-    model.load_state_dict(bub.cao_state_dict(model, state), strict=True)
+    model.load_state_dict(openpose.cao_state_dict(model, state), strict=True)
     model = model.to(memory_format=torch.channels_last).eval()
     cfg, sk = bub.cao_config(), bub.Skeleton("coco")
-    image, _ = bub.open_image(REAL / PHOTO)
+    image, _ = open_image(REAL / PHOTO)
 
     for scales in ((0.7, 1.0, 1.3), (1.0,)):
-        t = median_time(lambda: bub.infer(model, image, image.size, cfg, "cpu", scales))
+        t = median_time(lambda: model.infer(image, image.size, cfg, "cpu", scales))
         print(f"network, scales {scales}: {t:.2f} s per image", flush=True)
 
     src = bub.RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk)
     i = next(k for k in range(len(src)) if Path(src.records[k].image).name == PHOTO)
     scene = src.load(i)
-    pred = bub.infer(model, image, image.size, cfg, "cpu", (1.0,))      # the grid of the default test size
+    pred = model.infer(image, image.size, cfg, "cpu", (1.0,))      # the grid of the default test size
     h, w = pred.maps.shape[1:]
     W, H = scene.size
     kp = scene.keypoints.copy()
@@ -103,7 +104,7 @@ def main():
     print(f"parsing ({parse()} people, ground-truth maps at stride 8): {1e3 * t:.1f} ms per image", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        weights = Path(tmp) / bub.CAO_FILE
+        weights = Path(tmp) / openpose.CAO_FILE
         torch.save(state, weights)
 
         def demo():

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import bottom_up_bbox as bub  # noqa: E402
+from walkthrough import studies  # noqa: E402
 from common import coco_aic  # noqa: E402
-from common.toy import scene_stats  # noqa: E402
+from common.toy import ToyScenes, scene_stats  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "real_samples" / "coco"
 
@@ -27,10 +28,10 @@ def line(name, s):
 
 def main():
     sk, cfg = bub.Skeleton("toy"), bub.toy_config()
-    val = bub.ToyScenes(1, 200, cfg.input_size, sk)          # the default run's validation scenes
+    val = ToyScenes(1, 200, cfg.input_size, sk)          # the default run's validation scenes
     kp, boxes = zip(*[val.annotation(i)[:2] for i in range(len(val))])
     print(line("toy validation scenes (200)", scene_stats(kp, boxes)))
-    print(f"  oracle parse at stride 4: AP {100 * bub.oracle_ap(val, sk, cfg, 4)['full']:.1f}")
+    print(f"  oracle parse at stride 4: AP {100 * studies.oracle_ap(val, sk, cfg, 4)['full']:.1f}")
     if (REAL / "test_coco.json").is_file():
         records = coco_aic.read_coco(REAL / "test_coco.json", REAL)
         people = [~r.iscrowd for r in records]

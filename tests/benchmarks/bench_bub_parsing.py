@@ -39,6 +39,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import bottom_up_bbox as bub  # noqa: E402
+from walkthrough import studies  # noqa: E402
 import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
 
 W, H, STRIDE = 848, 480, 4
@@ -60,7 +61,7 @@ def main():
     for n in (1, 5, 10, 20, 40):
         ours, greedy, found, pairs = [], [], [], []
         for _ in range(30):
-            pred, boxes = bub.random_crowd(rng, n, sk, cfg, (W, H), STRIDE)
+            pred, boxes = studies.random_crowd(rng, n, sk, cfg, (W, H), STRIDE)
             t = time.perf_counter()
             kp = bub.parse_image(pred.maps, pred.fields, boxes, sk, cfg).keypoints
             ours.append(time.perf_counter() - t)
@@ -131,7 +132,7 @@ def breakdown(sk, cfg, sizes=(10, 20, 40), frames=30):
     for n in sizes:
         times, done = [], []
         for _ in range(frames):
-            pred, boxes = bub.random_crowd(rng, n, sk, cfg, (W, H), STRIDE)
+            pred, boxes = studies.random_crowd(rng, n, sk, cfg, (W, H), STRIDE)
             clock, restore = timed_steps()
             t = time.perf_counter()
             try:
@@ -160,7 +161,7 @@ def constant_density(sk, cfg, frames=30):
     for n, width in ((20, W), (40, 2 * W)):
         ts = []
         for _ in range(frames):
-            pred, boxes = bub.random_crowd(rng, n, sk, cfg, (width, H), STRIDE, scale=1.0)
+            pred, boxes = studies.random_crowd(rng, n, sk, cfg, (width, H), STRIDE, scale=1.0)
             t = time.perf_counter()
             bub.parse_image(pred.maps, pred.fields, boxes, sk, cfg)
             ts.append(time.perf_counter() - t)
