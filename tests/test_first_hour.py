@@ -17,6 +17,7 @@ from PIL import Image
 import bottom_up_bbox as bub
 import heatmap_regression as hr
 from common import cli
+from common.skeleton import MPII_JOINTS
 from common.transforms import MAX_PIXELS, ImageError, open_for_network
 
 BUB_TINY = ["--toy-train", "8", "--toy-val", "2", "--input-size", "64", "--test-size", "64", "--val-images", "1",
@@ -190,7 +191,7 @@ def test_paper1_demo_takes_many_images_and_a_person_per_box(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "no boxes for image_id 13 (beach.png)" in out                # not a number: above the numbered ones
     pose = json.loads((tmp_path / "d" / "12_pose.json").read_text())
-    assert pose["image_id"] == 12 and pose["size"] == [3000, 2000] and pose["joints"] == list(hr.MPII_JOINTS)
+    assert pose["image_id"] == 12 and pose["size"] == [3000, 2000] and pose["joints"] == list(MPII_JOINTS)
     assert [p["box"] for p in pose["people"]] == boxes
     for p, (x, y, w, h) in zip(pose["people"], boxes):               # joints in the file's pixels, in the crop
         xy = np.array(p["keypoints"])[:, :2]
