@@ -478,9 +478,11 @@ def fit(model, loader, step_loss, optimizer, scheduler, scaler, rt, *, epochs, o
             score, extra = validate(epoch)
             state = train_state(model, optimizer, scheduler, scaler, epoch + 1, 0, extra)
             save_checkpoint(out_dir / "last.pt", state)
-            note_checkpoint(out_dir / "last.pt")      # what a Ctrl-C offers to --resume
             if score > best:
                 best = score
                 save_checkpoint(out_dir / "best.pt", state)
+            # Only now is the epoch complete on disk: a Ctrl-C from here on
+            # resumes from last.pt with best.pt already written.
+            note_checkpoint(out_dir / "last.pt")      # what a Ctrl-C offers to --resume
         barrier(rt)
     return best

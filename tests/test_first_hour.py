@@ -128,7 +128,8 @@ def test_paper1_resume_without_flags_continues_the_saved_run_exactly(tmp_path, c
     capsys.readouterr()
     resumed = hr.main(["--resume", str(tmp_path / "split" / "last.pt")])
     out = capsys.readouterr().out
-    assert "resuming" in out and "epoch 1 of 2 done" in out and "16 train / 4 val" in out
+    # "Detection only" trains as many epochs as the cascade's three stages: 2 + 1 + 1.
+    assert "resuming" in out and "epoch 1 of 4 done" in out and "16 train / 4 val" in out
     assert resumed["final"] == straight["final"]
     assert [h["loss"] for h in resumed["history"]["loss"]] == [h["loss"] for h in straight["history"]["loss"]]
     one_line(hr.main, ["--resume", str(tmp_path / "split" / "last.pt"), "--arch", "vgg"],
