@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import heatmap_regression as hr
-from common import harness
+from common import harness, sources
 from common.backbones import VGG16, ResNet
 from common.cli import UsageError
 from common.crops import BOX_MARGIN
@@ -90,7 +90,7 @@ def test_toy_figures_are_rendered_once_and_handed_out_as_copies(monkeypatch):
     src = ToySource(3, 5)
     img, _, kp, _, _ = src.load(2)
     kp[:] = -1                                       # a caller scribbling on its keypoints ...
-    monkeypatch.setattr(hr, "render_person", None)   # ... and no second rendering
+    monkeypatch.setattr(sources, "render_person", None)   # ... and no second rendering
     img2, _, kp2, _, _ = src.load(2)
     want = render_person(3, 2)
     assert np.array_equal(np.asarray(img2), want[0]) and np.array_equal(kp2, want[1])
