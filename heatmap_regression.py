@@ -2,18 +2,25 @@
 
 A. Bulat and G. Tzimiropoulos, ECCV 2016 -- a reference implementation that
 reads top to bottom in the order of the paper (text in
-``../shared/papers/heatmap_regression_eccv2016.txt``):
+``../shared/papers/heatmap_regression_eccv2016.txt``), in three parts:
 
-    §3    Method: targets (binary disks, Gaussians) and losses (Eq. 1, Eq. 2)
+  I   the method
+    §3    targets (binary disks, Gaussians) and losses (Eq. 1, Eq. 2)
     §3.1  VGG-FCN part heatmap regression (Tables 1-2)
     §3.2  Residual part heatmap regression (Tables 3-4)
-    §3.1/§3.2 "Training": the three training stages
-    §4    Results: PCKh / PCK, Fig. 2, and §4.2's Table 5 (``--variant all``)
+    §3    the cascade and the variants of Table 5
+    §3.1/§3.2 "Training": augmentation and the three training stages
+    §4    decoding, PCKh / PCK, Fig. 2
+  II  the paper's tables: §4.2's Table 5 (``--variant all``)
+  III run it: data sets, the run's report, the demo, the command line
+
+The person crop, the data sets' readers, the metrics' tables and the
+training loop's plumbing are in ``common/`` (both papers use them); the
+studies beyond the paper's tables in ``walkthrough/studies.py``.
 
     python heatmap_regression.py                    # toy data, CPU, ~5 minutes
     python heatmap_regression.py --variant all      # Table 5's four rows on the toy, ~15 minutes
-    python heatmap_regression.py --data mpii --data-root ~/data/mpii \
-        --arch residual --pretrained ~/weights/resnet152-394f9c45.pth
+    python heatmap_regression.py --data mpii --data-root ~/data/mpii --arch residual --pretrained RESNET152.pth
     python heatmap_regression.py --eval-only --checkpoint runs/x/best.pt --data lsp --data-root ~/data/lsp
     python heatmap_regression.py --demo photo.jpg --checkpoint runs/x/best.pt
     python heatmap_regression.py --data toy-crowd   # person crops of paper 2's toy scenes
@@ -43,13 +50,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from common import cli, coco_aic, datasets, harness, plotting, toy
+from common import cli, coco_aic, datasets, harness, plotting
+from common.backbones import RESNET_BLOCKS, VGG16, ResNet, check_full_size, fc_to_conv, load_imagenet_weights
 from common.cli import UsageError
 from common.coco_eval import write_json
-from common.backbones import RESNET_BLOCKS, VGG16, ResNet, fc_to_conv, load_imagenet_weights
-from common.metrics import MATLAB_PARTS, NOT_SCORED, bootstrap_total, format_table, part_table, pck
-from common.skeleton import AIC_JOINTS, BONES, COCO_JOINTS, MPII_JOINTS, bone_indices, flip_permutation
-from common.toy import render_person, render_scene, toy_head_size
+from common.crops import BOX_MARGIN, body_px, box_center_scale, crop_side
+from common.layers import ch, init_deconv_bilinear
+from common.metrics import bootstrap_total, format_table, head_note, part_table, pck, table_columns
+from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS, joint_bones, joint_flip, limb_joints
+from common.sources import ToyCrowdSource, ToySource, box_sources, lsp_sources, mpii_sources
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
                                image_size, invert_affine, open_for_network, open_image, to_stride, to_tensor,
                                to_uint8, warp_image)
@@ -63,7 +72,8 @@ DATA_JOINTS = {"toy": MPII_JOINTS, "toy-crowd": MPII_JOINTS, "mpii": MPII_JOINTS
 
 
 # =============================================================================
-# Configuration: one place for every default. Paper values carry their source.
+# I. The method -- configuration: one place for every default. Paper values
+#    carry their source.
 # =============================================================================
 @dataclass
 class Stage:
@@ -192,44 +202,37 @@ def toy_config(arch):
     Not from the paper: compact networks (width x 1/4, fewer residual blocks),
     128 px inputs and Adam, so that all three stages train within the
     5-minute budget of a lecture run on two CPU cores (at the reference speed
-    of ``../shared/tools/machine_speed.py``). The targets are the paper's
-    (see below).
+    of ``../shared/tools/machine_speed.py``). The targets are the paper's:
+    disks of radius 10 px and Gaussians of sigma 5 px for a 200 px body,
+    scaled with the crop (``make_targets``), 0.64 map pixels of sigma here.
 
     The detector's features stop at stride 8, not 16 (``detector_stride``):
     the paper's 256 px input gives 16 x 16 feature cells, and at our 128 px
     stride 8 keeps those 16 x 16 -- at stride 16 a toy figure's forearm
-    would be under one cell. Measured (one thread, both with the earlier
-    doubled targets and quarter-pixel decoding): detector PCKh 45.3 -> 57.6
-    after 3 epochs; the cascade 74.4 -> 80.2 after 4 regressor epochs, for
-    a detector step 1.8x dearer.
-
-    Not in the paper either: the final evaluation averages each crop's maps
-    with its mirror's (``flip_test``; per-epoch validation does not). On the
-    toy it adds about 2 points; ``--no-flip-test`` scores as the paper did.
-    These choices were measured on the validation figures; the run reports
-    on held-out test figures (``toy_stream``) that none of them saw.
+    would be under one cell. Not in the paper either: the final evaluation
+    averages each crop's maps with its mirror's (``flip_test``; per-epoch
+    validation does not); ``--no-flip-test`` scores as the paper did. Each
+    of these choices, and the schedule, was measured on the validation
+    figures (README, "Expected toy results"); the run reports on held-out
+    test figures (``toy_stream``) that none of them saw.
     """
     stages = [Stage("detector", 3, "adam", 2e-3, 5e-4),
               Stage("regressor", 2, "adam", 1e-3, 2e-4),
               Stage("joint", 1, "adam", 6e-4, 1e-4)]
-    # Measured for the schedule (one thread, validation Total without flip):
-    # the joint epoch at 3e-4 reached 83.3, at 6e-4 83.9.
-    # The targets are the paper's: disks of radius 10 px and Gaussians of
-    # sigma 5 px for a 200 px body (scaled with the crop, ``make_targets``):
-    # 0.64 map pixels of sigma at our 128 px. With a detector at stride 16
-    # and quarter-pixel decoding that was too thin to learn in minutes, and
-    # the toy used twice both; with the stride-8 detector and the Taylor
-    # decoding (``decode``) the paper's own sizes are best. Measured (one
-    # thread, 3 epochs each of detector and regressor): radius 20 / sigma 10
-    # -> detector 66.9, cascade 80.9; 14 / 7 -> 70.9, 82.6; 10 / 5 -> 71.7,
-    # 82.9 PCKh (validation, no flip; the regressor's rate was 2e-3 in the
-    # first two runs, 1e-3 in the last, a change that measured nothing).
     # The generator already rotates figures by up to 30 degrees and varies
     # their size, so the toy augmentation is milder than §3.1's.
     return Config(arch=arch, input_size=128, width=0.25, resnet_blocks=(1, 1, 2, 1),
                   hourglass_depth=3, detector_stride=8, batch_size=8,
                   scale_range=(0.85, 1.15), rot_range=20.0, flip_test=True,
                   aug="steps" if arch == "vgg" else "random", stages=stages)
+
+
+def lsp_fine_tuning(cfg):
+    """§3.1 "For LSP, we fine-tuned the network for 10 epochs" (VGG), §3.2
+    "changing only the number of epochs to 30" (residual): one stage, the
+    whole cascade, from the MPII model, at the last rate of its training."""
+    last = cfg.stages[-1]
+    return [Stage("joint", 10 if cfg.arch == "vgg" else 30, last.optimizer, last.lr, last.lr_end, last.momentum)]
 
 
 def toy_crowd_config(arch):
@@ -251,95 +254,14 @@ def toy_crowd_config(arch):
 
 CROWD_EPOCHS = (3, 4, 2)      # detector, regressor, joint: half the people per epoch of toy_config's 3 / 2 / 1
 CROWD_SCENES = (500, 200)     # training / validation scenes: ~1580 / ~620 people
-CROWD_SCENE_SIZE = 192        # paper 2's toy scenes (bottom_up_bbox.toy_config's input_size)
-
-
-# =============================================================================
-# The skeleton of a run: parts, flip pairs, bones, table columns
-# =============================================================================
-def joint_flip(joints):
-    """The permutation that swaps left and right parts (``l_`` <-> ``r_``): a
-    horizontal flip mirrors x and turns a left part into a right one."""
-    return flip_permutation(tuple(joints))
-
-
-def joint_bones(joints):
-    """(K, 2) joint indices of the bones drawn for ``joints`` (none for a
-    skeleton ``common.skeleton.BONES`` does not know)."""
-    bones = BONES.get(tuple(joints), ())
-    return bone_indices(joints, bones) if bones else np.zeros((0, 2), int)
-
-
-def table_columns(joints):
-    """The columns of a Table 5-style row for ``joints``: (column, joint names).
-
-    MPII (and LSP, mapped into it): the official MATLAB columns
-    (``PAPER_COLUMNS``, Head = upper neck and head top). COCO and AI
-    Challenger have no PCK table of their own; the same body columns are
-    kept and "Head" averages the head joints the data set has (COCO: nose,
-    eyes, ears; AIC: head top and neck, as LSP's Head is neck and head top).
-    """
-    joints = tuple(joints)
-    if joints == MPII_JOINTS:
-        return PAPER_COLUMNS
-    head = tuple(n for n in joints if n in ("head_top", "upper_neck", "neck", "nose", "l_eye", "r_eye",
-                                            "l_ear", "r_ear"))
-    body = tuple((c, tuple(n for n in names if n in joints)) for c, names in PAPER_COLUMNS[1:])
-    return (("Head", head),) + tuple((c, names) for c, names in body if names)
-
-
-def head_note(joints):
-    """What "Head" means in the printed table."""
-    names = dict(table_columns(joints))["Head"]
-    if tuple(joints) == MPII_JOINTS:
-        return HEAD_NOTE
-    return "Head = mean of " + ", ".join(names)
 
 
 # =============================================================================
 # §3 Method -- targets
 # =============================================================================
-# Crops follow MPII's convention: ``scale`` is the person's height / 200 px and
-# the crop square has side 1.25 * 200 * scale (HRNet's margin), so a person of
-# scale 1 measures 256 / 1.25 = 204.8 px in a 256 px crop -- "a body size of
+# The crop (``common.crops``): a square of 1.25 x the person's height, so a
+# person of MPII scale 1 measures 204.8 px in a 256 px crop -- "a body size of
 # 200 px" in the paper's words. Radius and sigma scale with that body size.
-BOX_MARGIN = 1.25
-
-
-def crop_side(scale, zoom=1.0):
-    """Side in image pixels of the square crop around a person of MPII
-    ``scale`` (height / 200 px): 1.25 x the height, divided by an
-    augmentation ``zoom`` (zooming in by s shrinks the box: the person
-    appears s x larger). Training, evaluation and the demo all crop so."""
-    return 200.0 * scale * BOX_MARGIN / zoom
-
-
-def box_center_scale(box):
-    """The crop of a person given by a box -- one convention for every
-    box-based data set (``--data toy-crowd``, ``coco``, ``aic``) and for
-    paper 2's top-down baseline, which crops detector boxes with it.
-
-    ``box`` = (x, y, w, h) in image pixels. Returns ``(center (2,), scale)``:
-    the box centre and ``scale = max(w, h) / 200``, so that ``crop_side(scale)``
-    is a square of 1.25 x the box's longer side around the centre -- MPII's
-    convention with the box's longer side standing in for the person's
-    height (a box is the tightest frame of a person; BOX_MARGIN adds the same
-    context an MPII crop has). A degenerate box is taken as 1 px, so the crop
-    is never empty. COCO boxes are continuous coordinates half a pixel off
-    ours (see ``common.coco_aic``); detector boxes share that frame and half
-    a pixel is far below a box's precision, so no offset is applied --
-    training and top-down inference crop alike, which is what matters.
-    """
-    x, y, w, h = (float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
-    center = np.array([x + w / 2, y + h / 2])
-    return center, max(w, h, 1.0) / 200.0
-
-
-def body_px(input_size):
-    """Height in crop pixels of the person the crop is centred on."""
-    return input_size / BOX_MARGIN
-
-
 def target_scale(cfg):
     """How much §3's target sizes (given for a 200 px body) grow in this
     crop: the body's size in it over 200 px, or 1 (``cfg.scale_targets``)."""
@@ -413,53 +335,6 @@ def regression_loss(pred, target, mask):
     se = (pred.float() - target) ** 2
     per_part = se.sum(dim=(2, 3)) * mask                       # (B, N)
     return per_part.sum(1).div(pred.shape[1]).mean()
-
-
-# =============================================================================
-# Shared building blocks
-# =============================================================================
-def bilinear_kernel(k, s):
-    """1-D weights of a stride-``s``, size-``k`` deconvolution that upsamples
-    bilinearly (FCN [13]), normalised so each output pixel's weights sum to 1.
-    For k = 2s this is exact bilinear interpolation; for k = s (Table 3's B7,
-    Table 4's D5) every output pixel sees one input pixel and it reduces to
-    nearest-neighbour upsampling -- the closest "bilinear" filter that size
-    allows.
-    """
-    f = (k + 1) // 2
-    c = f - 1 if k % 2 == 1 else f - 0.5
-    w = 1 - torch.abs(torch.arange(k, dtype=torch.float32) - c) / f
-    return w / torch.stack([w[i % s::s].sum() for i in range(k)])
-
-
-def init_deconv_bilinear(deconv):
-    """Per-channel bilinear upsampling (channel i -> channel i), as in [13]."""
-    k, s = deconv.kernel_size[0], deconv.stride[0]
-    w1 = bilinear_kernel(k, s)
-    with torch.no_grad():
-        deconv.weight.zero_()
-        for i in range(min(deconv.in_channels, deconv.out_channels)):
-            deconv.weight[i, i] = torch.outer(w1, w1)
-        if deconv.bias is not None:
-            deconv.bias.zero_()
-
-
-def ch(c, width):
-    """Channel count ``c`` under the width multiplier."""
-    return max(1, int(round(c * width)))
-
-
-def check_full_size(path, weights, width, blocks=None, full_blocks=None):
-    """ImageNet weights fit only the paper's full-size detector: a compact
-    (toy) one is refused in one line that says what the weights need,
-    before anything is read."""
-    if width == 1.0 and blocks == full_blocks:
-        return
-    need = ["--width 1"] if width != 1.0 else []
-    need += [f"ResNet-152's blocks {full_blocks}"] if blocks != full_blocks else []
-    have = f"width {width:g}" + (f", blocks {blocks}" if blocks != full_blocks else "")
-    raise ValueError(f"--pretrained {path}: torchvision's {weights} weights fit only the paper's "
-                     f"full-size detector; it needs {' and '.join(need)} (this one has {have})")
 
 
 # =============================================================================
@@ -587,7 +462,8 @@ class ResidualDetector(nn.Module):
     "all added layers were initialized with 0"; if both B6 and B7 start at
     zero, each one's gradient is the other's (zero) weight and neither can
     ever move. Here: B6 zero, B7 a bilinear (here nearest, see
-    ``bilinear_kernel``) upsampling filter, as the regressor's deconvolutions.
+    ``common.layers.bilinear_kernel``) upsampling filter, as the regressor's
+    deconvolutions.
 
     ``feature_stride``: 16 is the paper's. 8 (the toy's, ``toy_config``) sets
     B4's stride to 1 as well, and B7 becomes a 2x2 deconvolution of stride 2.
@@ -682,7 +558,7 @@ class HourglassRegressor(nn.Module):
     Here: the last conv of every residual branch and the scoring layer D7 are
     zero (the network starts as its identity paths and outputs 0 -- the spirit
     of the paper's choice), other convs keep PyTorch's default, deconvolutions
-    are bilinear (nearest for k = s, see ``bilinear_kernel``).
+    are bilinear (nearest for k = s, see ``common.layers.bilinear_kernel``).
     """
     stride = 4
 
@@ -783,177 +659,16 @@ class Cascade(nn.Module):
         return second if second is not None else self.first_maps(first)
 
 
+def input_multiple(cfg):
+    """Input sizes the networks map back exactly. VGG: the regressor pools by
+    4 and its C8 upsamples x4 (§3.1 uses 380 = 4 x 95). Residual: the
+    hourglass enters at stride 4 and halves ``hourglass_depth`` times."""
+    return 4 if cfg.arch == "vgg" else 4 * 2 ** cfg.hourglass_depth
+
+
 # =============================================================================
 # Data: crop, augment (§3.1 / §3.2 "Training"), targets
 # =============================================================================
-class ToySource:
-    """The synthetic people of ``common.toy`` behind the reader interface:
-    ``load(i, reduce_per_scale) -> (PIL image, factor, keypoints, center,
-    scale)``, ``norm(i, keypoints)`` and ``metric`` (name, threshold).
-    ``reduce_per_scale`` (see ``PoseData``) is ignored: nothing is decoded."""
-    metric = ("PCKh@0.5", 0.5)
-    occlusion_known = True     # v = 1 exactly where the rendering hides a joint
-    CACHE = 5000               # figures kept in memory (77 kB each at 160 px)
-
-    def __init__(self, seed, n):
-        self.seed, self.n = seed, n
-        # Rendering a figure is half of the data time (measured: 1 of 2 ms),
-        # about 20 s of the toy run: each is rendered once (``toy.kept``).
-        self._cache = {}
-
-    def __len__(self):
-        return self.n
-
-    def load(self, i, reduce_per_scale=0.0):
-        img, kp, center, scale = toy.kept(self._cache, i, lambda: render_person(self.seed, i), self.CACHE)
-        return Image.fromarray(img), 1.0, kp.copy(), center, scale
-
-    def norm(self, i, keypoints):
-        """PCKh normaliser: the head size of the rendered head box."""
-        return float(toy_head_size(keypoints))
-
-
-class RecordSource:
-    """MPII / LSP records (``common.datasets.PersonRecord``) behind the same
-    interface; images are read lazily, at reduced JPEG scale when the crop
-    downsamples anyway.
-
-    ``mpii_shift``: MPII's ``objpos`` sits on the torso; like HRNet
-    (``datasets.mpii_crop_box``) the crop centre moves down by 15 x scale px
-    so the legs fit. (The x1.25 margin is ``BOX_MARGIN``, for every data set.)
-    """
-
-    def __init__(self, records, mpii_shift=False, metric=("PCKh@0.5", 0.5)):
-        self.records = records
-        self.mpii_shift = mpii_shift
-        self.metric = metric
-
-    def __len__(self):
-        return len(self.records)
-
-    def load(self, i, reduce_per_scale=0.0):
-        r = self.records[i]
-        img, factor = open_image(r.image, max_reduce=r.scale * reduce_per_scale)
-        center = datasets.mpii_crop_box(r.center, r.scale)[0] if self.mpii_shift else r.center
-        return img, factor, r.keypoints, center, r.scale
-
-    def norm(self, i, keypoints):
-        """PCKh's head size (MPII) or PCK's torso size (LSP); NaN if unknown."""
-        r = self.records[i]
-        n = r.head_size if r.head_size is not None else r.torso_size
-        return float("nan") if n is None else float(n)
-
-
-class ToyCrowdSource:
-    """Person crops of paper 2's toy scenes (``common.toy.render_scene``):
-    one sample per annotated person, cropped around the person's BOX by
-    ``box_center_scale`` with whatever else falls in the crop -- neighbours,
-    their limbs, occluders -- as a top-down method sees a crowd. Joints: the
-    figures' own MPII 16 (paper 2 maps them to its 14 by name afterwards).
-
-    ``n`` is a number of SCENES (about 3.1 annotated people each); scenes
-    ``0..n-1`` of toy set ``seed``, each rendered once and kept (110 kB at
-    192 px). Scene ``i`` of seed ``s`` is the very scene ``bottom_up_bbox.py``
-    renders at 192 px, and both scripts train on seed ``--seed`` and
-    validate on seed ``--seed + 1``: neither network sees the scenes the
-    comparison is made on.
-    Metric: PCKh@0.5 with the toy head size, as for ``--data toy``.
-    """
-    metric = ("PCKh@0.5", 0.5)
-    occlusion_known = True     # v = 1 where a neighbour, occluder or bar hides the joint
-
-    def __init__(self, seed, n, size=CROWD_SCENE_SIZE):
-        self.seed, self.n_scenes, self.size = seed, n, size
-        self.images, self.people = [], []                   # people: (scene, keypoints (16, 3), box)
-        for i in range(n):
-            img, kp, boxes, _ = render_scene(seed, i, size=(size, size))
-            self.images.append(img)
-            self.people += [(i, kp[k], boxes[k]) for k in range(len(kp))]
-
-    def __len__(self):
-        return len(self.people)
-
-    def load(self, i, reduce_per_scale=0.0):
-        scene, kp, box = self.people[i]
-        center, scale = box_center_scale(box)
-        return Image.fromarray(self.images[scene]), 1.0, kp.copy(), center, scale
-
-    def norm(self, i, keypoints):
-        """PCKh normaliser: ``toy_crowd_head_size``."""
-        return float(toy_crowd_head_size(keypoints, self.people[i][2]))
-
-
-# Segments of a toy figure with a fixed length, as fractions of its height
-# (``common.toy.sample_pose`` builds every figure from these, drawn in 2-D,
-# so a segment's length in the image is exactly fraction x height).
-_TOY_SEGMENTS = tuple((toy.J[a], toy.J[b], length) for a, b, length in (
-    ("upper_neck", "head_top", toy.HEAD), ("thorax", "upper_neck", toy.NECK),
-    ("pelvis", "thorax", toy.TORSO), ("thorax", "r_shoulder", toy.SHOULDER_HALF),
-    ("thorax", "l_shoulder", toy.SHOULDER_HALF), ("pelvis", "r_hip", toy.HIP_HALF),
-    ("pelvis", "l_hip", toy.HIP_HALF), ("r_shoulder", "r_elbow", toy.UPPER_ARM),
-    ("l_shoulder", "l_elbow", toy.UPPER_ARM), ("r_elbow", "r_wrist", toy.FOREARM),
-    ("l_elbow", "l_wrist", toy.FOREARM), ("r_hip", "r_knee", toy.THIGH), ("l_hip", "l_knee", toy.THIGH),
-    ("r_knee", "r_ankle", toy.SHIN), ("l_knee", "l_ankle", toy.SHIN)))
-
-
-def toy_crowd_head_size(keypoints, box):
-    """PCKh's head size of a scene figure: ``toy_head_size`` where head top
-    and upper neck are both annotated. In a scene a figure may be cut by the
-    border (13 % of them lose one of the two): then the head segment's length
-    follows from any other annotated segment, since every toy segment is a
-    fixed fraction of the figure's height (``_TOY_SEGMENTS``), exactly. A
-    figure with no annotated segment (it has >= 4 joints in the image, so
-    this is rare) falls back to its box's longer side as its height."""
-    kp = np.asarray(keypoints, dtype=np.float64)
-    if kp[toy.J["head_top"], 2] > 0 and kp[toy.J["upper_neck"], 2] > 0:
-        return float(toy_head_size(kp))
-    heights = [np.linalg.norm(kp[a, :2] - kp[b, :2]) / length
-               for a, b, length in _TOY_SEGMENTS if kp[a, 2] > 0 and kp[b, 2] > 0]
-    height = float(np.median(heights)) if heights else float(max(box[2], box[3]))
-    head = np.zeros_like(kp)
-    head[toy.J["head_top"], 1] = toy.HEAD * height      # a head segment of the right length
-    return float(toy_head_size(head))
-
-
-class BoxRecordSource:
-    """Person crops of COCO or AI Challenger (``common.coco_aic`` records):
-    one sample per non-crowd person with at least one labelled joint, cropped
-    around its box by ``box_center_scale``, neighbours included. Joints in
-    the data set's own order (COCO 17, AIC 14) and with COCO's ``v``: the
-    detector learns from ``v == 2`` (visible), the regressor from ``v > 0``
-    (§3: "visible parts only" / every annotated part), as for MPII.
-
-    Metric. Neither data set has a PCK of its own (both are scored with OKS
-    AP, which paper 2 computes for this baseline). For paper 1's own
-    validation printout: PCK@0.2 normalised by the longer side of the
-    person's box -- J-HMDB's "PCK@0.2 of the person box", as mmpose's
-    ``PCKAccuracy(norm_item='bbox')`` computes it (``max(w, h)``). Note that
-    it is looser than MPII's PCKh@0.5 (a head is about 1/8 of a standing
-    person, so PCKh@0.5 allows ~1/16 of the height; this allows 1/5 of the
-    box's longer side).
-    """
-    metric = ("PCK@0.2 of the box's longer side", 0.2)
-    occlusion_known = False
-
-    def __init__(self, records):
-        self.people = [(r, k) for r in records for k in range(len(r.keypoints))
-                       if not r.iscrowd[k] and (r.keypoints[k, :, 2] > 0).any()]
-
-    def __len__(self):
-        return len(self.people)
-
-    def load(self, i, reduce_per_scale=0.0):
-        r, k = self.people[i]
-        center, scale = box_center_scale(r.boxes[k])
-        img, factor = open_image(r.image, max_reduce=scale * reduce_per_scale)
-        return img, factor, r.keypoints[k].copy(), center, scale
-
-    def norm(self, i, keypoints):
-        """The box's longer side (at least 1 px, as ``box_center_scale``)."""
-        r, k = self.people[i]
-        return float(max(r.boxes[k][2], r.boxes[k][3], 1.0))
-
-
 class PoseData(harness.EpochDataset):
     """Crops, augments and builds both targets of §3 for one person.
 
@@ -1064,17 +779,19 @@ def make_optimizer(stage, params):
     return torch.optim.Adam(params, lr=stage.lr)
 
 
-def make_scheduler(stage, optimizer):
-    """lr "progressively decreasing" from ``lr`` to ``lr_end``: geometric, per epoch."""
-    n = max(stage.epochs - 1, 1)
-    ratio = stage.lr_end / stage.lr
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: ratio ** (min(e, n) / n))
-
-
 def stages_to_run(cfg):
     """Table 5's single-network variants have only the first stage."""
     _, cascaded = VARIANTS[cfg.variant]
     return [s for s in cfg.stages if cascaded or not s.trains_second]
+
+
+def single_network_epochs(stages):
+    """Table 5's single networks ("Detection only", "Regression only") train
+    for as many epochs as the whole cascade does in its three stages. Paper:
+    their schedules are unspecified. Here: matched epochs, so that no row
+    wins by training longer (a single network's epoch is cheaper than the
+    cascade's: matched time would favour it)."""
+    return sum(s.epochs for s in stages)
 
 
 def first_epochs(stages):
@@ -1108,32 +825,17 @@ def training_loader(cfg, model, train_set, rt):
 
 
 def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20, flags=None):
-    """Run the stages of ``cfg`` in order; validate and checkpoint after every epoch.
+    """Run the stages of ``cfg`` in order; validate and checkpoint after every
+    epoch (``harness.fit``: the loop, the checkpoints; here what the paper
+    says: which network learns on which loss, which one is frozen).
 
     ``last.pt`` always holds the last completed epoch (written atomically, so a
     crash or a non-finite loss leaves the previous one intact); ``best.pt`` the
     best validation Total; both keep ``flags`` (the command line's, for
     ``--resume``). Returns the history of losses and validation scores.
     """
-    history = {"loss": [], "val": [], "stage_ends": []}
-    start_stage, start_epoch, ckpt = 0, 0, None
-    if resume is not None:
-        ckpt = harness.load_checkpoint(resume)
-        try:
-            history = ckpt["extra"]["history"]
-            start_stage, start_epoch = ckpt["extra"]["stage_index"], ckpt["epoch"]
-            model.load_state_dict(ckpt["model"])
-        except (KeyError, RuntimeError) as e:
-            raise ValueError(f"--resume {resume}: does not fit this run's network "
-                             f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    # NHWC ("channels_last") convolutions run ~2x faster on CPU (oneDNN) and
-    # use the tensor cores' layout on GPU; the maths is unchanged.
-    model.to(memory_format=torch.channels_last)
-    if rt.distributed and rt.device.type == "cuda":
-        # §3.2 trains with batch norm on batches of 8; split over GPUs, each
-        # would see 8 / world_size images. SyncBatchNorm takes the statistics
-        # over the whole batch, as on one GPU.
-        nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    history, start_stage, start_epoch, ckpt = resume_point(resume, model)
+    harness.for_training(model, rt)
     loader = training_loader(cfg, model, train_set, rt)
     best = max((v["Total"] for v in history["val"]), default=-1.0)
     stages = stages_to_run(cfg)
@@ -1148,55 +850,59 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
         # the model, so each stage wraps anew after freezing what it freezes.
         net = harness.wrap_model(model, rt)
         opt, scaler = make_optimizer(stage, params), harness.make_scaler(rt)
-        sched = make_scheduler(stage, opt)
+        sched = harness.geometric_decay(opt, stage.lr, stage.lr_end, stage.epochs)
         e0 = 0
         if ckpt is not None and si == start_stage:
             harness.restore_train_state(ckpt, model, opt, sched, scaler)
             e0 = start_epoch
-        progress = harness.Progress(stage.name, stage.epochs, len(loader), rt, log_every=log_every)
-        for epoch in range(e0, stage.epochs):
-            harness.set_epoch(loader, start + epoch)       # new crops and order in every stage
-            progress.start_epoch(epoch)
-            t_epoch = time.time()
-            model.train()
-            model.first.train(stage.trains_first)          # frozen: eval mode (fixed BN statistics)
-            total, n, skipped = 0.0, 0, 0
-            for step, batch in enumerate(loader):
-                skipped += int(batch["broken"].sum())
-                batch = {k: v.to(rt.device, non_blocking=True) if torch.is_tensor(v) else v
-                         for k, v in batch.items()}
-                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
-                with harness.autocast(rt):
-                    loss = stage_loss(net, model, stage, batch)
-                harness.optimizer_step(loss, opt, scaler, f"stage {stage.name} epoch {epoch + 1} step {step + 1}")
-                total, n = total + loss.item(), n + 1
-                progress.update(loss.item(), batch["image"].shape[0])
-            sched.step()
-            if skipped:
-                print(f"  {stage.name} epoch {epoch + 1}: skipped {skipped} unreadable image(s)", flush=True)
-            history["loss"].append({"stage": stage.name, "epoch": epoch + 1, "loss": total / max(n, 1),
-                                    "seconds": round(time.time() - t_epoch, 1)})
-            if rt.is_main:
-                t_val = time.time()
-                # Stage 1 is scored on the detector's own maps (the regressor
-                # is still untrained); later stages on the regressor's.
-                scores = evaluate(model, val_set, rt, which="final" if stage.trains_second else "first")
-                history["val"].append({"stage": stage.name, "epoch": epoch + 1, **scores["all"],
-                                       "seconds": round(time.time() - t_val, 1)})
-                print(f"  val {stage.name} epoch {epoch + 1}: {scores['metric']} Total "
-                      f"{scores['all']['Total']:.1f} (training {history['loss'][-1]['seconds']:.0f} s, "
-                      f"validation {history['val'][-1]['seconds']:.0f} s)", flush=True)
-                extra = {"history": history, "stage_index": si, "config": asdict(cfg), "flags": flags}
-                state = harness.train_state(model, opt, sched, scaler, epoch + 1, 0, extra)
-                harness.save_checkpoint(out_dir / "last.pt", state)
-                cli.note_checkpoint(out_dir / "last.pt")   # what a Ctrl-C offers to --resume
-                if scores["all"]["Total"] > best:
-                    best = scores["all"]["Total"]
-                    harness.save_checkpoint(out_dir / "best.pt", state)
-            harness.barrier(rt)
+
+        def step_loss(batch):
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+            with harness.autocast(rt):
+                return stage_loss(net, model, stage, batch)
+
+        def record(epoch, loss, seconds):
+            history["loss"].append({"stage": stage.name, "epoch": epoch + 1, "loss": loss,
+                                    "seconds": round(seconds, 1)})
+
+        def validate(epoch):
+            total = validate_epoch(model, val_set, rt, stage, epoch, history)
+            return total, {"history": history, "stage_index": si, "config": asdict(cfg), "flags": flags}
+
+        # A frozen first network runs in eval mode (fixed BN statistics).
+        best = harness.fit(model, loader, step_loss, opt, sched, scaler, rt, epochs=stage.epochs, start=e0,
+                           offset=start, name=stage.name, log_every=log_every, out_dir=out_dir, best=best,
+                           frozen=() if stage.trains_first else (model.first,), record=record, validate=validate)
         history["stage_ends"].append(len(history["loss"]))
         ckpt = None
     return history
+
+
+def resume_point(resume, model):
+    """(history, stage index, epoch in it, checkpoint) to continue from:
+    ``--resume``'s last.pt (its weights loaded into ``model``), or the start."""
+    if resume is None:
+        return {"loss": [], "val": [], "stage_ends": []}, 0, 0, None
+    ckpt = harness.load_checkpoint(resume)
+    try:
+        model.load_state_dict(ckpt["model"])
+        return ckpt["extra"]["history"], ckpt["extra"]["stage_index"], ckpt["epoch"], ckpt
+    except (KeyError, RuntimeError) as e:
+        raise ValueError(f"--resume {resume}: does not fit this run's network ({harness.error_line(e)})") from None
+
+
+def validate_epoch(model, val_set, rt, stage, epoch, history):
+    """The validation Total after an epoch, recorded and printed. Stage 1 is
+    scored on the detector's own maps (the regressor is still untrained);
+    later stages on the regressor's."""
+    t_val = time.time()
+    scores = evaluate(model, val_set, rt, which="final" if stage.trains_second else "first")
+    history["val"].append({"stage": stage.name, "epoch": epoch + 1, **scores["all"],
+                           "seconds": round(time.time() - t_val, 1)})
+    print(f"  val {stage.name} epoch {epoch + 1}: {scores['metric']} Total "
+          f"{scores['all']['Total']:.1f} (training {history['loss'][-1]['seconds']:.0f} s, "
+          f"validation {history['val'][-1]['seconds']:.0f} s)", flush=True)
+    return scores["all"]["Total"]
 
 
 # =============================================================================
@@ -1221,11 +927,8 @@ def decode(maps, blur=1.0, method="taylor"):
     (a network's peak is not a clean Gaussian). Where the fit does not apply
     -- a peak on the map's border, or a log that is not curved down -- the
     usual quarter-pixel step towards the larger neighbour [19] instead (none
-    across the border).
-    Measured on the toy validation with an earlier default network
-    (detector at stride 16, targets twice the paper's), PCKh: quarter-pixel
-    step 78.4; this with blur 0 / 1 / 2 map pixels 79.0 / 79.8 / 79.0; its
-    detector's heatmaps alone 55.3 -> 61.2 (blur 1).
+    across the border). The blur of 1 map pixel was measured best (README,
+    "Expected toy results").
     """
     if method not in DECODINGS:
         raise ValueError(f"decode method {method!r}: expected one of {', '.join(DECODINGS)}")
@@ -1293,14 +996,6 @@ def predict(model, images, flip_test=False, which="final"):
     return maps
 
 
-# The columns of Tables 5-7. Those numbers come from the official MATLAB
-# evaluation code (MPII's genTablePCK.m; the LSP PCK code), whose "Head" is
-# the mean of upper neck and head top (LSP: neck and head top). HRNet's
-# Python evaluation shows the head top alone; the Totals agree.
-PAPER_COLUMNS = MATLAB_PARTS
-HEAD_NOTE = "Head = mean of upper neck and head top, as in the MPII / LSP evaluation code"
-
-
 @torch.no_grad()
 def evaluate(model, dataset, rt, flip_test=False, which="final"):
     """Predict every person of ``dataset`` and score the paper's metric.
@@ -1308,9 +1003,9 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
     PCKh@0.5 (MPII, toy): correct when within 0.5 x head size (head size =
     0.6 x head-box diagonal, the official definition). PCK@0.2 (LSP): within
     0.2 x torso size. COCO / AIC: PCK@0.2 of the box's longer side (see
-    ``BoxRecordSource``). Predictions are mapped back to the original image,
-    so scores are in the data set's own pixels. Tables in ``PAPER_COLUMNS``
-    (MPII, LSP) or ``table_columns`` of the run's joints.
+    ``common.sources.BoxRecordSource``). Predictions are mapped back to the
+    original image, so scores are in the data set's own pixels. Columns: the
+    official MATLAB tables' for MPII and LSP (``common.metrics.table_columns``).
     """
     model.eval()
     metric, threshold = dataset.source.metric
@@ -1349,20 +1044,11 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
 
 
 # =============================================================================
-# §4 Results -- figures (Fig. 2 and the training curves)
+# §4 Results -- Fig. 2: detection heatmaps vs regression confidence maps
 # =============================================================================
-def figure_curves(history, path):
-    """(a) training loss per epoch (each stage its own line) and validation Total."""
-    loss = {}
-    for i, h in enumerate(history["loss"]):
-        x, y = loss.setdefault(h["stage"], ([], []))
-        x.append(i + 1), y.append(h["loss"])
-    val = {"Total": ([i + 1 for i in range(len(history["val"]))], [v["Total"] for v in history["val"]])}
-    return plotting.curves({"training loss (Eq. 1 / Eq. 2 / sum)": loss, "validation Total": val},
-                           path, xlabel="epoch (all stages)",
-                           marks=[e + 0.5 for e in history["stage_ends"][:-1]])
-
-
+# Fig. 2 stays beside the method, not with the studies: it is the paper's own
+# figure, the picture of its claim that the regressor places the parts the
+# detector is unsure of, and every run draws it (fig2.png) with its numbers.
 def at_truth(maps, kp_crop, stride):
     """(J,) each map of ``maps`` (J, h, w) at its part's true location (the
     nearest map pixel); NaN where the part is not annotated or falls outside."""
@@ -1373,13 +1059,6 @@ def at_truth(maps, kp_crop, stride):
         if kp[j, 2] > 0 and 0 <= x < w and 0 <= y < h:
             out[j] = float(maps[j, y, x])
     return out
-
-
-def limb_joints(names):
-    """Indices of the limb joints (elbows, wrists, knees, ankles): where an
-    occluded part must be inferred from context (a hidden hip is still pinned
-    down by the torso), so where Fig. 2's claim is judged."""
-    return [j for j, n in enumerate(names) if n[2:] in ("elbow", "wrist", "knee", "ankle")]
 
 
 @torch.no_grad()
@@ -1414,45 +1093,6 @@ def confidence_at_truth(model, dataset, limit=500, batch=32):
     return stats, cases
 
 
-# Detector confidence bins of ``stages_by_confidence`` (heatmap value at the truth).
-CONFIDENCE_BINS = (0.0, 0.05, 0.2, 0.5, 1.01)
-
-
-@torch.no_grad()
-def stages_by_confidence(model, dataset, rt, flip_test=False):
-    """The paper's argument for the cascade (§1, §3: the regressor helps
-    where the detector is unsure), measured: every part PCKh's Total scores,
-    binned by the detector's heatmap value at its true location, with the
-    accuracy of the detector alone and of the cascade in each bin, for
-    visible and occluded parts, and for limb vs torso-anchored joints.
-    Returns rows ``(label, parts, detector %, cascade %)``."""
-    det = evaluate(model, dataset, rt, flip_test=flip_test, which="first")
-    cas = evaluate(model, dataset, rt, flip_test=flip_test)
-    n, names = len(cas["index"]), tuple(dataset.cfg.joints)
-    conf = np.full((n, len(names)), np.nan)
-    for lo in range(0, n, 32):
-        samples = [dataset[i] for i in cas["index"][lo:lo + 32]]
-        first, _ = model(torch.stack([s["image"] for s in samples]))
-        maps = model.first_maps(first)
-        for b, s in enumerate(samples):
-            conf[lo + b] = at_truth(maps[b], s["kp_crop"].numpy(), model.stride)
-    v = cas["gt"][..., 2].copy()
-    v[:, [names.index(x) for x in NOT_SCORED if x in names]] = 0          # as the Total: never scored
-    limbs = np.zeros(v.shape, bool)
-    limbs[:, limb_joints(names)] = True
-    rows = []
-    for vis, kind in ((2, "visible"), (1, "occluded")):
-        sel = [(f"{kind}, all", v == vis)]
-        sel += [(f"{kind}, detector at truth {a:.2f}-{min(b, 1):.2f}", (v == vis) & (conf >= a) & (conf < b))
-                for a, b in zip(CONFIDENCE_BINS[:-1], CONFIDENCE_BINS[1:])]
-        sel += [(f"{kind}, limb joints", (v == vis) & limbs), (f"{kind}, torso-anchored joints", (v == vis) & ~limbs)]
-        for label, m in sel:
-            k = int(m.sum())
-            rows.append((label, k, 100 * det["correct"][m].mean() if k else float("nan"),
-                         100 * cas["correct"][m].mean() if k else float("nan")))
-    return rows
-
-
 def figure_fig2(model, dataset, path, cases):
     """(b) Fig. 2: detection heatmaps (row 1) and regression confidence maps
     (row 2) for a visible and an occluded part of the same image. The point:
@@ -1463,7 +1103,7 @@ def figure_fig2(model, dataset, path, cases):
     detection) value at the true location is the *median* -- a typical
     case, neither the best nor the worst; its image's first visible limb
     joint is the visible panel. The aggregate over the same people is
-    what ``run`` prints beside it."""
+    what ``report`` prints beside it."""
     import matplotlib.pyplot as plt
     if not cases:
         return None
@@ -1481,7 +1121,6 @@ def figure_fig2(model, dataset, path, cases):
     img = to_uint8(s["image"])
     kp = s["kp_crop"].numpy()
     pred = from_stride(decode(reg[None], method=dataset.cfg.decode).numpy()[0], model.stride)
-    extent = (-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5)
     fig, axes = plt.subplots(2, 3, figsize=(9.6, 6.6))
     axes[0, 0].imshow(img)
     plotting.draw_pose(axes[0, 0], kp, bones, names)
@@ -1492,23 +1131,8 @@ def figure_fig2(model, dataset, path, cases):
     r_near = 2 * dataset.cfg.sigma * target_scale(dataset.cfg) / model.stride            # map px
     for r, (maps, label) in enumerate(((det, "detection heatmap"), (reg, "regression map"))):
         for c, j in enumerate((j_vis, j_occ)):
-            m = maps[j].numpy()
-            ax = axes[r, c + 1]
-            ax.imshow(img)
-            # Each panel on its own scale (a weak map stays visible); the
-            # numbers compare the maps on a common footing: the value at
-            # the true part and the highest value within 2 sigma of it, each
-            # over the map's own maximum.
-            ax.imshow(m, cmap="viridis", alpha=0.6, vmin=0, vmax=max(float(m.max()), 1e-6), extent=extent)
-            tx, ty = to_stride(kp[j, :2], model.stride)
-            yy, xx = np.mgrid[:m.shape[0], :m.shape[1]]
-            near = m[(xx - tx) ** 2 + (yy - ty) ** 2 <= r_near ** 2]
-            at = m[int(np.clip(np.rint(ty), 0, m.shape[0] - 1)), int(np.clip(np.rint(tx), 0, m.shape[1] - 1))]
-            top = max(float(m.max()), 1e-6)
-            ax.add_patch(plt.Circle(kp[j, :2], 6, fill=False, ec="white", lw=1.5))
-            kind = "visible" if c == 0 else "OCCLUDED"
-            ax.set_title(f"{label}: {names[j]} ({kind})\nmax {top:.2f}; at truth {at / top:.2f} x max, "
-                         f"near it {(near.max() if near.size else 0) / top:.2f}", fontsize=8)
+            fig2_panel(axes[r, c + 1], img, maps[j].numpy(), kp[j, :2], model.stride, r_near,
+                       f"{label}: {names[j]} ({'visible' if c == 0 else 'OCCLUDED'})")
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle("Fig. 2: detection (row 1) vs regression (row 2), the true part ringed; the median occluded case",
@@ -1516,23 +1140,29 @@ def figure_fig2(model, dataset, path, cases):
     return plotting.save(fig, path)
 
 
-def figure_predictions(dataset, result, path, n=12):
-    """(c) predictions over validation images, drawn in the crop."""
-    names = tuple(dataset.cfg.joints)
-    bones = joint_bones(names)
-    fig, axes = plotting.image_grid(n)
-    for ax, k, xy in zip(axes, result["index"], result["pred"]):
-        s = dataset[k]
-        A = s["affine"].numpy()
-        pred = np.concatenate([apply_affine(A, xy), np.full((len(names), 1), 2.0)], 1)
-        ax.imshow(to_uint8(s["image"]))
-        plotting.draw_pose(ax, pred, bones, names, dashed_occluded=False)
-    fig.suptitle("predictions (blue = left, red = right)")
-    return plotting.save(fig, path)
+def fig2_panel(ax, img, m, xy, stride, r_near, title):
+    """One map ``m`` of Fig. 2 over its crop ``img``, the true part ``xy``
+    (crop px) ringed. Each panel on its own scale (a weak map stays
+    visible); the numbers compare the maps on a common footing: the value at
+    the true part and the highest value within ``r_near`` map px (2 sigma)
+    of it, each over the map's own maximum."""
+    import matplotlib.pyplot as plt
+    top = max(float(m.max()), 1e-6)
+    ax.imshow(img)
+    ax.imshow(m, cmap="viridis", alpha=0.6, vmin=0, vmax=top,
+              extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+    tx, ty = to_stride(xy, stride)
+    yy, xx = np.mgrid[:m.shape[0], :m.shape[1]]
+    near = m[(xx - tx) ** 2 + (yy - ty) ** 2 <= r_near ** 2]
+    at = m[int(np.clip(np.rint(ty), 0, m.shape[0] - 1)), int(np.clip(np.rint(tx), 0, m.shape[1] - 1))]
+    ax.add_patch(plt.Circle(xy, 6, fill=False, ec="white", lw=1.5))
+    ax.set_title(f"{title}\nmax {top:.2f}; at truth {at / top:.2f} x max, "
+                 f"near it {(near.max() if near.size else 0) / top:.2f}", fontsize=8)
 
 
 # =============================================================================
-# §4.2 Table 5: the four variants, trained alike, scored on the same people
+# II. The paper's tables -- §4.2 Table 5: the four variants, trained alike,
+#     scored on the same people
 # =============================================================================
 # The paper's rows and their MPII validation Totals (PCKh@0.5, residual).
 TABLE5_ROWS = (("detection+regression", "Part heatmap regression", 88.2),
@@ -1627,7 +1257,8 @@ def run_table5(args):
 
 
 # =============================================================================
-# Data sets (§4: MPII train/validation, LSP) and the command line
+# III. Run it: the data sets (§4), configuration from the command line, the
+#      run's report and figures, the demo, the command line
 # =============================================================================
 def toy_sizes(args):
     """``--toy-train`` / ``--toy-val``: figures for ``--data toy`` (3200 /
@@ -1681,53 +1312,10 @@ def _train_val_sources(args):
     if not root.is_dir():
         raise FileNotFoundError(f"--data-root {root}: no such directory")
     if args.data == "mpii":
-        annot, images = root / "annot", root / "images"
-        mat = root / "mpii_human_pose_v1_u12_1.mat"
-        if mat.is_file() and (annot / "valid.json").is_file():
-            # The paper's setting: the official file's real is_visible flags
-            # (the detector trains on visible parts only, Eq. 1) and §4.2's
-            # validation split, the persons HRNet's valid.json lists; head
-            # sizes from the .mat's head boxes.
-            listed = datasets.read_mpii_json(annot / "valid.json", images)
-            train, val = datasets.split_mpii_by_list(datasets.read_mpii_mat(mat, images, split="train"), listed)
-            return (RecordSource([] if args.eval_only else train, mpii_shift=True),
-                    RecordSource(val, mpii_shift=True))
-        if (annot / "valid.json").is_file():
-            # HRNet/mmpose layout. The JSON marks "annotated", not "visible":
-            # its joints all become v = 2, so the detector's "visible parts
-            # only" loss here uses every annotated part.
-            train = datasets.read_mpii_json(annot / "train.json", images) if not args.eval_only else []
-            # gt_valid.mat's head boxes (PCKh's head sizes) are in valid.json's
-            # order; the reader pairs them and refuses a file of another length.
-            gt = annot / "gt_valid.mat"
-            val = datasets.read_mpii_json(annot / "valid.json", images,
-                                          gt_valid_mat=gt if gt.is_file() else None)
-            return RecordSource(train, mpii_shift=True), RecordSource(val, mpii_shift=True)
-        if mat.is_file():
-            # The official release, with real is_visible flags. §4.2 trains on
-            # MPII train and tests on "validation", Tompson's held-out split
-            # that HRNet ships as valid.json. Without that file: every 10th
-            # training image (all its people) is held out instead.
-            recs = datasets.read_mpii_mat(mat, images, split="train")
-            names = sorted({r.name for r in recs})
-            held = set(names[::10])
-            return (RecordSource([r for r in recs if r.name not in held], mpii_shift=True),
-                    RecordSource([r for r in recs if r.name in held], mpii_shift=True))
-        raise FileNotFoundError(f"{root}: expected annot/train.json + annot/valid.json (HRNet/mmpose "
-                                f"layout) or mpii_human_pose_v1_u12_1.mat (official) with images/")
+        return mpii_sources(root, args.eval_only)
     if args.data in ("coco", "aic"):
-        # The readers paper 2 uses, in the layouts ``find_annotation_files``
-        # knows: COCO's train2017 / val2017 files, AI Challenger's official
-        # archives or mmpose's converted JSON.
-        read = coco_aic.read_coco if args.data == "coco" else coco_aic.read_aic
-        train = [] if args.eval_only else read(*coco_aic.find_annotation_files(args.data, root, "train"))
-        val = read(*coco_aic.find_annotation_files(args.data, root, "val"))
-        return BoxRecordSource(train), BoxRecordSource(val)
-    ext = Path(args.lsp_extended).expanduser() if args.lsp_extended else None
-    train = datasets.read_lsp(root, "train", extended_root=ext) if not args.eval_only else []
-    # §4: LSP is scored with PCK@0.2 (torso-normalised).
-    pck02 = ("PCK@0.2", 0.2)
-    return RecordSource(train, metric=pck02), RecordSource(datasets.read_lsp(root, "test"), metric=pck02)
+        return box_sources(args.data, root, args.eval_only)
+    return lsp_sources(root, Path(args.lsp_extended).expanduser() if args.lsp_extended else None, args.eval_only)
 
 
 def split_name(args, val_src, test_src):
@@ -1762,12 +1350,7 @@ def build_config(args):
     else:
         cfg = paper_config(args.arch, args.variant, DATA_JOINTS[args.data])
     if args.data == "lsp" and args.checkpoint:
-        # §3.1 "For LSP, we fine-tuned the network for 10 epochs" (VGG), §3.2
-        # "changing only the number of epochs to 30" (residual): the whole
-        # cascade, from the MPII model, at the last rate of its training.
-        last = cfg.stages[-1]
-        cfg.stages = [Stage("joint", 10 if args.arch == "vgg" else 30, last.optimizer,
-                            last.lr, last.lr_end, last.momentum)]
+        cfg.stages = lsp_fine_tuning(cfg)
     cfg.variant, cfg.seed = args.variant, args.seed
     cli.override(cfg, args, ("flip_test", "decode", "scale_targets", "input_size", "width", "batch_size"))
     if args.pretrained and cfg.arch == "residual":
@@ -1785,35 +1368,23 @@ def build_config(args):
         for s, e in zip(cfg.stages, epochs):
             s.epochs = e
     if not VARIANTS[cfg.variant][1]:
-        # Table 5's single networks ("Detection only", "Regression only")
-        # train for as many epochs as the whole cascade does in its three
-        # stages. Paper: their schedules are unspecified. Here: matched
-        # epochs, so that no row wins by training longer (a single network's
-        # epoch is cheaper than the cascade's: matched time would favour it).
-        cfg.stages[0].epochs = sum(s.epochs for s in cfg.stages)
+        cfg.stages[0].epochs = single_network_epochs(cfg.stages)
     m = input_multiple(cfg)
     if cfg.input_size % m:
         raise UsageError(f"--input-size must be a multiple of {m} for --arch {cfg.arch}, got {cfg.input_size}")
     return cfg
 
 
-def input_multiple(cfg):
-    """Input sizes the networks map back exactly. VGG: the regressor pools by
-    4 and its C8 upsamples x4 (§3.1 uses 380 = 4 x 95). Residual: the
-    hourglass enters at stride 4 and halves ``hourglass_depth`` times."""
-    return 4 if cfg.arch == "vgg" else 4 * 2 ** cfg.hourglass_depth
-
-
 def model_from_checkpoint(path, device):
-    ckpt = harness.load_checkpoint(path)
-    try:
-        cfg = config_from_dict(ckpt["extra"]["config"])
-        model = Cascade(cfg)
-        model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, RuntimeError) as e:
-        raise ValueError(f"{path}: not a heatmap_regression.py checkpoint "
-                         f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    """(config, cascade in eval mode on ``device``) from a best.pt / last.pt."""
+    cfg, model = harness.load_model(path, cascade_from_config, "heatmap_regression.py")
     return cfg, model.to(device).eval()
+
+
+def cascade_from_config(d):
+    """A checkpoint's config dict -> (config, untrained cascade)."""
+    cfg = config_from_dict(d)
+    return cfg, Cascade(cfg)
 
 
 def check_joints(cfg, data, path):
@@ -1829,12 +1400,38 @@ def print_results(results, title, joints=MPII_JOINTS):
     print(format_table(results))
 
 
+def figure_curves(history, path):
+    """(a) training loss per epoch (each stage its own line) and validation Total."""
+    loss = {}
+    for i, h in enumerate(history["loss"]):
+        x, y = loss.setdefault(h["stage"], ([], []))
+        x.append(i + 1), y.append(h["loss"])
+    val = {"Total": ([i + 1 for i in range(len(history["val"]))], [v["Total"] for v in history["val"]])}
+    return plotting.curves({"training loss (Eq. 1 / Eq. 2 / sum)": loss, "validation Total": val},
+                           path, xlabel="epoch (all stages)",
+                           marks=[e + 0.5 for e in history["stage_ends"][:-1]])
+
+
+def figure_predictions(dataset, result, path, n=12):
+    """(c) predictions over validation images, drawn in the crop."""
+    names = tuple(dataset.cfg.joints)
+    bones = joint_bones(names)
+    fig, axes = plotting.image_grid(n)
+    for ax, k, xy in zip(axes, result["index"], result["pred"]):
+        s = dataset[k]
+        A = s["affine"].numpy()
+        pred = np.concatenate([apply_affine(A, xy), np.full((len(names), 1), 2.0)], 1)
+        ax.imshow(to_uint8(s["image"]))
+        plotting.draw_pose(ax, pred, bones, names, dashed_occluded=False)
+    fig.suptitle("predictions (blue = left, red = right)")
+    return plotting.save(fig, path)
+
+
 def run_demo(args, rt):
     """The pose of one person per box (``--boxes FILE``, a COCO detection-
     results JSON) or, without boxes, of the one roughly centred person who
     fills the photo's height, in each image: an overlay PNG and a JSON of the
     joints (in the file's pixels, their names beside) per image in ``--out``."""
-    import matplotlib.pyplot as plt
     files = image_files(args.demo)
     if not args.checkpoint:
         raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
@@ -1846,62 +1443,71 @@ def run_demo(args, rt):
         print(f"note: {args.checkpoint} was trained on --data {trained_on}; on a photo its pose means little",
               flush=True)
     flip = cli.override(cfg, args, ("flip_test", "decode")).flip_test
-    names = tuple(cfg.joints)
     for path, image_id in zip(files, image_ids(files)):
         size = image_size(path)
         if size is None:
             open_image(path)                   # unreadable or too large: its one line
-        if dets is None:
-            # The person is assumed to fill the photo's height, centred (as
-            # MPII's test protocol gives a rough centre and scale per person).
-            boxes = None if size is None else np.array([[0.0, 0.0, size[0], size[1]]])
-        else:
+        boxes = None                           # the person fills the photo (see demo_crops)
+        if dets is not None:
             boxes = dets.get(image_id, np.zeros((0, 5)))[:, :4]
             if not len(boxes):
                 print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id} ({path.name})",
                       flush=True)
-        # Each box is cropped as training crops a person (``box_center_scale``:
-        # 1.25 x its longer side onto the input): the photo is decoded only as
-        # large as the smallest box needs (a 100 Mpx JPEG in a fraction of a
-        # second); the joints are written in the file's pixels.
-        need = min((crop_side(box_center_scale(b)[1]) for b in boxes), default=None) if dets is not None else None
-        img, size = open_for_network(path, size[1] * cfg.input_size / need if need else cfg.input_size,
-                                     by_height=True)
-        f = np.array(img.size, np.float64) / np.array(size)                  # file px -> decoded px
-        people = []
-        if dets is None:
-            w, h = img.size
-            crops = [crop_matrix(np.array([(w - 1) / 2, (h - 1) / 2]), crop_side(h / 200.0), cfg.input_size)]
-        else:
-            crops = []
-            for b in boxes:
-                c, scale = box_center_scale(b)                               # the file's pixels
-                crops.append(crop_matrix((c + 0.5) * f - 0.5, crop_side(scale * f[1]), cfg.input_size))
-        fig, ax = plt.subplots(figsize=(6, 6 * img.height / img.width))
-        ax.imshow(img)
-        for A in crops:
-            x = to_tensor(warp_image(img, A, cfg.input_size))[None].to(rt.device)
-            maps = predict(model, x, flip_test=flip).float().cpu()
-            xy = apply_affine(invert_affine(A), from_stride(decode(maps, method=cfg.decode).numpy()[0],
-                                                            model.stride))
-            score = maps[0].flatten(1).max(1).values.numpy()
-            plotting.draw_pose(ax, np.concatenate([xy, np.full((len(names), 1), 2.0)], 1), joint_bones(names),
-                               names, dashed_occluded=False)
-            full = (xy + 0.5) / f - 0.5                                      # the file's pixels
-            people.append([[round(float(x), 2), round(float(y), 2), round(float(c), 4)]
-                           for (x, y), c in zip(full, score)])
-        ax.axis("off")
-        ax.set_title(f"{len(people)} person(s)" + ("" if dets is None else f" in the boxes of {Path(args.boxes).name}")
-                     + " (blue left, red right)", fontsize=9)
-        figure = plotting.save(fig, out / f"{path.stem}_pose.png")
-        write_json(out / f"{path.stem}_pose.json",
-                   {"image": str(path), "image_id": image_id, "size": list(size), "joints": list(names),
-                    "people": [{"box": None if dets is None else [float(v) for v in b], "keypoints": kp}
-                               for b, kp in zip(boxes if dets is not None else [None], people)]})
-        print(f"{path.name}: {len(people)} person(s); {figure} and {out / (path.stem + '_pose.json')}", flush=True)
+        people = demo_image(path, image_id, size, boxes, model, cfg, flip, rt.device, out, args.boxes)
         if len(files) == 1 and len(people) == 1:
-            for name, (px, py, c) in zip(names, people[0]):
+            for name, (px, py, c) in zip(cfg.joints, people[0]):
                 print(f"  {name:11s} x {px:7.1f}  y {py:7.1f}  score {c:.2f}")
+
+
+def demo_crops(path, size, boxes, input_size):
+    """The photo, decoded only as large as its crops need (a 100 Mpx JPEG in
+    a fraction of a second), the factor (file px -> decoded px) and each
+    person's crop (image -> crop affine), cropped as training crops a person
+    (``box_center_scale``: 1.25 x a box's longer side onto the input).
+    Without ``boxes`` the person is assumed to fill the photo's height,
+    centred (as MPII's test protocol gives a rough centre and scale)."""
+    need = None if boxes is None else min((crop_side(box_center_scale(b)[1]) for b in boxes), default=None)
+    img, size = open_for_network(path, size[1] * input_size / need if need else input_size, by_height=True)
+    f = np.array(img.size, np.float64) / np.array(size)                  # file px -> decoded px
+    if boxes is None:
+        w, h = img.size
+        return img, f, [crop_matrix(np.array([(w - 1) / 2, (h - 1) / 2]), crop_side(h / 200.0), input_size)]
+    crops = []
+    for b in boxes:
+        c, scale = box_center_scale(b)                                   # the file's pixels
+        crops.append(crop_matrix((c + 0.5) * f - 0.5, crop_side(scale * f[1]), input_size))
+    return img, f, crops
+
+
+def demo_image(path, image_id, size, boxes, model, cfg, flip, device, out, boxes_file):
+    """One photo of ``run_demo``: each crop's pose, drawn and written (JSON,
+    the file's pixels). Returns the people: per joint [x, y, score]."""
+    import matplotlib.pyplot as plt
+    names = tuple(cfg.joints)
+    img, f, crops = demo_crops(path, size, boxes, cfg.input_size)
+    fig, ax = plt.subplots(figsize=(6, 6 * img.height / img.width))
+    ax.imshow(img)
+    people = []
+    for A in crops:
+        x = to_tensor(warp_image(img, A, cfg.input_size))[None].to(device)
+        maps = predict(model, x, flip_test=flip).float().cpu()
+        xy = apply_affine(invert_affine(A), from_stride(decode(maps, method=cfg.decode).numpy()[0], model.stride))
+        score = maps[0].flatten(1).max(1).values.numpy()
+        plotting.draw_pose(ax, np.concatenate([xy, np.full((len(names), 1), 2.0)], 1), joint_bones(names),
+                           names, dashed_occluded=False)
+        full = (xy + 0.5) / f - 0.5                                      # the file's pixels
+        people.append([[round(float(x), 2), round(float(y), 2), round(float(c), 4)]
+                       for (x, y), c in zip(full, score)])
+    ax.axis("off")
+    ax.set_title(f"{len(people)} person(s)" + ("" if boxes is None else f" in the boxes of {Path(boxes_file).name}")
+                 + " (blue left, red right)", fontsize=9)
+    figure = plotting.save(fig, out / f"{path.stem}_pose.png")
+    write_json(out / f"{path.stem}_pose.json",
+               {"image": str(path), "image_id": image_id, "size": list(size), "joints": list(names),
+                "people": [{"box": None if boxes is None else [float(v) for v in b], "keypoints": kp}
+                           for b, kp in zip(boxes if boxes is not None else [None], people)]})
+    print(f"{path.name}: {len(people)} person(s); {figure} and {out / (path.stem + '_pose.json')}", flush=True)
+    return people
 
 
 def parse_args(argv=None):
@@ -1921,13 +1527,10 @@ def parse_args(argv=None):
                         "coco / aic: person crops (17 / 14 joints) for paper 2's top-down baseline")
     g.add_argument("--data-root", help="folder of the MPII, LSP, COCO or AI Challenger data set (see README)")
     g.add_argument("--lsp-extended", help="LSP-extended folder: extra training data for --data lsp")
-    g.add_argument("--toy-train", type=int,
-                   help=f"toy: training figures (default: 3200); toy-crowd: training scenes "
-                        f"(default: {CROWD_SCENES[0]})")
-    g.add_argument("--toy-val", type=int,
-                   help=f"toy: validation figures, and as many test figures (default: 500); toy-crowd: "
-                        f"validation scenes "
-                        f"(default: {CROWD_SCENES[1]})")
+    g.add_argument("--toy-train", type=int, help=f"toy: training figures (default: 3200); toy-crowd: training "
+                                                 f"scenes (default: {CROWD_SCENES[0]})")
+    g.add_argument("--toy-val", type=int, help=f"toy: validation figures, and as many test figures (default: "
+                                               f"500); toy-crowd: validation scenes (default: {CROWD_SCENES[1]})")
     g = p.add_argument_group("model (§3.1-3.2, Table 5)")
     g.add_argument("--arch", choices=("residual", "vgg"), default="residual", help="§3.2 or §3.1")
     g.add_argument("--variant", choices=(*VARIANTS, "all"), default="detection+regression",
@@ -1946,7 +1549,6 @@ def parse_args(argv=None):
     g.add_argument("--scale-targets", action=argparse.BooleanOptionalAction,
                    help="the disk radius (10 px) and sigma (5 px) of §3 scaled with the body's size in the crop "
                         "(200 px body = as written), or as written at any input size " + default("scale_targets"))
-    g.add_argument("--resume", help="continue the training run of this last.pt, with its own flags")
     g = p.add_argument_group("evaluation")
     g.add_argument("--eval-only", action="store_true",
                    help="evaluate --checkpoint on the reported split (toy: the test figures), no training")
@@ -1961,13 +1563,7 @@ def parse_args(argv=None):
                    help="the pose of the person filling each IMAGE (files or folders), or of each person in "
                         "--boxes: an overlay PNG and a JSON of the joints per image in --out")
     g.add_argument("--boxes", metavar="FILE", help="--demo: a COCO detection-results JSON, one person per box")
-    g = p.add_argument_group("run")
-    g.add_argument("--out", help="output folder (default: runs/<data>-<arch>-<variant>; --demo: runs/demo)")
-    g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    g.add_argument("--no-amp", action="store_true",
-                   help="train in float32 (default: mixed precision on CUDA, and bfloat16 on CPUs with AMX)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the toy data, the augmentation and the init")
-    g.add_argument("--log-every", type=int, default=25, help="progress line every N steps")
+    cli.add_run_flags(p, "runs/<data>-<arch>-<variant>; --demo: runs/demo", log_every=25)
     argv = cli.list_values_with_minus(argv, ("--stage-epochs",))
     args = p.parse_args(argv)
     args.given = cli.given_dests(p, argv)
@@ -2020,24 +1616,32 @@ def run(args):
     if args.demo:
         return run_demo(args, rt)
     if args.eval_only:
-        if not args.checkpoint:
-            raise UsageError("--eval-only needs --checkpoint PATH")
-        out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-eval")
-        cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
-        check_joints(cfg, args.data, args.checkpoint)
-        cfg.seed = args.seed
-        cli.override(cfg, args, ("flip_test", "decode"))   # --flip-test, --decode over the checkpoint's
-        _, val_src, test_src = load_sources(args)
-        res = evaluate(model, PoseData(test_src, cfg, model.stride, train=False), rt, flip_test=cfg.flip_test)
-        split = split_name(args, val_src, test_src)
-        print_results({f"{cfg.variant} ({cfg.arch})": res["all"]}, f"{args.data} {split}, {res['metric']}",
-                      cfg.joints)
-        write_json(out_dir / "results.json", {"checkpoint": str(args.checkpoint), "data": args.data,
-                                              "split": split, "flip_test": cfg.flip_test,
-                                              **{k: res[k] for k in ("metric", "all", "visible", "occluded") if k in res}})
-        print(f"\nresults.json in {out_dir}/")
-        return res
+        return run_eval(args, rt)
+    return run_train(args, rt)
 
+
+def run_eval(args, rt):
+    """``--eval-only``: score ``--checkpoint`` on the reported split."""
+    if not args.checkpoint:
+        raise UsageError("--eval-only needs --checkpoint PATH")
+    out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-eval")
+    cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
+    check_joints(cfg, args.data, args.checkpoint)
+    cfg.seed = args.seed
+    cli.override(cfg, args, ("flip_test", "decode"))   # --flip-test, --decode over the checkpoint's
+    _, val_src, test_src = load_sources(args)
+    res = evaluate(model, PoseData(test_src, cfg, model.stride, train=False), rt, flip_test=cfg.flip_test)
+    split = split_name(args, val_src, test_src)
+    print_results({f"{cfg.variant} ({cfg.arch})": res["all"]}, f"{args.data} {split}, {res['metric']}", cfg.joints)
+    write_json(out_dir / "results.json", {"checkpoint": str(args.checkpoint), "data": args.data,
+                                          "split": split, "flip_test": cfg.flip_test,
+                                          **{k: res[k] for k in ("metric", "all", "visible", "occluded") if k in res}})
+    print(f"\nresults.json in {out_dir}/")
+    return res
+
+
+def run_train(args, rt):
+    """Train a cascade (or a Table 5 row) from the flags, then report it."""
     cfg = build_config(args)
     out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-{cfg.arch}-{cfg.variant}")
     train_src, val_src, test_src = load_sources(args)
@@ -2054,7 +1658,6 @@ def run(args):
     train_set = PoseData(train_src, cfg, model.stride, train=True)
     val_set = PoseData(val_src, cfg, model.stride, train=False)
     test_set = val_set if test_src is val_src else PoseData(test_src, cfg, model.stride, train=False)
-    split = split_name(args, val_src, test_src)
     if rt.is_main:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"{args.data}: {len(train_set)} train / {len(val_set)} val"
@@ -2067,27 +1670,38 @@ def run(args):
     if not rt.is_main:
         harness.cleanup_runtime(rt)
         return None
-    # The epoch that scored best on the validation people (best.pt), scored
-    # once more on the test people: what is reported.
+    summary = report(model, cfg, test_set, history, rt, out_dir, args.data, split_name(args, val_src, test_src), t0)
+    summary["history"] = history
+    write_json(out_dir / "results.json", summary)
+    print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")
+    harness.cleanup_runtime(rt)
+    return summary
+
+
+def report(model, cfg, test_set, history, rt, out_dir, data, split, t0):
+    """The epoch that scored best on the validation people (best.pt), scored
+    once more on the test people (``split`` of ``data``), as Table 5's
+    rows (the cascade and its own detector), visible vs occluded joints where
+    known, Fig. 2's numbers and figures. Returns the summary for results.json."""
     model.load_state_dict(harness.load_checkpoint(out_dir / "best.pt")["model"])
     res = evaluate(model, test_set, rt, flip_test=cfg.flip_test)
     rows = {f"Part heatmap regression ({cfg.arch})" if cfg.variant == "detection+regression"
             else f"{cfg.variant} ({cfg.arch})": res["all"]}
     summary = {"variant": cfg.variant, "metric": res["metric"], "split": split, "seconds": time.time() - t0,
                "best_epoch": best_epoch(history), "final": res["all"]}
+    tables = [("cascade", res)]
     if model.second is not None and model.first_kind == "detection":
         det = evaluate(model, test_set, rt, flip_test=cfg.flip_test, which="first")
         rows = {f"Detection only, the cascade's detector ({cfg.arch})": det["all"], **rows}
         summary["detection_only"] = det["all"]
+        tables.append(("detection only", det))
         if "occluded" in res:
             summary["occluded"] = {"cascade": res["occluded"], "detection_only": det["occluded"]}
             summary["visible"] = {"cascade": res["visible"], "detection_only": det["visible"]}
-    print_results(rows, f"Table 5 layout -- {args.data} {split}, {res['metric']}", cfg.joints)
+    print_results(rows, f"Table 5 layout -- {data} {split}, {res['metric']}", cfg.joints)
     if "occluded" in res:
-        by_visibility = {f"{k} joints: {name}": table for name, r in
-                         (("cascade", res), *((("detection only", det),) if "detection_only" in summary else ()))
-                         for k, table in (("visible", r["visible"]), ("occluded", r["occluded"]))}
-        print_results(by_visibility, "Toy data: visible vs occluded joints", cfg.joints)
+        print_results({f"{k} joints: {name}": r[k] for name, r in tables for k in ("visible", "occluded")},
+                      "Toy data: visible vs occluded joints", cfg.joints)
     figure_curves(history, out_dir / "curves.png")
     figure_predictions(test_set, res, out_dir / "predictions.png")
     if model.second is not None:
@@ -2095,16 +1709,12 @@ def run(args):
         # example (the median occluded case) as the picture.
         stats, cases = confidence_at_truth(model.cpu().eval(), test_set)
         summary["fig2"] = stats
-        print("\nFig. 2 -- mean map value at the true part location (first "
-              f"{min(500, len(test_set))} {split} people):")
+        print(f"\nFig. 2 -- mean map value at the true part location (first {min(500, len(test_set))} "
+              f"{split} people):")
         for k, st in stats.items():
             print(f"  {k:9s} parts ({st['parts']:5d}): detection heatmap {st['detection']:.2f}, "
                   f"regression confidence map {st['regression']:.2f}")
         figure_fig2(model, test_set, out_dir / "fig2.png", cases)
-    summary["history"] = history
-    write_json(out_dir / "results.json", summary)
-    print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")
-    harness.cleanup_runtime(rt)
     return summary
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .layers import ch
+
 # torchvision's blocks per stage (layer1..layer4), He et al. 2016, Table 1.
 RESNET_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3),
                  101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -26,11 +28,6 @@ CHECKPOINT_NAMES = {"resnet18": "resnet18-f37072fd.pth", "resnet34": "resnet34-b
                     "resnet152": "resnet152-394f9c45.pth", "vgg16": "vgg16-397923af.pth",
                     "vgg16_bn": "vgg16_bn-6c64b313.pth", "vgg19": "vgg19-dcbb9e9d.pth",
                     "vgg19_bn": "vgg19_bn-c79401a0.pth"}
-
-
-def _scale(c, width):
-    """Channel count ``c`` times the width multiplier, at least 1."""
-    return max(1, round(c * width))
 
 
 def _torchvision_init(module):
@@ -119,7 +116,7 @@ class ResNet(nn.Module):
         if len(blocks) != 4:
             raise ValueError(f"blocks needs 4 counts (layer1..layer4), got {blocks}")
 
-        stem = _scale(64, width)
+        stem = ch(64, width)
         self.conv1 = nn.Conv2d(3, stem, 7, 2, 3, bias=False)  # stride 2
         self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
@@ -129,7 +126,7 @@ class ResNet(nn.Module):
         cin, stride_so_far, dilation = stem, 4, 1
         dilate = (False,) + tuple(replace_stride_with_dilation)  # layer1 never strides
         for k, (planes, n, dil) in enumerate(zip((64, 128, 256, 512), blocks, dilate)):
-            planes = _scale(planes, width)
+            planes = ch(planes, width)
             stride = 1 if k == 0 else 2
             # torchvision's rule: the first block of a dilated stage still uses the
             # *previous* dilation (it sits where the stride used to be); the later
@@ -223,7 +220,7 @@ class VGG(nn.Module):
                 block, i = block + 1, 0
             else:
                 i += 1
-                name, cout = f"conv{block}_{i}", _scale(v, width)
+                name, cout = f"conv{block}_{i}", ch(v, width)
                 self.conv_index[name] = len(layers)
                 layers.append(nn.Conv2d(cin, cout, 3, padding=1))
                 layers += [nn.BatchNorm2d(cout)] if batch_norm else []
@@ -234,7 +231,7 @@ class VGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.out_channels = cin  # channels of pool5
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        hidden = _scale(4096, width)
+        hidden = ch(4096, width)
         self.classifier = nn.Sequential(
             nn.Linear(cin * 7 * 7, hidden), nn.ReLU(True), nn.Dropout(),   # fc6: [0]
             nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(),        # fc7: [3]
@@ -329,6 +326,20 @@ def fc_to_conv(vgg):
 # ----------------------------------------------------------------------------
 # Loading a local torchvision checkpoint
 # ----------------------------------------------------------------------------
+def check_full_size(path, weights, width, blocks=None, full_blocks=None):
+    """ImageNet weights fit only a full-size network (width 1 and, for a
+    ResNet, its ``full_blocks``): a compact (toy) one is refused in one line
+    that says what the weights need, before anything is read. ``weights``
+    names them ("ResNet-152", "VGG-16")."""
+    if width == 1.0 and blocks == full_blocks:
+        return
+    need = ["--width 1"] if width != 1.0 else []
+    need += [f"{weights}'s blocks {full_blocks}"] if blocks != full_blocks else []
+    have = f"width {width:g}" + (f", blocks {blocks}" if blocks != full_blocks else "")
+    raise ValueError(f"--pretrained {path}: torchvision's {weights} weights fit only the paper's "
+                     f"full-size network; it needs {' and '.join(need)} (this one has {have})")
+
+
 def load_imagenet_weights(model, path):
     """Load torchvision ImageNet weights from the local file ``path`` into ``model`` (strict).
 

@@ -57,6 +57,22 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+def add_run_flags(parser, out_default, log_every=50, seeded="the toy data, the augmentation and the init"):
+    """The flags that say how a run is driven, alike in both scripts, as the
+    group "run": ``--out`` (``out_default``: what it defaults to, in words),
+    ``--device``, ``--no-amp``, ``--seed`` (of what: ``seeded``),
+    ``--log-every`` and ``--resume``. Returns the group."""
+    g = parser.add_argument_group("run")
+    g.add_argument("--out", help=f"output folder (default: {out_default})")
+    g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    g.add_argument("--no-amp", action="store_true",
+                   help="train in float32 (default: mixed precision on CUDA, and bfloat16 on CPUs with AMX)")
+    g.add_argument("--seed", type=int, default=0, help=f"seed of {seeded}")
+    g.add_argument("--log-every", type=int, default=log_every, help="progress line every N steps")
+    g.add_argument("--resume", help="continue the training run of this last.pt, with its own flags")
+    return g
+
+
 def _finite(v):
     return isinstance(v, (int, float)) and math.isfinite(v)
 

@@ -30,6 +30,11 @@ MATLAB_PARTS = (("Head", ("upper_neck", "head_top")),) + TABLE_PARTS[1:]
 # HRNet masks indices 6:8 ("PCKh.mask[6:8] = True"). LSP has no such joints.
 NOT_SCORED = ("pelvis", "thorax")
 
+# The columns of paper 1's Tables 5-7: those numbers come from the official
+# MATLAB evaluation code (MPII's genTablePCK.m; the LSP PCK code), whose
+# "Head" is the mean of upper neck and head top (LSP: neck and head top).
+HEAD_NOTE = "Head = mean of upper neck and head top, as in the MPII / LSP evaluation code"
+
 
 def torso_size(keypoints, names=MPII_JOINTS):
     """PCK's normaliser on LSP: distance from the left shoulder to the right hip.
@@ -154,6 +159,31 @@ def part_table(correct, gt, names=MPII_JOINTS, mask=None, parts=TABLE_PARTS,
     total = count[keep].sum()
     row["Total"] = float(100.0 * hits[keep].sum() / total) if total else float("nan")
     return row
+
+
+def table_columns(joints):
+    """The columns of a Table 5-style row for ``joints``: (column, joint names).
+
+    MPII (and LSP, mapped into it): the official MATLAB columns
+    (``MATLAB_PARTS``, Head = upper neck and head top). COCO and AI
+    Challenger have no PCK table of their own; the same body columns are
+    kept and "Head" averages the head joints the data set has (COCO: nose,
+    eyes, ears; AIC: head top and neck, as LSP's Head is neck and head top).
+    """
+    joints = tuple(joints)
+    if joints == MPII_JOINTS:
+        return MATLAB_PARTS
+    head = tuple(n for n in joints if n in ("head_top", "upper_neck", "neck", "nose", "l_eye", "r_eye",
+                                            "l_ear", "r_ear"))
+    body = tuple((c, tuple(n for n in names if n in joints)) for c, names in MATLAB_PARTS[1:])
+    return (("Head", head),) + tuple((c, names) for c, names in body if names)
+
+
+def head_note(joints):
+    """What "Head" means in a table of ``table_columns(joints)``."""
+    if tuple(joints) == MPII_JOINTS:
+        return HEAD_NOTE
+    return "Head = mean of " + ", ".join(dict(table_columns(joints))["Head"])
 
 
 def format_table(rows):

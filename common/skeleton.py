@@ -154,3 +154,26 @@ AIC_BONES = (
 
 # Each skeleton's drawing bones, keyed by its joint-name tuple.
 BONES = {MPII_JOINTS: MPII_BONES, COCO_JOINTS: COCO_BONES, AIC_JOINTS: AIC_BONES}
+
+
+# ----------------------------------------------------------------------------
+# Any skeleton, by its joint names
+# ----------------------------------------------------------------------------
+def joint_flip(joints):
+    """The permutation that swaps left and right parts (``l_`` <-> ``r_``) of
+    a skeleton given by its names: ``flip_permutation`` of ``tuple(joints)``."""
+    return flip_permutation(tuple(joints))
+
+
+def joint_bones(joints):
+    """(K, 2) joint indices of the bones drawn for ``joints`` (none for a
+    skeleton ``BONES`` does not know)."""
+    bones = BONES.get(tuple(joints), ())
+    return bone_indices(joints, bones) if bones else np.zeros((0, 2), int)
+
+
+def limb_joints(names):
+    """Indices of the limb joints (elbows, wrists, knees, ankles): where an
+    occluded part must be inferred from context (a hidden hip is still pinned
+    down by the torso), so where paper 1's Fig. 2 claim is judged."""
+    return [j for j, n in enumerate(names) if n[2:] in ("elbow", "wrist", "knee", "ankle")]

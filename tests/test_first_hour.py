@@ -17,6 +17,7 @@ from PIL import Image
 import bottom_up_bbox as bub
 import heatmap_regression as hr
 from common import cli
+from common.skeleton import MPII_JOINTS
 from common.transforms import MAX_PIXELS, ImageError, open_for_network
 
 BUB_TINY = ["--toy-train", "8", "--toy-val", "2", "--input-size", "64", "--test-size", "64", "--val-images", "1",
@@ -125,7 +126,8 @@ def test_paper1_resume_without_flags_continues_the_saved_run_exactly(tmp_path, c
     capsys.readouterr()
     resumed = hr.main(["--resume", str(tmp_path / "split" / "last.pt")])
     out = capsys.readouterr().out
-    assert "resuming" in out and "epoch 1 of 2 done" in out and "16 train / 4 val" in out
+    # "Detection only" trains as many epochs as the cascade's three stages: 2 + 1 + 1.
+    assert "resuming" in out and "epoch 1 of 4 done" in out and "16 train / 4 val" in out
     assert resumed["final"] == straight["final"]
     assert [h["loss"] for h in resumed["history"]["loss"]] == [h["loss"] for h in straight["history"]["loss"]]
     one_line(hr.main, ["--resume", str(tmp_path / "split" / "last.pt"), "--arch", "vgg"],
@@ -188,7 +190,7 @@ def test_paper1_demo_takes_many_images_and_a_person_per_box(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "no boxes for image_id 13 (beach.png)" in out                # not a number: above the numbered ones
     pose = json.loads((tmp_path / "d" / "12_pose.json").read_text())
-    assert pose["image_id"] == 12 and pose["size"] == [3000, 2000] and pose["joints"] == list(hr.MPII_JOINTS)
+    assert pose["image_id"] == 12 and pose["size"] == [3000, 2000] and pose["joints"] == list(MPII_JOINTS)
     assert [p["box"] for p in pose["people"]] == boxes
     for p, (x, y, w, h) in zip(pose["people"], boxes):               # joints in the file's pixels, in the crop
         xy = np.array(p["keypoints"])[:, :2]

@@ -18,7 +18,9 @@ from PIL import Image
 
 import heatmap_regression as hr
 from common.coco_aic import read_coco
-from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_FLIP, MPII_JOINTS, MPII_TO_AIC
+from common.crops import box_center_scale, crop_side
+from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_FLIP, MPII_JOINTS, MPII_TO_AIC, joint_flip
+from common.sources import BoxRecordSource, ToyCrowdSource, toy_crowd_head_size
 from common.toy import render_scene, toy_head_size
 from common.transforms import apply_affine, crop_matrix, to_tensor, warp_image
 
@@ -31,19 +33,19 @@ TINY_PAPER_NET = TINY + ["--width", "0.0625", "--batch-size", "4"]
 
 # ----------------------------------------------------------------------------- crop convention
 def test_box_center_scale_is_a_square_of_1_25_times_the_longer_side():
-    center, scale = hr.box_center_scale((10.0, 20.0, 40.0, 100.0))
+    center, scale = box_center_scale((10.0, 20.0, 40.0, 100.0))
     assert center.tolist() == [30.0, 70.0] and scale == pytest.approx(0.5)
-    assert hr.crop_side(scale) == pytest.approx(125.0)                   # 1.25 x max(w, h)
-    _, wide = hr.box_center_scale(np.array([0, 0, 80, 30], np.float32))
-    assert hr.crop_side(wide) == pytest.approx(100.0)
-    _, empty = hr.box_center_scale((5, 5, 0, 0))                          # degenerate: 1 px, not 0
-    assert hr.crop_side(empty) == pytest.approx(1.25)
+    assert crop_side(scale) == pytest.approx(125.0)                   # 1.25 x max(w, h)
+    _, wide = box_center_scale(np.array([0, 0, 80, 30], np.float32))
+    assert crop_side(wide) == pytest.approx(100.0)
+    _, empty = box_center_scale((5, 5, 0, 0))                          # degenerate: 1 px, not 0
+    assert crop_side(empty) == pytest.approx(1.25)
 
 
 def crowd_dataset(n_scenes=12, size=128, seed=1):
     cfg = hr.toy_crowd_config("residual")
     cfg.input_size = size
-    return hr.PoseData(hr.ToyCrowdSource(seed, n_scenes), cfg, 4, train=False)
+    return hr.PoseData(ToyCrowdSource(seed, n_scenes), cfg, 4, train=False)
 
 
 def test_toy_crowd_crops_are_centred_on_the_box_and_keep_the_neighbours():
@@ -80,13 +82,13 @@ def test_toy_crowd_crops_are_centred_on_the_box_and_keep_the_neighbours():
 def test_toy_crowd_head_size_follows_from_any_segment_exactly():
     # Toy figures are 2-D with fixed segment proportions: hiding the head
     # top must give the same head size from the other segments.
-    src = hr.ToyCrowdSource(0, 40)
+    src = ToyCrowdSource(0, 40)
     checked = 0
     for _, kp, box in src.people:
         if kp[MPII_JOINTS.index("head_top"), 2] > 0 and kp[MPII_JOINTS.index("upper_neck"), 2] > 0:
             cut = kp.copy()
             cut[MPII_JOINTS.index("head_top")] = 0
-            assert hr.toy_crowd_head_size(cut, box) == pytest.approx(toy_head_size(kp), rel=1e-4)
+            assert toy_crowd_head_size(cut, box) == pytest.approx(toy_head_size(kp), rel=1e-4)
             checked += 1
     assert checked > 50
 
@@ -101,8 +103,8 @@ def test_toy_crowd_cli_writes_a_16_joint_checkpoint_the_top_down_row_can_use(tmp
     assert model.flip.tolist() == MPII_FLIP.tolist() and model.stride == 4
     # The lead's top-down inference, step by step, on one ground-truth box.
     image, _, boxes, _ = render_scene(1, 0, size=(192, 192))
-    center, scale = hr.box_center_scale(boxes[0])
-    A = crop_matrix(center, hr.crop_side(scale), cfg.input_size)
+    center, scale = box_center_scale(boxes[0])
+    A = crop_matrix(center, crop_side(scale), cfg.input_size)
     x = to_tensor(warp_image(Image.fromarray(image), A, cfg.input_size))[None]
     maps = hr.predict(model, x, flip_test=True)
     assert maps.shape == (1, 16, cfg.input_size // 4, cfg.input_size // 4)
@@ -119,8 +121,8 @@ def test_a_config_without_joints_loads_as_mpii():
 
 # ----------------------------------------------------------------------------- COCO
 def test_coco_flip_pairs_literally():
-    assert hr.joint_flip(COCO_JOINTS).tolist() == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
-    assert hr.joint_flip(AIC_JOINTS).tolist() == [3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8, 12, 13]
+    assert joint_flip(COCO_JOINTS).tolist() == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+    assert joint_flip(AIC_JOINTS).tolist() == [3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8, 12, 13]
 
 
 def coco_config(size=128):
@@ -131,13 +133,13 @@ def coco_config(size=128):
 
 @pytest.mark.skipif(not (REAL_COCO / "test_coco.json").is_file(), reason="../shared/real_samples/coco not present")
 def test_coco_flip_gives_the_same_targets_mirrored_with_left_and_right_swapped():
-    src = hr.BoxRecordSource(read_coco(REAL_COCO / "test_coco.json", REAL_COCO))
+    src = BoxRecordSource(read_coco(REAL_COCO / "test_coco.json", REAL_COCO))
     # One sample per non-crowd person with a labelled joint: 14 annotations,
     # two of them without keypoints.
     assert len(src) == 12
     cfg = coco_config()
     data = hr.PoseData(src, cfg, 4, train=True)
-    perm = hr.joint_flip(COCO_JOINTS)
+    perm = joint_flip(COCO_JOINTS)
     for i in range(len(src)):
         data.augmentation = lambda k: (1.0, 0.0, False)
         a = data[i]
@@ -163,7 +165,7 @@ def test_coco_flip_gives_the_same_targets_mirrored_with_left_and_right_swapped()
 
 def test_predict_flip_test_uses_the_runs_flip_pairs():
     model = hr.Cascade(coco_config(64)).eval()
-    assert model.flip.tolist() == hr.joint_flip(COCO_JOINTS).tolist()
+    assert model.flip.tolist() == joint_flip(COCO_JOINTS).tolist()
     x = torch.randn(2, 3, 64, 64)
     maps = torch.rand(2, 17, 16, 16)
     # A model that sees the mirror image as it should: maps mirrored, left
@@ -241,7 +243,7 @@ def test_aic_official_layout_trains_and_evaluates_with_14_joints(tmp_path, capsy
     assert np.isfinite(summary["final"]["Total"])
     cfg, model = hr.model_from_checkpoint(out / "best.pt", "cpu")
     assert cfg.joints == AIC_JOINTS and model.second.d7.out_channels == 14
-    assert model.flip.tolist() == hr.joint_flip(AIC_JOINTS).tolist()
+    assert model.flip.tolist() == joint_flip(AIC_JOINTS).tolist()
     # The samples: crops of the annotated boxes, AIC's flags read as COCO's v.
     train, val, _ = hr.load_sources(hr.parse_args(["--data", "aic", "--data-root", str(root)]))
     n = sum(len(render_scene(1, i, size=(96, 96))[1]) for i in range(3))
@@ -250,7 +252,7 @@ def test_aic_official_layout_trains_and_evaluates_with_14_joints(tmp_path, capsy
     _, kp0, box0, _ = render_scene(1, 0, size=(96, 96))
     assert set(np.unique(kp[:, 2])) <= {0, 1, 2}
     assert np.array_equal(kp[:, 2], kp0[0, MPII_TO_AIC, 2])
-    assert hr.crop_side(scale) == pytest.approx(1.25 * max(np.rint(box0[0, 2:])), abs=1.5)
+    assert crop_side(scale) == pytest.approx(1.25 * max(np.rint(box0[0, 2:])), abs=1.5)
 
 
 def test_vgg_rates_convert_with_the_runs_number_of_parts():

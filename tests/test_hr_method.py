@@ -9,7 +9,9 @@ from PIL import Image
 
 import heatmap_regression as hr
 from common.backbones import ResNet
+from common.layers import bilinear_kernel, init_deconv_bilinear
 from common.skeleton import LSP_FLIP, MPII_FLIP, MPII_JOINTS
+from common.sources import ToySource
 
 
 # ----------------------------------------------------------------------------- targets
@@ -106,10 +108,10 @@ def count(m):
 
 
 def test_bilinear_deconvolution_initialisation():
-    assert hr.bilinear_kernel(8, 4).tolist() == pytest.approx([.125, .375, .625, .875, .875, .625, .375, .125])
-    assert hr.bilinear_kernel(4, 4).tolist() == [1, 1, 1, 1]    # k = s: nearest neighbour
+    assert bilinear_kernel(8, 4).tolist() == pytest.approx([.125, .375, .625, .875, .875, .625, .375, .125])
+    assert bilinear_kernel(4, 4).tolist() == [1, 1, 1, 1]    # k = s: nearest neighbour
     up = torch.nn.ConvTranspose2d(2, 2, 8, stride=4, padding=2)
-    hr.init_deconv_bilinear(up)
+    init_deconv_bilinear(up)
     out = up(torch.ones(1, 2, 6, 6))
     assert out.shape[-1] == 24
     assert torch.allclose(out[:, :, 2:-2, 2:-2], torch.ones(1, 2, 20, 20))  # constant stays constant
@@ -302,7 +304,7 @@ def test_fig2_claim_is_an_aggregate_and_its_example_the_median_case(tmp_path):
     the true locations of visible and occluded parts; the example drawn is
     the occluded limb joint with the median (regression - detection)."""
     cfg = hr.toy_config("residual")
-    data = hr.PoseData(hr.ToySource(0, 24), cfg, 4, train=False)
+    data = hr.PoseData(ToySource(0, 24), cfg, 4, train=False)
 
     class Constant(torch.nn.Module):
         """Detector logits 0 (heatmap 0.5) everywhere; the regressor's maps

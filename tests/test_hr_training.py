@@ -14,9 +14,12 @@ import torch
 from PIL import Image
 
 import heatmap_regression as hr
-from common import harness
+from common import harness, sources
 from common.backbones import VGG16, ResNet
+from common.cli import UsageError
+from common.crops import BOX_MARGIN
 from common.skeleton import MPII_JOINTS
+from common.sources import RecordSource, ToySource
 from common.toy import render_person
 from common.transforms import (IMAGENET_MEAN, IMAGENET_STD, apply_affine, crop_matrix, invert_affine, to_tensor,
                                warp_image)
@@ -84,10 +87,10 @@ def test_toy_occlusion_flags_are_honest():
 
 
 def test_toy_figures_are_rendered_once_and_handed_out_as_copies(monkeypatch):
-    src = hr.ToySource(3, 5)
+    src = ToySource(3, 5)
     img, _, kp, _, _ = src.load(2)
     kp[:] = -1                                       # a caller scribbling on its keypoints ...
-    monkeypatch.setattr(hr, "render_person", None)   # ... and no second rendering
+    monkeypatch.setattr(sources, "render_person", None)   # ... and no second rendering
     img2, _, kp2, _, _ = src.load(2)
     want = render_person(3, 2)
     assert np.array_equal(np.asarray(img2), want[0]) and np.array_equal(kp2, want[1])
@@ -104,7 +107,7 @@ def test_short_training_lowers_both_losses():
     torch.manual_seed(0)
     cfg = tiny_cfg()
     model = hr.Cascade(cfg)
-    data = hr.PoseData(hr.ToySource(0, 16), cfg, model.stride, train=True)
+    data = hr.PoseData(ToySource(0, 16), cfg, model.stride, train=True)
     batch = torch.utils.data.default_collate([data[i] for i in range(16)])
     for stage in cfg.stages[:2]:
         model.requires_grad_(False)
@@ -125,7 +128,7 @@ def test_short_training_lowers_both_losses():
 def test_resume_continues_identically(tmp_path):
     rt = harness.setup_runtime("cpu")
     cfg = tiny_cfg("detection", epochs=(2, 1, 1))
-    train, val = hr.ToySource(0, 16), hr.ToySource(1, 4)
+    train, val = ToySource(0, 16), ToySource(1, 4)
 
     def fresh(seed):
         torch.manual_seed(seed)
@@ -165,7 +168,7 @@ def test_corrupt_image_in_a_data_set_is_skipped_and_counted(tmp_path):
                        center=np.array([50.0, 50.0], np.float32), scale=1.0)
     cfg = tiny_cfg()
     with pytest.warns(UserWarning, match="bad.jpg"):
-        s = hr.PoseData(hr.RecordSource([rec]), cfg, 4, train=True)[0]
+        s = hr.PoseData(RecordSource([rec]), cfg, 4, train=True)[0]
     assert s["broken"] and s["mask"].sum() == 0
 
 
@@ -228,7 +231,7 @@ def test_paper_input_sizes_are_accepted_and_bad_ones_named():
     for arch, size in (("vgg", 380), ("residual", 256)):
         cfg = hr.build_config(hr.parse_args(["--data", "mpii", "--arch", arch]))
         assert cfg.input_size == size and size % hr.input_multiple(cfg) == 0
-    with pytest.raises(hr.UsageError, match="multiple of 64"):
+    with pytest.raises(UsageError, match="multiple of 64"):
         hr.build_config(hr.parse_args(["--data", "mpii", "--input-size", "224"]))
 
 
@@ -263,7 +266,7 @@ def test_pipeline_overfits_the_five_real_mpii_samples():
     torch.manual_seed(0)
     cfg = hr.toy_config("residual")                       # the compact cascade
     model = hr.Cascade(cfg)
-    data = hr.PoseData(hr.RecordSource(recs, mpii_shift=True), cfg, model.stride, train=False)
+    data = hr.PoseData(RecordSource(recs, mpii_shift=True), cfg, model.stride, train=False)
     batch = torch.utils.data.default_collate([data[i] for i in range(5)])
     # Detector first, then both networks (stages 1 and 3 of §3.1).
     for stage, steps in ((hr.Stage("detector", 1, "adam", 2e-3, 2e-3), 60),
@@ -293,8 +296,8 @@ def test_each_stage_continues_the_epoch_count_so_crops_differ(tmp_path):
             seen.append(epoch)
             super().set_epoch(epoch)
 
-    train = Recording(hr.ToySource(0, 8), cfg, model.stride, True)
-    val = hr.PoseData(hr.ToySource(1, 2), cfg, model.stride, False)
+    train = Recording(ToySource(0, 8), cfg, model.stride, True)
+    val = hr.PoseData(ToySource(1, 2), cfg, model.stride, False)
     hr.train(cfg, model, train, val, rt, tmp_path, log_every=100)
     assert seen == [0, 1, 2, 3]
 
@@ -306,12 +309,12 @@ def test_a_last_batch_of_one_never_reaches_batchnorm(tmp_path):
     cfg = tiny_cfg()
     cfg.input_size = 32
     model = hr.Cascade(cfg)
-    train = hr.PoseData(hr.ToySource(0, 9), cfg, model.stride, True)
-    val = hr.PoseData(hr.ToySource(1, 2), cfg, model.stride, False)
+    train = hr.PoseData(ToySource(0, 9), cfg, model.stride, True)
+    val = hr.PoseData(ToySource(1, 2), cfg, model.stride, False)
     history = hr.train(cfg, model, train, val, rt, tmp_path, log_every=100)
     assert len(history["loss"]) == 3
     cfg.batch_size = 1                                   # asked for: refused in one line
-    with pytest.raises(hr.UsageError, match="BatchNorm needs 2 or more images per batch"):
+    with pytest.raises(UsageError, match="BatchNorm needs 2 or more images per batch"):
         hr.train(cfg, model, train, val, rt, tmp_path, log_every=100)
 
 
@@ -356,7 +359,7 @@ def test_demo_crops_the_way_training_does(tmp_path, monkeypatch):
     hr.main(["--demo", str(photo), "--checkpoint", str(ckpt), "--out", str(tmp_path / "demo")])
     # The photo is first shrunk to the input's height (open_for_network):
     # the crop is 1.25 x the height of the image the demo works on.
-    assert boxes == [pytest.approx(hr.BOX_MARGIN * min(160, cfg.input_size))]
+    assert boxes == [pytest.approx(BOX_MARGIN * min(160, cfg.input_size))]
 
 
 def test_gt_valid_head_sizes_are_checked_against_valid_json(tmp_path):
@@ -383,7 +386,7 @@ def test_table_head_is_the_papers_upper_neck_and_head_top(monkeypatch):
     # neck (LSP: neck) and head top, not HRNet's head top alone.
     cfg = tiny_cfg()
     model = hr.Cascade(cfg)
-    val = hr.PoseData(hr.ToySource(1, 4), cfg, model.stride, train=False)
+    val = hr.PoseData(ToySource(1, 4), cfg, model.stride, train=False)
 
     def upper_neck_always_wrong(pred, gt, norm, threshold):
         correct = gt[..., 2] > 0

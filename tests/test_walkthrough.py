@@ -120,8 +120,10 @@ def walkthrough_module(name):
 SCRIPTS = {"heatmap_regression.py": lambda: heatmap_regression, "bottom_up_bbox.py": lambda: bottom_up_bbox,
            "walkthrough/make_figures.py": lambda: walkthrough_module("make_figures"),
            "walkthrough/studies.py": lambda: walkthrough_module("studies")}
+# Where a lecture's bare names may live: the two scripts, then the studies
+# module the lectures quote for what goes beyond the papers' tables.
 MODULES = {"heatmap_regression": heatmap_regression, "bottom_up_bbox": bottom_up_bbox,
-           "studies": walkthrough_module("studies")}       # walkthrough/studies.py: beyond the papers' tables
+           "studies": walkthrough_module("studies")}
 
 
 def check_flags(tokens, script, where):

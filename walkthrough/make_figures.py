@@ -64,6 +64,10 @@ from common import harness, plotting  # noqa: E402
 from common.detector import DetectorModel  # noqa: E402
 from common.toy import ToyScenes, box_ious  # noqa: E402
 from common.backbones import Bottleneck  # noqa: E402
+from common.crops import body_px, crop_side  # noqa: E402
+from common.metrics import MATLAB_PARTS  # noqa: E402
+from common.skeleton import joint_bones  # noqa: E402
+from common.sources import ToySource  # noqa: E402
 from common.transforms import from_stride, to_uint8  # noqa: E402
 
 plt = plotting.plt
@@ -211,7 +215,7 @@ def hr_targets(ctx):
     validation figure with an occluded wrist or elbow."""
     cfg = hr.toy_config("residual")
     stride = 4                                     # ResidualDetector / HourglassRegressor output
-    data = hr.PoseData(hr.ToySource(cfg.seed + 1, 200), cfg, stride, train=False)
+    data = hr.PoseData(ToySource(cfg.seed + 1, 200), cfg, stride, train=False)
     names, occ = cfg.joints, []
     for i in range(len(data)):
         s = data[i]
@@ -224,10 +228,10 @@ def hr_targets(ctx):
     det, reg = s["det"].numpy(), s["reg"].numpy()              # (J, h, w) at stride 4
     img = to_uint8(s["image"])
     ext = (-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5)
-    scale = hr.body_px(cfg.input_size) / 200.0
+    scale = body_px(cfg.input_size) / 200.0
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
     axes[0].imshow(img)
-    plotting.draw_pose(axes[0], kp, hr.joint_bones(names), names)
+    plotting.draw_pose(axes[0], kp, joint_bones(names), names)
     axes[0].set_title(f"toy figure {i} (dashed = occluded)", fontsize=9)
     for ax, maps, title in ((axes[1], det, "detection targets (§3): disks,\nvisible parts only"),
                             (axes[2], reg, "regression targets (§3): Gaussians,\nevery annotated part")):
@@ -244,12 +248,12 @@ def hr_targets(ctx):
         ax.axis("off")
     ctx.save(fig, "hr_targets.png", "code: toy_config, PoseData, make_targets")
     ctx.num("code.hr.crop_px", cfg.input_size)
-    ctx.num("code.hr.body_px", f"{hr.body_px(cfg.input_size):.1f}")
+    ctx.num("code.body_px", f"{body_px(cfg.input_size):.1f}")
     ctx.num("code.hr.radius_px", f"{cfg.disk_radius * scale:.1f}")
     ctx.num("code.hr.sigma_px", f"{cfg.sigma * scale:.1f}")
     ctx.num("code.hr.radius_map", f"{cfg.disk_radius * scale / stride:.2f}")
     ctx.num("code.hr.sigma_map", f"{cfg.sigma * scale / stride:.2f}")
-    ctx.num("code.hr.paper_sigma_map", f"{5.0 * hr.body_px(256) / 200 / 4:.2f}")
+    ctx.num("code.hr.paper_sigma_map", f"{5.0 * body_px(256) / 200 / 4:.2f}")
     ctx.num("code.hr.example_visible", int((kp[:, 2] == 2).sum()))
     ctx.num("code.hr.example_occluded", int((kp[:, 2] == 1).sum()))
 
@@ -518,7 +522,7 @@ def hr_resolution(ctx):
 # =============================================================================
 def hr_val(ctx, cfg, model, seed):
     """The figures the toy run reports on: its held-out test stream."""
-    return hr.PoseData(hr.ToySource(hr.toy_stream(seed, "test"), ctx.hr_val), cfg, model.stride, train=False)
+    return hr.PoseData(ToySource(hr.toy_stream(seed, "test"), ctx.hr_val), cfg, model.stride, train=False)
 
 
 def hr_fig2(ctx, run):
@@ -577,12 +581,12 @@ def hr_pckh(ctx):
     of the 500 test figures of seed 0 and what half of it is in the
     160 px figure, the 128 px crop and the stride-4 output map."""
     cfg = hr.toy_config("residual")
-    src = hr.ToySource(hr.toy_stream(0, "test"), 500)
+    src = ToySource(hr.toy_stream(0, "test"), 500)
     head, crop = [], []
     for i in range(len(src)):
         _, _, kp, _, scale = src.load(i)
         head.append(src.norm(i, kp))
-        crop.append(head[-1] * cfg.input_size / hr.crop_side(scale))      # the crop's px per figure px
+        crop.append(head[-1] * cfg.input_size / crop_side(scale))      # the crop's px per figure px
     head, crop = np.median(head), np.median(crop)
     ctx.num("code.hr.pckh.head_px", f"{head:.1f}")
     ctx.num("code.hr.pckh.tolerance_px", f"{0.5 * head:.1f}")
@@ -598,7 +602,7 @@ def hr_table5(ctx, run):
     people; then the spread of the Totals over the seeds that were run
     (``walkthrough/studies.py table5``)."""
     t5 = json.loads((run / "table5.json").read_text())
-    cols = [c for c, _ in hr.PAPER_COLUMNS] + ["Total"]
+    cols = [c for c, _ in MATLAB_PARTS] + ["Total"]
     f = lambda x: "-" if x != x else f"{x:.1f}"                                       # noqa: E731
     d = lambda r: f"{r['diff']:+.1f} [{r['lo']:+.1f}, {r['hi']:+.1f}]"               # noqa: E731
     lines = [f"| toy test ({t5['people']} people), PCKh@0.5 | " + " | ".join(cols) +
@@ -662,9 +666,10 @@ def hr_mechanism(ctx, run):
     """The argument behind Table 5 and Fig. 2 (``stages_by_confidence``):
     the detector alone and the cascade, binned by the detector's heatmap
     value at the true part; visible and occluded parts."""
+    import studies                                          # walkthrough/studies.py
     cfg, model = hr.model_from_checkpoint(run / "best.pt", "cpu")
     data = hr_val(ctx, cfg, model, cfg.seed)
-    rows = hr.stages_by_confidence(model, data, ctx.rt, flip_test=cfg.flip_test)
+    rows = studies.stages_by_confidence(model, data, ctx.rt, flip_test=cfg.flip_test)
     lines = ["| parts (PCKh's Total) | count | detector alone | cascade | error removed |", "| --- | --- | --- | --- | --- |"]
     for label, k, det, cas in rows:
         removed = f"{100 * (1 - (100 - cas) / (100 - det)):.0f} %" if k and det < 100 else "-"

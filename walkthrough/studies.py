@@ -744,3 +744,52 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+# =============================================================================
+# Paper 1 (heatmap_regression.py): its argument for the cascade, measured
+# =============================================================================
+# Beyond the paper's tables: ``tests/benchmarks/bench_hr_mechanism.py`` and
+# ``make_figures.py`` call it on a trained run's best.pt (README, "The
+# paper's argument, measured"). Defined after ``main``: no command above uses it.
+import heatmap_regression as hr  # noqa: E402
+from common.metrics import NOT_SCORED  # noqa: E402
+from common.skeleton import limb_joints  # noqa: E402
+
+# Detector confidence bins of ``stages_by_confidence`` (heatmap value at the truth).
+CONFIDENCE_BINS = (0.0, 0.05, 0.2, 0.5, 1.01)
+
+
+@torch.no_grad()
+def stages_by_confidence(model, dataset, rt, flip_test=False):
+    """The paper's argument for the cascade (§1, §3: the regressor helps
+    where the detector is unsure), measured: every part PCKh's Total scores,
+    binned by the detector's heatmap value at its true location, with the
+    accuracy of the detector alone and of the cascade in each bin, for
+    visible and occluded parts, and for limb vs torso-anchored joints.
+    Returns rows ``(label, parts, detector %, cascade %)``."""
+    det = hr.evaluate(model, dataset, rt, flip_test=flip_test, which="first")
+    cas = hr.evaluate(model, dataset, rt, flip_test=flip_test)
+    n, names = len(cas["index"]), tuple(dataset.cfg.joints)
+    conf = np.full((n, len(names)), np.nan)
+    for lo in range(0, n, 32):
+        samples = [dataset[i] for i in cas["index"][lo:lo + 32]]
+        first, _ = model(torch.stack([s["image"] for s in samples]))
+        maps = model.first_maps(first)
+        for b, s in enumerate(samples):
+            conf[lo + b] = hr.at_truth(maps[b], s["kp_crop"].numpy(), model.stride)
+    v = cas["gt"][..., 2].copy()
+    v[:, [names.index(x) for x in NOT_SCORED if x in names]] = 0          # as the Total: never scored
+    limbs = np.zeros(v.shape, bool)
+    limbs[:, limb_joints(names)] = True
+    rows = []
+    for vis, kind in ((2, "visible"), (1, "occluded")):
+        sel = [(f"{kind}, all", v == vis)]
+        sel += [(f"{kind}, detector at truth {a:.2f}-{min(b, 1):.2f}", (v == vis) & (conf >= a) & (conf < b))
+                for a, b in zip(CONFIDENCE_BINS[:-1], CONFIDENCE_BINS[1:])]
+        sel += [(f"{kind}, limb joints", (v == vis) & limbs), (f"{kind}, torso-anchored joints", (v == vis) & ~limbs)]
+        for label, m in sel:
+            k = int(m.sum())
+            rows.append((label, k, 100 * det["correct"][m].mean() if k else float("nan"),
+                         100 * cas["correct"][m].mean() if k else float("nan")))
+    return rows

@@ -21,11 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import heatmap_regression as hr  # noqa: E402
 import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
 from common.datasets import PersonRecord, read_mpii_json  # noqa: E402
+from common.sources import RecordSource  # noqa: E402
 
 
 def throughput(records, n):
     cfg = hr.paper_config("residual")                   # 256 px, random augmentation
-    data = hr.PoseData(hr.RecordSource(records, mpii_shift=True), cfg, stride=4, train=True)
+    data = hr.PoseData(RecordSource(records, mpii_shift=True), cfg, stride=4, train=True)
     data[0]
     t = time.perf_counter()
     for i in range(n):

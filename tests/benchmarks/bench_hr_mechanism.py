@@ -18,12 +18,14 @@ import argparse
 import sys
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import heatmap_regression as hr  # noqa: E402
 from common import harness  # noqa: E402
+from common.sources import ToySource  # noqa: E402
+from walkthrough import studies  # noqa: E402
+
 
 def reduction(det, cas):
     """Relative error reduction 1 - err(cascade) / err(detector), in %."""
@@ -37,8 +39,8 @@ def main():
     args = p.parse_args()
     rt = harness.setup_runtime("cpu")
     cfg, model = hr.model_from_checkpoint(args.checkpoint, "cpu")
-    test = hr.PoseData(hr.ToySource(hr.toy_stream(cfg.seed, "test"), args.people), cfg, model.stride, train=False)
-    rows = hr.stages_by_confidence(model.eval(), test, rt, flip_test=cfg.flip_test)
+    test = hr.PoseData(ToySource(hr.toy_stream(cfg.seed, "test"), args.people), cfg, model.stride, train=False)
+    rows = studies.stages_by_confidence(model.eval(), test, rt, flip_test=cfg.flip_test)
     print(f"{args.checkpoint}: {len(test)} toy test figures, PCKh@0.5 (%), flip test {cfg.flip_test}")
     print(f"  {'parts':<40} {'count':>6}  {'det.':>6}  {'casc.':>6}  error reduction")
     for label, k, d, c in rows:
