@@ -54,6 +54,8 @@ from PIL import Image
 from common import cli, coco_aic, harness, openpose, plotting
 from common.cli import UsageError
 from common.backbones import VGG, ResNet, load_imagenet_weights
+from common.crops import box_center_scale, crop_side
+from common.layers import ch as scaled_channels, init_deconv_bilinear
 from common.detector import DetectorModel, simulate
 from common.coco_eval import (aic_score, bootstrap_ap, coco_annotation, coco_keypoint_ap, format_ap_table,
                               to_coco_results, write_json)
@@ -450,7 +452,8 @@ def pose_loss(outputs, maps, fields, mask, lambda_bg, fg_weight=1.0):
 # §III-A1 Network structure (Fig. 3, Table III)
 # =============================================================================
 def ch(c, width):
-    return max(4, int(round(c * width)))
+    """A width-scaled channel count, never under 4 (``common.layers.ch``)."""
+    return scaled_channels(c, width, least=4)
 
 
 def conv_relu(cin, cout, k):
@@ -533,26 +536,11 @@ def branch(cin, cout, width, first, upsample, hidden=512):
               [*conv_relu(cin, c, 7)] + [m for _ in range(4) for m in conv_relu(c, c, 7)])
     if upsample:
         deconv = nn.ConvTranspose2d(c, c, 4, stride=2, padding=1)
-        bilinear_init(deconv)
+        init_deconv_bilinear(deconv)                # FCN's initialisation: starts as bilinear x2
         layers += [deconv, nn.ReLU(inplace=True)]
     hidden = ch(hidden, width) if first else c
     layers += [*conv_relu(c, hidden, 1), nn.Conv2d(hidden, cout, 1)]
     return nn.Sequential(*layers)
-
-
-def bilinear_init(deconv):
-    """Per-channel bilinear upsampling (FCN's initialisation): a stride-2, 4x4
-    transposed convolution with weights (1 - |x - 1.5| / 2) (1 - |y - 1.5| / 2)
-    on the channel diagonal, zero bias."""
-    k = deconv.kernel_size[0]
-    f = (k + 1) // 2
-    centre = f - 0.5 if k % 2 == 0 else f - 1
-    g = 1 - np.abs(np.arange(k) - centre) / f
-    with torch.no_grad():
-        deconv.weight.zero_()
-        deconv.bias.zero_()
-        n = min(deconv.in_channels, deconv.out_channels)
-        deconv.weight[range(n), range(n)] = torch.from_numpy(np.outer(g, g)).float()
 
 
 class PoseNetwork(nn.Module):
@@ -1462,9 +1450,7 @@ def optimizer(cfg, model, rt, resume=None):
     scaler, and -- with ``resume`` -- their state, the epoch to start from
     and the history from a last.pt."""
     opt = harness.adam(model.parameters(), cfg.lr)
-    ratio = cfg.lr_end / cfg.lr
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda e: ratio ** (min(e, cfg.epochs - 1) / max(cfg.epochs - 1, 1)))
+    sched = harness.geometric_decay(opt, cfg.lr, cfg.lr_end, cfg.epochs)
     scaler = harness.make_scaler(rt)
     start, history = 0, {"loss": [], "val": []}
     if resume is not None:
@@ -1739,7 +1725,7 @@ def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None, box_scores
 # same kind of scenes (``python heatmap_regression.py --data toy-crowd``).
 class TopDown:
     """Paper 1 as paper 2's top-down row: crop each box as paper 1's training
-    cropped a person (``heatmap_regression.box_center_scale``: a square of
+    cropped a person (``common.crops.box_center_scale``: a square of
     1.25 x the box's longer side around its centre), predict the part maps
     (its cascade, batched), read each part at its map's maximum, map it back
     into the image. One pose per box, scored box score x mean joint
@@ -1768,8 +1754,7 @@ class TopDown:
 
     def crop_affines(self, boxes):
         """Image px -> crop px of each box, as paper 1's training cropped."""
-        hr = self.hr
-        return [crop_matrix(*_center_side(hr, b), self.cfg.input_size)
+        return [crop_matrix(*_center_side(b), self.cfg.input_size)
                 for b in np.asarray(boxes, np.float64).reshape(-1, 4)]
 
     @torch.no_grad()
@@ -1807,10 +1792,11 @@ def joint_index(theirs, ours):
                      theirs.index(alias[n]) if alias.get(n) in theirs else -1 for n in ours])
 
 
-def _center_side(hr, box):
-    """Paper 1's crop of a box: its centre and the crop side."""
-    center, scale = hr.box_center_scale(box)
-    return center, hr.crop_side(scale)
+def _center_side(box):
+    """Paper 1's crop of a box (``common.crops``, the convention both papers
+    share): its centre and the crop side."""
+    center, scale = box_center_scale(box)
+    return center, crop_side(scale)
 
 
 def score(skeleton, gts, results, image_ids):
@@ -2487,14 +2473,8 @@ def parse_args(argv=None):
     g.add_argument("--demo", nargs="*", metavar="IMAGE",
                    help="poses of everyone in each IMAGE (files or folders): a figure and a COCO-results JSON "
                         "each in --out, and results_coco.json for all; no IMAGE: a fresh synthetic scene")
-    g = p.add_argument_group("run")
-    g.add_argument("--out", help="output folder (default: runs/<data>; --eval-only runs/<data>-eval; "
-                                 "--demo runs/demo)")
-    g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    g.add_argument("--no-amp", action="store_true",
-                   help="train in float32 (default: mixed precision on CUDA, and bfloat16 on CPUs with AMX)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the toy scenes, the augmentation and the init")
-    g.add_argument("--log-every", type=int, default=50, help="progress line every N steps")
+    cli.add_run_flags(p, "runs/<data>; --eval-only runs/<data>-eval; --demo runs/demo", log_every=50,
+                      seeded="the toy scenes, the augmentation and the init")
     argv = cli.list_values_with_minus(argv, ("--scales",))
     args = p.parse_args(argv)
     args.given = cli.given_dests(p, argv)
@@ -2512,7 +2492,6 @@ def training_and_evaluation_flags(p):
     g.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px " + flag_default("sigma"))
     g.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px "
                                                + flag_default("delta"))
-    g.add_argument("--resume", help="continue the training run of this last.pt, with its own flags")
     g.add_argument("--val-images", type=int, default=50, help="validation images scored after each epoch")
     g = p.add_argument_group("evaluation (Tables I-II, IV, Fig. 1)")
     g.add_argument("--eval-only", action="store_true",

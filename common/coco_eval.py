@@ -216,6 +216,27 @@ def _mean_valid(x):
     return float(x.mean()) if x.size else -1.0
 
 
+def _accumulate(gt_annotations, results, image_ids, area_ranges, sigmas=None, boxes=False):
+    """``COCOeval.evaluate`` + ``accumulate``: (T, R, K, A) interpolated
+    precision and (T, K, A) recall over categories K and ``area_ranges`` A
+    (-1 where nothing is scored). ``image_ids`` None: the images with a
+    ground truth."""
+    gts = _by_image_and_category(gt_annotations)
+    dts = _by_image_and_category(results)
+    categories = sorted({c for _, c in gts})
+    image_ids = sorted(set(i for i, _ in gts) if image_ids is None else set(image_ids))
+    ranges = list(area_ranges.values())
+    T, R, K, A = len(OKS_THRESHOLDS), len(RECALL_THRESHOLDS), len(categories), len(ranges)
+    precision, recall = -np.ones((T, R, K, A)), -np.ones((T, K, A))
+    for k, c in enumerate(categories):
+        images = [_evaluate_image(gts.get((i, c), []), dts.get((i, c), []), sigmas, ranges, boxes=boxes)
+                  for i in image_ids]
+        images = [e for e in images if e is not None]
+        for a in range(A if images else 0):
+            precision[:, :, k, a], recall[:, k, a] = _precision_recall(images, a)
+    return precision, recall
+
+
 def coco_keypoint_ap(gt_annotations, results, image_ids=None, sigmas=COCO_SIGMAS):
     """COCO keypoint AP/AR as ``COCOeval(gt, gt.loadRes(results), 'keypoints')``
     reports them in ``stats``, as fractions.
@@ -251,23 +272,7 @@ def coco_keypoint_ap(gt_annotations, results, image_ids=None, sigmas=COCO_SIGMAS
     ``loadRes`` lets the *first* result decide whether all areas come from
     ``bbox``; here each result decides (the same unless some have one).
     """
-    gts = _by_image_and_category(gt_annotations)
-    dts = _by_image_and_category(results)
-    categories = sorted({c for _, c in gts})
-    image_ids = sorted(set(i for i, _ in gts) if image_ids is None else set(image_ids))
-    ranges = list(AREA_RANGES.values())
-    T, R, K, A = len(OKS_THRESHOLDS), len(RECALL_THRESHOLDS), len(categories), len(ranges)
-    precision = -np.ones((T, R, K, A))
-    recall = -np.ones((T, K, A))
-    for k, c in enumerate(categories):
-        images = [_evaluate_image(gts.get((i, c), []), dts.get((i, c), []), sigmas, ranges)
-                  for i in image_ids]
-        images = [e for e in images if e is not None]
-        if not images:
-            continue
-        for a in range(A):
-            precision[:, :, k, a], recall[:, k, a] = _precision_recall(images, a)
-
+    precision, recall = _accumulate(gt_annotations, results, image_ids, AREA_RANGES, sigmas=sigmas)
     r = {name: i for i, name in enumerate(AREA_RANGES)}
     # Exact equality, as pycocotools selects them: the linspace values are exact.
     t50, t75 = list(OKS_THRESHOLDS).index(0.5), list(OKS_THRESHOLDS).index(0.75)
@@ -310,19 +315,7 @@ def coco_box_ap(gt_annotations, results, image_ids=None):
     range, and every non-crowd person scored (a box needs no keypoints).
     ``results``: dicts with ``image_id``, ``bbox`` (xywh) and ``score``; a
     person's ``area`` decides its range (COCO: the segment's area)."""
-    gts = _by_image_and_category(gt_annotations)
-    dts = _by_image_and_category(results)
-    categories = sorted({c for _, c in gts})
-    image_ids = sorted(set(i for i, _ in gts) if image_ids is None else set(image_ids))
-    ranges = list(BOX_AREA_RANGES.values())
-    T, R, K, A = len(OKS_THRESHOLDS), len(RECALL_THRESHOLDS), len(categories), len(ranges)
-    precision, recall = -np.ones((T, R, K, A)), -np.ones((T, K, A))
-    for k, c in enumerate(categories):
-        images = [_evaluate_image(gts.get((i, c), []), dts.get((i, c), []), None, ranges, boxes=True)
-                  for i in image_ids]
-        images = [e for e in images if e is not None]
-        for a in range(A if images else 0):
-            precision[:, :, k, a], recall[:, k, a] = _precision_recall(images, a)
+    precision, recall = _accumulate(gt_annotations, results, image_ids, BOX_AREA_RANGES, boxes=True)
     r = {name: i for i, name in enumerate(BOX_AREA_RANGES)}
     t50, t75 = list(OKS_THRESHOLDS).index(0.5), list(OKS_THRESHOLDS).index(0.75)
     return {"AP": _mean_valid(precision[..., r["all"]]), "AP50": _mean_valid(precision[t50, ..., r["all"]]),

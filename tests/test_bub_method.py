@@ -14,6 +14,7 @@ import bottom_up_bbox as bub
 from common import coco_aic
 from common.coco_eval import coco_keypoint_ap, to_coco_results
 from common.detector import DetectorModel
+from common.layers import init_deconv_bilinear
 from common.toy import ToyScenes
 from common.transforms import apply_affine
 from walkthrough import studies
@@ -204,7 +205,7 @@ def test_full_size_parameter_counts_near_table_iii(stages, backbone, upsample, p
 
 def test_deconvolution_starts_as_bilinear_upsampling():
     d = torch.nn.ConvTranspose2d(2, 2, 4, stride=2, padding=1)
-    bub.bilinear_init(d)
+    init_deconv_bilinear(d)                               # what PoseNetwork's deconvolution starts as
     x = torch.ones(1, 2, 5, 5)
     y = d(x)
     assert y.shape == (1, 2, 10, 10)
