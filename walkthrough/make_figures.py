@@ -248,7 +248,7 @@ def hr_targets(ctx):
         ax.axis("off")
     ctx.save(fig, "hr_targets.png", "code: toy_config, PoseData, make_targets")
     ctx.num("code.hr.crop_px", cfg.input_size)
-    ctx.num("code.body_px", f"{body_px(cfg.input_size):.1f}")
+    ctx.num("code.hr.body_px", f"{body_px(cfg.input_size):.1f}")
     ctx.num("code.hr.radius_px", f"{cfg.disk_radius * scale:.1f}")
     ctx.num("code.hr.sigma_px", f"{cfg.sigma * scale:.1f}")
     ctx.num("code.hr.radius_map", f"{cfg.disk_radius * scale / stride:.2f}")
