@@ -2273,9 +2273,8 @@ def scales_flag(args):
 
 
 # Every numeric flag and what it may hold (``cli.KINDS``).
-FLAG_KINDS = {"width": "positive", "hidden": "count", "input_size": "count", "test_size": "count",
-              "batch_size": "count", "epochs": "count", "lr": "positive", "eta": "probability", "sigma": "positive",
-              "delta": "positive", "toy_train": "count", "toy_val": "count", "val_images": "count",
+FLAG_KINDS = {**cli.SHARED_KINDS, "hidden": "count", "test_size": "count", "epochs": "count", "lr": "positive",
+              "eta": "probability", "sigma": "positive", "delta": "positive", "val_images": "count",
               "seed": "natural", "log_every": "count"}
 
 
@@ -2448,31 +2447,34 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter,
                                 epilog="Quick run: python bottom_up_bbox.py --toy-train 200 --epochs 1 (half a minute). "
                                        "An internal error is one line; BUB_DEBUG=1 shows its traceback.")
-    g = p.add_argument_group("data")
-    g.add_argument("--data", choices=("toy", "coco", "aic", "crowdpose"), default="toy", help="the data set")
-    g.add_argument("--data-root", help="folder of the COCO, AI Challenger or CrowdPose data set (see README)")
-    g.add_argument("--toy-world", choices=("default", "paper"), default="default",
-                   help="toy scenes: crowds a box can resolve, or the paper's regime (overlaps to IoU 0.6, "
-                        "hidden necks and torsos, small people; common.toy.PAPER_REGIME)")
-    g.add_argument("--toy-train", type=int, default=2000, help="toy training scenes")
-    g.add_argument("--toy-val", type=int, default=200, help="toy validation scenes")
-    g = p.add_argument_group("model (Table III)")
-    g.add_argument("--stages", type=int, choices=(1, 2, 3, 4, 5, 6), help="number of stages " + flag_default("stages"))
-    g.add_argument("--backbone", choices=("resnet", "vgg"), help="ResNet-50 or VGG-19 features " + flag_default("backbone"))
-    g.add_argument("--no-2x", action="store_true", help="no deconvolution: outputs at stride 8, not 4")
-    g.add_argument("--width", type=float, help="channel multiplier, 1 = the paper's network " + flag_default("width"))
-    g.add_argument("--hidden", type=int, help="channels of stage 1's hidden 1x1 layer before --width, "
-                                              "512 = Cao et al. " + flag_default("hidden"))
-    g.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the feature extractor")
-    g.add_argument("--checkpoint", help="a best.pt/last.pt to evaluate, demo, or fine-tune from")
-    g.add_argument("--cmu-weights", metavar="PATH",
-                   help=f"Cao et al.'s released COCO network ({openpose.CAO_FILE} of the OpenPose PyTorch ports) "
-                        "instead of --checkpoint, for --demo IMAGE and --eval-only --data coco (see README)")
-    training_and_evaluation_flags(p)
-    g = p.add_argument_group("demo")
-    g.add_argument("--demo", nargs="*", metavar="IMAGE",
-                   help="poses of everyone in each IMAGE (files or folders): a figure and a COCO-results JSON "
-                        "each in --out, and results_coco.json for all; no IMAGE: a fresh synthetic scene")
+    g = cli.add_shared_flags(p, {"model": "model (Table III)", "training": "training (§IV-A)",
+                                 "evaluation": "evaluation (Tables I-II, IV, Fig. 1)", "demo": "boxes and demo"}, {
+        "data": "the data set",
+        "data_root": "folder of the COCO, AI Challenger or CrowdPose data set (see README)",
+        "toy_train": "toy training scenes", "toy_val": "toy validation scenes",
+        "width": "channel multiplier, 1 = the paper's network " + flag_default("width"),
+        "pretrained": "torchvision ImageNet weights (.pth) for the feature extractor",
+        "checkpoint": "a best.pt/last.pt to evaluate, demo, or fine-tune from",
+        "batch_size": "global batch size, split over GPUs " + flag_default("batch_size"),
+        "input_size": "training crop side in px " + flag_default("input_size"),
+        "eval_only": "evaluate --checkpoint on the validation set, no training (results in --out)",
+        "flip_test": "average each scale's outputs with its mirror image's (not in the paper) "
+                     + flag_default("flip_test"),
+        "demo": "poses of everyone in each IMAGE (files or folders): a figure and a COCO-results JSON "
+                "each in --out, and results_coco.json for all; no IMAGE: a fresh synthetic scene",
+        "boxes": "'gt' (ground-truth boxes as the detector), 'sim' (the simulated detector, common.detector) "
+                 "or a COCO detection-results JSON (default: sim on toy scenes, gt on real data; --demo IMAGE: "
+                 "the extents of [3]'s parse, see README)"},
+        data={"choices": ("toy", "coco", "aic", "crowdpose")}, toy_train={"default": 2000},
+        toy_val={"default": 200}, demo={"nargs": "*"})
+    g["data"].add_argument("--toy-world", choices=("default", "paper"), default="default",
+                           help="toy scenes: crowds a box can resolve, or the paper's regime (overlaps to IoU 0.6, "
+                                "hidden necks and torsos, small people; common.toy.PAPER_REGIME)")
+    model_flags(g["model"])
+    training_and_evaluation_flags(g["training"], g["evaluation"])
+    g["demo"].add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction,
+                           default=None, help="rank poses by their box's detector score x the pose score "
+                                              "(default: off)")
     cli.add_run_flags(p, "runs/<data>; --eval-only runs/<data>-eval; --demo runs/demo", log_every=50,
                       seeded="the toy scenes, the augmentation and the init")
     argv = cli.list_values_with_minus(argv, ("--scales",))
@@ -2482,39 +2484,37 @@ def parse_args(argv=None):
     return args
 
 
-def training_and_evaluation_flags(p):
-    """The flags of §IV-A's training and of the evaluation (Tables I-II, IV, Fig. 1)."""
-    g = p.add_argument_group("training (§IV-A)")
+def model_flags(g):
+    """Table III's networks, and Cao et al.'s released one."""
+    g.add_argument("--stages", type=int, choices=(1, 2, 3, 4, 5, 6), help="number of stages " + flag_default("stages"))
+    g.add_argument("--backbone", choices=("resnet", "vgg"), help="ResNet-50 or VGG-19 features " + flag_default("backbone"))
+    g.add_argument("--no-2x", action="store_true", help="no deconvolution: outputs at stride 8, not 4")
+    g.add_argument("--hidden", type=int, help="channels of stage 1's hidden 1x1 layer before --width, "
+                                              "512 = Cao et al. " + flag_default("hidden"))
+    g.add_argument("--cmu-weights", metavar="PATH",
+                   help=f"Cao et al.'s released COCO network ({openpose.CAO_FILE} of the OpenPose PyTorch ports) "
+                        "instead of --checkpoint, for --demo IMAGE and --eval-only --data coco (see README)")
+
+
+def training_and_evaluation_flags(g, e):
+    """The flags of §IV-A's training (group ``g``) and of the evaluation
+    (Tables I-II, IV, Fig. 1; group ``e``)."""
     g.add_argument("--epochs", type=int, help="training epochs " + flag_default("epochs"))
     g.add_argument("--lr", type=float, help="Adam's initial rate, decayed x0.1 geometrically " + flag_default("lr"))
-    g.add_argument("--batch-size", type=int, help="global batch size, split over GPUs " + flag_default("batch_size"))
-    g.add_argument("--input-size", type=int, help="training crop side in px " + flag_default("input_size"))
     g.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px " + flag_default("sigma"))
     g.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px "
                                                + flag_default("delta"))
     g.add_argument("--val-images", type=int, default=50, help="validation images scored after each epoch")
-    g = p.add_argument_group("evaluation (Tables I-II, IV, Fig. 1)")
-    g.add_argument("--eval-only", action="store_true",
-                   help="evaluate --checkpoint on the validation set, no training (results in --out)")
-    g.add_argument("--test-size", type=int, help="longer image side at test scale 1.0; with --cmu-weights the "
+    e.add_argument("--test-size", type=int, help="longer image side at test scale 1.0; with --cmu-weights the "
                                                  "height, as Cao et al. " + flag_default("test_size"))
-    g.add_argument("--scales", help="test scales, comma-separated " + flag_default("scales"))
-    g.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
-                   help="average each scale's outputs with its mirror image's (not in the paper) "
-                        + flag_default("flip_test"))
-    g.add_argument("--eta", type=float, help="pose NMS threshold of Eq. (11) " + flag_default("eta"))
-    g.add_argument("--paper-literal", action="store_true",
+    e.add_argument("--scales", help="test scales, comma-separated " + flag_default("scales"))
+    e.add_argument("--eta", type=float, help="pose NMS threshold of Eq. (11) " + flag_default("eta"))
+    e.add_argument("--paper-literal", action="store_true",
                    help="parse with the paper's words read literally where it leaves a reading open "
                         f"({', '.join(f'{k}={v}' for k, v in PAPER_LITERAL.items())}; README)")
-    g.add_argument("--topdown", metavar="CKPT",
+    e.add_argument("--topdown", metavar="CKPT",
                    help="paper 1's cascade (a heatmap_regression.py best.pt, e.g. from --data toy-crowd) "
                         "as the top-down row: run in every box, compared on the same boxes")
-    g = p.add_argument_group("boxes")
-    g.add_argument("--boxes", help="'gt' (ground-truth boxes as the detector), 'sim' (the simulated detector, "
-                                   "common.detector) or a COCO detection-results JSON (default: sim on toy scenes, gt on "
-                                   "real data; --demo IMAGE: the extents of [3]'s parse, see README)")
-    g.add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction, default=None,
-                   help="rank poses by their box's detector score x the pose score (default: off)")
 
 
 def evaluation_flags(args, cfg, skeleton, rt):
