@@ -40,7 +40,6 @@ propagate from one person to the next, and joints cut off from their person
 """
 import argparse
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -52,18 +51,19 @@ import torch.nn.functional as F
 from PIL import Image
 
 from common import cli, coco_aic, harness, openpose, plotting
-from common.cli import UsageError
 from common.backbones import VGG, ResNet, load_imagenet_weights
-from common.crops import box_center_scale, crop_side
+from common.bub_eval import (JITTER_LEVELS, Parser, Row, Tally, boxes_text, evaluate, paper_tables, print_tables,
+                             results_json, table_rows)
+from common.cli import UsageError
+from common.coco_eval import to_coco_results, write_json
+from common.detector import DetectorModel, gt_boxes, scene_size
 from common.layers import ch as scaled_channels, init_deconv_bilinear
-from common.detector import DetectorModel, simulate
-from common.coco_eval import (aic_score, bootstrap_ap, coco_annotation, coco_keypoint_ap, format_ap_table,
-                              to_coco_results, write_json)
-from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_JOINTS,
-                             CROWDPOSE_OWN_SIGMAS, CROWDPOSE_SIGMAS, flip_permutation)
-from common.toy import DEFAULT_REGIME, PAPER_REGIME, Scene, ToyScenes, with_neighbour
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
-                               invert_affine, open_for_network, open_image, to_stride, to_tensor, warp_image)
+from common.scenes import RecordScenes, TrainScenes
+from common.skeleton import (AIC_JOINTS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_JOINTS, CROWDPOSE_OWN_SIGMAS,
+                             CROWDPOSE_SIGMAS, AIC_SIGMAS, flip_permutation)
+from common.toy import DEFAULT_REGIME, PAPER_REGIME, ToyScenes
+from common.topdown import TopDown
+from common.transforms import from_stride, image_files, image_ids, open_for_network, to_stride, to_tensor
 
 
 # =============================================================================
@@ -1277,121 +1277,12 @@ def person_boxes(keypoints, frac):
 
 
 # =============================================================================
-# §IV Experiments -- data: COCO, AI Challenger (the toy scenes: common.toy.ToyScenes)
-# =============================================================================
-class RecordScenes:
-    """COCO or AI Challenger images (``common.coco_aic.SceneRecord``).
-
-    The targets draw every non-crowd person with at least one labelled joint;
-    crowd regions and persons without keypoints become ``ignore`` (Eq. 6-7's
-    W = 0): their segmentation where the file has one, else their box.
-    """
-
-    def __init__(self, records, skeleton):
-        self.records, self.skeleton = records, skeleton
-
-    def __len__(self):
-        return len(self.records)
-
-    def image_id(self, i):
-        return self.records[i].image_id
-
-    def _drawn(self, r):
-        return ~r.iscrowd & ((r.keypoints[..., 2] > 0).sum(-1) > 0)
-
-    def annotation(self, i):
-        r = self.records[i]
-        keep = self._drawn(r)
-        return self.skeleton.from_dataset(r.keypoints[keep]), r.boxes[keep], (r.width, r.height)
-
-    def load(self, i, max_reduce=1.0):
-        r = self.records[i]
-        img, factor = open_image(r.image, max_reduce)
-        keep = self._drawn(r)
-        ignore = None
-        if (~keep).any():
-            ignore = np.zeros((r.height, r.width), bool)
-            for k in np.flatnonzero(~keep):
-                seg = r.segmentations[k] if r.segmentations else None
-                if seg:
-                    ignore |= coco_aic.segmentation_mask(seg, r.height, r.width)
-                else:
-                    x, y, w, h = np.round(r.boxes[k]).astype(int)
-                    ignore[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)] = True
-        return Scene(img, factor, self.skeleton.from_dataset(r.keypoints[keep]), r.boxes[keep],
-                     ignore, (r.width, r.height))
-
-    def ground_truth(self, i):
-        r = self.records[i]
-        return [coco_annotation(r.image_id, r.ann_ids[k], r.keypoints[k], r.boxes[k], r.areas[k],
-                                r.iscrowd[k]) for k in range(len(r.keypoints))]
-
-
-class TrainScenes(harness.EpochDataset):
-    """Augmented training inputs with the targets and mask of §III-A.
-
-    §IV-A: "randomly rotating the input image with a degree in [-30, 30] and
-    flipping it horizontally". Paper: scale augmentation and cropping are
-    unspecified. Here, as Cao et al. [3]: a square crop around a random
-    annotated person whose box fills ``person_frac`` of it (toy scenes: the
-    whole scene, zoomed by 1/``person_frac``). A flip mirrors x and swaps
-    left/right joints and limbs.
-    """
-
-    def __init__(self, source, cfg, skeleton, stride):
-        self.source, self.cfg, self.skeleton, self.stride = source, cfg, skeleton, stride
-
-    def geometry(self, index, rng):
-        cfg = self.cfg
-        kp, boxes, (W, H) = self.source.annotation(index)
-        zoom = rng.uniform(*cfg.person_frac)
-        if cfg.data == "toy" or len(boxes) == 0:
-            return np.array([(W - 1) / 2, (H - 1) / 2]), max(W, H) / zoom
-        x, y, w, h = boxes[rng.integers(len(boxes))]
-        # A person a few pixels tall would zoom the crop into a blur: the
-        # crop side never drops below 16 px of the image (Here: our guard).
-        return np.array([x + w / 2, y + h / 2]), max(w, h, 16.0) / zoom
-
-    def __getitem__(self, index):
-        cfg, out, st, sk = self.cfg, self.cfg.input_size, self.stride, self.skeleton
-        rng = harness.sample_rng(cfg.seed, self.epoch, index)
-        center, side = self.geometry(index, rng)
-        rot, flip = rng.uniform(-cfg.rot_range, cfg.rot_range), bool(rng.random() < 0.5)
-        A = crop_matrix(center, side, out, rot, flip)
-        shape = (out // st, out // st)
-        try:
-            scene = self.source.load(index, side / out)
-        except (ImageError, FileNotFoundError) as e:
-            # A corrupt image inside a data set: skip it (zero mask), count it.
-            warnings.warn(f"skipping image {index}: {e}")
-            J, C = sk.J, sk.C
-            return {"image": torch.zeros(3, out, out), "maps": torch.zeros(J + 1, *shape),
-                    "fields": torch.zeros(2 * C, *shape), "mask": torch.zeros(J + 1 + 2 * C, *shape),
-                    "broken": True}
-        crop = warp_image(scene.image, A, out, scene.factor)                  # (out, out, 3)
-        kp = scene.keypoints.copy()
-        kp[..., :2] = apply_affine(A, kp[..., :2])
-        corners = np.stack([scene.boxes[:, :2], scene.boxes[:, :2] + scene.boxes[:, 2:],
-                            scene.boxes[:, :2] + scene.boxes[:, 2:] * [1, 0],
-                            scene.boxes[:, :2] + scene.boxes[:, 2:] * [0, 1]], 1)
-        c = apply_affine(A, corners).reshape(-1, 4, 2)                       # rotated corners
-        boxes = np.concatenate([c.min(1), c.max(1) - c.min(1)], 1) if len(c) else np.zeros((0, 4))
-        if flip:
-            kp = kp[:, sk.flip]
-        ignore = np.zeros(shape, bool)
-        if scene.ignore is not None:
-            m = Image.fromarray(scene.ignore.astype(np.uint8) * 255).convert("RGB")
-            full = warp_image(m, A, out)[..., 0] > 127                      # (out, out)
-            # A map pixel is unknown when most of the input pixels it covers are.
-            ignore = full.reshape(shape[0], st, shape[1], st).mean((1, 3)) > 0.5
-        maps, fields, mask = make_targets(kp, boxes, ignore, shape, st, sk, cfg)
-        return {"image": to_tensor(crop), "maps": torch.from_numpy(maps),
-                "fields": torch.from_numpy(fields), "mask": torch.from_numpy(mask), "broken": False}
-
-
-# =============================================================================
 # §IV-A Implementation details -- training
 # =============================================================================
+# The data: the toy scenes (``common.toy.ToyScenes``), COCO, AI Challenger
+# and CrowdPose (``common.scenes.RecordScenes``), each image augmented as
+# §IV-A says, with the targets and mask of §III-A (``common.scenes.TrainScenes``
+# calls ``make_targets``).
 def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None, log_every=20,
           val_images=50, flags=None):
     """§IV-A: Adam, lr 8e-5, batch 16, all stages supervised (Eq. 8).
@@ -1468,7 +1359,7 @@ def validation_ap(model, val_source, cfg, skeleton, device, val_images):
     """The OKS AP training reports after each epoch: the full method, one
     scale, no flip test, ground-truth boxes, the first ``val_images`` images."""
     quick = Tally((Row("full"),))
-    for rec in evaluate(model, val_source, replace(cfg, flip_test=False), skeleton, device, quick.rows,
+    for rec in evaluate(model, val_source, replace(cfg, flip_test=False), skeleton, device, quick.rows, PARSER,
                         scales=(1.0,), limit=val_images):
         quick.add(rec)
     return quick.ap(skeleton, Row("full"))["AP"]
@@ -1626,59 +1517,6 @@ def model_from_cao_weights(path, device):
 #     Table III's networks (``--stages``, ``--backbone``, ``--no-2x``),
 #     Table IV's rows, and Fig. 1's boxes
 # =============================================================================
-# §IV-A: the boxes come from a person detector (YOLOv2). Here: a detection
-# file (``--boxes FILE``), the ground truth (``--boxes gt``) or a simulated
-# detector that errs as YOLOv2 does (``common.detector``; the toy's default).
-def jitter_boxes(boxes, rng, level):
-    """Fig. 1 (a-b): a detector's boxes are shifted and too tight or too loose.
-    Each box's centre moves by up to ``level`` x its size along each axis and
-    its width and height are scaled by a factor in [1 - level, 1 + level]."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    wh = b[:, 2:] * rng.uniform(1 - level, 1 + level, (len(b), 2))
-    centre = b[:, :2] + b[:, 2:] / 2 + rng.uniform(-level, level, (len(b), 2)) * b[:, 2:]
-    return np.concatenate([centre - wh / 2, wh], 1)
-
-
-def simulated_detector(annotations, size, rng, detector=DetectorModel()):
-    """Boxes from a detector that errs as the paper's YOLOv2 did (§IV-A), for
-    data sets without a detection file: (N, 5) x, y, w, h, score, simulated
-    on the scored people's boxes with ``detector``'s rates
-    (``common.detector.DetectorModel``: loose boxes, misses that grow for
-    small and hidden people, partial duplicates below the detector's NMS,
-    scored false positives above a threshold). Seeded by the caller's ``rng``."""
-    people = scored_people(annotations)
-    kp = np.array([a["keypoints"] for a in people], float).reshape(len(people), -1, 3)
-    occluded = (kp[..., 2] == 1).sum(-1) / np.maximum((kp[..., 2] > 0).sum(-1), 1)
-    return simulate(detector, gt_boxes(annotations), occluded, size, rng)
-
-
-def scored_people(annotations):
-    """The people COCO's AP scores: not a crowd, at least one labelled joint."""
-    return [a for a in annotations if not a["iscrowd"] and a["num_keypoints"] > 0]
-
-
-def gt_boxes(annotations):
-    """Ground-truth boxes playing the detector (``--boxes gt``): the scored people's."""
-    return np.array([a["bbox"] for a in scored_people(annotations)], np.float64).reshape(-1, 4)
-
-
-def detector_boxes(source, i, gt, boxes, seed):
-    """The boxes every row of image ``i`` starts from, (N, 5) with scores:
-    ``boxes`` = "gt" (the ground truth, score 1), a ``DetectorModel``
-    (``simulated_detector`` on the ground truth, seeded per image) or a
-    detection file's {image_id: (N, 5)}."""
-    if isinstance(boxes, str):                                            # "gt"
-        b = gt_boxes(gt)
-        return np.concatenate([b, np.ones((len(b), 1))], 1)
-    if isinstance(boxes, DetectorModel):
-        return simulated_detector(gt, scene_size(source, i), np.random.default_rng([seed, i, 1]), boxes)
-    return boxes.get(source.image_id(i), np.zeros((0, 5)))
-
-
-def scene_size(source, i):
-    return source.annotation(i)[2]
-
-
 # §IV-C Table IV: each component of the method removed in turn, on the same
 # maps and boxes, beside the box-free parse of [3].
 VARIANTS = {  # Table IV rows, in the paper's order
@@ -1716,399 +1554,17 @@ def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None, box_scores
     return out
 
 
+# What the evaluation calls of the method (``common.bub_eval``: rows, images, scores).
+PARSER = Parser(candidates_and_scores, parse_variants, VARIANTS)
+
+
 # =============================================================================
-# §IV-B1 The top-down baseline: paper 1 inside each box (Tables I-II, "CPM")
+# §IV-B Tables I-II (with the top-down row, "CPM", and [3]), Table IV, Fig. 1
 # =============================================================================
-# Paper 2 compares with a top-down method: a single-person estimator run in
-# each detector box (the paper's row is CPM). This project holds one: paper
-# 1's cascade (heatmap_regression.py), trained on person crops cut from the
-# same kind of scenes (``python heatmap_regression.py --data toy-crowd``).
-class TopDown:
-    """Paper 1 as paper 2's top-down row: crop each box as paper 1's training
-    cropped a person (``common.crops.box_center_scale``: a square of
-    1.25 x the box's longer side around its centre), predict the part maps
-    (its cascade, batched), read each part at its map's maximum, map it back
-    into the image. One pose per box, scored box score x mean joint
-    confidence (the maps' maxima): a confident detector and a confident
-    estimator make a confident pose.
-
-    Paper 1's joints are matched to paper 2's by name (MPII's upper neck is
-    AIC's neck); a joint paper 1 does not predict stays missing (0, 0, 0).
-    """
-
-    def __init__(self, path, skeleton, device, batch=32, flip_test=False):
-        import heatmap_regression as hr                        # paper 1: the code, not a copy
-        self.hr, self.device, self.batch, self.flip_test = hr, device, batch, flip_test
-        self.cfg, self.model = hr.model_from_checkpoint(Path(path).expanduser(), device)
-        names = tuple(self.cfg.joints)
-        self.index = joint_index(names, skeleton.joints)
-        if (self.index < 0).all():
-            raise ValueError(f"--topdown {path}: its joints {names[:4]}... share no name with "
-                             f"{skeleton.data}'s {skeleton.joints[:4]}...")
-
-    def __call__(self, image, factor, boxes, scores):
-        """Poses (P, J, 3: x, y, confidence) in full-resolution image px, one
-        per box, and their scores (P,). ``image``: PIL, decoded at 1/``factor``."""
-        A = self.crop_affines(boxes)
-        return self.poses(self.maps(image, factor, A), A, scores)
-
-    def crop_affines(self, boxes):
-        """Image px -> crop px of each box, as paper 1's training cropped."""
-        return [crop_matrix(*_center_side(b), self.cfg.input_size)
-                for b in np.asarray(boxes, np.float64).reshape(-1, 4)]
-
-    @torch.no_grad()
-    def maps(self, image, factor, affines):
-        """Paper 1's part maps (P, N, h, w) of the crops, in batches."""
-        out, chunks = self.cfg.input_size, []
-        for lo in range(0, len(affines), self.batch):
-            x = torch.stack([to_tensor(warp_image(image, a, out, factor)) for a in affines[lo:lo + self.batch]])
-            # A flip test exactly when the bottom-up rows run one (paper 2's
-            # ``flip_test``), so every row sees each image or crop as often.
-            chunks.append(self.hr.predict(self.model, x.to(self.device), self.flip_test).float().cpu())
-        return torch.cat(chunks) if chunks else torch.zeros(0, len(self.index), 1, 1)
-
-    def poses(self, maps, affines, scores):
-        """Each crop's maps -> one pose in image px and its score."""
-        J = len(self.index)
-        kp = np.zeros((len(affines), J, 3), np.float32)
-        if not len(affines):
-            return kp, np.zeros(0, np.float32)
-        has = self.index >= 0
-        xy = from_stride(self.hr.decode(maps, method=self.cfg.decode).numpy(), self.model.stride)   # (P, N, 2) crop px
-        conf = maps.flatten(2).max(-1).values.numpy()                           # (P, N)
-        for k, A in enumerate(affines):
-            kp[k, has, :2] = apply_affine(invert_affine(A), xy[k])[self.index[has]]
-            kp[k, has, 2] = np.clip(conf[k, self.index[has]], 1e-3, None)     # a joint, however faint
-        confidence = kp[:, has, 2].mean(1)
-        return kp, np.asarray(scores, np.float32).reshape(-1) * confidence
-
-
-def joint_index(theirs, ours):
-    """For each of ``ours`` (paper 2's joint names), its index in ``theirs``
-    (paper 1's), or -1. By name; MPII's "upper_neck" is paper 2's "neck"."""
-    alias = {"neck": "upper_neck"}
-    return np.array([theirs.index(n) if n in theirs else
-                     theirs.index(alias[n]) if alias.get(n) in theirs else -1 for n in ours])
-
-
-def _center_side(box):
-    """Paper 1's crop of a box (``common.crops``, the convention both papers
-    share): its centre and the crop side."""
-    center, scale = box_center_scale(box)
-    return center, crop_side(scale)
-
-
-def score(skeleton, gts, results, image_ids):
-    """OKS AP (COCO's protocol) with the data set's OKS constants -- CrowdPose's
-    for the toy -- and, for AI Challenger's 14 joints (AIC and the toy), its
-    official score with its own constants. On the toy that score is printed
-    for comparison only: AIC's constants are too strict for its sizes."""
-    res = coco_keypoint_ap(gts, results, image_ids=image_ids, sigmas=skeleton.sigmas)
-    if skeleton.joints == AIC_JOINTS:
-        res["AIC score"] = aic_score(gts, results, sigmas=AIC_SIGMAS, image_ids=image_ids)
-    return res
-
-
-# §IV-B: every row of the tables is one parse of the same validation images,
-# scored by the same OKS AP. ``evaluate`` parses each image once per row and
-# yields it (an ``ImageRecord``); the tables gather the records (``Tally``),
-# and the studies beyond the paper's tables (walkthrough/studies.py) read the
-# same records.
-@dataclass(frozen=True)
-class Row:
-    """One row of the tables: a parse on one set of boxes."""
-    method: str                  # a ``VARIANTS`` key, or "topdown" (paper 1 in each box)
-    gt_boxes: bool = False       # on the ground-truth boxes instead of the run's boxes
-    jitter: float = None         # Fig. 1 (a-b): those boxes jittered by this level (``jitter_boxes``)
-    own_score: bool = False      # ranked by the parser's own score (Eq. 9 / [3]'s), not ``rank_score``
-
-    @property
-    def key(self):
-        """The row's name in results.json: "full", "greedy, gt boxes",
-        "jitter 0.20", "topdown jitter 0.20", "no_nms, own score" ..."""
-        name = self.method
-        if self.jitter is not None:
-            name = ("jitter" if self.method == "full" else f"{self.method} jitter") + f" {self.jitter:.2f}"
-        return name + (", gt boxes" if self.gt_boxes else "") + (", own score" if self.own_score else "")
-
-
-# Fig. 1 (a-b): the levels of the AP-against-box-jitter curve the run prints.
-JITTER_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-
-
-def table_rows(cfg, boxes, topdown=False, jitter=JITTER_LEVELS):
-    """The rows of the final evaluation: Table IV's (Tables I-II's "full" and
-    "greedy" among them) on the run's boxes, under each parser's own score
-    too, and -- when the run's boxes are not the ground truth -- on
-    ground-truth boxes (the upper bound); the top-down row on the same boxes;
-    Fig. 1 (a-b)'s curve, ours on each box set and the top-down row's on the
-    run's boxes."""
-    with_gt = not isinstance(boxes, str)                                  # not "gt"
-    methods = tuple(VARIANTS) + (("topdown",) if topdown else ())
-    rows = [Row(m) for m in methods]
-    if cfg.readings.rank_score != "own":
-        rows += [Row(v, own_score=True) for v in VARIANTS]
-    if with_gt:
-        rows += [Row(m, gt_boxes=True) for m in methods]
-    for lv in jitter:
-        rows += [Row("full", jitter=lv)] + ([Row("full", True, lv)] if with_gt else [])
-        rows += [Row("topdown", jitter=lv)] if topdown else []
-    return tuple(rows)
-
-
-@dataclass
-class ImageRecord:
-    """One validation image as ``evaluate`` parsed it."""
-    index: int
-    image_id: int
-    gt: list                     # its COCO annotations
-    results: dict = field(default_factory=dict)   # {Row: COCO results of this image}
-    parses: dict = field(default_factory=dict)    # {Row: Parse (image px)}, the rows without jitter
-    pred: "Prediction" = None    # the network's outputs (None: the image could not be read)
-    cand: "Candidates" = None
-    boxes: dict = field(default_factory=dict)     # {"run": (N, 4), "gt": (K, 4)} image px, before extension
-    seconds: dict = field(default_factory=dict)   # {"ours": forward + parse, "topdown": paper 1 in the boxes}
-
-
-def evaluate(model, source, cfg, skeleton, device, rows, boxes="gt", scales=None, limit=None, seed=0,
-             topdown=None, box_jitter=0.0):
-    """Parse every validation image once per row of ``rows``; yields one
-    ``ImageRecord`` per image, in order.
-
-    ``boxes``: "gt", a ``DetectorModel`` or a detection file's boxes
-    (``detector_boxes``), jittered by ``box_jitter`` when given; ``topdown``:
-    a ``TopDown`` for the "topdown" rows. Time per image is measured from
-    the image to our poses (forward, candidates, Eq. 5, the full parse) and
-    for paper 1 in the run's boxes."""
-    n = len(source) if limit is None else min(limit, len(source))
-    for i in range(n):
-        rec = ImageRecord(i, source.image_id(i), source.ground_truth(i))
-        try:
-            scene = source.load(i, max_reduce=max(scene_size(source, i)) / cfg.test_size)
-        except (ImageError, FileNotFoundError) as e:
-            warnings.warn(f"skipping image {rec.image_id}: {e}")
-            yield rec                                        # scored as a miss
-            continue
-        det = detector_boxes(source, i, rec.gt, boxes, seed)
-        rec.boxes = {"run": det[:, :4], "gt": gt_boxes(rec.gt)}
-        if box_jitter:
-            rec.boxes["run"] = jitter_boxes(rec.boxes["run"], np.random.default_rng([seed, i, 3]), box_jitter)
-        t0 = time.perf_counter()
-        rec.pred = model.infer(scene.image, scene.size, cfg, device, scales)
-        inputs = candidates_and_scores(rec.pred.maps, rec.pred.fields, skeleton, cfg)
-        rec.cand = inputs[0]
-        parse_rows(rec, rows, skeleton, cfg, inputs, det[:, 4], t0)
-        if topdown is not None:
-            topdown_rows(rec, rows, skeleton, topdown, scene, det[:, 4])
-        jitter_rows(rec, rows, skeleton, cfg, inputs, seed, topdown, scene, det[:, 4])
-        yield rec
-
-
-def add_results(rec, row, skeleton, keypoints, scores):
-    rec.results[row] = to_coco_results(rec.image_id, skeleton.to_dataset(keypoints), scores)
-
-
-def parse_rows(rec, rows, skeleton, cfg, inputs, box_scores, t0):
-    """Our rows without jitter on one image: the full method on the run's
-    boxes first (timed from ``t0``), then the other Table IV rows, then
-    those on ground-truth boxes ([3]'s parse has no boxes: the same parse)."""
-    pred = rec.pred
-    run = [r.method for r in rows if r.jitter is None and not r.gt_boxes and r.method in VARIANTS]
-    run = list(dict.fromkeys(run))
-    parsed = parse_variants(pred, rec.boxes["run"], skeleton, cfg, ("full",) if "full" in run else (), inputs,
-                            box_scores)
-    rec.seconds["ours"] = time.perf_counter() - t0
-    parsed.update(parse_variants(pred, rec.boxes["run"], skeleton, cfg, tuple(v for v in run if v != "full"),
-                                 inputs, box_scores))
-    for v, parse in parsed.items():
-        rec.parses[Row(v)] = parse
-        add_results(rec, Row(v), skeleton, parse.keypoints, parse.scores)
-        if Row(v, own_score=True) in rows:
-            add_results(rec, Row(v, own_score=True), skeleton, parse.keypoints, [p.conf for p in parse.poses])
-    on_gt = [r.method for r in rows if r.gt_boxes and r.jitter is None and r.method in VARIANTS]
-    if on_gt:
-        parsed = parse_variants(pred, rec.boxes["gt"], skeleton, cfg, tuple(v for v in on_gt if v != "greedy"),
-                                inputs)
-        if "greedy" in on_gt:
-            parsed["greedy"] = rec.parses[Row("greedy")]            # [3] has no boxes to change
-        for v, parse in parsed.items():
-            rec.parses[Row(v, True)] = parse
-            add_results(rec, Row(v, True), skeleton, parse.keypoints, parse.scores)
-
-
-def topdown_rows(rec, rows, skeleton, topdown, scene, box_scores):
-    """Paper 1 in the run's boxes (timed) and in the ground-truth boxes."""
-    t0 = time.perf_counter()
-    add_results(rec, Row("topdown"), skeleton, *topdown(scene.image, scene.factor, rec.boxes["run"], box_scores))
-    rec.seconds["topdown"] = time.perf_counter() - t0
-    if Row("topdown", True) in rows:
-        b = rec.boxes["gt"]
-        add_results(rec, Row("topdown", True), skeleton, *topdown(scene.image, scene.factor, b, np.ones(len(b))))
-
-
-def jitter_rows(rec, rows, skeleton, cfg, inputs, seed, topdown, scene, box_scores):
-    """Fig. 1 (a-b): the full method on each box set jittered by each level,
-    and paper 1 on the run's boxes jittered alike."""
-    levels = list(dict.fromkeys(r.jitter for r in rows if r.jitter is not None))
-    for lv in levels:
-        for which, gt in (("run", False), ("gt", True)):
-            if Row("full", gt, lv) not in rows:
-                continue
-            # The same draw at every level (one seed per image), scaled by
-            # the level: the curve shows the boxes getting worse, not noise.
-            jb = jitter_boxes(rec.boxes[which], np.random.default_rng([seed, rec.index, 2]), lv)
-            p = parse_variants(rec.pred, jb, skeleton, cfg, ("full",), inputs)["full"]
-            add_results(rec, Row("full", gt, lv), skeleton, p.keypoints, p.scores)
-            if topdown is not None and not gt and Row("topdown", jitter=lv) in rows:
-                add_results(rec, Row("topdown", jitter=lv), skeleton,
-                            *topdown(scene.image, scene.factor, jb, box_scores))
-
-
-class Tally:
-    """What the tables keep of ``evaluate``'s records: the ground truth, the
-    image ids and each row's COCO results (the maps are not kept)."""
-
-    def __init__(self, rows):
-        self.rows, self.gts, self.crowd_gts, self.ids = rows, [], [], []
-        self.results = {r: [] for r in rows}
-
-    def add(self, rec):
-        self.gts += rec.gt
-        self.crowd_gts += crowded_slice(rec.gt)
-        self.ids.append(rec.image_id)
-        for r, res in rec.results.items():
-            self.results[r] += res
-        return rec
-
-    def ap(self, skeleton, row):
-        return score(skeleton, self.gts, self.results[row], self.ids)
-
-
-def paper_tables(tally, skeleton, seed=0):
-    """The numbers of the paper's tables from a ``Tally``: {"rows": {Row: AP
-    dict}}, "table_iv" (each Table IV row's AP difference from the full
-    method, 95 % bootstrap interval over images), "table_iv_own" (ranked by
-    each parser's own score) and "table_iv_gt" (on ground-truth boxes) when
-    evaluated, and "crowded": Fig. 1 (c-d), the full method, [3] and the
-    top-down row on the people with a neighbour at box IoU > 0.3
-    (``common.coco_eval.crowded_slice``)."""
-    t = tally
-    out = {"rows": {r: t.ap(skeleton, r) for r in t.rows}}
-    for key, variant in (("table_iv", {}), ("table_iv_own", {"own_score": True}), ("table_iv_gt", {"gt_boxes": True})):
-        if all(Row(v, **variant) in t.results for v in VARIANTS):
-            table = {v: t.results[Row(v, **variant)] for v in VARIANTS}
-            out[key] = bootstrap_ap(t.gts, table, t.ids, skeleton.sigmas, reference="full", seed=seed)
-    out["crowded"] = {m: coco_keypoint_ap(t.crowd_gts, t.results[Row(m)], t.ids, skeleton.sigmas)
-                      for m in ("full", "greedy", "topdown") if Row(m) in t.results}
-    out["crowded"]["people"] = len(scored_people(t.crowd_gts))
-    return out
-
-
-def crossing(levels, aps, reference):
-    """The jitter level at which a curve first falls below ``reference``,
-    linearly interpolated between the measured levels; None if it never does."""
-    for k in range(len(levels)):
-        if aps[k] < reference:
-            if k == 0:
-                return float(levels[0])
-            a, b = aps[k - 1] - reference, aps[k] - reference
-            return float(levels[k - 1] + a / (a - b) * (levels[k] - levels[k - 1]))
-    return None
-
-
-def crowded_slice(annotations, iou=0.3):
-    """The annotations of one image for the crowded slice (Fig. 1 c-d): people
-    with a neighbour at box IoU > ``iou`` are scored; everyone else becomes a
-    crowd region (``iscrowd = 1``), so a detection on them counts neither as
-    right nor as wrong, exactly as COCO treats its crowds (pycocotools agrees)."""
-    people = scored_people(annotations)
-    near = with_neighbour(np.array([a["bbox"] for a in people]).reshape(-1, 4), iou)
-    slice_ = [dict(a, iscrowd=int(not c)) for a, c in zip(people, near)]
-    return slice_ + [a for a in annotations if a not in people]
-
-
-DATA_NAMES = {"toy": ("toy scenes", "CrowdPose's OKS constants, scale 0.53 x box area"),
-              "coco": ("COCO val", "COCO's OKS constants, scale = segment area"),
-              "aic": ("AI Challenger val", "AI Challenger's OKS constants"),
-              "crowdpose": ("CrowdPose", "CrowdPose's OKS constants, scale 0.53 x box area")}
-
-
-def boxes_text(boxes, flag=None):
-    """What a box source is called in the tables' titles."""
-    if isinstance(boxes, DetectorModel):
-        return "simulated detector"
-    return "ground-truth boxes" if boxes == "gt" else f"boxes from {flag}"
-
-
-def print_tables_i_ii(ev, data, n, what, cfg):
-    """Tables I-II's layout: the top-down row, [3], ours, and on ground-truth boxes."""
-    rows = ev["rows"]
-    name, oks_note = DATA_NAMES[data]
-    table = ([("top-down: paper 1 in each box", rows[Row("topdown")])] if Row("topdown") in rows else [])
-    table += [("box-free parse of [3]", rows[Row("greedy")]), ("ours (full)", rows[Row("full")])]
-    table += [(f"{label}, ground-truth boxes (upper bound)", rows[Row(m, True)])
-              for m, label in (("topdown", "top-down"), ("full", "ours")) if Row(m, True) in rows]
-    print(f"\nTables I-II layout -- OKS AP (%) on {n} {name}, {what}, scales {cfg.scales} "
-          f"({oks_note})\n" + format_ap_table(table))
-    if "AIC score" in rows[Row("full")]:
-        note = ", AIC constants: for comparison only, too strict for toy sizes" if data == "toy" else ""
-        print(f"AI Challenger score (its official keypoint_eval.py{note}): "
-              f"{100 * rows[Row('full')]['AIC score']:.2f}")
-
-
-def print_table_iv(ev, what, n, cfg):
-    """Table IV (both scores when both were scored, and on ground-truth boxes)."""
-    common = f"ranked by {'Eq. (9) / [3] own' if cfg.readings.rank_score == 'own' else 'the common score'}"
-    scores = [("table_iv", what, common)]
-    if "table_iv_own" in ev:
-        scores.append(("table_iv_own", what, "each parser ranked by its own score (Eq. 9 / [3]'s)"))
-    if "table_iv_gt" in ev:
-        scores.append(("table_iv_gt", "ground-truth boxes", common))
-    for key, what, how in scores:
-        print(f"\nTable IV -- analysis of each component (AP %, {what}, {how}); difference from the "
-              f"full method with its 95 % bootstrap interval over {n} images (300 resamples)")
-        for v, label in VARIANTS.items():
-            t = ev[key][v]
-            diff = "" if v == "full" else f"   {100 * t['diff']:+5.1f}  [{100 * t['lo']:+5.1f}, {100 * t['hi']:+5.1f}]"
-            print(f"  {label:<28} {100 * t['AP']:5.1f}{diff}")
-
-
-def print_crowded(ev):
-    cr = ev["crowded"]
-    rows = ([("top-down: paper 1 in each box", cr["topdown"])] if "topdown" in cr else [])
-    rows += [("box-free parse of [3]", cr["greedy"]), ("ours (full)", cr["full"])]
-    print(f"\nFig. 1 (c-d) -- the crowded slice: {cr['people']} people with a neighbour at box IoU > 0.3 "
-          f"(the others scored as crowd regions)\n" + format_ap_table(rows))
-
-
-def jitter_curves(ev, what):
-    """Fig. 1 (a-b): AP against box jitter for each method and box set, beside
-    the box-free parse of [3]; prints the table and each curve's crossing."""
-    rows = ev["rows"]
-    levels = list(dict.fromkeys(r.jitter for r in rows if r.jitter is not None))
-    if not levels:
-        return {}
-    ref = rows[Row("greedy")]["AP"]
-    columns = [(m, gt, (f"top-down, {w}" if m == "topdown" else w), f"{label}, {w}")
-               for gt, w in ((False, what), (True, "ground-truth boxes")) for m, label in
-               (("full", "ours"), ("topdown", "top-down")) if Row(m, gt, levels[0]) in rows]
-    width = max(20, *(len(c[3]) for c in columns))
-    print("\nFig. 1 (a-b) -- AP (%) vs box jitter (centre shift and size change up to the level x box "
-          "size)\n  level " + "".join(f"  {c[3]:>{width}}" for c in columns) + f"  {'[3], no boxes':>14}")
-    for lv in levels:
-        print(f"  {lv:5.2f} " + "".join(f"  {100 * rows[Row(m, gt, lv)]['AP']:{width}.1f}"
-                                      for m, gt, _, _ in columns) + f"  {100 * ref:14.1f}")
-    curves = {}
-    for m, gt, key, label in columns:
-        aps = [rows[Row(m, gt, lv)]["AP"] for lv in levels]
-        x = crossing(levels, aps, ref)
-        curves[key] = {"levels": levels, "AP": aps, "below [3] from": x}
-        print(f"  {label}: " + (f"falls below [3] at jitter {x:.2f}" if x is not None else
-                                f"stays above [3] up to jitter {levels[-1]:.2f}"))
-    return curves
-
-
+# §IV-A: the boxes come from a person detector (YOLOv2). Here: a detection
+# file (``--boxes FILE``), the ground truth (``--boxes gt``) or a simulated
+# detector that errs as YOLOv2 does (``common.detector``; the toy's default).
+# The top-down row is paper 1's cascade in each box (``common.topdown``).
 def final_evaluation(model, val_src, cfg, skeleton, rt, out_dir, boxes="gt", seed=0, data=None, what="",
                      topdown=None, observe=(), jitter=JITTER_LEVELS, box_jitter=0.0):
     """§IV on the validation set: Tables I-II (with the top-down row of paper 1
@@ -2119,25 +1575,16 @@ def final_evaluation(model, val_src, cfg, skeleton, rt, out_dir, boxes="gt", see
     {Row: AP dict}, "table_iv", ...}. ``observe``: more consumers of the
     per-image records (walkthrough/studies.py), each with ``add(record)``;
     ``jitter``, ``box_jitter``: the studies' knobs (``table_rows``, ``evaluate``)."""
-    rows = table_rows(cfg, boxes, topdown is not None, jitter)
+    rows = table_rows(cfg, boxes, VARIANTS, topdown is not None, jitter)
     tally = Tally(rows)
-    for rec in evaluate(model, val_src, cfg, skeleton, rt.device, rows, boxes=boxes, seed=seed, topdown=topdown,
-                        box_jitter=box_jitter):
+    for rec in evaluate(model, val_src, cfg, skeleton, rt.device, rows, PARSER, boxes=boxes, seed=seed,
+                        topdown=topdown, box_jitter=box_jitter):
         for consumer in (tally, *observe):
             consumer.add(rec)
     write_json(out_dir / "results_coco.json", tally.results[Row("full")])
-    ev = paper_tables(tally, skeleton, seed)
-    what = what or boxes_text(boxes)
-    print_tables_i_ii(ev, data or cfg.data, len(val_src), what, cfg)
-    print_table_iv(ev, what, len(val_src), cfg)
-    print_crowded(ev)
-    ev["jitter"] = jitter_curves(ev, what)
+    ev = paper_tables(tally, skeleton, VARIANTS, seed)
+    ev["jitter"] = print_tables(ev, data or cfg.data, len(val_src), what or boxes_text(boxes), cfg, VARIANTS)
     return ev
-
-
-def results_json(ev):
-    """``final_evaluation``'s output as results.json holds it (rows by name)."""
-    return {"results": {r.key: ap for r, ap in ev["rows"].items()}, **{k: v for k, v in ev.items() if k != "rows"}}
 
 
 # =============================================================================
@@ -2521,7 +1968,10 @@ def evaluation_flags(args, cfg, skeleton, rt):
     """``final_evaluation``'s settings from the flags: the boxes (``--boxes``),
     the seed, the data set's name and the top-down row (``--topdown``)."""
     boxes = box_source(args)
-    topdown = TopDown(args.topdown, skeleton, rt.device, flip_test=cfg.flip_test) if args.topdown else None
+    topdown = None
+    if args.topdown:
+        import heatmap_regression as hr               # paper 1: the code, not a copy
+        topdown = TopDown(args.topdown, skeleton, rt.device, hr, flip_test=cfg.flip_test)
     return {"boxes": boxes, "seed": args.seed, "data": args.data, "what": boxes_text(boxes, args.boxes),
             "topdown": topdown}
 
@@ -2579,7 +2029,7 @@ def run(args):
     if args.topdown and not Path(args.topdown).expanduser().is_file():
         raise FileNotFoundError(f"--topdown {args.topdown}: no such file (a heatmap_regression.py best.pt)")
     model = new_model(args, cfg, skeleton, rt.device)
-    train_set = TrainScenes(train_src, cfg, skeleton, model.stride)
+    train_set = TrainScenes(train_src, cfg, skeleton, model.stride, make_targets)
     if rt.is_main:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"{args.data}: {len(train_src)} train / {len(val_src)} val images; {cfg.stages}-stage "

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import bottom_up_bbox as bub
+from common.detector import jitter_boxes
 from walkthrough import studies
 
 
@@ -224,7 +225,7 @@ def test_in_box_scores_parse_like_every_pair_scored():
     rng = np.random.default_rng(2)
     for n in (3, 12):
         maps, fields, boxes = crowd(rng, n, sk, cfg)
-        boxes = np.concatenate([boxes, bub.jitter_boxes(boxes[:2], rng, 0.3)])   # duplicates
+        boxes = np.concatenate([boxes, jitter_boxes(boxes[:2], rng, 0.3)])   # duplicates
         cand, lazy = bub.candidates_and_scores(maps, fields, sk, cfg)
         every = bub.connection_scores(fields, cand, sk.limbs)
         for nms, completion in ((True, True), (False, True), (True, False)):

@@ -61,13 +61,14 @@ sys.path.insert(0, str(ROOT / "walkthrough"))
 import bottom_up_bbox as bub  # noqa: E402
 import heatmap_regression as hr  # noqa: E402
 from common import harness, plotting  # noqa: E402
-from common.detector import DetectorModel  # noqa: E402
-from common.toy import ToyScenes, box_ious  # noqa: E402
 from common.backbones import Bottleneck  # noqa: E402
 from common.crops import body_px, crop_side  # noqa: E402
+from common.detector import DetectorModel, detector_boxes, gt_boxes  # noqa: E402
 from common.metrics import MATLAB_PARTS  # noqa: E402
 from common.skeleton import joint_bones  # noqa: E402
 from common.sources import ToySource  # noqa: E402
+from common.topdown import TopDown  # noqa: E402
+from common.toy import ToyScenes, box_ious  # noqa: E402
 from common.transforms import from_stride, to_uint8  # noqa: E402
 
 plt = plotting.plt
@@ -889,7 +890,7 @@ class Parser:
 
     def detections(self, i):
         gt = self.source.ground_truth(i)
-        return bub.detector_boxes(self.source, i, gt, DetectorModel(), self.cfg.seed)
+        return detector_boxes(self.source, i, gt, DetectorModel(), self.cfg.seed)
 
 
 def eq5_samples(fields, a, b, c):
@@ -1005,7 +1006,7 @@ def bub_alg1(ctx, p):
     for i in range(p.n):
         pred = p.pred(i)
         cand, conn = bub.candidates_and_scores(pred.maps, pred.fields, p.sk, p.cfg)
-        bm = boxes_map(p, pred, bub.gt_boxes(p.source.ground_truth(i)))
+        bm = boxes_map(p, pred, gt_boxes(p.source.ground_truth(i)))
         inside = bub.candidates_in_boxes(cand, bm)
         bub.connection_scores(pred.fields, cand, p.sk.limbs, bub.pairs_in_boxes(cand, p.sk.limbs, inside), conn)
         for k in range(len(bm)):
@@ -1431,7 +1432,7 @@ def bub_fig1(ctx, run_bub, run_crowd, run_topdown):
     cfg, sk, model = bub.model_from_checkpoint(run_bub / "last.pt", "cpu")
     n_val = len(res["per_image"])
     source = ToyScenes(cfg.seed + 1, n_val, cfg.input_size, sk)
-    topdown = bub.TopDown(run_crowd / "best.pt", sk, "cpu", flip_test=cfg.flip_test)
+    topdown = TopDown(run_crowd / "best.pt", sk, "cpu", hr, flip_test=cfg.flip_test)
     path = studies.figure_fig1(model, source, cfg, sk, ctx.rt.device, DetectorModel(), cfg.seed, topdown,
                                res["per_image"], ctx.out / "bub_fig1.png")
     shrink(path)
