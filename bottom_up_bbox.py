@@ -1590,76 +1590,6 @@ def final_evaluation(model, val_src, cfg, skeleton, rt, out_dir, boxes="gt", see
 # =============================================================================
 # III. Run it: figures, the command line
 # =============================================================================
-# Figures: what the network sees and what each parser makes of it.
-def draw_poses(ax, keypoints, skeleton, completed=None, lw=1.5):
-    """Poses (P, J, 3: x, y, score) in image px; completed joints dashed."""
-    for p, kp in enumerate(keypoints):
-        v = np.where(kp[:, 2] > 0, 2.0, 0.0)
-        if completed is not None:
-            v[completed[p]] = 1.0                    # drawn dashed, like an occluded joint
-        plotting.draw_pose(ax, np.concatenate([kp[:, :2], v[:, None]], 1), skeleton.limbs,
-                           skeleton.joints, lw=lw)
-
-
-def draw_boxes(ax, boxes, **style):
-    for x, y, w, h in np.asarray(boxes).reshape(-1, 4):
-        ax.add_patch(plotting.plt.Rectangle((x, y), w, h, fill=False, **style))
-
-
-def field_colours(fields):
-    """Direction fields as colour: hue = direction, brightness = length (the
-    strongest limb at each pixel)."""
-    import matplotlib.colors as mcolors
-    f = fields.reshape(-1, 2, *fields.shape[1:])
-    mag = np.linalg.norm(f, axis=1)                                  # (C, h, w)
-    c = mag.argmax(0)
-    fx = np.take_along_axis(f[:, 0], c[None], 0)[0]
-    fy = np.take_along_axis(f[:, 1], c[None], 0)[0]
-    hue = (np.arctan2(fy, fx) / (2 * np.pi)) % 1.0
-    return mcolors.hsv_to_rgb(np.stack([hue, np.ones_like(hue), np.clip(mag.max(0), 0, 1)], -1))
-
-
-def figure_scene(image, pred, boxes, parsed, skeleton, cfg, path, title=""):
-    """Fig. 2 for one image: boxes and our poses, the confidence maps, the
-    direction fields, and the box-free parse of [3] on the same outputs.
-    ``parsed``: ``parse_variants`` with at least "full" and "greedy"."""
-    J = skeleton.J
-    W, H = pred.size
-    extent = (-0.5, W - 0.5, H - 0.5, -0.5)
-    fig, axes = plotting.image_grid(4, size=4.0, aspect=W / H)
-    axes[0].imshow(image, extent=extent)
-    draw_boxes(axes[0], extend_boxes(boxes, cfg.box_extend), ec="yellow", ls="--", lw=1)
-    draw_poses(axes[0], parsed["full"].keypoints, skeleton, parsed["full"].completed)
-    axes[0].set_title("boxes + Algorithm 1, NMS, completion\n(dashed: limbs to a completed joint; "
-                      "blue left, red right)", fontsize=9)
-    axes[1].imshow(image, extent=extent)
-    axes[1].imshow(pred.maps[:J].max(0), extent=extent, cmap="magma", alpha=0.7, vmin=0, vmax=1)
-    axes[1].set_title("confidence maps (max over joints)", fontsize=9)
-    axes[2].imshow(field_colours(pred.fields), extent=extent)
-    axes[2].set_title("direction fields (hue = direction)", fontsize=9)
-    axes[3].imshow(image, extent=extent)
-    draw_poses(axes[3], parsed["greedy"].keypoints, skeleton)
-    axes[3].set_title("box-free greedy parse of [3]", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return plotting.save(fig, path)
-
-
-def figure_curves(history, jitter, reference, path):
-    """Training loss, validation AP per epoch, and AP against box jitter for
-    each box source with the box-free parse of [3] as a flat reference."""
-    series = {"training loss (Eq. 8)": {"loss": ([h["epoch"] for h in history["loss"]],
-                                                  [h["loss"] for h in history["loss"]])},
-              "validation OKS AP": {"AP": ([h["epoch"] for h in history["val"]],
-                                           [100 * h["AP"] for h in history["val"]])}}
-    if jitter:
-        curves = {f"ours, {w}": (c["levels"], [100 * a for a in c["AP"]]) for w, c in jitter.items()}
-        lv = next(iter(jitter.values()))["levels"]
-        curves["[3], no boxes"] = (lv, [100 * reference] * len(lv))
-        series["AP vs box jitter (Fig. 1 a-b)"] = curves
-    return plotting.curves(series, path)
-
-
 # The command line. Config is built from the flags in one place
 # (``build_config``); a trained network's own settings are kept, and only the
 # flags that change how its outputs are read apply to it.
@@ -1874,7 +1804,8 @@ def demo_image(args, rt, model, cfg, skeleton, out, path, image_id, dets, n_file
     parsed = {"greedy": greedy, **parse_variants(pred, boxes, skeleton, cfg, ("full",), inputs)}
     kp, conf = parsed["full"].keypoints, parsed["full"].scores
     title = f"{len(kp)} person(s)" + (" in boxes from the box-free parse (no detector given)" if fallback else "")
-    figure = figure_scene(image, pred, boxes, parsed, skeleton, cfg, out / f"{name}_poses.png", title=title)
+    figure = plotting.figure_scene(image, pred, extend_boxes(boxes, cfg.box_extend), parsed, skeleton,
+                                   out / f"{name}_poses.png", title=title)
     results = to_coco_results(image_id, skeleton.to_dataset(kp), conf)
     for r in results:
         r["file_name"] = name if path is None else path.name
@@ -2054,14 +1985,14 @@ def run(args):
 def figures_of_run(model, val_src, cfg, skeleton, rt, out_dir, history, ev):
     """curves.png (loss, validation AP, Fig. 1 a-b) and Fig. 2-style figures
     of the first three validation images on their ground-truth boxes."""
-    figure_curves(history, ev["jitter"], ev["rows"][Row("greedy")]["AP"], out_dir / "curves.png")
+    plotting.figure_curves(history, ev["jitter"], ev["rows"][Row("greedy")]["AP"], out_dir / "curves.png")
     for i in range(min(3, len(val_src))):
         scene = val_src.load(i, max_reduce=max(scene_size(val_src, i)) / cfg.test_size)
         pred = model.infer(scene.image, scene.size, cfg, rt.device)
         boxes = gt_boxes(val_src.ground_truth(i))
         parsed = parse_variants(pred, boxes, skeleton, cfg, ("full", "greedy"))
-        figure_scene(scene.image, pred, boxes, parsed, skeleton, cfg, out_dir / f"scene_{i}.png",
-                     title=f"validation image {val_src.image_id(i)}")
+        plotting.figure_scene(scene.image, pred, extend_boxes(boxes, cfg.box_extend), parsed, skeleton,
+                              out_dir / f"scene_{i}.png", title=f"validation image {val_src.image_id(i)}")
 
 
 def main(argv=None):

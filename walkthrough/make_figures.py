@@ -819,9 +819,9 @@ def bub_targets(ctx):
     j1, j2 = sk.limbs[c]
     fig, axes = plt.subplots(1, 4, figsize=(15, 4.2))
     axes[0].imshow(scene.image, extent=ext)
-    bub.draw_poses(axes[0], kp, sk)
+    plotting.draw_poses(axes[0], kp, sk)
     for k, col in ((a, "cyan"), (b, "magenta")):
-        bub.draw_boxes(axes[0], scene.boxes[k:k + 1], ec=col, lw=1.5)
+        plotting.draw_boxes(axes[0], scene.boxes[k:k + 1], ec=col, lw=1.5)
     axes[0].set_title(f"validation scene {i}: person A (cyan), B (magenta)", fontsize=9)
     axes[1].imshow(scene.image, extent=ext)
     axes[1].imshow(maps[:sk.J].max(0), cmap="magma", alpha=0.8, vmin=0, vmax=1, extent=ext)
@@ -1137,7 +1137,7 @@ def bub_nms(ctx, p):
                     if kp[a, 2] > 0 and kp[b, 2] > 0:
                         ax.plot(kp[[a, b], 0], kp[[a, b], 1], "-", color=col, lw=3.5 if pose is ref else 1.5)
             else:
-                bub.draw_poses(ax, kp[None], p.sk, lw=1.0)
+                plotting.draw_poses(ax, kp[None], p.sk, lw=1.0)
         ax.set_xlim(-0.5, W - 0.5)
         ax.set_ylim(H - 0.5, -0.5)
         ax.axis("off")
@@ -1192,8 +1192,8 @@ def bub_completion(ctx, p):
     for ax, (v, title) in zip(axes, (("no_completion", "before completion (Algorithm 1 + pose NMS)"),
                                      ("full", "after completion (dashed, ringed: the joints it added)"))):
         ax.imshow(scene.image, extent=(-0.5, W - 0.5, H - 0.5, -0.5))
-        bub.draw_boxes(ax, bub.extend_boxes(det[:, :4], p.cfg.box_extend), ec="yellow", ls="--", lw=0.8)
-        bub.draw_poses(ax, parsed[v].keypoints, p.sk, parsed[v].completed if v == "full" else None)
+        plotting.draw_boxes(ax, bub.extend_boxes(det[:, :4], p.cfg.box_extend), ec="yellow", ls="--", lw=0.8)
+        plotting.draw_poses(ax, parsed[v].keypoints, p.sk, parsed[v].completed if v == "full" else None)
         if v == "full" and parsed[v].completed.any():
             done = parsed[v].keypoints[parsed[v].completed]
             ax.scatter(done[:, 0], done[:, 1], s=90, facecolors="none", edgecolors="yellow", lw=1.5, zorder=4)

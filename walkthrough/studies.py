@@ -360,8 +360,8 @@ def figure_fig1(model, source, cfg, skeleton, device, boxes, seed, topdown, per_
             ax = axes[row, col]
             ax.imshow(scene.image, extent=(-0.5, W - 0.5, H - 0.5, -0.5))
             if row != 1:
-                bub.draw_boxes(ax, b, ec="yellow", ls="--", lw=0.8)
-            bub.draw_poses(ax, kp, skeleton, done, lw=1.2)
+                plotting.draw_boxes(ax, b, ec="yellow", ls="--", lw=0.8)
+            plotting.draw_poses(ax, kp, skeleton, done, lw=1.2)
             ax.set_xlim(-0.5, W - 0.5)
             ax.set_ylim(H - 0.5, -0.5)
             ax.axis("off")
