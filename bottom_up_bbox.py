@@ -1287,51 +1287,37 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
           val_images=50, flags=None):
     """§IV-A: Adam, lr 8e-5, batch 16, all stages supervised (Eq. 8).
 
-    After every epoch: OKS AP of the single-scale, ground-truth-box parse
-    (no flip test) on the first ``val_images`` validation images; ``last.pt`` (written
-    atomically) and ``best.pt`` (best AP), with ``flags`` (the command
-    line's, for ``--resume``). Returns the history.
+    The epochs (``harness.fit``: the loop and the checkpoints; here the
+    paper's loss): after each, the OKS AP of the single-scale,
+    ground-truth-box parse (no flip test) on the first ``val_images``
+    validation images; ``last.pt`` (written atomically) and ``best.pt``
+    (best AP), with ``flags`` (the command line's, for ``--resume``).
+    Returns the history.
     """
-    model.to(memory_format=torch.channels_last)      # ~2x faster convolutions on CPU
-    if rt.distributed and rt.device.type == "cuda":
-        nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    harness.for_training(model, rt)                  # channels last: ~2x faster convolutions on CPU
     net = harness.wrap_model(model, rt)
     opt, sched, scaler, start, history = optimizer(cfg, model, rt, resume)
     loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
                                  num_workers=harness.loader_workers(rt, most=6), drop_last=len(train_set) >= cfg.batch_size)
-    best = max((v["AP"] for v in history["val"]), default=-1.0)
-    progress = harness.Progress("train", cfg.epochs, len(loader), rt, log_every=log_every)
-    for epoch in range(start, cfg.epochs):
-        harness.set_epoch(loader, epoch)
-        progress.start_epoch(epoch)
-        model.train()
-        total, n, skipped = 0.0, 0, 0
-        for step, batch in enumerate(loader):
-            skipped += int(batch.pop("broken").sum())
-            batch = {k: v.to(rt.device, non_blocking=True) for k, v in batch.items()}
-            with harness.autocast(rt):
-                outputs = net(batch["image"].contiguous(memory_format=torch.channels_last))
-            loss = pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
-            harness.optimizer_step(loss, opt, scaler, f"epoch {epoch + 1} step {step + 1}")
-            total, n = total + loss.item(), n + 1
-            progress.update(loss.item(), batch["image"].shape[0])
-        sched.step()
-        if skipped:
-            print(f"  epoch {epoch + 1}: skipped {skipped} unreadable image(s)", flush=True)
-        history["loss"].append({"epoch": epoch + 1, "loss": total / max(n, 1)})
-        if rt.is_main:
-            ap = validation_ap(model, val_source, cfg, skeleton, rt.device, val_images)
-            history["val"].append({"epoch": epoch + 1, "AP": ap})
-            print(f"  val epoch {epoch + 1}: OKS AP {100 * ap:.1f} (first {min(val_images, len(val_source))} "
-                  f"images, one scale, ground-truth boxes)", flush=True)
-            extra = {"history": history, "config": asdict(cfg), "flags": flags}
-            state = harness.train_state(model, opt, sched, scaler, epoch + 1, 0, extra)
-            harness.save_checkpoint(out_dir / "last.pt", state)
-            cli.note_checkpoint(out_dir / "last.pt")   # what a Ctrl-C offers to --resume
-            if ap > best:
-                best = ap
-                harness.save_checkpoint(out_dir / "best.pt", state)
-        harness.barrier(rt)
+
+    def step_loss(batch):                            # Eq. (8): every stage's outputs supervised
+        with harness.autocast(rt):
+            outputs = net(batch["image"].contiguous(memory_format=torch.channels_last))
+        return pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
+
+    def record(epoch, loss, seconds):
+        history["loss"].append({"epoch": epoch + 1, "loss": loss})
+
+    def validate(epoch):
+        ap = validation_ap(model, val_source, cfg, skeleton, rt.device, val_images)
+        history["val"].append({"epoch": epoch + 1, "AP": ap})
+        print(f"  val epoch {epoch + 1}: OKS AP {100 * ap:.1f} (first {min(val_images, len(val_source))} "
+              f"images, one scale, ground-truth boxes)", flush=True)
+        return ap, {"history": history, "config": asdict(cfg), "flags": flags}
+
+    harness.fit(model, loader, step_loss, opt, sched, scaler, rt, epochs=cfg.epochs, start=start, out_dir=out_dir,
+                validate=validate, record=record, log_every=log_every,
+                best=max((v["AP"] for v in history["val"]), default=-1.0))
     return history
 
 
@@ -1693,16 +1679,11 @@ def config_from_dict(d):
 
 def model_from_checkpoint(path, device):
     """(config, skeleton, model in eval mode) from a best.pt/last.pt."""
-    ckpt = harness.load_checkpoint(Path(path).expanduser())
-    try:
-        cfg = config_from_dict(ckpt["extra"]["config"])
-        skeleton = Skeleton(cfg.data)
-        model = PoseNetwork(cfg, skeleton)
-        model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, RuntimeError) as e:
-        raise ValueError(f"{path}: not a bottom_up_bbox.py checkpoint "
-                         f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    return cfg, skeleton, model.to(device).eval()
+    def build(d):
+        cfg = config_from_dict(d)
+        return cfg, PoseNetwork(cfg, Skeleton(cfg.data))
+    cfg, model = harness.load_model(Path(path).expanduser(), build, "bottom_up_bbox.py")
+    return cfg, Skeleton(cfg.data), model.to(device).eval()
 
 
 def trained_model(args, device, path=None):

@@ -151,8 +151,8 @@ def figure_curves(history, jitter, reference, path):
               "validation OKS AP": {"AP": ([h["epoch"] for h in history["val"]],
                                            [100 * h["AP"] for h in history["val"]])}}
     if jitter:
-        curves = {f"ours, {w}": (c["levels"], [100 * a for a in c["AP"]]) for w, c in jitter.items()}
+        lines = {f"ours, {w}": (c["levels"], [100 * a for a in c["AP"]]) for w, c in jitter.items()}
         lv = next(iter(jitter.values()))["levels"]
-        curves["[3], no boxes"] = (lv, [100 * reference] * len(lv))
-        series["AP vs box jitter (Fig. 1 a-b)"] = curves
+        lines["[3], no boxes"] = (lv, [100 * reference] * len(lv))
+        series["AP vs box jitter (Fig. 1 a-b)"] = lines
     return curves(series, path)
