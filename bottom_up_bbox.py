@@ -15,21 +15,18 @@ A reference implementation that reads top to bottom in the order of the paper
 in three parts: I the method (above, in the paper's order); II the paper's
 tables: OKS AP with the top-down row and [3] (Tables I-II), Table III's
 networks, the Table IV ablation, robustness to box shift and tightness and
-crowding (Fig. 1); III "run it": figures and the command line. Studies
-beyond the paper's tables (where each person is lost, what each component
-did, oracles, sweeps, timing) are in walkthrough/studies.py; Cao et al.'s
-released network's conventions in common/openpose.py.
+crowding (Fig. 1); III "run it": the command line. The lab bench is in
+common/ (the boxes: detector.py; rows, records and printed tables:
+bub_eval.py; images and augmentation: scenes.py; paper 1 in each box:
+topdown.py; figures: plotting.py; Cao et al.'s conventions: openpose.py);
+studies beyond the paper's tables in walkthrough/studies.py.
 
     python bottom_up_bbox.py                         # toy scenes, CPU, < 10 minutes
-    python bottom_up_bbox.py --demo photo.jpg --checkpoint runs/toy/best.pt
     python bottom_up_bbox.py --demo                  # a fresh synthetic scene
-    python bottom_up_bbox.py --data coco --data-root ~/data/coco \
-        --pretrained ~/weights/resnet50-0676ba61.pth
-    python bottom_up_bbox.py --eval-only --data aic --data-root ~/data/aic \
-        --checkpoint runs/aic/best.pt --boxes detections.json
+    python bottom_up_bbox.py --demo photo.jpg --checkpoint runs/toy/best.pt
     python bottom_up_bbox.py --demo photo.jpg --cmu-weights body_pose_model.pth   # Cao et al.'s COCO network
-    python bottom_up_bbox.py --eval-only --checkpoint runs/toy/best.pt \
-        --topdown runs/toy-crowd-residual-detection+regression/best.pt        # paper 1 as the top-down row
+    python bottom_up_bbox.py --data coco --data-root ~/data/coco --pretrained ~/weights/resnet50-0676ba61.pth
+    python bottom_up_bbox.py --eval-only --data aic --data-root ~/data/aic --checkpoint runs/aic/best.pt
 
 The idea: one bottom-up forward pass predicts, for everybody at once, where
 joints are (confidence maps) and which way each limb points (direction
@@ -50,20 +47,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from common import cli, coco_aic, harness, openpose, plotting
+from common import cli, harness, openpose, plotting
 from common.backbones import VGG, ResNet, load_imagenet_weights
+from common.bub_demo import Demo
 from common.bub_eval import (JITTER_LEVELS, Parser, Row, Tally, boxes_text, evaluate, paper_tables, print_tables,
                              results_json, table_rows)
 from common.cli import UsageError
-from common.coco_eval import to_coco_results, write_json
-from common.detector import DetectorModel, gt_boxes, scene_size
+from common.coco_eval import write_json
+from common.detector import box_source, gt_boxes, read_boxes, scene_size
 from common.layers import ch as scaled_channels, init_deconv_bilinear
-from common.scenes import RecordScenes, TrainScenes
+from common.scenes import TrainScenes, record_scenes
 from common.skeleton import (AIC_JOINTS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_JOINTS, CROWDPOSE_OWN_SIGMAS,
                              CROWDPOSE_SIGMAS, AIC_SIGMAS, flip_permutation)
 from common.toy import DEFAULT_REGIME, PAPER_REGIME, ToyScenes
 from common.topdown import TopDown
-from common.transforms import from_stride, image_files, image_ids, open_for_network, to_stride, to_tensor
+from common.transforms import from_stride, image_files, to_stride, to_tensor
 
 
 # =============================================================================
@@ -120,9 +118,7 @@ class Config:
     box_extend: float = 0.1       # §IV-A "extended by 10% along both ... directions"
     peak_threshold: float = 0.1   # candidates (Paper: unspecified; Cao et al.'s 0.1)
     link_threshold: float = 0.2   # min Eq. (5) score of a connection (Paper: unspecified)
-    alpha: float = 0.2            # Eq. (9): "We set alpha = 0.2, beta = 0.2, gamma = 0.6"
-    beta: float = 0.2
-    gamma: float = 0.6
+    eq9_weights: tuple = (0.2, 0.2, 0.6)   # Eq. (9)'s alpha, beta, gamma: "We set alpha = 0.2, beta = 0.2, gamma = 0.6"
     eta: float = 0.5              # Eq. (11) threshold (Paper: unspecified, see pose_nms)
     readings: Readings = field(default_factory=Readings)   # what the paper leaves open, above
     seed: int = 0
@@ -139,37 +135,18 @@ def toy_config():
 
     Not from the paper: a compact network trained from scratch, so that
     training, the evaluation and every ablation finish in 10 minutes at the
-    reference speed of two CPU cores (bfloat16 on CPUs with AMX,
-    ``harness.setup_runtime``, makes a step about 2x faster than float32).
-    Each choice below was measured on the toy; the measurements are in the
-    README ("How the toy network was chosen").
+    reference speed of two CPU cores. Each choice was measured on the toy
+    (README, "How the toy network was chosen").
     """
     return Config(
         data="toy",
-        # One stage instead of three: the refinement stages (five 7x7 convs per
-        # branch) do not start learning within such a budget -- over the first
-        # 300 steps their loss stays at that of an all-zero output while stage
-        # 1's falls 3.7x -- so they would only cost time (--stages 3 runs them).
-        stages=1,
-        # Features F at width 1/2 with one block per ResNet stage (two in
-        # layer3): F at 1/2 rather than 1/4 was the largest gain measured.
-        width=0.5, resnet_blocks=(1, 1, 2),
-        # Stage 1's hidden 1x1 layer is the network's largest activation (at
-        # stride 4): 128 x 1/2 = 64 channels instead of 256 makes a step 16 % faster.
-        hidden=128,
-        # Paper: sigma and delta unspecified. Here: 8 px (2 map pixels) learned
-        # best on the toy; 4 px learned far slower.
-        sigma=8.0, delta=4.0,
-        # 192 px scenes, batch 4 (twice the updates of batch 8 at about the
-        # same time per image) and a higher Adam rate than the paper's 8e-5.
-        input_size=192, batch_size=4, lr=1e-3, lr_end=1e-4, epochs=9,
-        # The toy scenes are the whole input (no crop around a person), so
-        # scale augmentation is mild.
-        person_frac=(0.85, 1.15),
-        # The flip test (not in the paper) adds 0.3-1.8 AP; part of it is the
-        # toy's own: PIL draws on whole pixels, about 0.4 px left of the
-        # annotated joints, which the mirrored pass cancels.
-        test_size=192, scales=(1.0,), flip_test=True)
+        stages=1,                               # refinement stages do not start learning in this budget
+        width=0.5, resnet_blocks=(1, 1, 2),     # F at width 1/2, not 1/4: the largest gain measured
+        hidden=128,                             # the largest activation: 64 channels, not 256, a step 16 % faster
+        sigma=8.0, delta=4.0,                   # Paper: unspecified. 2 map pixels learned best; 4 px far slower
+        input_size=192, batch_size=4, lr=1e-3, lr_end=1e-4, epochs=9,   # batch 4: twice batch 8's updates
+        person_frac=(0.85, 1.15),               # the scene is the whole input: mild scale augmentation
+        test_size=192, scales=(1.0,), flip_test=True)   # the flip test (not in the paper) adds 0.3-1.8 AP
 
 
 # =============================================================================
@@ -411,7 +388,7 @@ def make_targets(keypoints, boxes, ignore, shape, stride, skeleton, cfg):
 # =============================================================================
 # §III-A4 Loss term -- Eq. (6)-(8)
 # =============================================================================
-def pose_loss(outputs, maps, fields, mask, lambda_bg, fg_weight=1.0):
+def pose_loss(outputs, maps, fields, mask, lambda_bg):
     """Eq. (8): the sum over stages t of Eq. (6) + Eq. (7).
 
         Loss^t_S = sum_j sum_p W(p) ||S^t_j(p) - S*_j(p)||^2
@@ -426,20 +403,15 @@ def pose_loss(outputs, maps, fields, mask, lambda_bg, fg_weight=1.0):
     background heatmap pixels, so that they equally contribute": Eq. (6)
     writes that weighting as lambda on the background channel S_B only, and
     so does this function -- the joint channels' foreground and background
-    pixels keep weight 1. Paper: nothing more is said. Foreground pixels
-    (map > 0.01) are only about 2 % of a joint map, so the sentence can also
-    be read as a per-pixel balance inside the joint channels: ``fg_weight``
-    > 1 weights each joint-map pixel by 1 + (fg_weight - 1) S*_j(p) (1, the
-    default, is Eq. 6 as written; it did not train faster on the toy, README
-    "How the toy network was chosen", so every run keeps Eq. 6).
+    pixels keep weight 1. Paper: nothing more is said. (A per-pixel balance
+    inside the joint channels, the other reading, did not train faster on
+    the toy: README, "How the toy network was chosen".)
     """
     J = maps.shape[1] - 1
     W_S, W_L = mask[:, :J + 1], mask[:, J + 1:]
     weight = torch.ones(J + 1, device=maps.device)
     weight[J] = lambda_bg                                                  # background term
     weight = weight[:, None, None] * W_S
-    if fg_weight != 1.0:                      # joint pixels weighted up by their target
-        weight[:, :J] = weight[:, :J] * (1 + (fg_weight - 1) * maps[:, :J])
     total = 0.0
     for S, L in outputs:                                                   # intermediate supervision
         loss_s = ((S.float() - maps) ** 2 * weight).sum()
@@ -945,7 +917,8 @@ def pose_confidences(poses, cand, boxes, cfg):
     b = np.asarray(boxes).reshape(-1, 4)
     area = (span[:, 0] * span[:, 1]).astype(np.float64), (b[:, 2] * b[:, 3]).astype(np.float64)
     area_ratio = area[0] / np.maximum(area[1], 1e-6)
-    return cfg.alpha * s1 + cfg.beta * s2 + cfg.gamma * np.minimum(area_ratio, 1.0)
+    alpha, beta, gamma = cfg.eq9_weights
+    return alpha * s1 + beta * s2 + gamma * np.minimum(area_ratio, 1.0)
 
 
 def pose_confidence(pose, cand, box, cfg):
@@ -1265,17 +1238,6 @@ def parse_greedy(maps, fields, skeleton, cfg, cand=None, scores=None, min_joints
     return pack(kps, confs, [np.zeros(J, bool)] * len(kps), J, kept, deleted)
 
 
-def person_boxes(keypoints, frac):
-    """The documented fallback for ``--demo`` without a detector: each pose of
-    the box-free parse, its joints' extent extended by ``frac`` per side."""
-    boxes = []
-    for kp in keypoints:
-        xy = kp[kp[:, 2] > 0, :2]
-        lo, hi = xy.min(0), xy.max(0)
-        boxes.append([*lo, *(hi - lo)])
-    return extend_boxes(np.array(boxes, np.float32).reshape(-1, 4), frac)
-
-
 # =============================================================================
 # §IV-A Implementation details -- training
 # =============================================================================
@@ -1581,19 +1543,11 @@ def final_evaluation(model, val_src, cfg, skeleton, rt, out_dir, boxes="gt", see
 # flags that change how its outputs are read apply to it.
 def load_sources(args, skeleton, cfg):
     """(train source, validation source) for ``--data``."""
-    if args.data == "toy":
-        regime = PAPER_REGIME if args.toy_world == "paper" else DEFAULT_REGIME
-        return (ToyScenes(args.seed, args.toy_train, cfg.input_size, skeleton, regime),
-                ToyScenes(args.seed + 1, args.toy_val, cfg.input_size, skeleton, regime))
-    if not args.data_root:
-        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
-    root = Path(args.data_root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data-root {root}: no such directory")
-    read = {"coco": coco_aic.read_coco, "aic": coco_aic.read_aic, "crowdpose": coco_aic.read_crowdpose}[args.data]
-    train = [] if args.eval_only else read(*coco_aic.find_annotation_files(args.data, root, "train"))
-    val = read(*coco_aic.find_annotation_files(args.data, root, "val"))
-    return RecordScenes(train, skeleton), RecordScenes(val, skeleton)
+    if args.data != "toy":
+        return record_scenes(args.data, cli.data_root(args), skeleton, args.eval_only)
+    regime = PAPER_REGIME if args.toy_world == "paper" else DEFAULT_REGIME
+    return (ToyScenes(args.seed, args.toy_train, cfg.input_size, skeleton, regime),
+            ToyScenes(args.seed + 1, args.toy_val, cfg.input_size, skeleton, regime))
 
 
 TRAIN_FLAGS = ("stages", "backbone", "width", "hidden", "input_size", "batch_size", "epochs", "lr", "sigma", "delta")
@@ -1665,15 +1619,19 @@ def resume_run(args):
 
 def config_from_dict(d):
     """A checkpoint's saved ``Config``, also from earlier versions (flat
-    readings, the simulated detector's rates, ``head_width``, ``fg_weight``)."""
+    readings, the simulated detector's rates, ``head_width``, ``fg_weight``,
+    Eq. (9)'s weights as three fields)."""
     d = dict(d)
+    if "alpha" in d:
+        d["eq9_weights"] = (d.pop("alpha"), d.pop("beta"), d.pop("gamma"))
     for k in [k for k in d if k.startswith("det_")] + ["detector", "fg_weight"]:
         d.pop(k, None)                              # evaluation settings, not the network's
     if d.pop("head_width", None) not in (None, d.get("width", 1.0)):
         raise KeyError("head_width (a network with stages of their own width: an earlier version's)")
     flat = {k: d.pop(k) for k in [k for k in d if k in Readings.__dataclass_fields__]}
     d["readings"] = Readings(**{**flat, **d.get("readings", {})})
-    d["resnet_blocks"], d["scales"], d["person_frac"] = (tuple(d[k]) for k in ("resnet_blocks", "scales", "person_frac"))
+    for k in ("resnet_blocks", "scales", "person_frac", "eq9_weights"):
+        d[k] = tuple(d.get(k, getattr(Config, k)))
     return Config(**d)
 
 
@@ -1702,25 +1660,10 @@ def trained_model(args, device, path=None):
     return build_config(args, cfg), skeleton, model
 
 
-def read_boxes(path, image_ids=None):
-    """``--boxes FILE``: a COCO detection-results JSON -> {image_id: (N, 5)}."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"--boxes {p}: no such file (expected 'gt' or a COCO detection-results JSON)")
-    return coco_aic.read_detections(p, image_ids)
-
-
-def box_source(args):
-    """``--boxes``: "gt", the simulated detector ("sim": a ``DetectorModel``)
-    or a detection file read into {image_id: (N, 5)}. Default: "sim" on the
-    toy scenes (a detector that errs, as the paper's did), "gt" on COCO and AIC."""
-    how = args.boxes or ("sim" if args.data == "toy" else "gt")
-    return {"gt": "gt", "sim": DetectorModel()}.get(how) or read_boxes(how)
-
-
 def run_demo(args, rt):
     """Poses of everyone in each photo (or in a fresh toy scene): a figure and
-    a COCO-results JSON per image, and one COCO-results file for them all."""
+    a COCO-results JSON per image, and one COCO-results file for them all
+    (``common.bub_demo``)."""
     synthetic = not args.demo
     if args.cmu_weights and synthetic:
         raise UsageError("--cmu-weights is Cao et al.'s network for photos: give it one, --demo IMAGE")
@@ -1738,62 +1681,9 @@ def run_demo(args, rt):
     cfg, skeleton, model = trained_model(args, rt.device, ckpt)
     if not synthetic and cfg.data == "toy" and not args.cmu_weights:
         print(f"note: {ckpt} was trained on the toy scenes; on a photo its poses mean little", flush=True)
-    # COCO results carry no joint names: they go beside them, once.
-    write_json(out / "joints.json", {"joints": list(skeleton.dataset_joints),
-                                     "keypoints": "x, y, score per joint in this order, image px (COCO results)"})
-    everyone = []
-    ids = image_ids(files)
-    for k, path in enumerate(files or [None]):
-        everyone += demo_image(args, rt, model, cfg, skeleton, out, path, ids[k] if files else 0, dets, len(files))
-    if len(files) > 1:
-        write_json(out / "results_coco.json", everyone)
-        print(f"{len(files)} images, {len(everyone)} people: all in {out / 'results_coco.json'}")
-    return everyone
-
-
-def demo_image(args, rt, model, cfg, skeleton, out, path, image_id, dets, n_files):
-    """``--demo`` on one photo (``path``), or on a fresh toy scene (None)."""
-    if path is None:
-        scene = ToyScenes(args.seed + 7919, 1, cfg.input_size, skeleton)
-        image, size, name = scene.load(0).image, (cfg.input_size, cfg.input_size), "toy_scene"
-        # The toy scene's ground-truth boxes stand in for a detector.
-        boxes = gt_boxes(scene.ground_truth(0)) if args.boxes in ("gt", None) else None
-    else:
-        # A long side far above the network's input is decoded smaller (a
-        # JPEG at 1/2, 1/4 or 1/8) and then resized: a 100 MP photo costs
-        # what a 2 MP one does; the poses come back in the file's pixels.
-        # (Cao et al.'s network scales the image's height to its test size.)
-        image, size = open_for_network(path, cfg.test_size * max(cfg.scales), by_height=bool(args.cmu_weights))
-        name, boxes = path.stem, None
-    if dets is not None:
-        mine = dets.get(image_id)
-        if mine is None and len(dets) == 1 and n_files <= 1:              # a file made for this one image
-            mine = next(iter(dets.values()))
-        if mine is None:
-            print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id} ({name}); "
-                  f"no person will be found in it", flush=True)
-        boxes = np.zeros((0, 4)) if mine is None else mine[:, :4]
-    pred = model.infer(image, size, cfg, rt.device)
-    inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
-    greedy = parse_variants(pred, np.zeros((0, 4)), skeleton, cfg, ("greedy",), inputs)["greedy"]
-    fallback = boxes is None
-    if fallback:
-        # No detector: the documented fallback, the extents of the box-free
-        # parse of [3], each extended by 10% per side (then by 10% again by
-        # the parser, as any detector's box would be).
-        boxes = person_boxes(greedy.keypoints, 0.1)
-    parsed = {"greedy": greedy, **parse_variants(pred, boxes, skeleton, cfg, ("full",), inputs)}
-    kp, conf = parsed["full"].keypoints, parsed["full"].scores
-    title = f"{len(kp)} person(s)" + (" in boxes from the box-free parse (no detector given)" if fallback else "")
-    figure = plotting.figure_scene(image, pred, extend_boxes(boxes, cfg.box_extend), parsed, skeleton,
-                                   out / f"{name}_poses.png", title=title)
-    results = to_coco_results(image_id, skeleton.to_dataset(kp), conf)
-    for r in results:
-        r["file_name"] = name if path is None else path.name
-    write_json(out / f"{name}_results.json", results)
-    print(f"{name}: {len(kp)} person(s) in {len(boxes)} box(es); figure {figure}; "
-          f"COCO results {out / (name + '_results.json')}", flush=True)
-    return results
+    demo = Demo(model, cfg, skeleton, PARSER, extend_boxes, rt.device, out, args.boxes, args.seed,
+                by_height=bool(args.cmu_weights))          # Cao et al.'s network scales the image's height
+    return demo.run(files, dets)
 
 
 def flag_default(name):
@@ -1879,7 +1769,7 @@ def training_and_evaluation_flags(g, e):
 def evaluation_flags(args, cfg, skeleton, rt):
     """``final_evaluation``'s settings from the flags: the boxes (``--boxes``),
     the seed, the data set's name and the top-down row (``--topdown``)."""
-    boxes = box_source(args)
+    boxes = box_source(args.boxes, args.data)
     topdown = None
     if args.topdown:
         import heatmap_regression as hr               # paper 1: the code, not a copy
@@ -1937,7 +1827,7 @@ def run(args):
     skeleton = Skeleton(cfg.data)
     out_dir = cli.check_out_dir(args.out or Path("runs") / args.data)
     train_src, val_src = load_sources(args, skeleton, cfg)
-    box_source(args)                                  # a bad --boxes file fails now, not after training
+    box_source(args.boxes, args.data)                 # a bad --boxes file fails now, not after training
     if args.topdown and not Path(args.topdown).expanduser().is_file():
         raise FileNotFoundError(f"--topdown {args.topdown}: no such file (a heatmap_regression.py best.pt)")
     model = new_model(args, cfg, skeleton, rt.device)

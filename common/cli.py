@@ -174,6 +174,17 @@ def list_values_with_minus(argv, flags):
     return argv
 
 
+def data_root(args):
+    """``--data-root`` for ``--data``: a folder that exists, as a ``Path``
+    (one line naming the flag otherwise)."""
+    if not args.data_root:
+        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
+    root = Path(args.data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-root {root}: no such directory")
+    return root
+
+
 def check_out_dir(path, flag="--out"):
     """``path`` can receive a run's files: a folder, or nothing yet below a
     folder this process can write in (probed with a temporary file that is

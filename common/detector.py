@@ -37,9 +37,11 @@ paper's (``bottom_up_bbox.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from . import coco_aic
 from .attribution import box_iou
 
 YOLO_NMS_IOU = 0.45      # YOLOv2's non-maximum suppression threshold
@@ -174,3 +176,20 @@ def detector_boxes(source, i, gt, boxes, seed):
 def scene_size(source, i):
     """Image ``i``'s (width, height) in full-resolution px."""
     return source.annotation(i)[2]
+
+
+def box_source(flag, data):
+    """``--boxes`` (``flag``) for ``--data`` (``data``): "gt", the simulated
+    detector ("sim": a ``DetectorModel``) or a detection file read into
+    {image_id: (N, 5)}. Default: "sim" on the toy scenes (a detector that
+    errs, as the paper's did), "gt" on real data."""
+    how = flag or ("sim" if data == "toy" else "gt")
+    return {"gt": "gt", "sim": DetectorModel()}.get(how) or read_boxes(how)
+
+
+def read_boxes(path, image_ids=None):
+    """``--boxes FILE``: a COCO detection-results JSON -> {image_id: (N, 5)}."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"--boxes {p}: no such file (expected 'gt' or a COCO detection-results JSON)")
+    return coco_aic.read_detections(p, image_ids)

@@ -136,3 +136,14 @@ class TrainScenes(harness.EpochDataset):
         maps, fields, mask = self.make_targets(kp, boxes, ignore, shape, st, sk, cfg)
         return {"image": to_tensor(crop), "maps": torch.from_numpy(maps),
                 "fields": torch.from_numpy(fields), "mask": torch.from_numpy(mask), "broken": False}
+
+
+def record_scenes(data, root, skeleton, eval_only=False):
+    """(train, validation) ``RecordScenes`` of COCO, AI Challenger or
+    CrowdPose (``data``) in the folder ``root``, in the layouts
+    ``coco_aic.find_annotation_files`` knows; no training images with
+    ``eval_only``."""
+    read = {"coco": coco_aic.read_coco, "aic": coco_aic.read_aic, "crowdpose": coco_aic.read_crowdpose}[data]
+    train = [] if eval_only else read(*coco_aic.find_annotation_files(data, root, "train"))
+    val = read(*coco_aic.find_annotation_files(data, root, "val"))
+    return RecordScenes(train, skeleton), RecordScenes(val, skeleton)

@@ -90,7 +90,8 @@ def eq9_one_by_one(pose, cand, box, cfg):
     span = cand.xy[ids].max(0) - cand.xy[ids].min(0)
     ratio = float(span[0] * span[1]) / max(float(box[2] * box[3]), 1e-6)
     s1, s2 = float(cand.score[ids].mean()), float(np.mean(pose.links))
-    return cfg.alpha * s1 + cfg.beta * s2 + cfg.gamma * min(ratio, 1.0)
+    alpha, beta, gamma = cfg.eq9_weights
+    return alpha * s1 + beta * s2 + gamma * min(ratio, 1.0)
 
 
 # ----------------------------------------------------------------------------- inputs

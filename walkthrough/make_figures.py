@@ -1087,7 +1087,8 @@ def eq9_terms(pose, cand, box, cfg):
     xy = cand.xy[pose.joints[has]]
     span = xy.max(0) - xy.min(0)
     area = min(float(span[0] * span[1] / max(box[2] * box[3], 1e-6)), 1.0)
-    conf = cfg.alpha * s1 + cfg.beta * s2 + cfg.gamma * area
+    alpha, beta, gamma = cfg.eq9_weights
+    conf = alpha * s1 + beta * s2 + gamma * area
     assert abs(conf - bub.pose_confidence(pose, cand, box, cfg)) < 1e-4
     return s1, s2, area, conf
 
@@ -1151,7 +1152,8 @@ def bub_nms(ctx, p):
         differ = int((ref.joints != removed.joints).sum())
         n, formula = max(int((ref.joints >= 0).sum()), int((removed.joints >= 0).sum())), "max(n_Y, n_Y')"
     axes[2].axis("off")
-    axes[2].text(0, 0.95, f"Eq. (9): Conf = {p.cfg.alpha:g} s1 + {p.cfg.beta:g} s2 + {p.cfg.gamma:g} S(B')/S(B)\n\n"
+    alpha, beta, gamma = p.cfg.eq9_weights
+    axes[2].text(0, 0.95, f"Eq. (9): Conf = {alpha:g} s1 + {beta:g} s2 + {gamma:g} S(B')/S(B)\n\n"
                  f"         s1    s2    S(B')/S(B)  Conf\n"
                  f"Y' kept  {t_ref[0]:.2f}  {t_ref[1]:.2f}  {t_ref[2]:.2f}        {t_ref[3]:.2f}\n"
                  f"Y        {t_rem[0]:.2f}  {t_rem[1]:.2f}  {t_rem[2]:.2f}        {t_rem[3]:.2f}\n\n"
@@ -1169,8 +1171,8 @@ def bub_nms(ctx, p):
                    ("area", f"{t_ref[2]:.2f}"), ("area_removed", f"{t_rem[2]:.2f}"), ("iou", f"{iou:.2f}")):
         ctx.num(f"bub.nms.{key}", v)
     ctx.num("code.bub.eta", f"{p.cfg.eta:g}")
-    for k in ("alpha", "beta", "gamma"):
-        ctx.num(f"code.bub.{k}", f"{getattr(p.cfg, k):g}")
+    for k, w in zip(("alpha", "beta", "gamma"), p.cfg.eq9_weights):
+        ctx.num(f"code.bub.{k}", f"{w:g}")
 
 
 def bub_completion(ctx, p):

@@ -35,9 +35,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 import bottom_up_bbox as bub  # noqa: E402
-from common.scenes import RecordScenes  # noqa: E402
 import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
 from common import coco_aic, openpose  # noqa: E402
+from common.bub_demo import person_boxes  # noqa: E402
+from common.scenes import RecordScenes  # noqa: E402
 from common.transforms import open_image  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "real_samples" / "coco"
@@ -98,7 +99,7 @@ def main():
     def parse():
         inputs = bub.candidates_and_scores(truth.maps, truth.fields, sk, cfg)
         greedy = bub.parse_variants(truth, np.zeros((0, 4)), sk, cfg, ("greedy",), inputs)["greedy"]
-        boxes = bub.person_boxes(greedy.keypoints, 0.1)
+        boxes = bub.extend_boxes(person_boxes(greedy.keypoints), 0.1)
         return len(bub.parse_variants(truth, boxes, sk, cfg, ("full",), inputs)["full"].keypoints)
 
     t = median_time(parse)
