@@ -54,11 +54,11 @@ from common.bub_eval import (JITTER_LEVELS, Parser, Row, Tally, boxes_text, eval
                              results_json, table_rows)
 from common.cli import UsageError
 from common.coco_eval import write_json
+from common.connections import connection_scores, unscored
 from common.detector import box_source, gt_boxes, read_boxes, scene_size
 from common.layers import ch as scaled_channels, init_deconv_bilinear
 from common.scenes import TrainScenes, record_scenes
-from common.skeleton import (AIC_JOINTS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_JOINTS, CROWDPOSE_OWN_SIGMAS,
-                             CROWDPOSE_SIGMAS, AIC_SIGMAS, flip_permutation)
+from common.skeleton import JointLayout
 from common.toy import DEFAULT_REGIME, PAPER_REGIME, ToyScenes
 from common.topdown import TopDown
 from common.transforms import from_stride, image_files, to_stride, to_tensor
@@ -187,71 +187,30 @@ def dfs_limbs(parent, root="neck"):
     return list(visit(root))
 
 
-class Skeleton:
-    """Joints and limbs of one data set's tree, in the network's channel order.
+class Skeleton(JointLayout):
+    """Fig. 4's tree on one data set's joints, in the network's channel order
+    (``common.skeleton.JointLayout``: the joints in the data set's own order,
+    COCO's synthesized neck, the OKS constants, the left/right flip).
 
-    ``joints``: the data set's own order (so predictions map back without a
-    table), plus ``neck`` appended for COCO. ``limbs``: (C, 2) joint indices in
-    DFS order; ``limbs[c] = (j1, j2)`` with j1 the parent ("start joint").
-    ``eval_joints``: how many leading joints the data set's evaluation scores.
+    ``limbs``: (C, 2) joint indices in DFS order; ``limbs[c] = (j1, j2)``
+    with j1 the parent ("start joint").
     """
 
     def __init__(self, data):
-        self.data = data                                   # "toy", "coco", "aic" or "crowdpose"
-        # "coco": a head of nose, eyes and ears; "aic": the 14 joints with a
-        # head top (AI Challenger, CrowdPose in its own order, the toy's figures).
-        self.kind = "coco" if data == "coco" else "aic"
-        names = {"coco": COCO_JOINTS + ("neck",), "crowdpose": CROWDPOSE_JOINTS}.get(data, AIC_JOINTS)
-        self.joints = tuple(names)
-        self.eval_joints = len(COCO_JOINTS) if self.kind == "coco" else len(AIC_JOINTS)
-        # OKS constants: each data set's own; the toy's are CrowdPose's, a
-        # published set for these 14 joints that fits the toy's sizes
-        # (``common.skeleton.CROWDPOSE_SIGMAS`` says why not AIC's).
-        self.sigmas = {"coco": COCO_SIGMAS, "aic": AIC_SIGMAS, "toy": CROWDPOSE_SIGMAS,
-                       "crowdpose": CROWDPOSE_OWN_SIGMAS}[data]
+        super().__init__(data)
         parent = {**HEAD_PARENT[self.kind], **BODY_PARENT}
-        index = {n: i for i, n in enumerate(names)}
+        index = {n: i for i, n in enumerate(self.joints)}
         self.limbs = np.array([(index[a], index[b]) for a, b in dfs_limbs(parent)])
         # A horizontal flip swaps left and right joints. Training flips the
         # keypoints and then draws the targets, so limbs and fields follow;
         # the flip test (``unmirror``) needs the limbs' permutation too: limb
         # (j1, j2) becomes (flip j1, flip j2), again listed parent to child.
-        self.flip = flip_permutation(names)
         limb_index = {tuple(l): c for c, l in enumerate(self.limbs.tolist())}
         self.limb_flip = np.array([limb_index[(self.flip[a], self.flip[b])] for a, b in self.limbs])
 
     @property
-    def J(self):
-        return len(self.joints)
-
-    @property
     def C(self):
         return len(self.limbs)
-
-    def from_dataset(self, keypoints):
-        """Data-set keypoints (K, J_data, 3) -> network joints (K, J, 3).
-
-        COCO: append the neck, the midpoint of the shoulders, annotated when
-        both shoulders are (v = the smaller of the two flags).
-        """
-        kp = np.asarray(keypoints, np.float32)
-        if self.kind != "coco":
-            return kp.copy()
-        ls, rs = kp[:, COCO_JOINTS.index("l_shoulder")], kp[:, COCO_JOINTS.index("r_shoulder")]
-        both = (ls[:, 2] > 0) & (rs[:, 2] > 0)
-        neck = np.zeros((len(kp), 1, 3), np.float32)
-        neck[both, 0, :2] = (ls[both, :2] + rs[both, :2]) / 2
-        neck[both, 0, 2] = np.minimum(ls[both, 2], rs[both, 2])
-        return np.concatenate([kp, neck], 1)
-
-    @property
-    def dataset_joints(self):
-        """The data set's joints, in its order: what ``to_dataset`` keeps."""
-        return self.joints[:self.eval_joints]
-
-    def to_dataset(self, keypoints):
-        """Network joints -> the data set's joints, for evaluation (drops the neck)."""
-        return np.asarray(keypoints)[..., :self.eval_joints, :]
 
 
 # =============================================================================
@@ -634,11 +593,6 @@ def find_candidates(maps, threshold):
     return Candidates(xy, score, j, by_joint)
 
 
-# [3]'s released code samples the field at 10 points per pair and counts a
-# point as support when its dot product exceeds 0.05 (its ``thre2``).
-SUPPORT_THRESHOLD = 0.05
-
-
 def connection_score(fields, c, x1, x2):
     """Eq. (5) for one candidate pair of limb ``c``, as the paper writes it:
 
@@ -646,8 +600,10 @@ def connection_score(fields, c, x1, x2):
 
     Q: |Q| = ceil(||d||) + 1 points spaced uniformly from x_j1 to x_j2 (one
     per map pixel of its length), each read at its nearest pixel. The plain
-    form, for reading and for the tests: the parse uses
-    ``connection_scores``, the same numbers for many pairs at once."""
+    form, for reading and for the tests: the parse uses the fast form,
+    ``common.connections.connection_scores``, the same numbers for many
+    pairs at once, in ``Connections`` (per limb, a matrix of the pairs'
+    scores; NaN where a pair has not been scored)."""
     d = np.asarray(x2) - np.asarray(x1)                               # (2,) map px
     n = float(np.linalg.norm(d))                                      # ||d||
     if n < 1e-6:
@@ -657,112 +613,6 @@ def connection_score(fields, c, x1, x2):
     x, y = np.rint(q).astype(np.int64).T                              # the nearest pixel
     L = fields[2 * c:2 * c + 2, y, x]                                  # (2, |Q|): L_c(q), x then y
     return float((L.T @ (d / n)).sum() / nq)
-
-
-class Connections(NamedTuple):
-    """Eq. (5) of candidate pairs, per limb: C matrices each, of shape
-    (candidates of j1, candidates of j2) in ``Candidates.by_joint`` order.
-    NaN marks a pair that has not been scored (see ``connection_scores``):
-    it is never a connection, as NaN > t is false."""
-    score: list           # Eq. (5): the mean of L_c(q) . d/||d|| over Q
-    support: list         # the fraction of Q where L_c(q) . d/||d|| > SUPPORT_THRESHOLD
-    #                       (only [3]'s criterion reads it: NaN until asked for)
-    length: list          # ||d|| in map pixels
-
-
-def unscored(cand, limbs):
-    """``Connections`` of ``cand`` with no pair scored yet (all NaN)."""
-    def nan():
-        return [np.full((len(cand.by_joint[a]), len(cand.by_joint[b])), np.nan, np.float32) for a, b in limbs]
-    return Connections(nan(), nan(), nan())
-
-
-def connection_scores(fields, cand, limbs, pairs=None, conn=None, support=False):
-    """Eq. (5) for candidate pairs of every limb at once: the fast form of
-    ``connection_score`` (the same Q, |Q| proportional to ||d||, each pair at
-    its own |Q|), the samples of all pairs laid end to end and summed in
-    cache-sized blocks (``eq5_sums``). Also returned: ||d||, and with
-    ``support`` -- read only by the criterion of [3], ``greedy_connections``
-    -- the fraction of Q that supports the connection.
-
-    ``pairs``: per limb, a bool (candidates of j1, candidates of j2) matrix
-    of the pairs to score; None: every pair. ``conn``: ``Connections`` to
-    fill in place -- the pairs it already holds (with ``support``: those
-    whose support it holds) are not scored again, so parsers that share an
-    image's ``Connections`` share their work. Pairs not asked for stay NaN.
-    """
-    conn = unscored(cand, limbs) if conn is None else conn
-    if pairs is None:
-        pairs = [np.ones(s.shape, bool) for s in conn.score]
-    # The pairs still to do: not yet scored -- or, when [3]'s parse asks for
-    # support, not yet given their support (ours may have scored them already).
-    have = conn.support if support else conn.score
-    todo = [np.nonzero(want & np.isnan(s)) for want, s in zip(pairs, have)]          # (rows, cols) per limb
-    count = [len(r) for r, _ in todo]
-    if sum(count) == 0:
-        return conn
-    h, w = fields.shape[1:]
-    if ((cand.xy < 0) | (cand.xy > [w - 1, h - 1])).any():
-        raise ValueError(f"connection_scores: candidates must lie in the {w}x{h} field (map pixels)")
-    limb = np.repeat(np.arange(len(limbs)), count)                                   # (P,) the pairs to score
-    a = np.concatenate([cand.xy[cand.by_joint[j1][r]] for (j1, _), (r, _) in zip(limbs, todo)])    # (P, 2)
-    d = np.concatenate([cand.xy[cand.by_joint[j2][k]] for (_, j2), (_, k) in zip(limbs, todo)]) - a
-    n = np.linalg.norm(d, axis=-1)                                                    # (P,) ||d||
-    nq = np.ceil(n).astype(np.int64) + 1                                              # (P,) |Q|
-    total, inner = np.zeros(len(n)), np.zeros(len(n))
-    # The pairs' samples lie end to end, a block of about EQ5_BLOCK at a time.
-    end = np.cumsum(nq)
-    cuts = np.unique(np.r_[0, np.searchsorted(end, np.arange(EQ5_BLOCK, end[-1], EQ5_BLOCK)), len(n)])
-    for lo, hi in zip(cuts[:-1], cuts[1:]):
-        part = slice(lo, hi)
-        total[part], inner[part] = eq5_sums(fields, a[part], d[part], n[part], nq[part], limb[part], support)
-    s = total / nq                                                                    # Eq. (5)
-    s[n < 1e-6] = 0.0                                                                 # no direction to compare
-    first = np.cumsum(count) - count
-    for c, (r, k) in enumerate(todo):                                                 # back into the matrices
-        part = slice(first[c], first[c] + count[c])
-        conn.score[c][r, k], conn.length[c][r, k] = s[part], n[part]
-        if support:                                                                   # [3]'s criterion only
-            conn.support[c][r, k] = inner[part] / np.maximum(nq[part] - 2, 1)
-    return conn
-
-
-EQ5_BLOCK = 32768   # samples per block: the arrays of one block stay in the CPU's cache
-
-
-def eq5_sums(fields, a, d, n, nq, limb, support=False):
-    """For P segments from a (P, 2) along d (P, 2) (length n, |Q| = nq
-    samples) in the field of ``limb`` (P,): the sum over Q of
-    L_c(q) . d/||d||, and with ``support`` the number of interior points of
-    Q where it exceeds SUPPORT_THRESHOLD (else 0). The P sample sets lie end
-    to end in one array: sample i is point k[i] of its segment."""
-    h, w = fields.shape[1:]
-    first = np.cumsum(nq) - nq                                                        # (P,) where each Q starts
-    k = np.arange(nq.sum()) - np.repeat(first, nq)                                    # (S,)
-    t = k / np.repeat(np.maximum(nq - 1, 1), nq)                                      # 0 ... 1 along d
-    # The nearest pixel. Both ends lie in the field (``connection_scores``
-    # checks), so every point between them does: no sample needs clipping.
-    x = np.rint(np.repeat(a[:, 0], nq) + t * np.repeat(d[:, 0], nq))
-    y = np.rint(np.repeat(a[:, 1], nq) + t * np.repeat(d[:, 1], nq))
-    y *= w
-    y += x
-    at = y.astype(np.int64) + np.repeat(2 * limb * h * w, nq)   # L_c(q)'s x component in the flat fields
-    flat = fields.reshape(-1)
-    unit = d / np.maximum(n, 1e-6)[:, None]
-    cos = flat[at] * np.repeat(unit[:, 0], nq)
-    at += h * w                                                                       # ... its y component
-    cos += flat[at] * np.repeat(unit[:, 1], nq)                                       # (S,) L_c(q) . d/||d||
-    total = np.add.reduceat(cos, first, dtype=np.float64)
-    if not support:
-        return total, 0
-    # Support is counted on the interior of Q (all points but the two ends):
-    # the field's rectangle ends exactly at the two joints (Eq. 3), so the
-    # end samples fall outside it about half of the time -- 2 of 10 at [3]'s
-    # resolution, 2 of 4-6 on a toy forearm at stride 4, which would fail
-    # the 80 % test on its own.
-    ok = np.cumsum(cos > SUPPORT_THRESHOLD, dtype=np.int32)          # ok[i]: supporting samples up to i
-    last = first + nq - 1
-    return total, np.where(nq > 2, ok[np.maximum(last - 1, 0)] - ok[first], 0)
 
 
 def pairs_in_boxes(cand, limbs, inside):
@@ -1192,11 +1042,12 @@ def pack(kps, confs, done, J, poses, suppressed=()):
 def greedy_connections(conn, height):
     """The connection test of [3]'s released code, as confidences for
     ``parse_box``: a pair may connect only when more than 80 % of its sampled
-    points support it (L . d/||d|| > 0.05) and its score with a distance
-    prior, Eq. (5) + min(0.5 H / ||d|| - 1, 0), is positive -- a connection
-    longer than half the image height H is penalised. Pairs that fail get
-    -1. Differences from [3]: Q is Eq. (5)'s (one point per map pixel) rather
-    than 10 points, and the candidates are ours (sub-pixel NMS peaks)."""
+    points support it (L . d/||d|| > 0.05, ``connections.SUPPORT_THRESHOLD``)
+    and its score with a distance prior, Eq. (5) + min(0.5 H / ||d|| - 1, 0),
+    is positive -- a connection longer than half the image height H is
+    penalised. Pairs that fail get -1. Differences from [3]: Q is Eq. (5)'s
+    (one point per map pixel) rather than 10 points, and the candidates are
+    ours (sub-pixel NMS peaks)."""
     out = []
     for s, support, n in zip(conn.score, conn.support, conn.length):
         prior = s + np.minimum(0.5 * height / np.maximum(n, 1e-6) - 1.0, 0.0)

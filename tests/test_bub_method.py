@@ -14,6 +14,7 @@ import bottom_up_bbox as bub
 from common import bub_eval, coco_aic
 from common.bub_eval import Tally, crossing, crowded_slice, evaluate, paper_tables, score, table_rows
 from common.coco_eval import coco_keypoint_ap, to_coco_results
+from common.connections import Connections, connection_scores
 from common.crops import box_center_scale, crop_side
 from common.detector import DetectorModel, gt_boxes
 from common.layers import init_deconv_bilinear
@@ -233,7 +234,7 @@ def test_connection_score_eq5_on_a_hand_made_field():
     fields = np.zeros((2, 30, 30), np.float32)
     fields[0] = 1.0                                                 # (1, 0) everywhere
     cand = candidates({0: [(5, 10, 1)], 1: [(15, 10, 1), (5, 20, 1), (15, 20, .9), (0, 10, .8)]})
-    conn = bub.connection_scores(fields, cand, np.array([[0, 1]]), support=True)
+    conn = connection_scores(fields, cand, np.array([[0, 1]]), support=True)
     s = conn.score[0]
     assert s.shape == (1, 4)
     np.testing.assert_allclose(s[0], [1.0, 0.0, math.cos(math.pi / 4), -1.0], atol=1e-6)
@@ -241,7 +242,7 @@ def test_connection_score_eq5_on_a_hand_made_field():
     np.testing.assert_allclose(conn.length[0][0], [10, 10, math.hypot(10, 10), 5], atol=1e-5)
     # Only half of the segment lies in the field: |Q| = 11 samples, 6 inside.
     fields[0, :, 11:] = 0
-    conn = bub.connection_scores(fields, cand, np.array([[0, 1]]), support=True)
+    conn = connection_scores(fields, cand, np.array([[0, 1]]), support=True)
     assert conn.score[0][0, 0] == pytest.approx(6 / 11)
     assert conn.support[0][0, 0] == pytest.approx(5 / 9)                # interior samples 1..9: 5 inside
 
@@ -249,7 +250,7 @@ def test_connection_score_eq5_on_a_hand_made_field():
 def test_greedy_connections_follow_the_criterion_of_3():
     """[3]'s test: > 80 % of the samples support the pair, and Eq. (5) plus
     min(0.5 H / ||d|| - 1, 0) is positive; the others get -1."""
-    conn = bub.Connections(score=[np.array([[0.9, 0.9, 0.9, 0.6]], np.float32)],
+    conn = Connections(score=[np.array([[0.9, 0.9, 0.9, 0.6]], np.float32)],
                            support=[np.array([[1.0, 0.7, 1.0, 1.0]], np.float32)],
                            length=[np.array([[10, 10, 40, 30]], np.float32)])
     got = bub.greedy_connections(conn, height=40)[0][0]
@@ -284,7 +285,7 @@ def grouped(kps, truth):
 def test_algorithm1_two_people_whose_limbs_cross():
     kp, maps, fields = two_people()
     cand = bub.find_candidates(maps[:3], 0.1)
-    scores = bub.connection_scores(fields, cand, CHAIN).score
+    scores = connection_scores(fields, cand, CHAIN).score
     persons = bub.parse_box(cand, scores, CHAIN, np.ones(len(cand.score), bool), 0.2)
     got = [bub.to_keypoints(p, cand) for p in persons]
     assert sorted(grouped(got, kp)) == [0, 1]                       # not A's start with B's end
@@ -295,7 +296,7 @@ def test_algorithm1_starts_a_new_person_when_the_start_joint_is_unowned():
     # because B's joint 0 lies outside the box: B's fragment becomes a person.
     kp, maps, fields = two_people()
     cand = bub.find_candidates(maps[:3], 0.1)
-    scores = bub.connection_scores(fields, cand, CHAIN).score
+    scores = connection_scores(fields, cand, CHAIN).score
     inside = bub.candidates_in_box(cand, (0, 0, 60, 25))            # A's joint 0 and B's joints 1, 2
     assert scores[0][0, 0] < 0.5 < scores[1][0, 0]                  # A0 -> B1 is no limb; B1 -> B2 is
     persons = bub.parse_box(cand, scores, CHAIN, inside, 0.5)

@@ -62,6 +62,7 @@ import bottom_up_bbox as bub  # noqa: E402
 import heatmap_regression as hr  # noqa: E402
 from common import harness, plotting  # noqa: E402
 from common.backbones import Bottleneck  # noqa: E402
+from common.connections import connection_scores  # noqa: E402
 from common.crops import body_px, crop_side  # noqa: E402
 from common.detector import DetectorModel, detector_boxes, gt_boxes  # noqa: E402
 from common.metrics import MATLAB_PARTS  # noqa: E402
@@ -955,7 +956,7 @@ def bub_eq5(ctx, p):
     cand = bub.Candidates(pts.astype(np.float32), np.ones(3, np.float32), np.array([j1, j2, j2]),
                           [np.array([0]) if j == j1 else np.array([1, 2]) if j == j2 else np.zeros(0, int)
                            for j in range(p.sk.J)])
-    conn = bub.connection_scores(pred.fields, cand, p.sk.limbs)
+    conn = connection_scores(pred.fields, cand, p.sk.limbs)
     s_right, s_wrong = (float(v) for v in conn.score[c][0])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1, 1.3]})
     W, H = scene.size
@@ -1008,7 +1009,7 @@ def bub_alg1(ctx, p):
         cand, conn = bub.candidates_and_scores(pred.maps, pred.fields, p.sk, p.cfg)
         bm = boxes_map(p, pred, gt_boxes(p.source.ground_truth(i)))
         inside = bub.candidates_in_boxes(cand, bm)
-        bub.connection_scores(pred.fields, cand, p.sk.limbs, bub.pairs_in_boxes(cand, p.sk.limbs, inside), conn)
+        connection_scores(pred.fields, cand, p.sk.limbs, bub.pairs_in_boxes(cand, p.sk.limbs, inside), conn)
         for k in range(len(bm)):
             poses = bub.parse_box(cand, conn.score, p.sk.limbs, inside[k], p.cfg.link_threshold, k)
             sizes = sorted((int((pp.joints >= 0).sum()) for pp in poses), reverse=True) + [0, 0]
@@ -1238,7 +1239,7 @@ def pct(x):
 def bub_tables(ctx, res):
     """Tables I and IV (and the crowded slice, the counts) from a results.json."""
     rows = res["results"]
-    table = [("top-down: paper 1 in each box (`TopDown`)", "topdown"), ("box-free parse of [3] (`parse_greedy`)", "greedy"),
+    table = [("top-down: paper 1 in each box (`common.topdown.TopDown`)", "topdown"), ("box-free parse of [3] (`parse_greedy`)", "greedy"),
              ("ours (`parse_image`)", "full"), ("top-down, ground-truth boxes", "topdown, gt boxes"),
              ("ours, ground-truth boxes", "full, gt boxes")]
     paper = {"topdown": "62.25 (CPM)", "greedy": "59.14", "full": "66.03"}
