@@ -118,7 +118,7 @@ class Config:
     box_extend: float = 0.1       # §IV-A "extended by 10% along both ... directions"
     peak_threshold: float = 0.1   # candidates (Paper: unspecified; Cao et al.'s 0.1)
     link_threshold: float = 0.2   # min Eq. (5) score of a connection (Paper: unspecified)
-    eq9_weights: tuple = (0.2, 0.2, 0.6)   # Eq. (9)'s alpha, beta, gamma: "We set alpha = 0.2, beta = 0.2, gamma = 0.6"
+    eq9_weights: tuple = (0.2, 0.2, 0.6)   # Eq. (9): "We set alpha = 0.2, beta = 0.2, gamma = 0.6"
     eta: float = 0.5              # Eq. (11) threshold (Paper: unspecified, see pose_nms)
     readings: Readings = field(default_factory=Readings)   # what the paper leaves open, above
     seed: int = 0
@@ -723,11 +723,6 @@ def candidates_in_boxes(cand, boxes):
     return (x >= b[:, 0]) & (x <= b[:, 0] + b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 1] + b[:, 3])
 
 
-def candidates_in_box(cand, box):
-    """(N,) bool: candidates inside ``box`` (x, y, w, h in map pixels)."""
-    return candidates_in_boxes(cand, [box])[0]
-
-
 def extend_boxes(boxes, frac, per_side=True):
     """§IV-A: "detected human proposals are extended by 10% along both the
     vertical and the horizontal directions". Paper: whether 10% in all or on
@@ -1092,10 +1087,8 @@ def parse_greedy(maps, fields, skeleton, cfg, cand=None, scores=None, min_joints
 # =============================================================================
 # §IV-A Implementation details -- training
 # =============================================================================
-# The data: the toy scenes (``common.toy.ToyScenes``), COCO, AI Challenger
-# and CrowdPose (``common.scenes.RecordScenes``), each image augmented as
-# §IV-A says, with the targets and mask of §III-A (``common.scenes.TrainScenes``
-# calls ``make_targets``).
+# The data: toy scenes (``common.toy``) or COCO, AIC, CrowdPose (``common.scenes``),
+# augmented as §IV-A says, with §III-A's targets (``TrainScenes`` calls ``make_targets``).
 def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None, log_every=20,
           val_images=50, flags=None):
     """§IV-A: Adam, lr 8e-5, batch 16, all stages supervised (Eq. 8).
@@ -1387,11 +1380,8 @@ def final_evaluation(model, val_src, cfg, skeleton, rt, out_dir, boxes="gt", see
 
 
 # =============================================================================
-# III. Run it: figures, the command line
+# III. Run it: the command line (a ``Config`` from the flags in one place, ``build_config``)
 # =============================================================================
-# The command line. Config is built from the flags in one place
-# (``build_config``); a trained network's own settings are kept, and only the
-# flags that change how its outputs are read apply to it.
 def load_sources(args, skeleton, cfg):
     """(train source, validation source) for ``--data``."""
     if args.data != "toy":
@@ -1432,10 +1422,8 @@ def build_config(args, trained=None):
 
 def scales_flag(args):
     """``--scales`` as a tuple, or None when not given."""
-    if not args.scales:
-        return None
-    scales = cli.number_list(args.scales, "--scales", "0.7,1,1.3")
-    if not scales:
+    scales = cli.number_list(args.scales, "--scales", "0.7,1,1.3") if args.scales else None
+    if scales == ():
         raise UsageError(f"--scales {args.scales!r}: expected positive numbers like 0.7,1,1.3")
     return scales
 
@@ -1464,8 +1452,8 @@ def resume_run(args):
     cfg, _, _ = model_from_checkpoint(path, "cpu")
     extra = harness.load_checkpoint(path)["extra"]
     cli.resume_flags(args, extra.get("flags"), path)
-    done = len(extra.get("history", {}).get("loss", ()))
-    print(f"resuming {path}: {done} of {cfg.epochs} epochs done; the rest with the run's own flags", flush=True)
+    print(f"resuming {path}: {len(extra.get('history', {}).get('loss', ()))} of {cfg.epochs} epochs done; "
+          f"the rest with the run's own flags", flush=True)
 
 
 def config_from_dict(d):
@@ -1549,9 +1537,8 @@ def parse_args(argv=None):
                                        "An internal error is one line; BUB_DEBUG=1 shows its traceback.")
     g = cli.add_shared_flags(p, {"model": "model (Table III)", "training": "training (§IV-A)",
                                  "evaluation": "evaluation (Tables I-II, IV, Fig. 1)", "demo": "boxes and demo"}, {
-        "data": "the data set",
+        "data": "the data set", "toy_train": "toy training scenes", "toy_val": "toy validation scenes",
         "data_root": "folder of the COCO, AI Challenger or CrowdPose data set (see README)",
-        "toy_train": "toy training scenes", "toy_val": "toy validation scenes",
         "width": "channel multiplier, 1 = the paper's network " + flag_default("width"),
         "pretrained": "torchvision ImageNet weights (.pth) for the feature extractor",
         "checkpoint": "a best.pt/last.pt to evaluate, demo, or fine-tune from",
@@ -1570,8 +1557,7 @@ def parse_args(argv=None):
     g["data"].add_argument("--toy-world", choices=("default", "paper"), default="default",
                            help="toy scenes: crowds a box can resolve, or the paper's regime (overlaps to IoU 0.6, "
                                 "hidden necks and torsos, small people; common.toy.PAPER_REGIME)")
-    model_flags(g["model"])
-    training_and_evaluation_flags(g["training"], g["evaluation"])
+    own_flags(g["model"], g["training"], g["evaluation"])
     g["demo"].add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction,
                            default=None, help="rank poses by their box's detector score x the pose score "
                                               "(default: off)")
@@ -1584,8 +1570,9 @@ def parse_args(argv=None):
     return args
 
 
-def model_flags(g):
-    """Table III's networks, and Cao et al.'s released one."""
+def own_flags(g, t, e):
+    """The script's own flags: Table III's networks and Cao et al.'s released
+    one (group ``g``), §IV-A's training (``t``), the evaluation (``e``)."""
     g.add_argument("--stages", type=int, choices=(1, 2, 3, 4, 5, 6), help="number of stages " + flag_default("stages"))
     g.add_argument("--backbone", choices=("resnet", "vgg"), help="ResNet-50 or VGG-19 features " + flag_default("backbone"))
     g.add_argument("--no-2x", action="store_true", help="no deconvolution: outputs at stride 8, not 4")
@@ -1594,17 +1581,12 @@ def model_flags(g):
     g.add_argument("--cmu-weights", metavar="PATH",
                    help=f"Cao et al.'s released COCO network ({openpose.CAO_FILE} of the OpenPose PyTorch ports) "
                         "instead of --checkpoint, for --demo IMAGE and --eval-only --data coco (see README)")
-
-
-def training_and_evaluation_flags(g, e):
-    """The flags of §IV-A's training (group ``g``) and of the evaluation
-    (Tables I-II, IV, Fig. 1; group ``e``)."""
-    g.add_argument("--epochs", type=int, help="training epochs " + flag_default("epochs"))
-    g.add_argument("--lr", type=float, help="Adam's initial rate, decayed x0.1 geometrically " + flag_default("lr"))
-    g.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px " + flag_default("sigma"))
-    g.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px "
+    t.add_argument("--epochs", type=int, help="training epochs " + flag_default("epochs"))
+    t.add_argument("--lr", type=float, help="Adam's initial rate, decayed x0.1 geometrically " + flag_default("lr"))
+    t.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px " + flag_default("sigma"))
+    t.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px "
                                                + flag_default("delta"))
-    g.add_argument("--val-images", type=int, default=50, help="validation images scored after each epoch")
+    t.add_argument("--val-images", type=int, default=50, help="validation images scored after each epoch")
     e.add_argument("--test-size", type=int, help="longer image side at test scale 1.0; with --cmu-weights the "
                                                  "height, as Cao et al. " + flag_default("test_size"))
     e.add_argument("--scales", help="test scales, comma-separated " + flag_default("scales"))
@@ -1647,16 +1629,12 @@ def run_eval(args, rt):
 
 
 def new_model(args, cfg, skeleton, device):
-    """The network to train: from ``--checkpoint`` (fine-tuning), with
-    ``--pretrained`` ImageNet features, or from scratch; ``--resume`` loads
-    every weight later, in ``train``."""
+    """The network to train: from ``--checkpoint`` (fine-tuning), with ``--pretrained``
+    ImageNet features, or from scratch; ``--resume`` loads every weight later, in ``train``."""
     model = PoseNetwork(cfg, skeleton)
-    if args.resume:
-        pass                                          # every weight comes from the resumed checkpoint
-    elif args.checkpoint:
-        _, _, trained = model_from_checkpoint(args.checkpoint, "cpu")
-        model.load_state_dict(trained.state_dict())
-    elif args.pretrained:
+    if args.checkpoint and not args.resume:
+        model.load_state_dict(model_from_checkpoint(args.checkpoint, "cpu")[2].state_dict())
+    elif args.pretrained and not args.resume:
         model.features.load_imagenet(Path(args.pretrained).expanduser())
     return model.to(device)
 
@@ -1684,11 +1662,10 @@ def run(args):
     model = new_model(args, cfg, skeleton, rt.device)
     train_set = TrainScenes(train_src, cfg, skeleton, model.stride, make_targets)
     if rt.is_main:
-        n_params = sum(p.numel() for p in model.parameters())
-        print(f"{args.data}: {len(train_src)} train / {len(val_src)} val images; {cfg.stages}-stage "
-              f"{cfg.backbone}{' + 2x' if cfg.upsample else ''}, width {cfg.width}, "
-              f"{n_params / 1e6:.2f} M parameters, {cfg.input_size} px input, device {rt.device}"
-              + (f" x {rt.world_size}" if rt.distributed else ""), flush=True)
+        print(f"{args.data}: {len(train_src)} train / {len(val_src)} val images; {cfg.stages}-stage {cfg.backbone}"
+              f"{' + 2x' if cfg.upsample else ''}, width {cfg.width}, "
+              f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {cfg.input_size} px input, "
+              f"device {rt.device}" + (f" x {rt.world_size}" if rt.distributed else ""), flush=True)
     t0 = time.time()
     history = train(cfg, model, train_set, val_src, rt, out_dir, skeleton, resume=args.resume,
                     log_every=args.log_every, val_images=args.val_images, flags=cli.run_flags(args))
@@ -1708,13 +1685,11 @@ def figures_of_run(model, val_src, cfg, skeleton, rt, out_dir, history, ev):
     """curves.png (loss, validation AP, Fig. 1 a-b) and Fig. 2-style figures
     of the first three validation images on their ground-truth boxes."""
     plotting.figure_curves(history, ev["jitter"], ev["rows"][Row("greedy")]["AP"], out_dir / "curves.png")
+    demo = Demo(model, cfg, skeleton, PARSER, extend_boxes, rt.device, out_dir)
     for i in range(min(3, len(val_src))):
         scene = val_src.load(i, max_reduce=max(scene_size(val_src, i)) / cfg.test_size)
-        pred = model.infer(scene.image, scene.size, cfg, rt.device)
-        boxes = gt_boxes(val_src.ground_truth(i))
-        parsed = parse_variants(pred, boxes, skeleton, cfg, ("full", "greedy"))
-        plotting.figure_scene(scene.image, pred, extend_boxes(boxes, cfg.box_extend), parsed, skeleton,
-                              out_dir / f"scene_{i}.png", title=f"validation image {val_src.image_id(i)}")
+        parsed = demo.parse(scene.image, scene.size, gt_boxes(val_src.ground_truth(i)))
+        demo.figure(scene.image, *parsed, f"scene_{i}", title=f"validation image {val_src.image_id(i)}")
 
 
 def main(argv=None):

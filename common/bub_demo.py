@@ -82,26 +82,37 @@ class Demo:
                   f"no person will be found in it", flush=True)
         return np.zeros((0, 4)) if mine is None else mine[:, :4]
 
-    def image(self, path, image_id, dets, n_files):
-        """The demo on one photo (``path``), or on a fresh toy scene (None)."""
+    def parse(self, image, size, boxes=None):
+        """(network outputs, {"greedy", "full"}: ``Parse`` in image px, boxes)
+        of one image, parsed in ``boxes`` (N, 4) or, with None, in the
+        box-free parse's extents."""
         cfg, sk, parse = self.cfg, self.skeleton, self.parser.parse
-        image, size, name, boxes = self.load(path)
-        if dets is not None:
-            boxes = self.file_boxes(dets, image_id, name, n_files)
         pred = self.model.infer(image, size, cfg, self.device)
         inputs = self.parser.prepare(pred.maps, pred.fields, sk, cfg)
         greedy = parse(pred, np.zeros((0, 4)), sk, cfg, ("greedy",), inputs)["greedy"]
-        fallback = boxes is None
-        if fallback:
+        if boxes is None:
             # No detector: the documented fallback, the extents of the box-free
             # parse of [3], each extended by 10% per side (then by 10% again by
             # the parser, as any detector's box would be).
             boxes = self.extend(person_boxes(greedy.keypoints), 0.1)
-        parsed = {"greedy": greedy, **parse(pred, boxes, sk, cfg, ("full",), inputs)}
+        return pred, {"greedy": greedy, **parse(pred, boxes, sk, cfg, ("full",), inputs)}, boxes
+
+    def figure(self, image, pred, parsed, boxes, name, title=""):
+        """``plotting.figure_scene`` of one parsed image, as NAME.png in ``out``."""
+        return plotting.figure_scene(image, pred, self.extend(boxes, self.cfg.box_extend), parsed, self.skeleton,
+                                     self.out / f"{name}.png", title=title)
+
+    def image(self, path, image_id, dets, n_files):
+        """The demo on one photo (``path``), or on a fresh toy scene (None)."""
+        sk = self.skeleton
+        image, size, name, boxes = self.load(path)
+        if dets is not None:
+            boxes = self.file_boxes(dets, image_id, name, n_files)
+        fallback = boxes is None
+        pred, parsed, boxes = self.parse(image, size, boxes)
         kp, conf = parsed["full"].keypoints, parsed["full"].scores
         title = f"{len(kp)} person(s)" + (" in boxes from the box-free parse (no detector given)" if fallback else "")
-        figure = plotting.figure_scene(image, pred, self.extend(boxes, cfg.box_extend), parsed, sk,
-                                       self.out / f"{name}_poses.png", title=title)
+        figure = self.figure(image, pred, parsed, boxes, f"{name}_poses", title)
         results = to_coco_results(image_id, sk.to_dataset(kp), conf)
         for r in results:
             r["file_name"] = name if path is None else path.name

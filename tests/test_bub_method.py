@@ -297,7 +297,7 @@ def test_algorithm1_starts_a_new_person_when_the_start_joint_is_unowned():
     kp, maps, fields = two_people()
     cand = bub.find_candidates(maps[:3], 0.1)
     scores = connection_scores(fields, cand, CHAIN).score
-    inside = bub.candidates_in_box(cand, (0, 0, 60, 25))            # A's joint 0 and B's joints 1, 2
+    inside = bub.candidates_in_boxes(cand, [(0, 0, 60, 25)])[0]            # A's joint 0 and B's joints 1, 2
     assert scores[0][0, 0] < 0.5 < scores[1][0, 0]                  # A0 -> B1 is no limb; B1 -> B2 is
     persons = bub.parse_box(cand, scores, CHAIN, inside, 0.5)
     assert len(persons) == 1

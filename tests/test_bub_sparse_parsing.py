@@ -248,8 +248,9 @@ def test_in_box_scores_parse_like_every_pair_scored():
         b = bub.parse_greedy(maps, fields, sk, cfg, cand, every)
         assert same_poses(a.poses, b.poses) and np.array_equal(a.keypoints, b.keypoints)
         # Pose NMS and Eq. (9) on every pose of every box.
-        poses = [p for i, box in enumerate(boxes) for p in
-                 bub.parse_box(cand, every.score, sk.limbs, bub.candidates_in_box(cand, box), cfg.link_threshold, i)]
+        inside = bub.candidates_in_boxes(cand, boxes)
+        poses = [p for i in range(len(boxes)) for p in
+                 bub.parse_box(cand, every.score, sk.limbs, inside[i], cfg.link_threshold, i)]
         confs = bub.pose_confidences(poses, cand, boxes[[p.box for p in poses]], cfg)
         np.testing.assert_allclose(confs, [eq9_one_by_one(p, cand, boxes[p.box], cfg) for p in poses], atol=1e-6)
         for p, conf in zip(poses, confs):
