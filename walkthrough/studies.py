@@ -376,7 +376,7 @@ def figure_fig1(model, source, cfg, skeleton, device, boxes, seed, topdown, per_
 # =============================================================================
 # Beside the paper's tables: what each person and each component went through
 # =============================================================================
-# ``bottom_up_bbox.evaluate`` yields one record per image; the consumers
+# ``common.bub_eval.evaluate`` yields one record per image; the consumers
 # below read them next to the script's tables (``final_evaluation(...,
 # observe=...)``), so that every number here comes from the very parses the
 # tables score.
