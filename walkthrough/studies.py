@@ -564,8 +564,8 @@ def study_sweep(args):
     for label, regime in points.items():
         src = ToyScenes(args.seed + 1, args.scenes, cfg.input_size, sk, regime)
         row = {}
-        sources = [("oracle", oracle_maps(src, cfg, 4))] + \
-            ([("trained", network_maps(model, src, cfg))] if model is not None else [])
+        sources = ([("oracle", oracle_maps(src, cfg, 4))]
+                   + ([("trained", network_maps(model, src, cfg))] if model is not None else []))
         for maps_name, maps in sources:
             for boxes_name, boxes in (("gt boxes", "gt"), ("detector", DetectorModel())):
                 ev = evaluate(src, maps, cfg, boxes, variants=("full", "greedy"), seed=args.seed)
@@ -593,10 +593,10 @@ def study_detector(args):
     src = ToyScenes(args.seed + 1, args.scenes, cfg.input_size, sk)
     base = DetectorModel()
     out = {}
-    sources = [("oracle", oracle_maps(src, cfg, 4))] + \
-        ([("trained", network_maps(model, src, cfg))] if model is not None else [])
-    misses, noises = ((0.0, base.miss, 0.5), (0.0, 1.0, 3.0)) if getattr(args, "quick", False) else \
-        (DETECTOR_MISS, DETECTOR_NOISE)
+    sources = ([("oracle", oracle_maps(src, cfg, 4))]
+               + ([("trained", network_maps(model, src, cfg))] if model is not None else []))
+    misses, noises = (((0.0, base.miss, 0.5), (0.0, 1.0, 3.0)) if getattr(args, "quick", False)
+                      else (DETECTOR_MISS, DETECTOR_NOISE))
     for maps_name, maps in sources:
         greedy = evaluate(src, maps, cfg, "gt", variants=("greedy",))["AP"]["greedy"]
         gt = evaluate(src, maps, cfg, "gt", variants=("full",))["AP"]["full"]
