@@ -15,21 +15,18 @@ A reference implementation that reads top to bottom in the order of the paper
 in three parts: I the method (above, in the paper's order); II the paper's
 tables: OKS AP with the top-down row and [3] (Tables I-II), Table III's
 networks, the Table IV ablation, robustness to box shift and tightness and
-crowding (Fig. 1); III "run it": figures and the command line. Studies
-beyond the paper's tables (where each person is lost, what each component
-did, oracles, sweeps, timing) are in walkthrough/studies.py; Cao et al.'s
-released network's conventions in common/openpose.py.
+crowding (Fig. 1); III "run it": the command line. The lab bench is in
+common/ (the boxes: detector.py; rows, records and printed tables:
+bub_eval.py; images and augmentation: scenes.py; paper 1 in each box:
+topdown.py; figures: plotting.py; Cao et al.'s conventions: openpose.py);
+studies beyond the paper's tables in walkthrough/studies.py.
 
     python bottom_up_bbox.py                         # toy scenes, CPU, < 10 minutes
-    python bottom_up_bbox.py --demo photo.jpg --checkpoint runs/toy/best.pt
     python bottom_up_bbox.py --demo                  # a fresh synthetic scene
-    python bottom_up_bbox.py --data coco --data-root ~/data/coco \
-        --pretrained ~/weights/resnet50-0676ba61.pth
-    python bottom_up_bbox.py --eval-only --data aic --data-root ~/data/aic \
-        --checkpoint runs/aic/best.pt --boxes detections.json
+    python bottom_up_bbox.py --demo photo.jpg --checkpoint runs/toy/best.pt
     python bottom_up_bbox.py --demo photo.jpg --cmu-weights body_pose_model.pth   # Cao et al.'s COCO network
-    python bottom_up_bbox.py --eval-only --checkpoint runs/toy/best.pt \
-        --topdown runs/toy-crowd-residual-detection+regression/best.pt        # paper 1 as the top-down row
+    python bottom_up_bbox.py --data coco --data-root ~/data/coco --pretrained ~/weights/resnet50-0676ba61.pth
+    python bottom_up_bbox.py --eval-only --data aic --data-root ~/data/aic --checkpoint runs/aic/best.pt
 
 The idea: one bottom-up forward pass predicts, for everybody at once, where
 joints are (confidence maps) and which way each limb points (direction
@@ -40,7 +37,6 @@ propagate from one person to the next, and joints cut off from their person
 """
 import argparse
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
@@ -51,19 +47,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from common import cli, coco_aic, harness, openpose, plotting
-from common.cli import UsageError
+from common import cli, harness, openpose, plotting
 from common.backbones import VGG, ResNet, load_imagenet_weights
-from common.crops import box_center_scale, crop_side
+from common.bub_demo import Demo
+from common.bub_eval import (JITTER_LEVELS, Parser, Row, Tally, boxes_text, evaluate, paper_tables, print_tables,
+                             results_json, table_rows)
+from common.cli import UsageError
+from common.coco_eval import write_json
+from common.connections import connection_scores, unscored
+from common.detector import box_source, gt_boxes, read_boxes, scene_size
 from common.layers import ch as scaled_channels, init_deconv_bilinear
-from common.detector import DetectorModel, simulate
-from common.coco_eval import (aic_score, bootstrap_ap, coco_annotation, coco_keypoint_ap, format_ap_table,
-                              to_coco_results, write_json)
-from common.skeleton import (AIC_JOINTS, AIC_SIGMAS, COCO_JOINTS, COCO_SIGMAS, CROWDPOSE_JOINTS,
-                             CROWDPOSE_OWN_SIGMAS, CROWDPOSE_SIGMAS, flip_permutation)
-from common.toy import DEFAULT_REGIME, PAPER_REGIME, Scene, ToyScenes, with_neighbour
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
-                               invert_affine, open_for_network, open_image, to_stride, to_tensor, warp_image)
+from common.scenes import TrainScenes, record_scenes
+from common.skeleton import JointLayout
+from common.toy import DEFAULT_REGIME, PAPER_REGIME, ToyScenes
+from common.topdown import TopDown
+from common.transforms import from_stride, image_files, to_stride, to_tensor
 
 
 # =============================================================================
@@ -120,9 +118,7 @@ class Config:
     box_extend: float = 0.1       # §IV-A "extended by 10% along both ... directions"
     peak_threshold: float = 0.1   # candidates (Paper: unspecified; Cao et al.'s 0.1)
     link_threshold: float = 0.2   # min Eq. (5) score of a connection (Paper: unspecified)
-    alpha: float = 0.2            # Eq. (9): "We set alpha = 0.2, beta = 0.2, gamma = 0.6"
-    beta: float = 0.2
-    gamma: float = 0.6
+    eq9_weights: tuple = (0.2, 0.2, 0.6)   # Eq. (9): "We set alpha = 0.2, beta = 0.2, gamma = 0.6"
     eta: float = 0.5              # Eq. (11) threshold (Paper: unspecified, see pose_nms)
     readings: Readings = field(default_factory=Readings)   # what the paper leaves open, above
     seed: int = 0
@@ -139,37 +135,18 @@ def toy_config():
 
     Not from the paper: a compact network trained from scratch, so that
     training, the evaluation and every ablation finish in 10 minutes at the
-    reference speed of two CPU cores (bfloat16 on CPUs with AMX,
-    ``harness.setup_runtime``, makes a step about 2x faster than float32).
-    Each choice below was measured on the toy; the measurements are in the
-    README ("How the toy network was chosen").
+    reference speed of two CPU cores. Each choice was measured on the toy
+    (README, "How the toy network was chosen").
     """
     return Config(
         data="toy",
-        # One stage instead of three: the refinement stages (five 7x7 convs per
-        # branch) do not start learning within such a budget -- over the first
-        # 300 steps their loss stays at that of an all-zero output while stage
-        # 1's falls 3.7x -- so they would only cost time (--stages 3 runs them).
-        stages=1,
-        # Features F at width 1/2 with one block per ResNet stage (two in
-        # layer3): F at 1/2 rather than 1/4 was the largest gain measured.
-        width=0.5, resnet_blocks=(1, 1, 2),
-        # Stage 1's hidden 1x1 layer is the network's largest activation (at
-        # stride 4): 128 x 1/2 = 64 channels instead of 256 makes a step 16 % faster.
-        hidden=128,
-        # Paper: sigma and delta unspecified. Here: 8 px (2 map pixels) learned
-        # best on the toy; 4 px learned far slower.
-        sigma=8.0, delta=4.0,
-        # 192 px scenes, batch 4 (twice the updates of batch 8 at about the
-        # same time per image) and a higher Adam rate than the paper's 8e-5.
-        input_size=192, batch_size=4, lr=1e-3, lr_end=1e-4, epochs=9,
-        # The toy scenes are the whole input (no crop around a person), so
-        # scale augmentation is mild.
-        person_frac=(0.85, 1.15),
-        # The flip test (not in the paper) adds 0.3-1.8 AP; part of it is the
-        # toy's own: PIL draws on whole pixels, about 0.4 px left of the
-        # annotated joints, which the mirrored pass cancels.
-        test_size=192, scales=(1.0,), flip_test=True)
+        stages=1,                               # refinement stages do not start learning in this budget
+        width=0.5, resnet_blocks=(1, 1, 2),     # F at width 1/2, not 1/4: the largest gain measured
+        hidden=128,                             # the largest activation: 64 channels, not 256, a step 16 % faster
+        sigma=8.0, delta=4.0,                   # Paper: unspecified. 2 map pixels learned best; 4 px far slower
+        input_size=192, batch_size=4, lr=1e-3, lr_end=1e-4, epochs=9,   # batch 4: twice batch 8's updates
+        person_frac=(0.85, 1.15),               # the scene is the whole input: mild scale augmentation
+        test_size=192, scales=(1.0,), flip_test=True)   # the flip test (not in the paper) adds 0.3-1.8 AP
 
 
 # =============================================================================
@@ -210,71 +187,30 @@ def dfs_limbs(parent, root="neck"):
     return list(visit(root))
 
 
-class Skeleton:
-    """Joints and limbs of one data set's tree, in the network's channel order.
+class Skeleton(JointLayout):
+    """Fig. 4's tree on one data set's joints, in the network's channel order
+    (``common.skeleton.JointLayout``: the joints in the data set's own order,
+    COCO's synthesized neck, the OKS constants, the left/right flip).
 
-    ``joints``: the data set's own order (so predictions map back without a
-    table), plus ``neck`` appended for COCO. ``limbs``: (C, 2) joint indices in
-    DFS order; ``limbs[c] = (j1, j2)`` with j1 the parent ("start joint").
-    ``eval_joints``: how many leading joints the data set's evaluation scores.
+    ``limbs``: (C, 2) joint indices in DFS order; ``limbs[c] = (j1, j2)``
+    with j1 the parent ("start joint").
     """
 
     def __init__(self, data):
-        self.data = data                                   # "toy", "coco", "aic" or "crowdpose"
-        # "coco": a head of nose, eyes and ears; "aic": the 14 joints with a
-        # head top (AI Challenger, CrowdPose in its own order, the toy's figures).
-        self.kind = "coco" if data == "coco" else "aic"
-        names = {"coco": COCO_JOINTS + ("neck",), "crowdpose": CROWDPOSE_JOINTS}.get(data, AIC_JOINTS)
-        self.joints = tuple(names)
-        self.eval_joints = len(COCO_JOINTS) if self.kind == "coco" else len(AIC_JOINTS)
-        # OKS constants: each data set's own; the toy's are CrowdPose's, a
-        # published set for these 14 joints that fits the toy's sizes
-        # (``common.skeleton.CROWDPOSE_SIGMAS`` says why not AIC's).
-        self.sigmas = {"coco": COCO_SIGMAS, "aic": AIC_SIGMAS, "toy": CROWDPOSE_SIGMAS,
-                       "crowdpose": CROWDPOSE_OWN_SIGMAS}[data]
+        super().__init__(data)
         parent = {**HEAD_PARENT[self.kind], **BODY_PARENT}
-        index = {n: i for i, n in enumerate(names)}
+        index = {n: i for i, n in enumerate(self.joints)}
         self.limbs = np.array([(index[a], index[b]) for a, b in dfs_limbs(parent)])
         # A horizontal flip swaps left and right joints. Training flips the
         # keypoints and then draws the targets, so limbs and fields follow;
         # the flip test (``unmirror``) needs the limbs' permutation too: limb
         # (j1, j2) becomes (flip j1, flip j2), again listed parent to child.
-        self.flip = flip_permutation(names)
         limb_index = {tuple(l): c for c, l in enumerate(self.limbs.tolist())}
         self.limb_flip = np.array([limb_index[(self.flip[a], self.flip[b])] for a, b in self.limbs])
 
     @property
-    def J(self):
-        return len(self.joints)
-
-    @property
     def C(self):
         return len(self.limbs)
-
-    def from_dataset(self, keypoints):
-        """Data-set keypoints (K, J_data, 3) -> network joints (K, J, 3).
-
-        COCO: append the neck, the midpoint of the shoulders, annotated when
-        both shoulders are (v = the smaller of the two flags).
-        """
-        kp = np.asarray(keypoints, np.float32)
-        if self.kind != "coco":
-            return kp.copy()
-        ls, rs = kp[:, COCO_JOINTS.index("l_shoulder")], kp[:, COCO_JOINTS.index("r_shoulder")]
-        both = (ls[:, 2] > 0) & (rs[:, 2] > 0)
-        neck = np.zeros((len(kp), 1, 3), np.float32)
-        neck[both, 0, :2] = (ls[both, :2] + rs[both, :2]) / 2
-        neck[both, 0, 2] = np.minimum(ls[both, 2], rs[both, 2])
-        return np.concatenate([kp, neck], 1)
-
-    @property
-    def dataset_joints(self):
-        """The data set's joints, in its order: what ``to_dataset`` keeps."""
-        return self.joints[:self.eval_joints]
-
-    def to_dataset(self, keypoints):
-        """Network joints -> the data set's joints, for evaluation (drops the neck)."""
-        return np.asarray(keypoints)[..., :self.eval_joints, :]
 
 
 # =============================================================================
@@ -411,7 +347,7 @@ def make_targets(keypoints, boxes, ignore, shape, stride, skeleton, cfg):
 # =============================================================================
 # §III-A4 Loss term -- Eq. (6)-(8)
 # =============================================================================
-def pose_loss(outputs, maps, fields, mask, lambda_bg, fg_weight=1.0):
+def pose_loss(outputs, maps, fields, mask, lambda_bg):
     """Eq. (8): the sum over stages t of Eq. (6) + Eq. (7).
 
         Loss^t_S = sum_j sum_p W(p) ||S^t_j(p) - S*_j(p)||^2
@@ -426,20 +362,15 @@ def pose_loss(outputs, maps, fields, mask, lambda_bg, fg_weight=1.0):
     background heatmap pixels, so that they equally contribute": Eq. (6)
     writes that weighting as lambda on the background channel S_B only, and
     so does this function -- the joint channels' foreground and background
-    pixels keep weight 1. Paper: nothing more is said. Foreground pixels
-    (map > 0.01) are only about 2 % of a joint map, so the sentence can also
-    be read as a per-pixel balance inside the joint channels: ``fg_weight``
-    > 1 weights each joint-map pixel by 1 + (fg_weight - 1) S*_j(p) (1, the
-    default, is Eq. 6 as written; it did not train faster on the toy, README
-    "How the toy network was chosen", so every run keeps Eq. 6).
+    pixels keep weight 1. Paper: nothing more is said. (A per-pixel balance
+    inside the joint channels, the other reading, did not train faster on
+    the toy: README, "How the toy network was chosen".)
     """
     J = maps.shape[1] - 1
     W_S, W_L = mask[:, :J + 1], mask[:, J + 1:]
     weight = torch.ones(J + 1, device=maps.device)
     weight[J] = lambda_bg                                                  # background term
     weight = weight[:, None, None] * W_S
-    if fg_weight != 1.0:                      # joint pixels weighted up by their target
-        weight[:, :J] = weight[:, :J] * (1 + (fg_weight - 1) * maps[:, :J])
     total = 0.0
     for S, L in outputs:                                                   # intermediate supervision
         loss_s = ((S.float() - maps) ** 2 * weight).sum()
@@ -662,11 +593,6 @@ def find_candidates(maps, threshold):
     return Candidates(xy, score, j, by_joint)
 
 
-# [3]'s released code samples the field at 10 points per pair and counts a
-# point as support when its dot product exceeds 0.05 (its ``thre2``).
-SUPPORT_THRESHOLD = 0.05
-
-
 def connection_score(fields, c, x1, x2):
     """Eq. (5) for one candidate pair of limb ``c``, as the paper writes it:
 
@@ -674,8 +600,10 @@ def connection_score(fields, c, x1, x2):
 
     Q: |Q| = ceil(||d||) + 1 points spaced uniformly from x_j1 to x_j2 (one
     per map pixel of its length), each read at its nearest pixel. The plain
-    form, for reading and for the tests: the parse uses
-    ``connection_scores``, the same numbers for many pairs at once."""
+    form, for reading and for the tests: the parse uses the fast form,
+    ``common.connections.connection_scores``, the same numbers for many
+    pairs at once, in ``Connections`` (per limb, a matrix of the pairs'
+    scores; NaN where a pair has not been scored)."""
     d = np.asarray(x2) - np.asarray(x1)                               # (2,) map px
     n = float(np.linalg.norm(d))                                      # ||d||
     if n < 1e-6:
@@ -685,112 +613,6 @@ def connection_score(fields, c, x1, x2):
     x, y = np.rint(q).astype(np.int64).T                              # the nearest pixel
     L = fields[2 * c:2 * c + 2, y, x]                                  # (2, |Q|): L_c(q), x then y
     return float((L.T @ (d / n)).sum() / nq)
-
-
-class Connections(NamedTuple):
-    """Eq. (5) of candidate pairs, per limb: C matrices each, of shape
-    (candidates of j1, candidates of j2) in ``Candidates.by_joint`` order.
-    NaN marks a pair that has not been scored (see ``connection_scores``):
-    it is never a connection, as NaN > t is false."""
-    score: list           # Eq. (5): the mean of L_c(q) . d/||d|| over Q
-    support: list         # the fraction of Q where L_c(q) . d/||d|| > SUPPORT_THRESHOLD
-    #                       (only [3]'s criterion reads it: NaN until asked for)
-    length: list          # ||d|| in map pixels
-
-
-def unscored(cand, limbs):
-    """``Connections`` of ``cand`` with no pair scored yet (all NaN)."""
-    def nan():
-        return [np.full((len(cand.by_joint[a]), len(cand.by_joint[b])), np.nan, np.float32) for a, b in limbs]
-    return Connections(nan(), nan(), nan())
-
-
-def connection_scores(fields, cand, limbs, pairs=None, conn=None, support=False):
-    """Eq. (5) for candidate pairs of every limb at once: the fast form of
-    ``connection_score`` (the same Q, |Q| proportional to ||d||, each pair at
-    its own |Q|), the samples of all pairs laid end to end and summed in
-    cache-sized blocks (``eq5_sums``). Also returned: ||d||, and with
-    ``support`` -- read only by the criterion of [3], ``greedy_connections``
-    -- the fraction of Q that supports the connection.
-
-    ``pairs``: per limb, a bool (candidates of j1, candidates of j2) matrix
-    of the pairs to score; None: every pair. ``conn``: ``Connections`` to
-    fill in place -- the pairs it already holds (with ``support``: those
-    whose support it holds) are not scored again, so parsers that share an
-    image's ``Connections`` share their work. Pairs not asked for stay NaN.
-    """
-    conn = unscored(cand, limbs) if conn is None else conn
-    if pairs is None:
-        pairs = [np.ones(s.shape, bool) for s in conn.score]
-    # The pairs still to do: not yet scored -- or, when [3]'s parse asks for
-    # support, not yet given their support (ours may have scored them already).
-    have = conn.support if support else conn.score
-    todo = [np.nonzero(want & np.isnan(s)) for want, s in zip(pairs, have)]          # (rows, cols) per limb
-    count = [len(r) for r, _ in todo]
-    if sum(count) == 0:
-        return conn
-    h, w = fields.shape[1:]
-    if ((cand.xy < 0) | (cand.xy > [w - 1, h - 1])).any():
-        raise ValueError(f"connection_scores: candidates must lie in the {w}x{h} field (map pixels)")
-    limb = np.repeat(np.arange(len(limbs)), count)                                   # (P,) the pairs to score
-    a = np.concatenate([cand.xy[cand.by_joint[j1][r]] for (j1, _), (r, _) in zip(limbs, todo)])    # (P, 2)
-    d = np.concatenate([cand.xy[cand.by_joint[j2][k]] for (_, j2), (_, k) in zip(limbs, todo)]) - a
-    n = np.linalg.norm(d, axis=-1)                                                    # (P,) ||d||
-    nq = np.ceil(n).astype(np.int64) + 1                                              # (P,) |Q|
-    total, inner = np.zeros(len(n)), np.zeros(len(n))
-    # The pairs' samples lie end to end, a block of about EQ5_BLOCK at a time.
-    end = np.cumsum(nq)
-    cuts = np.unique(np.r_[0, np.searchsorted(end, np.arange(EQ5_BLOCK, end[-1], EQ5_BLOCK)), len(n)])
-    for lo, hi in zip(cuts[:-1], cuts[1:]):
-        part = slice(lo, hi)
-        total[part], inner[part] = eq5_sums(fields, a[part], d[part], n[part], nq[part], limb[part], support)
-    s = total / nq                                                                    # Eq. (5)
-    s[n < 1e-6] = 0.0                                                                 # no direction to compare
-    first = np.cumsum(count) - count
-    for c, (r, k) in enumerate(todo):                                                 # back into the matrices
-        part = slice(first[c], first[c] + count[c])
-        conn.score[c][r, k], conn.length[c][r, k] = s[part], n[part]
-        if support:                                                                   # [3]'s criterion only
-            conn.support[c][r, k] = inner[part] / np.maximum(nq[part] - 2, 1)
-    return conn
-
-
-EQ5_BLOCK = 32768   # samples per block: the arrays of one block stay in the CPU's cache
-
-
-def eq5_sums(fields, a, d, n, nq, limb, support=False):
-    """For P segments from a (P, 2) along d (P, 2) (length n, |Q| = nq
-    samples) in the field of ``limb`` (P,): the sum over Q of
-    L_c(q) . d/||d||, and with ``support`` the number of interior points of
-    Q where it exceeds SUPPORT_THRESHOLD (else 0). The P sample sets lie end
-    to end in one array: sample i is point k[i] of its segment."""
-    h, w = fields.shape[1:]
-    first = np.cumsum(nq) - nq                                                        # (P,) where each Q starts
-    k = np.arange(nq.sum()) - np.repeat(first, nq)                                    # (S,)
-    t = k / np.repeat(np.maximum(nq - 1, 1), nq)                                      # 0 ... 1 along d
-    # The nearest pixel. Both ends lie in the field (``connection_scores``
-    # checks), so every point between them does: no sample needs clipping.
-    x = np.rint(np.repeat(a[:, 0], nq) + t * np.repeat(d[:, 0], nq))
-    y = np.rint(np.repeat(a[:, 1], nq) + t * np.repeat(d[:, 1], nq))
-    y *= w
-    y += x
-    at = y.astype(np.int64) + np.repeat(2 * limb * h * w, nq)   # L_c(q)'s x component in the flat fields
-    flat = fields.reshape(-1)
-    unit = d / np.maximum(n, 1e-6)[:, None]
-    cos = flat[at] * np.repeat(unit[:, 0], nq)
-    at += h * w                                                                       # ... its y component
-    cos += flat[at] * np.repeat(unit[:, 1], nq)                                       # (S,) L_c(q) . d/||d||
-    total = np.add.reduceat(cos, first, dtype=np.float64)
-    if not support:
-        return total, 0
-    # Support is counted on the interior of Q (all points but the two ends):
-    # the field's rectangle ends exactly at the two joints (Eq. 3), so the
-    # end samples fall outside it about half of the time -- 2 of 10 at [3]'s
-    # resolution, 2 of 4-6 on a toy forearm at stride 4, which would fail
-    # the 80 % test on its own.
-    ok = np.cumsum(cos > SUPPORT_THRESHOLD, dtype=np.int32)          # ok[i]: supporting samples up to i
-    last = first + nq - 1
-    return total, np.where(nq > 2, ok[np.maximum(last - 1, 0)] - ok[first], 0)
 
 
 def pairs_in_boxes(cand, limbs, inside):
@@ -901,11 +723,6 @@ def candidates_in_boxes(cand, boxes):
     return (x >= b[:, 0]) & (x <= b[:, 0] + b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 1] + b[:, 3])
 
 
-def candidates_in_box(cand, box):
-    """(N,) bool: candidates inside ``box`` (x, y, w, h in map pixels)."""
-    return candidates_in_boxes(cand, [box])[0]
-
-
 def extend_boxes(boxes, frac, per_side=True):
     """§IV-A: "detected human proposals are extended by 10% along both the
     vertical and the horizontal directions". Paper: whether 10% in all or on
@@ -945,7 +762,8 @@ def pose_confidences(poses, cand, boxes, cfg):
     b = np.asarray(boxes).reshape(-1, 4)
     area = (span[:, 0] * span[:, 1]).astype(np.float64), (b[:, 2] * b[:, 3]).astype(np.float64)
     area_ratio = area[0] / np.maximum(area[1], 1e-6)
-    return cfg.alpha * s1 + cfg.beta * s2 + cfg.gamma * np.minimum(area_ratio, 1.0)
+    alpha, beta, gamma = cfg.eq9_weights
+    return alpha * s1 + beta * s2 + gamma * np.minimum(area_ratio, 1.0)
 
 
 def pose_confidence(pose, cand, box, cfg):
@@ -1219,11 +1037,12 @@ def pack(kps, confs, done, J, poses, suppressed=()):
 def greedy_connections(conn, height):
     """The connection test of [3]'s released code, as confidences for
     ``parse_box``: a pair may connect only when more than 80 % of its sampled
-    points support it (L . d/||d|| > 0.05) and its score with a distance
-    prior, Eq. (5) + min(0.5 H / ||d|| - 1, 0), is positive -- a connection
-    longer than half the image height H is penalised. Pairs that fail get
-    -1. Differences from [3]: Q is Eq. (5)'s (one point per map pixel) rather
-    than 10 points, and the candidates are ours (sub-pixel NMS peaks)."""
+    points support it (L . d/||d|| > 0.05, ``connections.SUPPORT_THRESHOLD``)
+    and its score with a distance prior, Eq. (5) + min(0.5 H / ||d|| - 1, 0),
+    is positive -- a connection longer than half the image height H is
+    penalised. Pairs that fail get -1. Differences from [3]: Q is Eq. (5)'s
+    (one point per map pixel) rather than 10 points, and the candidates are
+    ours (sub-pixel NMS peaks)."""
     out = []
     for s, support, n in zip(conn.score, conn.support, conn.length):
         prior = s + np.minimum(0.5 * height / np.maximum(n, 1e-6) - 1.0, 0.0)
@@ -1265,182 +1084,46 @@ def parse_greedy(maps, fields, skeleton, cfg, cand=None, scores=None, min_joints
     return pack(kps, confs, [np.zeros(J, bool)] * len(kps), J, kept, deleted)
 
 
-def person_boxes(keypoints, frac):
-    """The documented fallback for ``--demo`` without a detector: each pose of
-    the box-free parse, its joints' extent extended by ``frac`` per side."""
-    boxes = []
-    for kp in keypoints:
-        xy = kp[kp[:, 2] > 0, :2]
-        lo, hi = xy.min(0), xy.max(0)
-        boxes.append([*lo, *(hi - lo)])
-    return extend_boxes(np.array(boxes, np.float32).reshape(-1, 4), frac)
-
-
-# =============================================================================
-# §IV Experiments -- data: COCO, AI Challenger (the toy scenes: common.toy.ToyScenes)
-# =============================================================================
-class RecordScenes:
-    """COCO or AI Challenger images (``common.coco_aic.SceneRecord``).
-
-    The targets draw every non-crowd person with at least one labelled joint;
-    crowd regions and persons without keypoints become ``ignore`` (Eq. 6-7's
-    W = 0): their segmentation where the file has one, else their box.
-    """
-
-    def __init__(self, records, skeleton):
-        self.records, self.skeleton = records, skeleton
-
-    def __len__(self):
-        return len(self.records)
-
-    def image_id(self, i):
-        return self.records[i].image_id
-
-    def _drawn(self, r):
-        return ~r.iscrowd & ((r.keypoints[..., 2] > 0).sum(-1) > 0)
-
-    def annotation(self, i):
-        r = self.records[i]
-        keep = self._drawn(r)
-        return self.skeleton.from_dataset(r.keypoints[keep]), r.boxes[keep], (r.width, r.height)
-
-    def load(self, i, max_reduce=1.0):
-        r = self.records[i]
-        img, factor = open_image(r.image, max_reduce)
-        keep = self._drawn(r)
-        ignore = None
-        if (~keep).any():
-            ignore = np.zeros((r.height, r.width), bool)
-            for k in np.flatnonzero(~keep):
-                seg = r.segmentations[k] if r.segmentations else None
-                if seg:
-                    ignore |= coco_aic.segmentation_mask(seg, r.height, r.width)
-                else:
-                    x, y, w, h = np.round(r.boxes[k]).astype(int)
-                    ignore[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)] = True
-        return Scene(img, factor, self.skeleton.from_dataset(r.keypoints[keep]), r.boxes[keep],
-                     ignore, (r.width, r.height))
-
-    def ground_truth(self, i):
-        r = self.records[i]
-        return [coco_annotation(r.image_id, r.ann_ids[k], r.keypoints[k], r.boxes[k], r.areas[k],
-                                r.iscrowd[k]) for k in range(len(r.keypoints))]
-
-
-class TrainScenes(harness.EpochDataset):
-    """Augmented training inputs with the targets and mask of §III-A.
-
-    §IV-A: "randomly rotating the input image with a degree in [-30, 30] and
-    flipping it horizontally". Paper: scale augmentation and cropping are
-    unspecified. Here, as Cao et al. [3]: a square crop around a random
-    annotated person whose box fills ``person_frac`` of it (toy scenes: the
-    whole scene, zoomed by 1/``person_frac``). A flip mirrors x and swaps
-    left/right joints and limbs.
-    """
-
-    def __init__(self, source, cfg, skeleton, stride):
-        self.source, self.cfg, self.skeleton, self.stride = source, cfg, skeleton, stride
-
-    def geometry(self, index, rng):
-        cfg = self.cfg
-        kp, boxes, (W, H) = self.source.annotation(index)
-        zoom = rng.uniform(*cfg.person_frac)
-        if cfg.data == "toy" or len(boxes) == 0:
-            return np.array([(W - 1) / 2, (H - 1) / 2]), max(W, H) / zoom
-        x, y, w, h = boxes[rng.integers(len(boxes))]
-        # A person a few pixels tall would zoom the crop into a blur: the
-        # crop side never drops below 16 px of the image (Here: our guard).
-        return np.array([x + w / 2, y + h / 2]), max(w, h, 16.0) / zoom
-
-    def __getitem__(self, index):
-        cfg, out, st, sk = self.cfg, self.cfg.input_size, self.stride, self.skeleton
-        rng = harness.sample_rng(cfg.seed, self.epoch, index)
-        center, side = self.geometry(index, rng)
-        rot, flip = rng.uniform(-cfg.rot_range, cfg.rot_range), bool(rng.random() < 0.5)
-        A = crop_matrix(center, side, out, rot, flip)
-        shape = (out // st, out // st)
-        try:
-            scene = self.source.load(index, side / out)
-        except (ImageError, FileNotFoundError) as e:
-            # A corrupt image inside a data set: skip it (zero mask), count it.
-            warnings.warn(f"skipping image {index}: {e}")
-            J, C = sk.J, sk.C
-            return {"image": torch.zeros(3, out, out), "maps": torch.zeros(J + 1, *shape),
-                    "fields": torch.zeros(2 * C, *shape), "mask": torch.zeros(J + 1 + 2 * C, *shape),
-                    "broken": True}
-        crop = warp_image(scene.image, A, out, scene.factor)                  # (out, out, 3)
-        kp = scene.keypoints.copy()
-        kp[..., :2] = apply_affine(A, kp[..., :2])
-        corners = np.stack([scene.boxes[:, :2], scene.boxes[:, :2] + scene.boxes[:, 2:],
-                            scene.boxes[:, :2] + scene.boxes[:, 2:] * [1, 0],
-                            scene.boxes[:, :2] + scene.boxes[:, 2:] * [0, 1]], 1)
-        c = apply_affine(A, corners).reshape(-1, 4, 2)                       # rotated corners
-        boxes = np.concatenate([c.min(1), c.max(1) - c.min(1)], 1) if len(c) else np.zeros((0, 4))
-        if flip:
-            kp = kp[:, sk.flip]
-        ignore = np.zeros(shape, bool)
-        if scene.ignore is not None:
-            m = Image.fromarray(scene.ignore.astype(np.uint8) * 255).convert("RGB")
-            full = warp_image(m, A, out)[..., 0] > 127                      # (out, out)
-            # A map pixel is unknown when most of the input pixels it covers are.
-            ignore = full.reshape(shape[0], st, shape[1], st).mean((1, 3)) > 0.5
-        maps, fields, mask = make_targets(kp, boxes, ignore, shape, st, sk, cfg)
-        return {"image": to_tensor(crop), "maps": torch.from_numpy(maps),
-                "fields": torch.from_numpy(fields), "mask": torch.from_numpy(mask), "broken": False}
-
-
 # =============================================================================
 # §IV-A Implementation details -- training
 # =============================================================================
+# The data: toy scenes (``common.toy``) or COCO, AIC, CrowdPose (``common.scenes``),
+# augmented as §IV-A says, with §III-A's targets (``TrainScenes`` calls ``make_targets``).
 def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None, log_every=20,
           val_images=50, flags=None):
     """§IV-A: Adam, lr 8e-5, batch 16, all stages supervised (Eq. 8).
 
-    After every epoch: OKS AP of the single-scale, ground-truth-box parse
-    (no flip test) on the first ``val_images`` validation images; ``last.pt`` (written
-    atomically) and ``best.pt`` (best AP), with ``flags`` (the command
-    line's, for ``--resume``). Returns the history.
+    The epochs (``harness.fit``: the loop and the checkpoints; here the
+    paper's loss): after each, the OKS AP of the single-scale,
+    ground-truth-box parse (no flip test) on the first ``val_images``
+    validation images; ``last.pt`` (written atomically) and ``best.pt``
+    (best AP), with ``flags`` (the command line's, for ``--resume``).
+    Returns the history.
     """
-    model.to(memory_format=torch.channels_last)      # ~2x faster convolutions on CPU
-    if rt.distributed and rt.device.type == "cuda":
-        nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    harness.for_training(model, rt)                  # channels last: ~2x faster convolutions on CPU
     net = harness.wrap_model(model, rt)
     opt, sched, scaler, start, history = optimizer(cfg, model, rt, resume)
     loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
                                  num_workers=harness.loader_workers(rt, most=6), drop_last=len(train_set) >= cfg.batch_size)
-    best = max((v["AP"] for v in history["val"]), default=-1.0)
-    progress = harness.Progress("train", cfg.epochs, len(loader), rt, log_every=log_every)
-    for epoch in range(start, cfg.epochs):
-        harness.set_epoch(loader, epoch)
-        progress.start_epoch(epoch)
-        model.train()
-        total, n, skipped = 0.0, 0, 0
-        for step, batch in enumerate(loader):
-            skipped += int(batch.pop("broken").sum())
-            batch = {k: v.to(rt.device, non_blocking=True) for k, v in batch.items()}
-            with harness.autocast(rt):
-                outputs = net(batch["image"].contiguous(memory_format=torch.channels_last))
-            loss = pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
-            harness.optimizer_step(loss, opt, scaler, f"epoch {epoch + 1} step {step + 1}")
-            total, n = total + loss.item(), n + 1
-            progress.update(loss.item(), batch["image"].shape[0])
-        sched.step()
-        if skipped:
-            print(f"  epoch {epoch + 1}: skipped {skipped} unreadable image(s)", flush=True)
-        history["loss"].append({"epoch": epoch + 1, "loss": total / max(n, 1)})
-        if rt.is_main:
-            ap = validation_ap(model, val_source, cfg, skeleton, rt.device, val_images)
-            history["val"].append({"epoch": epoch + 1, "AP": ap})
-            print(f"  val epoch {epoch + 1}: OKS AP {100 * ap:.1f} (first {min(val_images, len(val_source))} "
-                  f"images, one scale, ground-truth boxes)", flush=True)
-            extra = {"history": history, "config": asdict(cfg), "flags": flags}
-            state = harness.train_state(model, opt, sched, scaler, epoch + 1, 0, extra)
-            harness.save_checkpoint(out_dir / "last.pt", state)
-            cli.note_checkpoint(out_dir / "last.pt")   # what a Ctrl-C offers to --resume
-            if ap > best:
-                best = ap
-                harness.save_checkpoint(out_dir / "best.pt", state)
-        harness.barrier(rt)
+
+    def step_loss(batch):                            # Eq. (8): every stage's outputs supervised
+        with harness.autocast(rt):
+            outputs = net(batch["image"].contiguous(memory_format=torch.channels_last))
+        return pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
+
+    def record(epoch, loss, seconds):
+        history["loss"].append({"epoch": epoch + 1, "loss": loss})
+
+    def validate(epoch):
+        ap = validation_ap(model, val_source, cfg, skeleton, rt.device, val_images)
+        history["val"].append({"epoch": epoch + 1, "AP": ap})
+        print(f"  val epoch {epoch + 1}: OKS AP {100 * ap:.1f} (first {min(val_images, len(val_source))} "
+              f"images, one scale, ground-truth boxes)", flush=True)
+        return ap, {"history": history, "config": asdict(cfg), "flags": flags}
+
+    harness.fit(model, loader, step_loss, opt, sched, scaler, rt, epochs=cfg.epochs, start=start, out_dir=out_dir,
+                validate=validate, record=record, log_every=log_every,
+                best=max((v["AP"] for v in history["val"]), default=-1.0))
     return history
 
 
@@ -1468,7 +1151,7 @@ def validation_ap(model, val_source, cfg, skeleton, device, val_images):
     """The OKS AP training reports after each epoch: the full method, one
     scale, no flip test, ground-truth boxes, the first ``val_images`` images."""
     quick = Tally((Row("full"),))
-    for rec in evaluate(model, val_source, replace(cfg, flip_test=False), skeleton, device, quick.rows,
+    for rec in evaluate(model, val_source, replace(cfg, flip_test=False), skeleton, device, quick.rows, PARSER,
                         scales=(1.0,), limit=val_images):
         quick.add(rec)
     return quick.ap(skeleton, Row("full"))["AP"]
@@ -1626,59 +1309,6 @@ def model_from_cao_weights(path, device):
 #     Table III's networks (``--stages``, ``--backbone``, ``--no-2x``),
 #     Table IV's rows, and Fig. 1's boxes
 # =============================================================================
-# §IV-A: the boxes come from a person detector (YOLOv2). Here: a detection
-# file (``--boxes FILE``), the ground truth (``--boxes gt``) or a simulated
-# detector that errs as YOLOv2 does (``common.detector``; the toy's default).
-def jitter_boxes(boxes, rng, level):
-    """Fig. 1 (a-b): a detector's boxes are shifted and too tight or too loose.
-    Each box's centre moves by up to ``level`` x its size along each axis and
-    its width and height are scaled by a factor in [1 - level, 1 + level]."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    wh = b[:, 2:] * rng.uniform(1 - level, 1 + level, (len(b), 2))
-    centre = b[:, :2] + b[:, 2:] / 2 + rng.uniform(-level, level, (len(b), 2)) * b[:, 2:]
-    return np.concatenate([centre - wh / 2, wh], 1)
-
-
-def simulated_detector(annotations, size, rng, detector=DetectorModel()):
-    """Boxes from a detector that errs as the paper's YOLOv2 did (§IV-A), for
-    data sets without a detection file: (N, 5) x, y, w, h, score, simulated
-    on the scored people's boxes with ``detector``'s rates
-    (``common.detector.DetectorModel``: loose boxes, misses that grow for
-    small and hidden people, partial duplicates below the detector's NMS,
-    scored false positives above a threshold). Seeded by the caller's ``rng``."""
-    people = scored_people(annotations)
-    kp = np.array([a["keypoints"] for a in people], float).reshape(len(people), -1, 3)
-    occluded = (kp[..., 2] == 1).sum(-1) / np.maximum((kp[..., 2] > 0).sum(-1), 1)
-    return simulate(detector, gt_boxes(annotations), occluded, size, rng)
-
-
-def scored_people(annotations):
-    """The people COCO's AP scores: not a crowd, at least one labelled joint."""
-    return [a for a in annotations if not a["iscrowd"] and a["num_keypoints"] > 0]
-
-
-def gt_boxes(annotations):
-    """Ground-truth boxes playing the detector (``--boxes gt``): the scored people's."""
-    return np.array([a["bbox"] for a in scored_people(annotations)], np.float64).reshape(-1, 4)
-
-
-def detector_boxes(source, i, gt, boxes, seed):
-    """The boxes every row of image ``i`` starts from, (N, 5) with scores:
-    ``boxes`` = "gt" (the ground truth, score 1), a ``DetectorModel``
-    (``simulated_detector`` on the ground truth, seeded per image) or a
-    detection file's {image_id: (N, 5)}."""
-    if isinstance(boxes, str):                                            # "gt"
-        b = gt_boxes(gt)
-        return np.concatenate([b, np.ones((len(b), 1))], 1)
-    if isinstance(boxes, DetectorModel):
-        return simulated_detector(gt, scene_size(source, i), np.random.default_rng([seed, i, 1]), boxes)
-    return boxes.get(source.image_id(i), np.zeros((0, 5)))
-
-
-def scene_size(source, i):
-    return source.annotation(i)[2]
-
-
 # §IV-C Table IV: each component of the method removed in turn, on the same
 # maps and boxes, beside the box-free parse of [3].
 VARIANTS = {  # Table IV rows, in the paper's order
@@ -1716,399 +1346,17 @@ def parse_variants(pred, boxes, skeleton, cfg, variants, inputs=None, box_scores
     return out
 
 
+# What the evaluation calls of the method (``common.bub_eval``: rows, images, scores).
+PARSER = Parser(candidates_and_scores, parse_variants, VARIANTS)
+
+
 # =============================================================================
-# §IV-B1 The top-down baseline: paper 1 inside each box (Tables I-II, "CPM")
+# §IV-B Tables I-II (with the top-down row, "CPM", and [3]), Table IV, Fig. 1
 # =============================================================================
-# Paper 2 compares with a top-down method: a single-person estimator run in
-# each detector box (the paper's row is CPM). This project holds one: paper
-# 1's cascade (heatmap_regression.py), trained on person crops cut from the
-# same kind of scenes (``python heatmap_regression.py --data toy-crowd``).
-class TopDown:
-    """Paper 1 as paper 2's top-down row: crop each box as paper 1's training
-    cropped a person (``common.crops.box_center_scale``: a square of
-    1.25 x the box's longer side around its centre), predict the part maps
-    (its cascade, batched), read each part at its map's maximum, map it back
-    into the image. One pose per box, scored box score x mean joint
-    confidence (the maps' maxima): a confident detector and a confident
-    estimator make a confident pose.
-
-    Paper 1's joints are matched to paper 2's by name (MPII's upper neck is
-    AIC's neck); a joint paper 1 does not predict stays missing (0, 0, 0).
-    """
-
-    def __init__(self, path, skeleton, device, batch=32, flip_test=False):
-        import heatmap_regression as hr                        # paper 1: the code, not a copy
-        self.hr, self.device, self.batch, self.flip_test = hr, device, batch, flip_test
-        self.cfg, self.model = hr.model_from_checkpoint(Path(path).expanduser(), device)
-        names = tuple(self.cfg.joints)
-        self.index = joint_index(names, skeleton.joints)
-        if (self.index < 0).all():
-            raise ValueError(f"--topdown {path}: its joints {names[:4]}... share no name with "
-                             f"{skeleton.data}'s {skeleton.joints[:4]}...")
-
-    def __call__(self, image, factor, boxes, scores):
-        """Poses (P, J, 3: x, y, confidence) in full-resolution image px, one
-        per box, and their scores (P,). ``image``: PIL, decoded at 1/``factor``."""
-        A = self.crop_affines(boxes)
-        return self.poses(self.maps(image, factor, A), A, scores)
-
-    def crop_affines(self, boxes):
-        """Image px -> crop px of each box, as paper 1's training cropped."""
-        return [crop_matrix(*_center_side(b), self.cfg.input_size)
-                for b in np.asarray(boxes, np.float64).reshape(-1, 4)]
-
-    @torch.no_grad()
-    def maps(self, image, factor, affines):
-        """Paper 1's part maps (P, N, h, w) of the crops, in batches."""
-        out, chunks = self.cfg.input_size, []
-        for lo in range(0, len(affines), self.batch):
-            x = torch.stack([to_tensor(warp_image(image, a, out, factor)) for a in affines[lo:lo + self.batch]])
-            # A flip test exactly when the bottom-up rows run one (paper 2's
-            # ``flip_test``), so every row sees each image or crop as often.
-            chunks.append(self.hr.predict(self.model, x.to(self.device), self.flip_test).float().cpu())
-        return torch.cat(chunks) if chunks else torch.zeros(0, len(self.index), 1, 1)
-
-    def poses(self, maps, affines, scores):
-        """Each crop's maps -> one pose in image px and its score."""
-        J = len(self.index)
-        kp = np.zeros((len(affines), J, 3), np.float32)
-        if not len(affines):
-            return kp, np.zeros(0, np.float32)
-        has = self.index >= 0
-        xy = from_stride(self.hr.decode(maps, method=self.cfg.decode).numpy(), self.model.stride)   # (P, N, 2) crop px
-        conf = maps.flatten(2).max(-1).values.numpy()                           # (P, N)
-        for k, A in enumerate(affines):
-            kp[k, has, :2] = apply_affine(invert_affine(A), xy[k])[self.index[has]]
-            kp[k, has, 2] = np.clip(conf[k, self.index[has]], 1e-3, None)     # a joint, however faint
-        confidence = kp[:, has, 2].mean(1)
-        return kp, np.asarray(scores, np.float32).reshape(-1) * confidence
-
-
-def joint_index(theirs, ours):
-    """For each of ``ours`` (paper 2's joint names), its index in ``theirs``
-    (paper 1's), or -1. By name; MPII's "upper_neck" is paper 2's "neck"."""
-    alias = {"neck": "upper_neck"}
-    return np.array([theirs.index(n) if n in theirs else
-                     theirs.index(alias[n]) if alias.get(n) in theirs else -1 for n in ours])
-
-
-def _center_side(box):
-    """Paper 1's crop of a box (``common.crops``, the convention both papers
-    share): its centre and the crop side."""
-    center, scale = box_center_scale(box)
-    return center, crop_side(scale)
-
-
-def score(skeleton, gts, results, image_ids):
-    """OKS AP (COCO's protocol) with the data set's OKS constants -- CrowdPose's
-    for the toy -- and, for AI Challenger's 14 joints (AIC and the toy), its
-    official score with its own constants. On the toy that score is printed
-    for comparison only: AIC's constants are too strict for its sizes."""
-    res = coco_keypoint_ap(gts, results, image_ids=image_ids, sigmas=skeleton.sigmas)
-    if skeleton.joints == AIC_JOINTS:
-        res["AIC score"] = aic_score(gts, results, sigmas=AIC_SIGMAS, image_ids=image_ids)
-    return res
-
-
-# §IV-B: every row of the tables is one parse of the same validation images,
-# scored by the same OKS AP. ``evaluate`` parses each image once per row and
-# yields it (an ``ImageRecord``); the tables gather the records (``Tally``),
-# and the studies beyond the paper's tables (walkthrough/studies.py) read the
-# same records.
-@dataclass(frozen=True)
-class Row:
-    """One row of the tables: a parse on one set of boxes."""
-    method: str                  # a ``VARIANTS`` key, or "topdown" (paper 1 in each box)
-    gt_boxes: bool = False       # on the ground-truth boxes instead of the run's boxes
-    jitter: float = None         # Fig. 1 (a-b): those boxes jittered by this level (``jitter_boxes``)
-    own_score: bool = False      # ranked by the parser's own score (Eq. 9 / [3]'s), not ``rank_score``
-
-    @property
-    def key(self):
-        """The row's name in results.json: "full", "greedy, gt boxes",
-        "jitter 0.20", "topdown jitter 0.20", "no_nms, own score" ..."""
-        name = self.method
-        if self.jitter is not None:
-            name = ("jitter" if self.method == "full" else f"{self.method} jitter") + f" {self.jitter:.2f}"
-        return name + (", gt boxes" if self.gt_boxes else "") + (", own score" if self.own_score else "")
-
-
-# Fig. 1 (a-b): the levels of the AP-against-box-jitter curve the run prints.
-JITTER_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-
-
-def table_rows(cfg, boxes, topdown=False, jitter=JITTER_LEVELS):
-    """The rows of the final evaluation: Table IV's (Tables I-II's "full" and
-    "greedy" among them) on the run's boxes, under each parser's own score
-    too, and -- when the run's boxes are not the ground truth -- on
-    ground-truth boxes (the upper bound); the top-down row on the same boxes;
-    Fig. 1 (a-b)'s curve, ours on each box set and the top-down row's on the
-    run's boxes."""
-    with_gt = not isinstance(boxes, str)                                  # not "gt"
-    methods = tuple(VARIANTS) + (("topdown",) if topdown else ())
-    rows = [Row(m) for m in methods]
-    if cfg.readings.rank_score != "own":
-        rows += [Row(v, own_score=True) for v in VARIANTS]
-    if with_gt:
-        rows += [Row(m, gt_boxes=True) for m in methods]
-    for lv in jitter:
-        rows += [Row("full", jitter=lv)] + ([Row("full", True, lv)] if with_gt else [])
-        rows += [Row("topdown", jitter=lv)] if topdown else []
-    return tuple(rows)
-
-
-@dataclass
-class ImageRecord:
-    """One validation image as ``evaluate`` parsed it."""
-    index: int
-    image_id: int
-    gt: list                     # its COCO annotations
-    results: dict = field(default_factory=dict)   # {Row: COCO results of this image}
-    parses: dict = field(default_factory=dict)    # {Row: Parse (image px)}, the rows without jitter
-    pred: "Prediction" = None    # the network's outputs (None: the image could not be read)
-    cand: "Candidates" = None
-    boxes: dict = field(default_factory=dict)     # {"run": (N, 4), "gt": (K, 4)} image px, before extension
-    seconds: dict = field(default_factory=dict)   # {"ours": forward + parse, "topdown": paper 1 in the boxes}
-
-
-def evaluate(model, source, cfg, skeleton, device, rows, boxes="gt", scales=None, limit=None, seed=0,
-             topdown=None, box_jitter=0.0):
-    """Parse every validation image once per row of ``rows``; yields one
-    ``ImageRecord`` per image, in order.
-
-    ``boxes``: "gt", a ``DetectorModel`` or a detection file's boxes
-    (``detector_boxes``), jittered by ``box_jitter`` when given; ``topdown``:
-    a ``TopDown`` for the "topdown" rows. Time per image is measured from
-    the image to our poses (forward, candidates, Eq. 5, the full parse) and
-    for paper 1 in the run's boxes."""
-    n = len(source) if limit is None else min(limit, len(source))
-    for i in range(n):
-        rec = ImageRecord(i, source.image_id(i), source.ground_truth(i))
-        try:
-            scene = source.load(i, max_reduce=max(scene_size(source, i)) / cfg.test_size)
-        except (ImageError, FileNotFoundError) as e:
-            warnings.warn(f"skipping image {rec.image_id}: {e}")
-            yield rec                                        # scored as a miss
-            continue
-        det = detector_boxes(source, i, rec.gt, boxes, seed)
-        rec.boxes = {"run": det[:, :4], "gt": gt_boxes(rec.gt)}
-        if box_jitter:
-            rec.boxes["run"] = jitter_boxes(rec.boxes["run"], np.random.default_rng([seed, i, 3]), box_jitter)
-        t0 = time.perf_counter()
-        rec.pred = model.infer(scene.image, scene.size, cfg, device, scales)
-        inputs = candidates_and_scores(rec.pred.maps, rec.pred.fields, skeleton, cfg)
-        rec.cand = inputs[0]
-        parse_rows(rec, rows, skeleton, cfg, inputs, det[:, 4], t0)
-        if topdown is not None:
-            topdown_rows(rec, rows, skeleton, topdown, scene, det[:, 4])
-        jitter_rows(rec, rows, skeleton, cfg, inputs, seed, topdown, scene, det[:, 4])
-        yield rec
-
-
-def add_results(rec, row, skeleton, keypoints, scores):
-    rec.results[row] = to_coco_results(rec.image_id, skeleton.to_dataset(keypoints), scores)
-
-
-def parse_rows(rec, rows, skeleton, cfg, inputs, box_scores, t0):
-    """Our rows without jitter on one image: the full method on the run's
-    boxes first (timed from ``t0``), then the other Table IV rows, then
-    those on ground-truth boxes ([3]'s parse has no boxes: the same parse)."""
-    pred = rec.pred
-    run = [r.method for r in rows if r.jitter is None and not r.gt_boxes and r.method in VARIANTS]
-    run = list(dict.fromkeys(run))
-    parsed = parse_variants(pred, rec.boxes["run"], skeleton, cfg, ("full",) if "full" in run else (), inputs,
-                            box_scores)
-    rec.seconds["ours"] = time.perf_counter() - t0
-    parsed.update(parse_variants(pred, rec.boxes["run"], skeleton, cfg, tuple(v for v in run if v != "full"),
-                                 inputs, box_scores))
-    for v, parse in parsed.items():
-        rec.parses[Row(v)] = parse
-        add_results(rec, Row(v), skeleton, parse.keypoints, parse.scores)
-        if Row(v, own_score=True) in rows:
-            add_results(rec, Row(v, own_score=True), skeleton, parse.keypoints, [p.conf for p in parse.poses])
-    on_gt = [r.method for r in rows if r.gt_boxes and r.jitter is None and r.method in VARIANTS]
-    if on_gt:
-        parsed = parse_variants(pred, rec.boxes["gt"], skeleton, cfg, tuple(v for v in on_gt if v != "greedy"),
-                                inputs)
-        if "greedy" in on_gt:
-            parsed["greedy"] = rec.parses[Row("greedy")]            # [3] has no boxes to change
-        for v, parse in parsed.items():
-            rec.parses[Row(v, True)] = parse
-            add_results(rec, Row(v, True), skeleton, parse.keypoints, parse.scores)
-
-
-def topdown_rows(rec, rows, skeleton, topdown, scene, box_scores):
-    """Paper 1 in the run's boxes (timed) and in the ground-truth boxes."""
-    t0 = time.perf_counter()
-    add_results(rec, Row("topdown"), skeleton, *topdown(scene.image, scene.factor, rec.boxes["run"], box_scores))
-    rec.seconds["topdown"] = time.perf_counter() - t0
-    if Row("topdown", True) in rows:
-        b = rec.boxes["gt"]
-        add_results(rec, Row("topdown", True), skeleton, *topdown(scene.image, scene.factor, b, np.ones(len(b))))
-
-
-def jitter_rows(rec, rows, skeleton, cfg, inputs, seed, topdown, scene, box_scores):
-    """Fig. 1 (a-b): the full method on each box set jittered by each level,
-    and paper 1 on the run's boxes jittered alike."""
-    levels = list(dict.fromkeys(r.jitter for r in rows if r.jitter is not None))
-    for lv in levels:
-        for which, gt in (("run", False), ("gt", True)):
-            if Row("full", gt, lv) not in rows:
-                continue
-            # The same draw at every level (one seed per image), scaled by
-            # the level: the curve shows the boxes getting worse, not noise.
-            jb = jitter_boxes(rec.boxes[which], np.random.default_rng([seed, rec.index, 2]), lv)
-            p = parse_variants(rec.pred, jb, skeleton, cfg, ("full",), inputs)["full"]
-            add_results(rec, Row("full", gt, lv), skeleton, p.keypoints, p.scores)
-            if topdown is not None and not gt and Row("topdown", jitter=lv) in rows:
-                add_results(rec, Row("topdown", jitter=lv), skeleton,
-                            *topdown(scene.image, scene.factor, jb, box_scores))
-
-
-class Tally:
-    """What the tables keep of ``evaluate``'s records: the ground truth, the
-    image ids and each row's COCO results (the maps are not kept)."""
-
-    def __init__(self, rows):
-        self.rows, self.gts, self.crowd_gts, self.ids = rows, [], [], []
-        self.results = {r: [] for r in rows}
-
-    def add(self, rec):
-        self.gts += rec.gt
-        self.crowd_gts += crowded_slice(rec.gt)
-        self.ids.append(rec.image_id)
-        for r, res in rec.results.items():
-            self.results[r] += res
-        return rec
-
-    def ap(self, skeleton, row):
-        return score(skeleton, self.gts, self.results[row], self.ids)
-
-
-def paper_tables(tally, skeleton, seed=0):
-    """The numbers of the paper's tables from a ``Tally``: {"rows": {Row: AP
-    dict}}, "table_iv" (each Table IV row's AP difference from the full
-    method, 95 % bootstrap interval over images), "table_iv_own" (ranked by
-    each parser's own score) and "table_iv_gt" (on ground-truth boxes) when
-    evaluated, and "crowded": Fig. 1 (c-d), the full method, [3] and the
-    top-down row on the people with a neighbour at box IoU > 0.3
-    (``common.coco_eval.crowded_slice``)."""
-    t = tally
-    out = {"rows": {r: t.ap(skeleton, r) for r in t.rows}}
-    for key, variant in (("table_iv", {}), ("table_iv_own", {"own_score": True}), ("table_iv_gt", {"gt_boxes": True})):
-        if all(Row(v, **variant) in t.results for v in VARIANTS):
-            table = {v: t.results[Row(v, **variant)] for v in VARIANTS}
-            out[key] = bootstrap_ap(t.gts, table, t.ids, skeleton.sigmas, reference="full", seed=seed)
-    out["crowded"] = {m: coco_keypoint_ap(t.crowd_gts, t.results[Row(m)], t.ids, skeleton.sigmas)
-                      for m in ("full", "greedy", "topdown") if Row(m) in t.results}
-    out["crowded"]["people"] = len(scored_people(t.crowd_gts))
-    return out
-
-
-def crossing(levels, aps, reference):
-    """The jitter level at which a curve first falls below ``reference``,
-    linearly interpolated between the measured levels; None if it never does."""
-    for k in range(len(levels)):
-        if aps[k] < reference:
-            if k == 0:
-                return float(levels[0])
-            a, b = aps[k - 1] - reference, aps[k] - reference
-            return float(levels[k - 1] + a / (a - b) * (levels[k] - levels[k - 1]))
-    return None
-
-
-def crowded_slice(annotations, iou=0.3):
-    """The annotations of one image for the crowded slice (Fig. 1 c-d): people
-    with a neighbour at box IoU > ``iou`` are scored; everyone else becomes a
-    crowd region (``iscrowd = 1``), so a detection on them counts neither as
-    right nor as wrong, exactly as COCO treats its crowds (pycocotools agrees)."""
-    people = scored_people(annotations)
-    near = with_neighbour(np.array([a["bbox"] for a in people]).reshape(-1, 4), iou)
-    slice_ = [dict(a, iscrowd=int(not c)) for a, c in zip(people, near)]
-    return slice_ + [a for a in annotations if a not in people]
-
-
-DATA_NAMES = {"toy": ("toy scenes", "CrowdPose's OKS constants, scale 0.53 x box area"),
-              "coco": ("COCO val", "COCO's OKS constants, scale = segment area"),
-              "aic": ("AI Challenger val", "AI Challenger's OKS constants"),
-              "crowdpose": ("CrowdPose", "CrowdPose's OKS constants, scale 0.53 x box area")}
-
-
-def boxes_text(boxes, flag=None):
-    """What a box source is called in the tables' titles."""
-    if isinstance(boxes, DetectorModel):
-        return "simulated detector"
-    return "ground-truth boxes" if boxes == "gt" else f"boxes from {flag}"
-
-
-def print_tables_i_ii(ev, data, n, what, cfg):
-    """Tables I-II's layout: the top-down row, [3], ours, and on ground-truth boxes."""
-    rows = ev["rows"]
-    name, oks_note = DATA_NAMES[data]
-    table = ([("top-down: paper 1 in each box", rows[Row("topdown")])] if Row("topdown") in rows else [])
-    table += [("box-free parse of [3]", rows[Row("greedy")]), ("ours (full)", rows[Row("full")])]
-    table += [(f"{label}, ground-truth boxes (upper bound)", rows[Row(m, True)])
-              for m, label in (("topdown", "top-down"), ("full", "ours")) if Row(m, True) in rows]
-    print(f"\nTables I-II layout -- OKS AP (%) on {n} {name}, {what}, scales {cfg.scales} "
-          f"({oks_note})\n" + format_ap_table(table))
-    if "AIC score" in rows[Row("full")]:
-        note = ", AIC constants: for comparison only, too strict for toy sizes" if data == "toy" else ""
-        print(f"AI Challenger score (its official keypoint_eval.py{note}): "
-              f"{100 * rows[Row('full')]['AIC score']:.2f}")
-
-
-def print_table_iv(ev, what, n, cfg):
-    """Table IV (both scores when both were scored, and on ground-truth boxes)."""
-    common = f"ranked by {'Eq. (9) / [3] own' if cfg.readings.rank_score == 'own' else 'the common score'}"
-    scores = [("table_iv", what, common)]
-    if "table_iv_own" in ev:
-        scores.append(("table_iv_own", what, "each parser ranked by its own score (Eq. 9 / [3]'s)"))
-    if "table_iv_gt" in ev:
-        scores.append(("table_iv_gt", "ground-truth boxes", common))
-    for key, what, how in scores:
-        print(f"\nTable IV -- analysis of each component (AP %, {what}, {how}); difference from the "
-              f"full method with its 95 % bootstrap interval over {n} images (300 resamples)")
-        for v, label in VARIANTS.items():
-            t = ev[key][v]
-            diff = "" if v == "full" else f"   {100 * t['diff']:+5.1f}  [{100 * t['lo']:+5.1f}, {100 * t['hi']:+5.1f}]"
-            print(f"  {label:<28} {100 * t['AP']:5.1f}{diff}")
-
-
-def print_crowded(ev):
-    cr = ev["crowded"]
-    rows = ([("top-down: paper 1 in each box", cr["topdown"])] if "topdown" in cr else [])
-    rows += [("box-free parse of [3]", cr["greedy"]), ("ours (full)", cr["full"])]
-    print(f"\nFig. 1 (c-d) -- the crowded slice: {cr['people']} people with a neighbour at box IoU > 0.3 "
-          f"(the others scored as crowd regions)\n" + format_ap_table(rows))
-
-
-def jitter_curves(ev, what):
-    """Fig. 1 (a-b): AP against box jitter for each method and box set, beside
-    the box-free parse of [3]; prints the table and each curve's crossing."""
-    rows = ev["rows"]
-    levels = list(dict.fromkeys(r.jitter for r in rows if r.jitter is not None))
-    if not levels:
-        return {}
-    ref = rows[Row("greedy")]["AP"]
-    columns = [(m, gt, (f"top-down, {w}" if m == "topdown" else w), f"{label}, {w}")
-               for gt, w in ((False, what), (True, "ground-truth boxes")) for m, label in
-               (("full", "ours"), ("topdown", "top-down")) if Row(m, gt, levels[0]) in rows]
-    width = max(20, *(len(c[3]) for c in columns))
-    print("\nFig. 1 (a-b) -- AP (%) vs box jitter (centre shift and size change up to the level x box "
-          "size)\n  level " + "".join(f"  {c[3]:>{width}}" for c in columns) + f"  {'[3], no boxes':>14}")
-    for lv in levels:
-        print(f"  {lv:5.2f} " + "".join(f"  {100 * rows[Row(m, gt, lv)]['AP']:{width}.1f}"
-                                      for m, gt, _, _ in columns) + f"  {100 * ref:14.1f}")
-    curves = {}
-    for m, gt, key, label in columns:
-        aps = [rows[Row(m, gt, lv)]["AP"] for lv in levels]
-        x = crossing(levels, aps, ref)
-        curves[key] = {"levels": levels, "AP": aps, "below [3] from": x}
-        print(f"  {label}: " + (f"falls below [3] at jitter {x:.2f}" if x is not None else
-                                f"stays above [3] up to jitter {levels[-1]:.2f}"))
-    return curves
-
-
+# §IV-A: the boxes come from a person detector (YOLOv2). Here: a detection
+# file (``--boxes FILE``), the ground truth (``--boxes gt``) or a simulated
+# detector that errs as YOLOv2 does (``common.detector``; the toy's default).
+# The top-down row is paper 1's cascade in each box (``common.topdown``).
 def final_evaluation(model, val_src, cfg, skeleton, rt, out_dir, boxes="gt", seed=0, data=None, what="",
                      topdown=None, observe=(), jitter=JITTER_LEVELS, box_jitter=0.0):
     """§IV on the validation set: Tables I-II (with the top-down row of paper 1
@@ -2119,118 +1367,28 @@ def final_evaluation(model, val_src, cfg, skeleton, rt, out_dir, boxes="gt", see
     {Row: AP dict}, "table_iv", ...}. ``observe``: more consumers of the
     per-image records (walkthrough/studies.py), each with ``add(record)``;
     ``jitter``, ``box_jitter``: the studies' knobs (``table_rows``, ``evaluate``)."""
-    rows = table_rows(cfg, boxes, topdown is not None, jitter)
+    rows = table_rows(cfg, boxes, VARIANTS, topdown is not None, jitter)
     tally = Tally(rows)
-    for rec in evaluate(model, val_src, cfg, skeleton, rt.device, rows, boxes=boxes, seed=seed, topdown=topdown,
-                        box_jitter=box_jitter):
+    for rec in evaluate(model, val_src, cfg, skeleton, rt.device, rows, PARSER, boxes=boxes, seed=seed,
+                        topdown=topdown, box_jitter=box_jitter):
         for consumer in (tally, *observe):
             consumer.add(rec)
     write_json(out_dir / "results_coco.json", tally.results[Row("full")])
-    ev = paper_tables(tally, skeleton, seed)
-    what = what or boxes_text(boxes)
-    print_tables_i_ii(ev, data or cfg.data, len(val_src), what, cfg)
-    print_table_iv(ev, what, len(val_src), cfg)
-    print_crowded(ev)
-    ev["jitter"] = jitter_curves(ev, what)
+    ev = paper_tables(tally, skeleton, VARIANTS, seed)
+    ev["jitter"] = print_tables(ev, data or cfg.data, len(val_src), what or boxes_text(boxes), cfg, VARIANTS)
     return ev
 
 
-def results_json(ev):
-    """``final_evaluation``'s output as results.json holds it (rows by name)."""
-    return {"results": {r.key: ap for r, ap in ev["rows"].items()}, **{k: v for k, v in ev.items() if k != "rows"}}
-
-
 # =============================================================================
-# III. Run it: figures, the command line
+# III. Run it: the command line (a ``Config`` from the flags in one place, ``build_config``)
 # =============================================================================
-# Figures: what the network sees and what each parser makes of it.
-def draw_poses(ax, keypoints, skeleton, completed=None, lw=1.5):
-    """Poses (P, J, 3: x, y, score) in image px; completed joints dashed."""
-    for p, kp in enumerate(keypoints):
-        v = np.where(kp[:, 2] > 0, 2.0, 0.0)
-        if completed is not None:
-            v[completed[p]] = 1.0                    # drawn dashed, like an occluded joint
-        plotting.draw_pose(ax, np.concatenate([kp[:, :2], v[:, None]], 1), skeleton.limbs,
-                           skeleton.joints, lw=lw)
-
-
-def draw_boxes(ax, boxes, **style):
-    for x, y, w, h in np.asarray(boxes).reshape(-1, 4):
-        ax.add_patch(plotting.plt.Rectangle((x, y), w, h, fill=False, **style))
-
-
-def field_colours(fields):
-    """Direction fields as colour: hue = direction, brightness = length (the
-    strongest limb at each pixel)."""
-    import matplotlib.colors as mcolors
-    f = fields.reshape(-1, 2, *fields.shape[1:])
-    mag = np.linalg.norm(f, axis=1)                                  # (C, h, w)
-    c = mag.argmax(0)
-    fx = np.take_along_axis(f[:, 0], c[None], 0)[0]
-    fy = np.take_along_axis(f[:, 1], c[None], 0)[0]
-    hue = (np.arctan2(fy, fx) / (2 * np.pi)) % 1.0
-    return mcolors.hsv_to_rgb(np.stack([hue, np.ones_like(hue), np.clip(mag.max(0), 0, 1)], -1))
-
-
-def figure_scene(image, pred, boxes, parsed, skeleton, cfg, path, title=""):
-    """Fig. 2 for one image: boxes and our poses, the confidence maps, the
-    direction fields, and the box-free parse of [3] on the same outputs.
-    ``parsed``: ``parse_variants`` with at least "full" and "greedy"."""
-    J = skeleton.J
-    W, H = pred.size
-    extent = (-0.5, W - 0.5, H - 0.5, -0.5)
-    fig, axes = plotting.image_grid(4, size=4.0, aspect=W / H)
-    axes[0].imshow(image, extent=extent)
-    draw_boxes(axes[0], extend_boxes(boxes, cfg.box_extend), ec="yellow", ls="--", lw=1)
-    draw_poses(axes[0], parsed["full"].keypoints, skeleton, parsed["full"].completed)
-    axes[0].set_title("boxes + Algorithm 1, NMS, completion\n(dashed: limbs to a completed joint; "
-                      "blue left, red right)", fontsize=9)
-    axes[1].imshow(image, extent=extent)
-    axes[1].imshow(pred.maps[:J].max(0), extent=extent, cmap="magma", alpha=0.7, vmin=0, vmax=1)
-    axes[1].set_title("confidence maps (max over joints)", fontsize=9)
-    axes[2].imshow(field_colours(pred.fields), extent=extent)
-    axes[2].set_title("direction fields (hue = direction)", fontsize=9)
-    axes[3].imshow(image, extent=extent)
-    draw_poses(axes[3], parsed["greedy"].keypoints, skeleton)
-    axes[3].set_title("box-free greedy parse of [3]", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return plotting.save(fig, path)
-
-
-def figure_curves(history, jitter, reference, path):
-    """Training loss, validation AP per epoch, and AP against box jitter for
-    each box source with the box-free parse of [3] as a flat reference."""
-    series = {"training loss (Eq. 8)": {"loss": ([h["epoch"] for h in history["loss"]],
-                                                  [h["loss"] for h in history["loss"]])},
-              "validation OKS AP": {"AP": ([h["epoch"] for h in history["val"]],
-                                           [100 * h["AP"] for h in history["val"]])}}
-    if jitter:
-        curves = {f"ours, {w}": (c["levels"], [100 * a for a in c["AP"]]) for w, c in jitter.items()}
-        lv = next(iter(jitter.values()))["levels"]
-        curves["[3], no boxes"] = (lv, [100 * reference] * len(lv))
-        series["AP vs box jitter (Fig. 1 a-b)"] = curves
-    return plotting.curves(series, path)
-
-
-# The command line. Config is built from the flags in one place
-# (``build_config``); a trained network's own settings are kept, and only the
-# flags that change how its outputs are read apply to it.
 def load_sources(args, skeleton, cfg):
     """(train source, validation source) for ``--data``."""
-    if args.data == "toy":
-        regime = PAPER_REGIME if args.toy_world == "paper" else DEFAULT_REGIME
-        return (ToyScenes(args.seed, args.toy_train, cfg.input_size, skeleton, regime),
-                ToyScenes(args.seed + 1, args.toy_val, cfg.input_size, skeleton, regime))
-    if not args.data_root:
-        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
-    root = Path(args.data_root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data-root {root}: no such directory")
-    read = {"coco": coco_aic.read_coco, "aic": coco_aic.read_aic, "crowdpose": coco_aic.read_crowdpose}[args.data]
-    train = [] if args.eval_only else read(*coco_aic.find_annotation_files(args.data, root, "train"))
-    val = read(*coco_aic.find_annotation_files(args.data, root, "val"))
-    return RecordScenes(train, skeleton), RecordScenes(val, skeleton)
+    if args.data != "toy":
+        return record_scenes(args.data, cli.data_root(args), skeleton, args.eval_only)
+    regime = PAPER_REGIME if args.toy_world == "paper" else DEFAULT_REGIME
+    return (ToyScenes(args.seed, args.toy_train, cfg.input_size, skeleton, regime),
+            ToyScenes(args.seed + 1, args.toy_val, cfg.input_size, skeleton, regime))
 
 
 TRAIN_FLAGS = ("stages", "backbone", "width", "hidden", "input_size", "batch_size", "epochs", "lr", "sigma", "delta")
@@ -2264,18 +1422,15 @@ def build_config(args, trained=None):
 
 def scales_flag(args):
     """``--scales`` as a tuple, or None when not given."""
-    if not args.scales:
-        return None
-    scales = cli.number_list(args.scales, "--scales", "0.7,1,1.3")
-    if not scales:
+    scales = cli.number_list(args.scales, "--scales", "0.7,1,1.3") if args.scales else None
+    if scales == ():
         raise UsageError(f"--scales {args.scales!r}: expected positive numbers like 0.7,1,1.3")
     return scales
 
 
 # Every numeric flag and what it may hold (``cli.KINDS``).
-FLAG_KINDS = {"width": "positive", "hidden": "count", "input_size": "count", "test_size": "count",
-              "batch_size": "count", "epochs": "count", "lr": "positive", "eta": "probability", "sigma": "positive",
-              "delta": "positive", "toy_train": "count", "toy_val": "count", "val_images": "count",
+FLAG_KINDS = {**cli.SHARED_KINDS, "hidden": "count", "test_size": "count", "epochs": "count", "lr": "positive",
+              "eta": "probability", "sigma": "positive", "delta": "positive", "val_images": "count",
               "seed": "natural", "log_every": "count"}
 
 
@@ -2297,36 +1452,35 @@ def resume_run(args):
     cfg, _, _ = model_from_checkpoint(path, "cpu")
     extra = harness.load_checkpoint(path)["extra"]
     cli.resume_flags(args, extra.get("flags"), path)
-    done = len(extra.get("history", {}).get("loss", ()))
-    print(f"resuming {path}: {done} of {cfg.epochs} epochs done; the rest with the run's own flags", flush=True)
+    print(f"resuming {path}: {len(extra.get('history', {}).get('loss', ()))} of {cfg.epochs} epochs done; "
+          f"the rest with the run's own flags", flush=True)
 
 
 def config_from_dict(d):
     """A checkpoint's saved ``Config``, also from earlier versions (flat
-    readings, the simulated detector's rates, ``head_width``, ``fg_weight``)."""
+    readings, the simulated detector's rates, ``head_width``, ``fg_weight``,
+    Eq. (9)'s weights as three fields)."""
     d = dict(d)
+    if "alpha" in d:
+        d["eq9_weights"] = (d.pop("alpha"), d.pop("beta"), d.pop("gamma"))
     for k in [k for k in d if k.startswith("det_")] + ["detector", "fg_weight"]:
         d.pop(k, None)                              # evaluation settings, not the network's
     if d.pop("head_width", None) not in (None, d.get("width", 1.0)):
         raise KeyError("head_width (a network with stages of their own width: an earlier version's)")
     flat = {k: d.pop(k) for k in [k for k in d if k in Readings.__dataclass_fields__]}
     d["readings"] = Readings(**{**flat, **d.get("readings", {})})
-    d["resnet_blocks"], d["scales"], d["person_frac"] = (tuple(d[k]) for k in ("resnet_blocks", "scales", "person_frac"))
+    for k in ("resnet_blocks", "scales", "person_frac", "eq9_weights"):
+        d[k] = tuple(d.get(k, getattr(Config, k)))
     return Config(**d)
 
 
 def model_from_checkpoint(path, device):
     """(config, skeleton, model in eval mode) from a best.pt/last.pt."""
-    ckpt = harness.load_checkpoint(Path(path).expanduser())
-    try:
-        cfg = config_from_dict(ckpt["extra"]["config"])
-        skeleton = Skeleton(cfg.data)
-        model = PoseNetwork(cfg, skeleton)
-        model.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, RuntimeError) as e:
-        raise ValueError(f"{path}: not a bottom_up_bbox.py checkpoint "
-                         f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    return cfg, skeleton, model.to(device).eval()
+    def build(d):
+        cfg = config_from_dict(d)
+        return cfg, PoseNetwork(cfg, Skeleton(cfg.data))
+    cfg, model = harness.load_model(Path(path).expanduser(), build, "bottom_up_bbox.py")
+    return cfg, Skeleton(cfg.data), model.to(device).eval()
 
 
 def trained_model(args, device, path=None):
@@ -2345,25 +1499,10 @@ def trained_model(args, device, path=None):
     return build_config(args, cfg), skeleton, model
 
 
-def read_boxes(path, image_ids=None):
-    """``--boxes FILE``: a COCO detection-results JSON -> {image_id: (N, 5)}."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"--boxes {p}: no such file (expected 'gt' or a COCO detection-results JSON)")
-    return coco_aic.read_detections(p, image_ids)
-
-
-def box_source(args):
-    """``--boxes``: "gt", the simulated detector ("sim": a ``DetectorModel``)
-    or a detection file read into {image_id: (N, 5)}. Default: "sim" on the
-    toy scenes (a detector that errs, as the paper's did), "gt" on COCO and AIC."""
-    how = args.boxes or ("sim" if args.data == "toy" else "gt")
-    return {"gt": "gt", "sim": DetectorModel()}.get(how) or read_boxes(how)
-
-
 def run_demo(args, rt):
     """Poses of everyone in each photo (or in a fresh toy scene): a figure and
-    a COCO-results JSON per image, and one COCO-results file for them all."""
+    a COCO-results JSON per image, and one COCO-results file for them all
+    (``common.bub_demo``)."""
     synthetic = not args.demo
     if args.cmu_weights and synthetic:
         raise UsageError("--cmu-weights is Cao et al.'s network for photos: give it one, --demo IMAGE")
@@ -2381,61 +1520,9 @@ def run_demo(args, rt):
     cfg, skeleton, model = trained_model(args, rt.device, ckpt)
     if not synthetic and cfg.data == "toy" and not args.cmu_weights:
         print(f"note: {ckpt} was trained on the toy scenes; on a photo its poses mean little", flush=True)
-    # COCO results carry no joint names: they go beside them, once.
-    write_json(out / "joints.json", {"joints": list(skeleton.dataset_joints),
-                                     "keypoints": "x, y, score per joint in this order, image px (COCO results)"})
-    everyone = []
-    ids = image_ids(files)
-    for k, path in enumerate(files or [None]):
-        everyone += demo_image(args, rt, model, cfg, skeleton, out, path, ids[k] if files else 0, dets, len(files))
-    if len(files) > 1:
-        write_json(out / "results_coco.json", everyone)
-        print(f"{len(files)} images, {len(everyone)} people: all in {out / 'results_coco.json'}")
-    return everyone
-
-
-def demo_image(args, rt, model, cfg, skeleton, out, path, image_id, dets, n_files):
-    """``--demo`` on one photo (``path``), or on a fresh toy scene (None)."""
-    if path is None:
-        scene = ToyScenes(args.seed + 7919, 1, cfg.input_size, skeleton)
-        image, size, name = scene.load(0).image, (cfg.input_size, cfg.input_size), "toy_scene"
-        # The toy scene's ground-truth boxes stand in for a detector.
-        boxes = gt_boxes(scene.ground_truth(0)) if args.boxes in ("gt", None) else None
-    else:
-        # A long side far above the network's input is decoded smaller (a
-        # JPEG at 1/2, 1/4 or 1/8) and then resized: a 100 MP photo costs
-        # what a 2 MP one does; the poses come back in the file's pixels.
-        # (Cao et al.'s network scales the image's height to its test size.)
-        image, size = open_for_network(path, cfg.test_size * max(cfg.scales), by_height=bool(args.cmu_weights))
-        name, boxes = path.stem, None
-    if dets is not None:
-        mine = dets.get(image_id)
-        if mine is None and len(dets) == 1 and n_files <= 1:              # a file made for this one image
-            mine = next(iter(dets.values()))
-        if mine is None:
-            print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id} ({name}); "
-                  f"no person will be found in it", flush=True)
-        boxes = np.zeros((0, 4)) if mine is None else mine[:, :4]
-    pred = model.infer(image, size, cfg, rt.device)
-    inputs = candidates_and_scores(pred.maps, pred.fields, skeleton, cfg)
-    greedy = parse_variants(pred, np.zeros((0, 4)), skeleton, cfg, ("greedy",), inputs)["greedy"]
-    fallback = boxes is None
-    if fallback:
-        # No detector: the documented fallback, the extents of the box-free
-        # parse of [3], each extended by 10% per side (then by 10% again by
-        # the parser, as any detector's box would be).
-        boxes = person_boxes(greedy.keypoints, 0.1)
-    parsed = {"greedy": greedy, **parse_variants(pred, boxes, skeleton, cfg, ("full",), inputs)}
-    kp, conf = parsed["full"].keypoints, parsed["full"].scores
-    title = f"{len(kp)} person(s)" + (" in boxes from the box-free parse (no detector given)" if fallback else "")
-    figure = figure_scene(image, pred, boxes, parsed, skeleton, cfg, out / f"{name}_poses.png", title=title)
-    results = to_coco_results(image_id, skeleton.to_dataset(kp), conf)
-    for r in results:
-        r["file_name"] = name if path is None else path.name
-    write_json(out / f"{name}_results.json", results)
-    print(f"{name}: {len(kp)} person(s) in {len(boxes)} box(es); figure {figure}; "
-          f"COCO results {out / (name + '_results.json')}", flush=True)
-    return results
+    demo = Demo(model, cfg, skeleton, PARSER, extend_boxes, rt.device, out, args.boxes, args.seed,
+                by_height=bool(args.cmu_weights))          # Cao et al.'s network scales the image's height
+    return demo.run(files, dets)
 
 
 def flag_default(name):
@@ -2448,31 +1535,32 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter,
                                 epilog="Quick run: python bottom_up_bbox.py --toy-train 200 --epochs 1 (half a minute). "
                                        "An internal error is one line; BUB_DEBUG=1 shows its traceback.")
-    g = p.add_argument_group("data")
-    g.add_argument("--data", choices=("toy", "coco", "aic", "crowdpose"), default="toy", help="the data set")
-    g.add_argument("--data-root", help="folder of the COCO, AI Challenger or CrowdPose data set (see README)")
-    g.add_argument("--toy-world", choices=("default", "paper"), default="default",
-                   help="toy scenes: crowds a box can resolve, or the paper's regime (overlaps to IoU 0.6, "
-                        "hidden necks and torsos, small people; common.toy.PAPER_REGIME)")
-    g.add_argument("--toy-train", type=int, default=2000, help="toy training scenes")
-    g.add_argument("--toy-val", type=int, default=200, help="toy validation scenes")
-    g = p.add_argument_group("model (Table III)")
-    g.add_argument("--stages", type=int, choices=(1, 2, 3, 4, 5, 6), help="number of stages " + flag_default("stages"))
-    g.add_argument("--backbone", choices=("resnet", "vgg"), help="ResNet-50 or VGG-19 features " + flag_default("backbone"))
-    g.add_argument("--no-2x", action="store_true", help="no deconvolution: outputs at stride 8, not 4")
-    g.add_argument("--width", type=float, help="channel multiplier, 1 = the paper's network " + flag_default("width"))
-    g.add_argument("--hidden", type=int, help="channels of stage 1's hidden 1x1 layer before --width, "
-                                              "512 = Cao et al. " + flag_default("hidden"))
-    g.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the feature extractor")
-    g.add_argument("--checkpoint", help="a best.pt/last.pt to evaluate, demo, or fine-tune from")
-    g.add_argument("--cmu-weights", metavar="PATH",
-                   help=f"Cao et al.'s released COCO network ({openpose.CAO_FILE} of the OpenPose PyTorch ports) "
-                        "instead of --checkpoint, for --demo IMAGE and --eval-only --data coco (see README)")
-    training_and_evaluation_flags(p)
-    g = p.add_argument_group("demo")
-    g.add_argument("--demo", nargs="*", metavar="IMAGE",
-                   help="poses of everyone in each IMAGE (files or folders): a figure and a COCO-results JSON "
-                        "each in --out, and results_coco.json for all; no IMAGE: a fresh synthetic scene")
+    g = cli.add_shared_flags(p, {"model": "model (Table III)", "training": "training (§IV-A)",
+                                 "evaluation": "evaluation (Tables I-II, IV, Fig. 1)", "demo": "boxes and demo"}, {
+        "data": "the data set", "toy_train": "toy training scenes", "toy_val": "toy validation scenes",
+        "data_root": "folder of the COCO, AI Challenger or CrowdPose data set (see README)",
+        "width": "channel multiplier, 1 = the paper's network " + flag_default("width"),
+        "pretrained": "torchvision ImageNet weights (.pth) for the feature extractor",
+        "checkpoint": "a best.pt/last.pt to evaluate, demo, or fine-tune from",
+        "batch_size": "global batch size, split over GPUs " + flag_default("batch_size"),
+        "input_size": "training crop side in px " + flag_default("input_size"),
+        "eval_only": "evaluate --checkpoint on the validation set, no training (results in --out)",
+        "flip_test": "average each scale's outputs with its mirror image's (not in the paper) "
+                     + flag_default("flip_test"),
+        "demo": "poses of everyone in each IMAGE (files or folders): a figure and a COCO-results JSON "
+                "each in --out, and results_coco.json for all; no IMAGE: a fresh synthetic scene",
+        "boxes": "'gt' (ground-truth boxes as the detector), 'sim' (the simulated detector, common.detector) "
+                 "or a COCO detection-results JSON (default: sim on toy scenes, gt on real data; --demo IMAGE: "
+                 "the extents of [3]'s parse, see README)"},
+        data={"choices": ("toy", "coco", "aic", "crowdpose")}, toy_train={"default": 2000},
+        toy_val={"default": 200}, demo={"nargs": "*"})
+    g["data"].add_argument("--toy-world", choices=("default", "paper"), default="default",
+                           help="toy scenes: crowds a box can resolve, or the paper's regime (overlaps to IoU 0.6, "
+                                "hidden necks and torsos, small people; common.toy.PAPER_REGIME)")
+    own_flags(g["model"], g["training"], g["evaluation"])
+    g["demo"].add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction,
+                           default=None, help="rank poses by their box's detector score x the pose score "
+                                              "(default: off)")
     cli.add_run_flags(p, "runs/<data>; --eval-only runs/<data>-eval; --demo runs/demo", log_every=50,
                       seeded="the toy scenes, the augmentation and the init")
     argv = cli.list_values_with_minus(argv, ("--scales",))
@@ -2482,46 +1570,43 @@ def parse_args(argv=None):
     return args
 
 
-def training_and_evaluation_flags(p):
-    """The flags of §IV-A's training and of the evaluation (Tables I-II, IV, Fig. 1)."""
-    g = p.add_argument_group("training (§IV-A)")
-    g.add_argument("--epochs", type=int, help="training epochs " + flag_default("epochs"))
-    g.add_argument("--lr", type=float, help="Adam's initial rate, decayed x0.1 geometrically " + flag_default("lr"))
-    g.add_argument("--batch-size", type=int, help="global batch size, split over GPUs " + flag_default("batch_size"))
-    g.add_argument("--input-size", type=int, help="training crop side in px " + flag_default("input_size"))
-    g.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px " + flag_default("sigma"))
-    g.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px "
+def own_flags(g, t, e):
+    """The script's own flags: Table III's networks and Cao et al.'s released
+    one (group ``g``), §IV-A's training (``t``), the evaluation (``e``)."""
+    g.add_argument("--stages", type=int, choices=(1, 2, 3, 4, 5, 6), help="number of stages " + flag_default("stages"))
+    g.add_argument("--backbone", choices=("resnet", "vgg"), help="ResNet-50 or VGG-19 features " + flag_default("backbone"))
+    g.add_argument("--no-2x", action="store_true", help="no deconvolution: outputs at stride 8, not 4")
+    g.add_argument("--hidden", type=int, help="channels of stage 1's hidden 1x1 layer before --width, "
+                                              "512 = Cao et al. " + flag_default("hidden"))
+    g.add_argument("--cmu-weights", metavar="PATH",
+                   help=f"Cao et al.'s released COCO network ({openpose.CAO_FILE} of the OpenPose PyTorch ports) "
+                        "instead of --checkpoint, for --demo IMAGE and --eval-only --data coco (see README)")
+    t.add_argument("--epochs", type=int, help="training epochs " + flag_default("epochs"))
+    t.add_argument("--lr", type=float, help="Adam's initial rate, decayed x0.1 geometrically " + flag_default("lr"))
+    t.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px " + flag_default("sigma"))
+    t.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px "
                                                + flag_default("delta"))
-    g.add_argument("--val-images", type=int, default=50, help="validation images scored after each epoch")
-    g = p.add_argument_group("evaluation (Tables I-II, IV, Fig. 1)")
-    g.add_argument("--eval-only", action="store_true",
-                   help="evaluate --checkpoint on the validation set, no training (results in --out)")
-    g.add_argument("--test-size", type=int, help="longer image side at test scale 1.0; with --cmu-weights the "
+    t.add_argument("--val-images", type=int, default=50, help="validation images scored after each epoch")
+    e.add_argument("--test-size", type=int, help="longer image side at test scale 1.0; with --cmu-weights the "
                                                  "height, as Cao et al. " + flag_default("test_size"))
-    g.add_argument("--scales", help="test scales, comma-separated " + flag_default("scales"))
-    g.add_argument("--flip-test", action=argparse.BooleanOptionalAction, default=None,
-                   help="average each scale's outputs with its mirror image's (not in the paper) "
-                        + flag_default("flip_test"))
-    g.add_argument("--eta", type=float, help="pose NMS threshold of Eq. (11) " + flag_default("eta"))
-    g.add_argument("--paper-literal", action="store_true",
+    e.add_argument("--scales", help="test scales, comma-separated " + flag_default("scales"))
+    e.add_argument("--eta", type=float, help="pose NMS threshold of Eq. (11) " + flag_default("eta"))
+    e.add_argument("--paper-literal", action="store_true",
                    help="parse with the paper's words read literally where it leaves a reading open "
                         f"({', '.join(f'{k}={v}' for k, v in PAPER_LITERAL.items())}; README)")
-    g.add_argument("--topdown", metavar="CKPT",
+    e.add_argument("--topdown", metavar="CKPT",
                    help="paper 1's cascade (a heatmap_regression.py best.pt, e.g. from --data toy-crowd) "
                         "as the top-down row: run in every box, compared on the same boxes")
-    g = p.add_argument_group("boxes")
-    g.add_argument("--boxes", help="'gt' (ground-truth boxes as the detector), 'sim' (the simulated detector, "
-                                   "common.detector) or a COCO detection-results JSON (default: sim on toy scenes, gt on "
-                                   "real data; --demo IMAGE: the extents of [3]'s parse, see README)")
-    g.add_argument("--box-score", dest="use_box_score", action=argparse.BooleanOptionalAction, default=None,
-                   help="rank poses by their box's detector score x the pose score (default: off)")
 
 
 def evaluation_flags(args, cfg, skeleton, rt):
     """``final_evaluation``'s settings from the flags: the boxes (``--boxes``),
     the seed, the data set's name and the top-down row (``--topdown``)."""
-    boxes = box_source(args)
-    topdown = TopDown(args.topdown, skeleton, rt.device, flip_test=cfg.flip_test) if args.topdown else None
+    boxes = box_source(args.boxes, args.data)
+    topdown = None
+    if args.topdown:
+        import heatmap_regression as hr               # paper 1: the code, not a copy
+        topdown = TopDown(args.topdown, skeleton, rt.device, hr, flip_test=cfg.flip_test)
     return {"boxes": boxes, "seed": args.seed, "data": args.data, "what": boxes_text(boxes, args.boxes),
             "topdown": topdown}
 
@@ -2544,16 +1629,12 @@ def run_eval(args, rt):
 
 
 def new_model(args, cfg, skeleton, device):
-    """The network to train: from ``--checkpoint`` (fine-tuning), with
-    ``--pretrained`` ImageNet features, or from scratch; ``--resume`` loads
-    every weight later, in ``train``."""
+    """The network to train: from ``--checkpoint`` (fine-tuning), with ``--pretrained``
+    ImageNet features, or from scratch; ``--resume`` loads every weight later, in ``train``."""
     model = PoseNetwork(cfg, skeleton)
-    if args.resume:
-        pass                                          # every weight comes from the resumed checkpoint
-    elif args.checkpoint:
-        _, _, trained = model_from_checkpoint(args.checkpoint, "cpu")
-        model.load_state_dict(trained.state_dict())
-    elif args.pretrained:
+    if args.checkpoint and not args.resume:
+        model.load_state_dict(model_from_checkpoint(args.checkpoint, "cpu")[2].state_dict())
+    elif args.pretrained and not args.resume:
         model.features.load_imagenet(Path(args.pretrained).expanduser())
     return model.to(device)
 
@@ -2575,17 +1656,16 @@ def run(args):
     skeleton = Skeleton(cfg.data)
     out_dir = cli.check_out_dir(args.out or Path("runs") / args.data)
     train_src, val_src = load_sources(args, skeleton, cfg)
-    box_source(args)                                  # a bad --boxes file fails now, not after training
+    box_source(args.boxes, args.data)                 # a bad --boxes file fails now, not after training
     if args.topdown and not Path(args.topdown).expanduser().is_file():
         raise FileNotFoundError(f"--topdown {args.topdown}: no such file (a heatmap_regression.py best.pt)")
     model = new_model(args, cfg, skeleton, rt.device)
-    train_set = TrainScenes(train_src, cfg, skeleton, model.stride)
+    train_set = TrainScenes(train_src, cfg, skeleton, model.stride, make_targets)
     if rt.is_main:
-        n_params = sum(p.numel() for p in model.parameters())
-        print(f"{args.data}: {len(train_src)} train / {len(val_src)} val images; {cfg.stages}-stage "
-              f"{cfg.backbone}{' + 2x' if cfg.upsample else ''}, width {cfg.width}, "
-              f"{n_params / 1e6:.2f} M parameters, {cfg.input_size} px input, device {rt.device}"
-              + (f" x {rt.world_size}" if rt.distributed else ""), flush=True)
+        print(f"{args.data}: {len(train_src)} train / {len(val_src)} val images; {cfg.stages}-stage {cfg.backbone}"
+              f"{' + 2x' if cfg.upsample else ''}, width {cfg.width}, "
+              f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, {cfg.input_size} px input, "
+              f"device {rt.device}" + (f" x {rt.world_size}" if rt.distributed else ""), flush=True)
     t0 = time.time()
     history = train(cfg, model, train_set, val_src, rt, out_dir, skeleton, resume=args.resume,
                     log_every=args.log_every, val_images=args.val_images, flags=cli.run_flags(args))
@@ -2604,14 +1684,12 @@ def run(args):
 def figures_of_run(model, val_src, cfg, skeleton, rt, out_dir, history, ev):
     """curves.png (loss, validation AP, Fig. 1 a-b) and Fig. 2-style figures
     of the first three validation images on their ground-truth boxes."""
-    figure_curves(history, ev["jitter"], ev["rows"][Row("greedy")]["AP"], out_dir / "curves.png")
+    plotting.figure_curves(history, ev["jitter"], ev["rows"][Row("greedy")]["AP"], out_dir / "curves.png")
+    demo = Demo(model, cfg, skeleton, PARSER, extend_boxes, rt.device, out_dir)
     for i in range(min(3, len(val_src))):
         scene = val_src.load(i, max_reduce=max(scene_size(val_src, i)) / cfg.test_size)
-        pred = model.infer(scene.image, scene.size, cfg, rt.device)
-        boxes = gt_boxes(val_src.ground_truth(i))
-        parsed = parse_variants(pred, boxes, skeleton, cfg, ("full", "greedy"))
-        figure_scene(scene.image, pred, boxes, parsed, skeleton, cfg, out_dir / f"scene_{i}.png",
-                     title=f"validation image {val_src.image_id(i)}")
+        parsed = demo.parse(scene.image, scene.size, gt_boxes(val_src.ground_truth(i)))
+        demo.figure(scene.image, *parsed, f"scene_{i}", title=f"validation image {val_src.image_id(i)}")
 
 
 def main(argv=None):

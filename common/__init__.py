@@ -1,7 +1,16 @@
-"""Small helpers shared by ``heatmap_regression.py`` and ``bottom_up_bbox.py``.
+"""Small helpers shared by ``heatmap_regression.py`` and ``bottom_up_bbox.py``,
+and each paper's lab bench.
 
-Nothing in this package is specific to either paper's method; the paper logic
-lives in the two scripts. The conventions below hold everywhere and are tested:
+The papers' methods live in the two scripts. Here are what both need and
+neither is about (skeletons, images and crops, data sets, the toy, metrics,
+backbones, the training harness, figures, the command line) and the bench
+around paper 2's method: its boxes (``detector``), images and augmentation
+(``scenes``), the fast form of its Eq. (5) (``connections``), the rows,
+records and printed tables of its evaluation (``bub_eval``), its demo
+(``bub_demo``), paper 1 as its top-down row (``topdown``), Cao et al.'s
+conventions (``openpose``). Nothing here imports a script: what needs the
+method is given it (a ``bub_eval.Parser``, ``make_targets``, paper 1's code).
+The conventions below hold everywhere and are tested:
 
 * Coordinates are ``(x, y)`` in pixels, 0-based, with pixel centres at integer
   coordinates (pixel ``(0, 0)`` covers ``[-0.5, 0.5]^2``). Readers of 1-based

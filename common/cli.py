@@ -73,6 +73,47 @@ def add_run_flags(parser, out_default, log_every=50, seeded="the toy data, the a
     return g
 
 
+# The flags both scripts define: the same name and kind of value, each in the
+# same help group. Each script says in words what they mean for it (its data
+# sets, its defaults): ``add_shared_flags``.
+SHARED_FLAGS = (
+    ("data", "--data", {"default": "toy"}),
+    ("data", "--data-root", {}),
+    ("data", "--toy-train", {"type": int}),
+    ("data", "--toy-val", {"type": int}),
+    ("model", "--width", {"type": float}),
+    ("model", "--pretrained", {}),
+    ("model", "--checkpoint", {}),
+    ("training", "--batch-size", {"type": int}),
+    ("training", "--input-size", {"type": int}),
+    ("evaluation", "--eval-only", {"action": "store_true"}),
+    ("evaluation", "--flip-test", {"action": argparse.BooleanOptionalAction, "default": None}),
+    ("demo", "--demo", {"nargs": "+", "metavar": "IMAGE"}),
+    ("demo", "--boxes", {}),
+)
+# What the numeric ones may hold (``check_numbers``).
+SHARED_KINDS = {"toy_train": "count", "toy_val": "count", "width": "positive", "batch_size": "count",
+                "input_size": "count"}
+
+
+def add_shared_flags(parser, titles, helps, **changes):
+    """The flags both scripts share (``SHARED_FLAGS``), in the help groups
+    data, model, training, evaluation and demo, made here in that order and
+    returned by name ({name: group}) for the script's own flags.
+
+    ``titles``: {group: its title in this script's --help} (default: the
+    name); ``helps``: {dest: what the flag means in this script}, one for
+    every shared flag; ``changes``: {dest: argparse keywords} where the
+    script's flag differs: ``--data``'s ``choices``, ``--demo``'s ``nargs``
+    ("*" when no image means a synthetic one), a default of its own."""
+    groups = {name: parser.add_argument_group(titles.get(name, name))
+              for name in ("data", "model", "training", "evaluation", "demo")}
+    for group, flag, kwargs in SHARED_FLAGS:
+        dest = flag[2:].replace("-", "_")
+        groups[group].add_argument(flag, help=helps[dest], **{**kwargs, **changes.get(dest, {})})
+    return groups
+
+
 def _finite(v):
     return isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -131,6 +172,17 @@ def list_values_with_minus(argv, flags):
         if argv[i] in flags and argv[i + 1].startswith("-") and argv[i + 1][1:2].isdigit():
             argv[i:i + 2] = [f"{argv[i]}={argv[i + 1]}"]
     return argv
+
+
+def data_root(args):
+    """``--data-root`` for ``--data``: a folder that exists, as a ``Path``
+    (one line naming the flag otherwise)."""
+    if not args.data_root:
+        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
+    root = Path(args.data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-root {root}: no such directory")
+    return root
 
 
 def check_out_dir(path, flag="--out"):

@@ -132,6 +132,60 @@ MPII_TO_AIC = np.array([MPII_JOINTS.index(n if n != "neck" else "upper_neck") fo
 AIC_FLIP = flip_permutation(AIC_JOINTS)
 COCO_FLIP = flip_permutation(COCO_JOINTS)
 
+
+class JointLayout:
+    """One data set's joints as paper 2's network orders them (its channels;
+    ``bottom_up_bbox.Skeleton`` adds the tree of limbs).
+
+    ``joints``: the data set's own order (so predictions map back without a
+    table), plus ``neck`` appended for COCO. ``eval_joints``: how many
+    leading joints the data set's evaluation scores. ``sigmas``: its OKS
+    constants. ``flip``: the left/right permutation of the joints.
+    """
+
+    def __init__(self, data):
+        self.data = data                                   # "toy", "coco", "aic" or "crowdpose"
+        # "coco": a head of nose, eyes and ears; "aic": the 14 joints with a
+        # head top (AI Challenger, CrowdPose in its own order, the toy's figures).
+        self.kind = "coco" if data == "coco" else "aic"
+        self.joints = tuple({"coco": COCO_JOINTS + ("neck",), "crowdpose": CROWDPOSE_JOINTS}.get(data, AIC_JOINTS))
+        self.eval_joints = len(COCO_JOINTS) if self.kind == "coco" else len(AIC_JOINTS)
+        # OKS constants: each data set's own; the toy's are CrowdPose's, a
+        # published set for these 14 joints that fits the toy's sizes
+        # (``CROWDPOSE_SIGMAS`` says why not AIC's).
+        self.sigmas = {"coco": COCO_SIGMAS, "aic": AIC_SIGMAS, "toy": CROWDPOSE_SIGMAS,
+                       "crowdpose": CROWDPOSE_OWN_SIGMAS}[data]
+        self.flip = flip_permutation(self.joints)
+
+    @property
+    def J(self):
+        return len(self.joints)
+
+    def from_dataset(self, keypoints):
+        """Data-set keypoints (K, J_data, 3) -> network joints (K, J, 3).
+
+        COCO: append the neck, the midpoint of the shoulders, annotated when
+        both shoulders are (v = the smaller of the two flags).
+        """
+        kp = np.asarray(keypoints, np.float32)
+        if self.kind != "coco":
+            return kp.copy()
+        ls, rs = kp[:, COCO_JOINTS.index("l_shoulder")], kp[:, COCO_JOINTS.index("r_shoulder")]
+        both = (ls[:, 2] > 0) & (rs[:, 2] > 0)
+        neck = np.zeros((len(kp), 1, 3), np.float32)
+        neck[both, 0, :2] = (ls[both, :2] + rs[both, :2]) / 2
+        neck[both, 0, 2] = np.minimum(ls[both, 2], rs[both, 2])
+        return np.concatenate([kp, neck], 1)
+
+    @property
+    def dataset_joints(self):
+        """The data set's joints, in its order: what ``to_dataset`` keeps."""
+        return self.joints[:self.eval_joints]
+
+    def to_dataset(self, keypoints):
+        """Network joints -> the data set's joints, for evaluation (drops the neck)."""
+        return np.asarray(keypoints)[..., :self.eval_joints, :]
+
 # Bones for drawing single-person poses of the other two data sets, (parent,
 # child) by name; ``common.plotting.draw_pose`` colours a bone by its child's
 # side. COCO: the 19 bones of its own file (``categories[0]['skeleton']`` of

@@ -9,6 +9,7 @@ from dataclasses import replace
 import bottom_up_bbox as bub
 from common import attribution as at
 from common.coco_eval import coco_annotation
+from common.detector import gt_boxes, scored_people
 from common.skeleton import MPII_TO_AIC
 from common.toy import ToyScenes, sample_pose
 from walkthrough import studies
@@ -203,11 +204,11 @@ def test_script_attribution_adds_up_on_toy_scenes(variant):
         gt = src.ground_truth(i)
         pred = studies.oracle_prediction(src.load(i), sk, cfg, 4)
         inputs = bub.candidates_and_scores(pred.maps, pred.fields, sk, cfg)
-        boxes = bub.gt_boxes(gt)
+        boxes = gt_boxes(gt)
         parsed = bub.parse_variants(pred, boxes, sk, cfg, (variant,), inputs)
         lost = studies.lost_people(parsed, pred, inputs[0], gt, sk, cfg, boxes)[variant]
         kept = parsed[variant]
-        matched = at.coco_match(at.People(np.array([a["keypoints"] for a in bub.scored_people(gt)]).reshape(
-            len(bub.scored_people(gt)), sk.J, 3), np.array([a["area"] for a in bub.scored_people(gt)]),
+        matched = at.coco_match(at.People(np.array([a["keypoints"] for a in scored_people(gt)]).reshape(
+            len(scored_people(gt)), sk.J, 3), np.array([a["area"] for a in scored_people(gt)]),
             boxes, sk.sigmas), kept.keypoints, kept.scores, 0.5)
         assert sorted(a["person"] for a in lost) == np.flatnonzero(matched < 0).tolist()

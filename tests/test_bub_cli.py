@@ -14,6 +14,8 @@ from PIL import Image
 
 import bottom_up_bbox as bub
 from common import coco_aic
+from common.bub_eval import Row
+from common.scenes import RecordScenes, TrainScenes
 from common.toy import ToyScenes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,8 +60,8 @@ def test_toy_run_prints_the_tables_and_writes_everything(trained):
     summary = json.loads((out / "results.json").read_text())
     assert set(summary["results"]) >= set(bub.VARIANTS) | {"full, gt boxes", "jitter 0.00", "jitter 0.20",
                                                            "jitter 0.00, gt boxes", "jitter 0.50, gt boxes"}
-    keys = [bub.Row("full").key, bub.Row("full", True, 0.2).key, bub.Row("topdown", jitter=0.3).key,
-            bub.Row("no_nms", own_score=True).key]
+    keys = [Row("full").key, Row("full", True, 0.2).key, Row("topdown", jitter=0.3).key,
+            Row("no_nms", own_score=True).key]
     assert keys == ["full", "jitter 0.20, gt boxes", "topdown jitter 0.30", "no_nms, own score"]
     # Every printed number is kept: Table IV with its intervals, the crowded
     # slice and the jitter curves with their crossing points.
@@ -243,7 +245,7 @@ def test_training_samples_from_real_coco_files():
     crowd / keypoint-less persons are masked, every drawn joint has its peak."""
     sk, cfg = bub.Skeleton("coco"), bub.Config(data="coco")
     recs = coco_aic.read_coco(REAL / "test_coco.json", REAL)
-    data = bub.TrainScenes(bub.RecordScenes(recs, sk), cfg, sk, stride=4)
+    data = TrainScenes(RecordScenes(recs, sk), cfg, sk, 4, bub.make_targets)
     assert len(data) == 4
     for i in range(4):
         s = data[i]
@@ -252,7 +254,7 @@ def test_training_samples_from_real_coco_files():
         assert torch.isfinite(s["image"]).all() and s["maps"].max() <= 1.0
     no_kp = [i for i, r in enumerate(recs) if ((r.keypoints[..., 2] > 0).sum(-1) == 0).any()]
     assert no_kp, "the real sample has persons without keypoints"
-    scene = bub.RecordScenes(recs, sk).load(no_kp[0])
+    scene = RecordScenes(recs, sk).load(no_kp[0])
     assert scene.ignore is not None and scene.ignore.any()          # their segments are W = 0
 
 

@@ -26,7 +26,10 @@ from PIL import Image
 
 import bottom_up_bbox as bub
 from common import coco_aic, openpose
+from common.bub_eval import score
 from common.coco_eval import to_coco_results
+from common.detector import gt_boxes
+from common.scenes import RecordScenes
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "real_samples" / "coco"
@@ -237,7 +240,7 @@ def test_their_layout_mapped_to_ours_parses_back_to_the_real_coco_annotations(st
     measured: 98.6, as our own layout at stride 8 (the drawings are equal;
     99.0 when ranked by Eq. 9, ``rank_score="own"``)."""
     sk, cfg = bub.Skeleton("coco"), bub.Config(data="coco")
-    src = bub.RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk)
+    src = RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk)
     gts, ids, res = [], [], []
     for i in range(len(src)):
         s, gt = src.load(i), src.ground_truth(i)
@@ -248,12 +251,12 @@ def test_their_layout_mapped_to_ours_parses_back_to_the_real_coco_annotations(st
         np.testing.assert_allclose(fields, bub.direction_fields(s.keypoints, sk.limbs, (h, w), stride, cfg.delta)[0],
                                    atol=1e-6)
         pred = bub.Prediction(maps, fields, stride, (W, H), (w * stride, h * stride))
-        parse = bub.parse_variants(pred, bub.gt_boxes(gt), sk, cfg, ("full",))["full"]
+        parse = bub.parse_variants(pred, gt_boxes(gt), sk, cfg, ("full",))["full"]
         gts += gt
         ids.append(src.image_id(i))
         res += to_coco_results(src.image_id(i), sk.to_dataset(parse.keypoints), parse.scores)
     assert sum(g["num_keypoints"] > 0 for g in gts) >= 10
-    assert bub.score(sk, gts, res, ids)["AP"] >= ap - 1e-9
+    assert score(sk, gts, res, ids)["AP"] >= ap - 1e-9
 
 
 @needs_real
@@ -264,7 +267,7 @@ def test_a_limb_of_theirs_running_child_to_parent_is_negated():
     sk, cfg = bub.Skeleton("coco"), bub.Config(data="coco")
     flipped = tuple((b, a, x) if (a, b) in {("neck", "r_shoulder"), ("l_knee", "l_ankle")} else (a, b, x)
                     for a, b, x in openpose.CAO_LIMBS)
-    s = bub.RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk).load(0)
+    s = RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk).load(0)
     shape = (-(-s.size[1] // 8), -(-s.size[0] // 8))
     heat, paf = their_targets(s.keypoints, shape, 8, cfg, flipped)
     ours = bub.direction_fields(s.keypoints, sk.limbs, shape, 8, cfg.delta)[0]

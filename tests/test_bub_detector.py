@@ -9,9 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import bottom_up_bbox as bub
 from common.coco_eval import coco_annotation
-from common.detector import YOLO_NMS_IOU, DetectorModel, box_iou, simulate
+from common.detector import YOLO_NMS_IOU, DetectorModel, box_iou, simulate, simulated_detector
 
 TRUTH = np.array([[20, 30, 40, 100], [90, 20, 50, 120]], float)     # two large people, 192 px image
 EXACT = DetectorModel(shift=0, scale=0, dup=0, fp=0, miss=0, miss_occluded=0, miss_small=0, threshold=0)
@@ -83,5 +82,5 @@ def test_script_detector_reads_occlusion_from_the_annotations():
     gt = [coco_annotation(0, 1, kp, TRUTH[0], 4000)]
     model = replace(DetectorModel(), dup=0, fp=0, miss_small=0, threshold=0)
     rng = np.random.default_rng(1)
-    kept = np.mean([len(bub.simulated_detector(gt, (192, 192), rng, model)) for _ in range(3000)])
+    kept = np.mean([len(simulated_detector(gt, (192, 192), rng, model)) for _ in range(3000)])
     assert kept == pytest.approx(1 - model.miss - model.miss_occluded, abs=0.025)

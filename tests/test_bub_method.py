@@ -11,10 +11,15 @@ import torch
 from PIL import Image, ImageOps
 
 import bottom_up_bbox as bub
-from common import coco_aic
+from common import bub_eval, coco_aic
+from common.bub_eval import Tally, crossing, crowded_slice, evaluate, paper_tables, score, table_rows
 from common.coco_eval import coco_keypoint_ap, to_coco_results
-from common.detector import DetectorModel
+from common.connections import Connections, connection_scores
+from common.crops import box_center_scale, crop_side
+from common.detector import DetectorModel, gt_boxes
 from common.layers import init_deconv_bilinear
+from common.scenes import RecordScenes
+from common.topdown import TopDown, joint_index
 from common.toy import ToyScenes
 from common.transforms import apply_affine
 from walkthrough import studies
@@ -229,7 +234,7 @@ def test_connection_score_eq5_on_a_hand_made_field():
     fields = np.zeros((2, 30, 30), np.float32)
     fields[0] = 1.0                                                 # (1, 0) everywhere
     cand = candidates({0: [(5, 10, 1)], 1: [(15, 10, 1), (5, 20, 1), (15, 20, .9), (0, 10, .8)]})
-    conn = bub.connection_scores(fields, cand, np.array([[0, 1]]), support=True)
+    conn = connection_scores(fields, cand, np.array([[0, 1]]), support=True)
     s = conn.score[0]
     assert s.shape == (1, 4)
     np.testing.assert_allclose(s[0], [1.0, 0.0, math.cos(math.pi / 4), -1.0], atol=1e-6)
@@ -237,7 +242,7 @@ def test_connection_score_eq5_on_a_hand_made_field():
     np.testing.assert_allclose(conn.length[0][0], [10, 10, math.hypot(10, 10), 5], atol=1e-5)
     # Only half of the segment lies in the field: |Q| = 11 samples, 6 inside.
     fields[0, :, 11:] = 0
-    conn = bub.connection_scores(fields, cand, np.array([[0, 1]]), support=True)
+    conn = connection_scores(fields, cand, np.array([[0, 1]]), support=True)
     assert conn.score[0][0, 0] == pytest.approx(6 / 11)
     assert conn.support[0][0, 0] == pytest.approx(5 / 9)                # interior samples 1..9: 5 inside
 
@@ -245,7 +250,7 @@ def test_connection_score_eq5_on_a_hand_made_field():
 def test_greedy_connections_follow_the_criterion_of_3():
     """[3]'s test: > 80 % of the samples support the pair, and Eq. (5) plus
     min(0.5 H / ||d|| - 1, 0) is positive; the others get -1."""
-    conn = bub.Connections(score=[np.array([[0.9, 0.9, 0.9, 0.6]], np.float32)],
+    conn = Connections(score=[np.array([[0.9, 0.9, 0.9, 0.6]], np.float32)],
                            support=[np.array([[1.0, 0.7, 1.0, 1.0]], np.float32)],
                            length=[np.array([[10, 10, 40, 30]], np.float32)])
     got = bub.greedy_connections(conn, height=40)[0][0]
@@ -280,7 +285,7 @@ def grouped(kps, truth):
 def test_algorithm1_two_people_whose_limbs_cross():
     kp, maps, fields = two_people()
     cand = bub.find_candidates(maps[:3], 0.1)
-    scores = bub.connection_scores(fields, cand, CHAIN).score
+    scores = connection_scores(fields, cand, CHAIN).score
     persons = bub.parse_box(cand, scores, CHAIN, np.ones(len(cand.score), bool), 0.2)
     got = [bub.to_keypoints(p, cand) for p in persons]
     assert sorted(grouped(got, kp)) == [0, 1]                       # not A's start with B's end
@@ -291,8 +296,8 @@ def test_algorithm1_starts_a_new_person_when_the_start_joint_is_unowned():
     # because B's joint 0 lies outside the box: B's fragment becomes a person.
     kp, maps, fields = two_people()
     cand = bub.find_candidates(maps[:3], 0.1)
-    scores = bub.connection_scores(fields, cand, CHAIN).score
-    inside = bub.candidates_in_box(cand, (0, 0, 60, 25))            # A's joint 0 and B's joints 1, 2
+    scores = connection_scores(fields, cand, CHAIN).score
+    inside = bub.candidates_in_boxes(cand, [(0, 0, 60, 25)])[0]            # A's joint 0 and B's joints 1, 2
     assert scores[0][0, 0] < 0.5 < scores[1][0, 0]                  # A0 -> B1 is no limb; B1 -> B2 is
     persons = bub.parse_box(cand, scores, CHAIN, inside, 0.5)
     assert len(persons) == 1
@@ -454,16 +459,16 @@ def test_oracle_parse_of_toy_crowds():
 @pytest.mark.skipif(not (REAL / "test_coco.json").is_file(), reason="../shared/real_samples/coco not present")
 def test_oracle_parse_recovers_the_real_coco_annotations():
     sk, cfg = bub.Skeleton("coco"), bub.Config(data="coco")
-    src = bub.RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk)
+    src = RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk)
     assert oracle_ap(src, sk, cfg, 1)["full"] >= 0.95                # input resolution
     assert oracle_ap(src, sk, cfg, 4)["full"] >= 0.95                # the network's output stride
 
 
 # ----------------------------------------------------------------------------- §IV: boxes, slices, counts
 def test_crossing_point_of_the_jitter_curve():
-    assert bub.crossing([0, 0.1, 0.2, 0.3], [0.8, 0.7, 0.5, 0.3], 0.6) == pytest.approx(0.15)
-    assert bub.crossing([0, 0.1], [0.8, 0.7], 0.6) is None
-    assert bub.crossing([0, 0.1], [0.5, 0.4], 0.6) == 0
+    assert crossing([0, 0.1, 0.2, 0.3], [0.8, 0.7, 0.5, 0.3], 0.6) == pytest.approx(0.15)
+    assert crossing([0, 0.1], [0.8, 0.7], 0.6) is None
+    assert crossing([0, 0.1], [0.5, 0.4], 0.6) == 0
 
 
 def test_crowded_slice_scores_like_pycocotools():
@@ -477,7 +482,7 @@ def test_crowded_slice_scores_like_pycocotools():
     rng = np.random.default_rng(0)
     gts, res = [], []
     for i in range(len(src)):
-        gt = bub.crowded_slice(src.ground_truth(i))
+        gt = crowded_slice(src.ground_truth(i))
         gts += gt
         for g in gt:
             kp = np.array(g["keypoints"], float).reshape(-1, 3)
@@ -520,7 +525,7 @@ def test_component_counts_see_a_duplicate_box_and_completion():
     maps = bub.confidence_maps(scene.keypoints, (48, 48), 4, cfg.sigma)
     fields, _ = bub.direction_fields(scene.keypoints, sk.limbs, (48, 48), 4, cfg.delta)
     pred = bub.Prediction(maps, fields, 4, (192, 192), (192, 192))
-    boxes = bub.gt_boxes(gt)
+    boxes = gt_boxes(gt)
     boxes = np.concatenate([boxes, boxes + [3, 3, 0, 0]])
     inputs = bub.candidates_and_scores(maps, fields, sk, cfg)
     parsed = bub.parse_variants(pred, boxes, sk, cfg, ("full", "greedy"), inputs)
@@ -536,14 +541,12 @@ def ground_truth_topdown(scene_keypoints, input_size=256):
     box k, a one-hot map per joint at person k's joint (MPII order), at
     stride 1 -- so the only error left is the crop -> map -> image round trip."""
     hr = pytest.importorskip("heatmap_regression")
-    if not hasattr(hr, "box_center_scale"):
-        pytest.skip("heatmap_regression.box_center_scale not there yet")
     from common.skeleton import MPII_JOINTS
-    td = object.__new__(bub.TopDown)
-    td.hr, td.batch, td.device = hr, 8, "cpu"
+    td = object.__new__(TopDown)
+    td.paper1, td.batch, td.device = hr, 8, "cpu"
     td.cfg = SimpleNamespace(input_size=input_size, joints=MPII_JOINTS, decode="taylor")
     td.model = SimpleNamespace(stride=1)
-    td.index = bub.joint_index(MPII_JOINTS, bub.Skeleton("toy").joints)
+    td.index = joint_index(MPII_JOINTS, bub.Skeleton("toy").joints)
 
     def maps(image, factor, affines):
         out = torch.zeros(len(affines), 16, input_size, input_size)
@@ -569,23 +572,23 @@ def test_topdown_round_trip_recovers_the_annotated_poses():
         _, mpii, _, _ = render_scene(1, i, size=(192, 192))
         scene, gt = src.load(i), src.ground_truth(i)
         td = ground_truth_topdown(mpii)
-        boxes = bub.gt_boxes(gt)
+        boxes = gt_boxes(gt)
         kp, conf = td(scene.image, 1.0, boxes, np.ones(len(boxes)))
-        side = np.array([td.hr.crop_side(td.hr.box_center_scale(b)[1]) for b in boxes])
+        side = np.array([crop_side(box_center_scale(b)[1]) for b in boxes])
         err = np.linalg.norm(kp[..., :2] - scene.keypoints[..., :2], axis=-1)
         inside = scene.keypoints[..., 2] > 0
         assert (err[inside] <= (0.5 * np.sqrt(2) * side[:, None] / 256 + 1e-6).repeat(14, 1)[inside]).all()
         gts += gt
         ids.append(i)
         res += to_coco_results(i, sk.to_dataset(kp), conf)
-    assert bub.score(sk, gts, res, ids)["AP"] >= 0.99
+    assert score(sk, gts, res, ids)["AP"] >= 0.99
 
 
 def test_joint_names_map_paper1_onto_paper2():
     from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS
-    idx = bub.joint_index(MPII_JOINTS, AIC_JOINTS)
+    idx = joint_index(MPII_JOINTS, AIC_JOINTS)
     assert [MPII_JOINTS[i] for i in idx] == [n if n != "neck" else "upper_neck" for n in AIC_JOINTS]
-    coco = bub.joint_index(COCO_JOINTS, bub.Skeleton("coco").joints)
+    coco = joint_index(COCO_JOINTS, bub.Skeleton("coco").joints)
     assert coco[:17].tolist() == list(range(17)) and coco[17] == -1      # the synthesized neck
 
 
@@ -598,10 +601,9 @@ def test_the_three_rows_share_one_box_list_and_one_scorer(monkeypatch):
     model = bub.PoseNetwork(cfg, sk).eval()
     src = ToyScenes(1, 3, 96, sk)
     seen = {"ours": [], "topdown": []}
-    real_parse = bub.parse_variants
 
     def parse(pred, boxes, *a, **k):
-        out = real_parse(pred, boxes, *a, **k)
+        out = bub.parse_variants(pred, boxes, *a, **k)
         if "full" in out:
             seen["ours"].append(np.asarray(boxes).round(6).tolist())
         return out
@@ -612,15 +614,15 @@ def test_the_three_rows_share_one_box_list_and_one_scorer(monkeypatch):
             return np.zeros((len(boxes), sk.J, 3), np.float32), np.asarray(scores, np.float32)
 
     scored = []
-    real_score = bub.score
-    monkeypatch.setattr(bub, "parse_variants", parse)
-    monkeypatch.setattr(bub, "score", lambda *a: scored.append(a[0]) or real_score(*a))
-    rows = bub.table_rows(cfg, DetectorModel(), topdown=True, jitter=(0.0, 0.2))
-    tally, per_image = bub.Tally(rows), studies.PerImage(sk)
-    for rec in bub.evaluate(model, src, cfg, sk, "cpu", rows, boxes=DetectorModel(), topdown=Fake()):
+    real_score = score
+    monkeypatch.setattr(bub_eval, "score", lambda *a: scored.append(a[0]) or real_score(*a))
+    rows = table_rows(cfg, DetectorModel(), bub.VARIANTS, topdown=True, jitter=(0.0, 0.2))
+    tally, per_image = Tally(rows), studies.PerImage(sk)
+    parser = bub.PARSER._replace(parse=parse)
+    for rec in evaluate(model, src, cfg, sk, "cpu", rows, parser, boxes=DetectorModel(), topdown=Fake()):
         tally.add(rec)
         per_image.add(rec)
-    ev = bub.paper_tables(tally, sk)
+    ev = paper_tables(tally, sk, bub.VARIANTS)
     # Per image: the detector's boxes, the ground truth's, and two jitter levels
     # of each for ours; top-down's curve is on the detector's boxes only.
     assert len(seen["ours"]) == 3 * (1 + 1 + 2 * 2) and len(seen["topdown"]) == 3 * (1 + 1 + 2)

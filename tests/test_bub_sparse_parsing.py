@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 import bottom_up_bbox as bub
+from common import connections
+from common.connections import SUPPORT_THRESHOLD, connection_scores
+from common.detector import jitter_boxes
 from walkthrough import studies
 
 
@@ -39,7 +42,7 @@ def dense_eq5(fields, cand, limbs):
         s[n < 1e-6] = 0.0
         score.append(s.astype(np.float32))
         inner = valid & (k > 0) & (k < nq[..., None] - 1)
-        support.append((((cos > bub.SUPPORT_THRESHOLD) & inner).sum(-1) / np.maximum(nq - 2, 1)).astype(np.float32))
+        support.append((((cos > SUPPORT_THRESHOLD) & inner).sum(-1) / np.maximum(nq - 2, 1)).astype(np.float32))
         length.append(n.astype(np.float32))
     return score, support, length
 
@@ -89,7 +92,8 @@ def eq9_one_by_one(pose, cand, box, cfg):
     span = cand.xy[ids].max(0) - cand.xy[ids].min(0)
     ratio = float(span[0] * span[1]) / max(float(box[2] * box[3]), 1e-6)
     s1, s2 = float(cand.score[ids].mean()), float(np.mean(pose.links))
-    return cfg.alpha * s1 + cfg.beta * s2 + cfg.gamma * min(ratio, 1.0)
+    alpha, beta, gamma = cfg.eq9_weights
+    return alpha * s1 + beta * s2 + gamma * min(ratio, 1.0)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -126,7 +130,7 @@ def test_eq5_pair_by_pair_matches_the_padded_all_pairs_reference(monkeypatch):
     h, w, limbs = 40, 70, np.array([[0, 1], [1, 2], [1, 3]])
     cand = random_candidates(rng, (9, 12, 7, 0), w, h)                  # joint 3: no candidates
     fields = rng.normal(0, 0.6, (2 * len(limbs), h, w)).astype(np.float32)
-    conn = bub.connection_scores(fields, cand, limbs, support=True)
+    conn = connection_scores(fields, cand, limbs, support=True)
     for got, want in zip(conn, dense_eq5(fields, cand, limbs)):
         assert [g.shape for g in got] == [x.shape for x in want]
     score, support, length = dense_eq5(fields, cand, limbs)
@@ -137,15 +141,15 @@ def test_eq5_pair_by_pair_matches_the_padded_all_pairs_reference(monkeypatch):
     # A subset is scored exactly as in the all-pairs call, the rest stays NaN;
     # scoring the rest into the same Connections later completes them.
     wanted = [rng.random(s.shape) < 0.4 for s in conn.score]
-    part = bub.connection_scores(fields, cand, limbs, wanted, support=True)
+    part = connection_scores(fields, cand, limbs, wanted, support=True)
     for c in range(len(limbs)):
         for got, full in zip((part.score[c], part.support[c], part.length[c]),
                              (conn.score[c], conn.support[c], conn.length[c])):
             np.testing.assert_array_equal(got[wanted[c]], full[wanted[c]])
             assert np.isnan(got[~wanted[c]]).all()
-    bub.connection_scores(fields, cand, limbs, None, part, support=True)
-    monkeypatch.setattr(bub, "EQ5_BLOCK", 37)                          # many blocks of samples
-    blocks = bub.connection_scores(fields, cand, limbs, support=True)
+    connection_scores(fields, cand, limbs, None, part, support=True)
+    monkeypatch.setattr(connections, "EQ5_BLOCK", 37)                          # many blocks of samples
+    blocks = connection_scores(fields, cand, limbs, support=True)
     for c in range(len(limbs)):
         for x in (part, blocks):
             for got, full in zip((x.score[c], x.support[c], x.length[c]),
@@ -161,7 +165,7 @@ def test_the_fast_eq5_is_the_plain_one_pair_by_pair():
     h, w, limbs = 30, 50, np.array([[0, 1], [1, 2]])
     cand = random_candidates(rng, (6, 5, 4), w, h)
     fields = rng.normal(0, 0.6, (2 * len(limbs), h, w)).astype(np.float32)
-    conn = bub.connection_scores(fields, cand, limbs)
+    conn = connection_scores(fields, cand, limbs)
     for c, (j1, j2) in enumerate(limbs):
         for r, a in enumerate(cand.by_joint[j1]):
             for k, b in enumerate(cand.by_joint[j2]):
@@ -178,20 +182,20 @@ def test_eq5_counts_support_only_when_asked_for():
     h, w, limbs = 30, 50, np.array([[0, 1], [1, 2]])
     cand = random_candidates(rng, (6, 8, 5), w, h)
     fields = rng.normal(0, 0.6, (2 * len(limbs), h, w)).astype(np.float32)
-    want = bub.connection_scores(fields, cand, limbs, support=True)
-    lazy = bub.connection_scores(fields, cand, limbs)
+    want = connection_scores(fields, cand, limbs, support=True)
+    lazy = connection_scores(fields, cand, limbs)
     assert all(np.isnan(x).all() for x in lazy.support)
     for c in range(len(limbs)):
         np.testing.assert_array_equal(lazy.score[c], want.score[c])
         np.testing.assert_array_equal(lazy.length[c], want.length[c])
-    bub.connection_scores(fields, cand, limbs, None, lazy, support=True)
+    connection_scores(fields, cand, limbs, None, lazy, support=True)
     for c in range(len(limbs)):
         for got, full in zip((lazy.score[c], lazy.support[c], lazy.length[c]),
                              (want.score[c], want.support[c], want.length[c])):
             np.testing.assert_array_equal(got, full)
     cand.xy[0] = (w - 0.5, 3.0)                                          # half a pixel outside
     with pytest.raises(ValueError, match="must lie in the 50x30 field"):
-        bub.connection_scores(fields, cand, limbs)
+        connection_scores(fields, cand, limbs)
 
 
 # ----------------------------------------------------------------------------- Algorithm 1
@@ -224,9 +228,9 @@ def test_in_box_scores_parse_like_every_pair_scored():
     rng = np.random.default_rng(2)
     for n in (3, 12):
         maps, fields, boxes = crowd(rng, n, sk, cfg)
-        boxes = np.concatenate([boxes, bub.jitter_boxes(boxes[:2], rng, 0.3)])   # duplicates
+        boxes = np.concatenate([boxes, jitter_boxes(boxes[:2], rng, 0.3)])   # duplicates
         cand, lazy = bub.candidates_and_scores(maps, fields, sk, cfg)
-        every = bub.connection_scores(fields, cand, sk.limbs)
+        every = connection_scores(fields, cand, sk.limbs)
         for nms, completion in ((True, True), (False, True), (True, False)):
             a = bub.parse_image(maps, fields, boxes, sk, cfg, nms, completion, cand, lazy)
             b = bub.parse_image(maps, fields, boxes, sk, cfg, nms, completion, cand, every)
@@ -244,8 +248,9 @@ def test_in_box_scores_parse_like_every_pair_scored():
         b = bub.parse_greedy(maps, fields, sk, cfg, cand, every)
         assert same_poses(a.poses, b.poses) and np.array_equal(a.keypoints, b.keypoints)
         # Pose NMS and Eq. (9) on every pose of every box.
-        poses = [p for i, box in enumerate(boxes) for p in
-                 bub.parse_box(cand, every.score, sk.limbs, bub.candidates_in_box(cand, box), cfg.link_threshold, i)]
+        inside = bub.candidates_in_boxes(cand, boxes)
+        poses = [p for i in range(len(boxes)) for p in
+                 bub.parse_box(cand, every.score, sk.limbs, inside[i], cfg.link_threshold, i)]
         confs = bub.pose_confidences(poses, cand, boxes[[p.box for p in poses]], cfg)
         np.testing.assert_allclose(confs, [eq9_one_by_one(p, cand, boxes[p.box], cfg) for p in poses], atol=1e-6)
         for p, conf in zip(poses, confs):

@@ -90,3 +90,44 @@ def test_run_flags_are_the_shared_group():
     args = p.parse_args(["--seed", "3", "--no-amp"])
     assert (args.out, args.device, args.no_amp, args.seed, args.log_every, args.resume) == (
         None, "auto", True, 3, 7, None)
+
+
+def parser_of(parse_args):
+    """The ArgumentParser a script's ``parse_args`` builds (caught before it parses)."""
+    caught = {}
+
+    def catch(self, args=None, namespace=None):
+        caught["parser"] = self
+        raise SystemExit(0)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(argparse.ArgumentParser, "parse_args", catch)
+        with pytest.raises(SystemExit):
+            parse_args([])
+    return caught["parser"]
+
+
+def flag_kinds(parser, flags):
+    """What a command line means for each flag: its dest, action, type,
+    nargs, choices, default and metavar (not its help, which is each script's)."""
+    acts = parser._option_string_actions
+    return {f: (acts[f].dest, type(acts[f]).__name__, acts[f].type, acts[f].nargs, acts[f].choices,
+                acts[f].default, acts[f].metavar) for f in flags}
+
+
+def test_shared_flags_mean_the_same_in_both_scripts():
+    """``cli.add_shared_flags`` defines paper 2's shared flags, and with paper
+    1's words and changes it defines paper 1's exactly as its own parser
+    does, so that both scripts can take them from the one place."""
+    import bottom_up_bbox as bub
+    import heatmap_regression as hr
+    shared = [flag for _, flag, _ in cli.SHARED_FLAGS]
+    assert len(shared) == 13
+    mine = parser_of(bub.parse_args)
+    assert {a.dest for g in mine._action_groups for a in g._group_actions if a.option_strings} >= {
+        f[2:].replace("-", "_") for f in shared}
+    p = argparse.ArgumentParser()
+    groups = cli.add_shared_flags(p, {}, {f[2:].replace("-", "_"): "" for f in shared},
+                                  data={"choices": ("toy", "toy-crowd", "mpii", "lsp", "coco", "aic")},
+                                  boxes={"metavar": "FILE"})
+    assert list(groups) == ["data", "model", "training", "evaluation", "demo"]
+    assert flag_kinds(p, shared) == flag_kinds(parser_of(hr.parse_args), shared)

@@ -61,13 +61,15 @@ sys.path.insert(0, str(ROOT / "walkthrough"))
 import bottom_up_bbox as bub  # noqa: E402
 import heatmap_regression as hr  # noqa: E402
 from common import harness, plotting  # noqa: E402
-from common.detector import DetectorModel  # noqa: E402
-from common.toy import ToyScenes, box_ious  # noqa: E402
 from common.backbones import Bottleneck  # noqa: E402
+from common.connections import connection_scores  # noqa: E402
 from common.crops import body_px, crop_side  # noqa: E402
+from common.detector import DetectorModel, detector_boxes, gt_boxes  # noqa: E402
 from common.metrics import MATLAB_PARTS  # noqa: E402
 from common.skeleton import joint_bones  # noqa: E402
 from common.sources import ToySource  # noqa: E402
+from common.topdown import TopDown  # noqa: E402
+from common.toy import ToyScenes, box_ious  # noqa: E402
 from common.transforms import from_stride, to_uint8  # noqa: E402
 
 plt = plotting.plt
@@ -818,9 +820,9 @@ def bub_targets(ctx):
     j1, j2 = sk.limbs[c]
     fig, axes = plt.subplots(1, 4, figsize=(15, 4.2))
     axes[0].imshow(scene.image, extent=ext)
-    bub.draw_poses(axes[0], kp, sk)
+    plotting.draw_poses(axes[0], kp, sk)
     for k, col in ((a, "cyan"), (b, "magenta")):
-        bub.draw_boxes(axes[0], scene.boxes[k:k + 1], ec=col, lw=1.5)
+        plotting.draw_boxes(axes[0], scene.boxes[k:k + 1], ec=col, lw=1.5)
     axes[0].set_title(f"validation scene {i}: person A (cyan), B (magenta)", fontsize=9)
     axes[1].imshow(scene.image, extent=ext)
     axes[1].imshow(maps[:sk.J].max(0), cmap="magma", alpha=0.8, vmin=0, vmax=1, extent=ext)
@@ -889,7 +891,7 @@ class Parser:
 
     def detections(self, i):
         gt = self.source.ground_truth(i)
-        return bub.detector_boxes(self.source, i, gt, DetectorModel(), self.cfg.seed)
+        return detector_boxes(self.source, i, gt, DetectorModel(), self.cfg.seed)
 
 
 def eq5_samples(fields, a, b, c):
@@ -954,7 +956,7 @@ def bub_eq5(ctx, p):
     cand = bub.Candidates(pts.astype(np.float32), np.ones(3, np.float32), np.array([j1, j2, j2]),
                           [np.array([0]) if j == j1 else np.array([1, 2]) if j == j2 else np.zeros(0, int)
                            for j in range(p.sk.J)])
-    conn = bub.connection_scores(pred.fields, cand, p.sk.limbs)
+    conn = connection_scores(pred.fields, cand, p.sk.limbs)
     s_right, s_wrong = (float(v) for v in conn.score[c][0])
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1, 1.3]})
     W, H = scene.size
@@ -1005,9 +1007,9 @@ def bub_alg1(ctx, p):
     for i in range(p.n):
         pred = p.pred(i)
         cand, conn = bub.candidates_and_scores(pred.maps, pred.fields, p.sk, p.cfg)
-        bm = boxes_map(p, pred, bub.gt_boxes(p.source.ground_truth(i)))
+        bm = boxes_map(p, pred, gt_boxes(p.source.ground_truth(i)))
         inside = bub.candidates_in_boxes(cand, bm)
-        bub.connection_scores(pred.fields, cand, p.sk.limbs, bub.pairs_in_boxes(cand, p.sk.limbs, inside), conn)
+        connection_scores(pred.fields, cand, p.sk.limbs, bub.pairs_in_boxes(cand, p.sk.limbs, inside), conn)
         for k in range(len(bm)):
             poses = bub.parse_box(cand, conn.score, p.sk.limbs, inside[k], p.cfg.link_threshold, k)
             sizes = sorted((int((pp.joints >= 0).sum()) for pp in poses), reverse=True) + [0, 0]
@@ -1086,7 +1088,8 @@ def eq9_terms(pose, cand, box, cfg):
     xy = cand.xy[pose.joints[has]]
     span = xy.max(0) - xy.min(0)
     area = min(float(span[0] * span[1] / max(box[2] * box[3], 1e-6)), 1.0)
-    conf = cfg.alpha * s1 + cfg.beta * s2 + cfg.gamma * area
+    alpha, beta, gamma = cfg.eq9_weights
+    conf = alpha * s1 + beta * s2 + gamma * area
     assert abs(conf - bub.pose_confidence(pose, cand, box, cfg)) < 1e-4
     return s1, s2, area, conf
 
@@ -1136,7 +1139,7 @@ def bub_nms(ctx, p):
                     if kp[a, 2] > 0 and kp[b, 2] > 0:
                         ax.plot(kp[[a, b], 0], kp[[a, b], 1], "-", color=col, lw=3.5 if pose is ref else 1.5)
             else:
-                bub.draw_poses(ax, kp[None], p.sk, lw=1.0)
+                plotting.draw_poses(ax, kp[None], p.sk, lw=1.0)
         ax.set_xlim(-0.5, W - 0.5)
         ax.set_ylim(H - 0.5, -0.5)
         ax.axis("off")
@@ -1150,7 +1153,8 @@ def bub_nms(ctx, p):
         differ = int((ref.joints != removed.joints).sum())
         n, formula = max(int((ref.joints >= 0).sum()), int((removed.joints >= 0).sum())), "max(n_Y, n_Y')"
     axes[2].axis("off")
-    axes[2].text(0, 0.95, f"Eq. (9): Conf = {p.cfg.alpha:g} s1 + {p.cfg.beta:g} s2 + {p.cfg.gamma:g} S(B')/S(B)\n\n"
+    alpha, beta, gamma = p.cfg.eq9_weights
+    axes[2].text(0, 0.95, f"Eq. (9): Conf = {alpha:g} s1 + {beta:g} s2 + {gamma:g} S(B')/S(B)\n\n"
                  f"         s1    s2    S(B')/S(B)  Conf\n"
                  f"Y' kept  {t_ref[0]:.2f}  {t_ref[1]:.2f}  {t_ref[2]:.2f}        {t_ref[3]:.2f}\n"
                  f"Y        {t_rem[0]:.2f}  {t_rem[1]:.2f}  {t_rem[2]:.2f}        {t_rem[3]:.2f}\n\n"
@@ -1168,8 +1172,8 @@ def bub_nms(ctx, p):
                    ("area", f"{t_ref[2]:.2f}"), ("area_removed", f"{t_rem[2]:.2f}"), ("iou", f"{iou:.2f}")):
         ctx.num(f"bub.nms.{key}", v)
     ctx.num("code.bub.eta", f"{p.cfg.eta:g}")
-    for k in ("alpha", "beta", "gamma"):
-        ctx.num(f"code.bub.{k}", f"{getattr(p.cfg, k):g}")
+    for k, w in zip(("alpha", "beta", "gamma"), p.cfg.eq9_weights):
+        ctx.num(f"code.bub.{k}", f"{w:g}")
 
 
 def bub_completion(ctx, p):
@@ -1191,8 +1195,8 @@ def bub_completion(ctx, p):
     for ax, (v, title) in zip(axes, (("no_completion", "before completion (Algorithm 1 + pose NMS)"),
                                      ("full", "after completion (dashed, ringed: the joints it added)"))):
         ax.imshow(scene.image, extent=(-0.5, W - 0.5, H - 0.5, -0.5))
-        bub.draw_boxes(ax, bub.extend_boxes(det[:, :4], p.cfg.box_extend), ec="yellow", ls="--", lw=0.8)
-        bub.draw_poses(ax, parsed[v].keypoints, p.sk, parsed[v].completed if v == "full" else None)
+        plotting.draw_boxes(ax, bub.extend_boxes(det[:, :4], p.cfg.box_extend), ec="yellow", ls="--", lw=0.8)
+        plotting.draw_poses(ax, parsed[v].keypoints, p.sk, parsed[v].completed if v == "full" else None)
         if v == "full" and parsed[v].completed.any():
             done = parsed[v].keypoints[parsed[v].completed]
             ax.scatter(done[:, 0], done[:, 1], s=90, facecolors="none", edgecolors="yellow", lw=1.5, zorder=4)
@@ -1235,7 +1239,7 @@ def pct(x):
 def bub_tables(ctx, res):
     """Tables I and IV (and the crowded slice, the counts) from a results.json."""
     rows = res["results"]
-    table = [("top-down: paper 1 in each box (`TopDown`)", "topdown"), ("box-free parse of [3] (`parse_greedy`)", "greedy"),
+    table = [("top-down: paper 1 in each box (`common.topdown.TopDown`)", "topdown"), ("box-free parse of [3] (`parse_greedy`)", "greedy"),
              ("ours (`parse_image`)", "full"), ("top-down, ground-truth boxes", "topdown, gt boxes"),
              ("ours, ground-truth boxes", "full, gt boxes")]
     paper = {"topdown": "62.25 (CPM)", "greedy": "59.14", "full": "66.03"}
@@ -1431,7 +1435,7 @@ def bub_fig1(ctx, run_bub, run_crowd, run_topdown):
     cfg, sk, model = bub.model_from_checkpoint(run_bub / "last.pt", "cpu")
     n_val = len(res["per_image"])
     source = ToyScenes(cfg.seed + 1, n_val, cfg.input_size, sk)
-    topdown = bub.TopDown(run_crowd / "best.pt", sk, "cpu", flip_test=cfg.flip_test)
+    topdown = TopDown(run_crowd / "best.pt", sk, "cpu", hr, flip_test=cfg.flip_test)
     path = studies.figure_fig1(model, source, cfg, sk, ctx.rt.device, DetectorModel(), cfg.seed, topdown,
                                res["per_image"], ctx.out / "bub_fig1.png")
     shrink(path)

@@ -39,8 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 import bottom_up_bbox as bub  # noqa: E402
 from common import attribution, cli, coco_aic, harness, plotting  # noqa: E402
+from common.bub_eval import JITTER_LEVELS, Row, results_json, score  # noqa: E402
 from common.coco_eval import bootstrap_ap, keypoint_similarity, oks, to_coco_results, write_json  # noqa: E402
-from common.detector import DetectorModel  # noqa: E402
+from common.detector import (DetectorModel, detector_boxes, gt_boxes, jitter_boxes, scene_size,  # noqa: E402
+                             scored_people, simulated_detector)
+from common.scenes import RecordScenes  # noqa: E402
 from common.skeleton import MPII_TO_AIC  # noqa: E402
 from common.toy import PAPER_REGIME, Regime, ToyScenes, sample_pose, with_neighbour  # noqa: E402
 
@@ -60,7 +63,7 @@ def real_sources(root=REAL):
     out = {}
     for name, (read, file) in readers.items():
         if (root / file).is_file():
-            out[name] = bub.RecordScenes(read(root / file, (root / file).parent), bub.Skeleton(name))
+            out[name] = RecordScenes(read(root / file, (root / file).parent), bub.Skeleton(name))
     return out
 
 
@@ -75,7 +78,7 @@ def network_maps(model, source, cfg, device="cpu"):
 
     def pred(i):
         if i not in cache:
-            scene = source.load(i, max_reduce=max(bub.scene_size(source, i)) / cfg.test_size)
+            scene = source.load(i, max_reduce=max(scene_size(source, i)) / cfg.test_size)
             cache[i] = model.infer(scene.image, scene.size, cfg, device)
         return cache[i]
     return pred
@@ -95,10 +98,10 @@ def evaluate(source, maps, cfg, boxes="gt", variants=("full", "greedy"), seed=0,
         ids.append(source.image_id(i))
         pred = maps(i)
         if boxes == "gt":
-            b = bub.gt_boxes(gt)
+            b = gt_boxes(gt)
             s = np.ones(len(b))
         else:
-            d = bub.simulated_detector(gt, bub.scene_size(source, i), np.random.default_rng([seed, i, 1]), boxes)
+            d = simulated_detector(gt, scene_size(source, i), np.random.default_rng([seed, i, 1]), boxes)
             b, s = d[:, :4], d[:, 4]
         inputs = bub.candidates_and_scores(pred.maps, pred.fields, sk, cfg)
         parsed = bub.parse_variants(pred, b, sk, cfg, variants, inputs, s)
@@ -107,9 +110,9 @@ def evaluate(source, maps, cfg, boxes="gt", variants=("full", "greedy"), seed=0,
         for v, a in lost_people(parsed, pred, inputs[0], gt, sk, cfg, b, tau).items():
             lost[v] += a
     causes = {v: attribution.GREEDY_CAUSES if v == "greedy" else attribution.OURS_CAUSES for v in variants}
-    return {"AP": {v: bub.score(sk, gts, r, ids)["AP"] for v, r in results.items()},
+    return {"AP": {v: score(sk, gts, r, ids)["AP"] for v, r in results.items()},
             "lost": {v: {"missed": len(a), **attribution.count(a, causes[v])} for v, a in lost.items()},
-            "people": len(bub.scored_people(gts)), "gts": gts, "ids": ids, "results": results}
+            "people": len(scored_people(gts)), "gts": gts, "ids": ids, "results": results}
 
 
 def paired(ev, a, b, sigmas, seed=0):
@@ -135,7 +138,7 @@ def best_oks(annotations, results, skeleton):
     """The mean, over the annotated people of one image, of each person's
     best OKS among ``results`` (COCO result dicts of that image): how well a
     row got this image's people, for choosing the figure's scenes."""
-    people = bub.scored_people(annotations)
+    people = scored_people(annotations)
     if not people or not results:
         return 0.0
     truth = np.array([a["keypoints"] for a in people], float).reshape(len(people), -1, 3)
@@ -169,7 +172,7 @@ def component_counts(parsed, pred, cand, annotations, skeleton):
       or more lists, of ``people``.
     """
     J = len(skeleton.sigmas)                      # the evaluated joints (COCO: without the neck)
-    people = bub.scored_people(annotations)
+    people = scored_people(annotations)
     c = dict.fromkeys(("nms_removed", "nms_duplicates", "completed", "completed_judged", "completed_right",
                        "completed_other", "greedy_cross", "cross_refused", "ours_cross", "greedy_lists",
                        "greedy_deleted", "greedy_deleted_joints", "greedy_split", "people"), 0)
@@ -258,7 +261,7 @@ def lost_people(parsed, pred, cand, annotations, skeleton, cfg, boxes, tau=0.5):
     each parse in ``parsed`` ({variant: Parse in image px}); ``boxes``: the
     detector's boxes in image px, before extension. Returns {variant: list
     of {"person", "cause", ...}}; the people are ``scored_people``."""
-    people = bub.scored_people(annotations)
+    people = scored_people(annotations)
     J = skeleton.eval_joints
     truth = attribution.People(np.array([a["keypoints"] for a in people], float).reshape(len(people), J, 3),
                                np.array([a["area"] for a in people], float),
@@ -317,9 +320,9 @@ def oracle_ap(source, skeleton, cfg, stride, variants=("full",)):
         pred = oracle_prediction(source.load(i), skeleton, cfg, stride)
         gts += gt
         ids.append(source.image_id(i))
-        for v, parse in bub.parse_variants(pred, bub.gt_boxes(gt), skeleton, cfg, variants).items():
+        for v, parse in bub.parse_variants(pred, gt_boxes(gt), skeleton, cfg, variants).items():
             res[v] += to_coco_results(source.image_id(i), skeleton.to_dataset(parse.keypoints), parse.scores)
-    return {v: bub.score(skeleton, gts, r, ids)["AP"] for v, r in res.items()}
+    return {v: score(skeleton, gts, r, ids)["AP"] for v, r in res.items()}
 
 
 def figure_fig1(model, source, cfg, skeleton, device, boxes, seed, topdown, per_image, path, jitter=0.2):
@@ -344,9 +347,9 @@ def figure_fig1(model, source, cfg, skeleton, device, boxes, seed, topdown, per_
     fig, axes = plotting.plt.subplots(3, len(columns), figsize=(3 * len(columns), 9), squeeze=False)
     for col, (i, lv, title) in enumerate(columns):
         gt = source.ground_truth(i)
-        scene = source.load(i, max_reduce=max(bub.scene_size(source, i)) / cfg.test_size)
-        det = bub.detector_boxes(source, i, gt, boxes, seed)
-        b = bub.jitter_boxes(det[:, :4], np.random.default_rng([seed, i, 2]), lv) if lv else det[:, :4]
+        scene = source.load(i, max_reduce=max(scene_size(source, i)) / cfg.test_size)
+        det = detector_boxes(source, i, gt, boxes, seed)
+        b = jitter_boxes(det[:, :4], np.random.default_rng([seed, i, 2]), lv) if lv else det[:, :4]
         pred = model.infer(scene.image, scene.size, cfg, device)
         parsed = bub.parse_variants(pred, b, skeleton, cfg, ("full", "greedy"))
         td, _ = topdown(scene.image, scene.factor, b, det[:, 4])
@@ -357,8 +360,8 @@ def figure_fig1(model, source, cfg, skeleton, device, boxes, seed, topdown, per_
             ax = axes[row, col]
             ax.imshow(scene.image, extent=(-0.5, W - 0.5, H - 0.5, -0.5))
             if row != 1:
-                bub.draw_boxes(ax, b, ec="yellow", ls="--", lw=0.8)
-            bub.draw_poses(ax, kp, skeleton, done, lw=1.2)
+                plotting.draw_boxes(ax, b, ec="yellow", ls="--", lw=0.8)
+            plotting.draw_poses(ax, kp, skeleton, done, lw=1.2)
             ax.set_xlim(-0.5, W - 0.5)
             ax.set_ylim(H - 0.5, -0.5)
             ax.axis("off")
@@ -373,7 +376,7 @@ def figure_fig1(model, source, cfg, skeleton, device, boxes, seed, topdown, per_
 # =============================================================================
 # Beside the paper's tables: what each person and each component went through
 # =============================================================================
-# ``bottom_up_bbox.evaluate`` yields one record per image; the consumers
+# ``common.bub_eval.evaluate`` yields one record per image; the consumers
 # below read them next to the script's tables (``final_evaluation(...,
 # observe=...)``), so that every number here comes from the very parses the
 # tables score.
@@ -389,22 +392,22 @@ class Attribution:
     def add(self, rec):
         self.gts += rec.gt
         P = rec.parses
-        if bub.Row("full") not in P or bub.Row("greedy") not in P:
+        if Row("full") not in P or Row("greedy") not in P:
             return
-        parsed = {"full": P[bub.Row("full")], "greedy": P[bub.Row("greedy")]}
+        parsed = {"full": P[Row("full")], "greedy": P[Row("greedy")]}
         where = lost_people(parsed, rec.pred, rec.cand, rec.gt, self.sk, self.cfg, rec.boxes["run"])
         self.lost["ours"] += where["full"]
         self.lost["[3]"] += where["greedy"]
-        if bub.Row("full", True) in P:
+        if Row("full", True) in P:
             self.lost.setdefault("ours, gt boxes", []).extend(lost_people(
-                {"full": P[bub.Row("full", True)]}, rec.pred, rec.cand, rec.gt, self.sk, self.cfg, rec.boxes["gt"])["full"])
+                {"full": P[Row("full", True)]}, rec.pred, rec.cand, rec.gt, self.sk, self.cfg, rec.boxes["gt"])["full"])
         for k, v in component_counts(parsed, rec.pred, rec.cand, rec.gt, self.sk).items():
             self.counts[k] = self.counts.get(k, 0) + v
 
     def result(self):
         lost = {k: {"missed": len(v), **attribution.count(v, attribution.GREEDY_CAUSES if k == "[3]"
                                                           else attribution.OURS_CAUSES)} for k, v in self.lost.items()}
-        lost["people"] = len(bub.scored_people(self.gts))
+        lost["people"] = len(scored_people(self.gts))
         return {"lost": lost, "components": self.counts}
 
 
@@ -423,7 +426,7 @@ class PerImage:
         self.runtime.append({"boxes": len(rec.boxes["run"]), "people": len(truth), **rec.seconds})
         rows = {"ours": "full", "[3]": "greedy", "top-down": "topdown"}
         self.per_image.append({"image": rec.index, "crowded": bool(with_neighbour(truth).any()),
-                               **{k: best_oks(rec.gt, rec.results[bub.Row(v)], self.sk) for k, v in rows.items()}})
+                               **{k: best_oks(rec.gt, rec.results[Row(v)], self.sk) for k, v in rows.items()}})
 
 
 def runtime_table(runtime):
@@ -494,7 +497,7 @@ def study_evaluation(args):
     levels = cli.number_list(args.jitter_curve, "--jitter-curve", "0,0.1,0.2", kind="fraction")
     ev = bub.final_evaluation(model, val, cfg, sk, rt, out, observe=studies, jitter=levels,
                               box_jitter=args.box_jitter, **settings)
-    res = {"config": asdict(cfg), **bub.results_json(ev), **studies[0].result()}
+    res = {"config": asdict(cfg), **results_json(ev), **studies[0].result()}
     print_attribution(res)
     if settings["topdown"] is not None:
         res["runtime"], res["per_image"] = studies[1].runtime, studies[1].per_image
@@ -561,8 +564,8 @@ def study_sweep(args):
     for label, regime in points.items():
         src = ToyScenes(args.seed + 1, args.scenes, cfg.input_size, sk, regime)
         row = {}
-        sources = [("oracle", oracle_maps(src, cfg, 4))] + \
-            ([("trained", network_maps(model, src, cfg))] if model is not None else [])
+        sources = ([("oracle", oracle_maps(src, cfg, 4))]
+                   + ([("trained", network_maps(model, src, cfg))] if model is not None else []))
         for maps_name, maps in sources:
             for boxes_name, boxes in (("gt boxes", "gt"), ("detector", DetectorModel())):
                 ev = evaluate(src, maps, cfg, boxes, variants=("full", "greedy"), seed=args.seed)
@@ -590,10 +593,10 @@ def study_detector(args):
     src = ToyScenes(args.seed + 1, args.scenes, cfg.input_size, sk)
     base = DetectorModel()
     out = {}
-    sources = [("oracle", oracle_maps(src, cfg, 4))] + \
-        ([("trained", network_maps(model, src, cfg))] if model is not None else [])
-    misses, noises = ((0.0, base.miss, 0.5), (0.0, 1.0, 3.0)) if getattr(args, "quick", False) else \
-        (DETECTOR_MISS, DETECTOR_NOISE)
+    sources = ([("oracle", oracle_maps(src, cfg, 4))]
+               + ([("trained", network_maps(model, src, cfg))] if model is not None else []))
+    misses, noises = (((0.0, base.miss, 0.5), (0.0, 1.0, 3.0)) if getattr(args, "quick", False)
+                      else (DETECTOR_MISS, DETECTOR_NOISE))
     for maps_name, maps in sources:
         greedy = evaluate(src, maps, cfg, "gt", variants=("greedy",))["AP"]["greedy"]
         gt = evaluate(src, maps, cfg, "gt", variants=("full",))["AP"]["full"]
@@ -709,7 +712,7 @@ def parse_args(argv=None):
                        help=f"the simulated detector: {what} (default: {getattr(DetectorModel(), name)})")
     g.add_argument("--box-jitter", type=float, default=0.0,
                    help="shift and loosen/tighten the run's boxes by up to this fraction (Fig. 1 a-b)")
-    g.add_argument("--jitter-curve", default=",".join(f"{x:g}" for x in bub.JITTER_LEVELS),
+    g.add_argument("--jitter-curve", default=",".join(f"{x:g}" for x in JITTER_LEVELS),
                    help="jitter levels of the printed AP-vs-box-jitter curve ('' for none)")
     args = p.parse_args(argv)
     if min(args.seeds) < 0:

@@ -23,7 +23,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import bottom_up_bbox as bub  # noqa: E402
+from common.bub_eval import score  # noqa: E402
 from common.coco_eval import to_coco_results  # noqa: E402
+from common.detector import gt_boxes  # noqa: E402
 from common.toy import ToyScenes  # noqa: E402
 from walkthrough import studies  # noqa: E402
 
@@ -43,7 +45,7 @@ def main(path=ROOT / "runs" / "toy" / "last.pt"):
         preds = {inputs[0]: net, inputs[1]: bub.Prediction(net.maps, ora.fields, net.stride, net.size, net.base),
                  inputs[2]: bub.Prediction(ora.maps, net.fields, net.stride, net.size, net.base),
                  inputs[3]: ora}
-        boxes = bub.gt_boxes(gt)
+        boxes = gt_boxes(gt)
         for name, pred in preds.items():
             parse = bub.parse_variants(pred, boxes, sk, cfg, ("full",))["full"]
             res[name] += to_coco_results(val.image_id(i), sk.to_dataset(parse.keypoints), parse.scores)
@@ -59,7 +61,7 @@ def main(path=ROOT / "runs" / "toy" / "last.pt"):
                 labelled[v] += 1
                 found[v] += bool(near.any())
     for name in inputs:
-        print(f"{name:32s} AP {100 * bub.score(sk, gts, res[name], ids)['AP']:.1f}")
+        print(f"{name:32s} AP {100 * score(sk, gts, res[name], ids)['AP']:.1f}")
     print(f"candidates within 0.1 x height: visible joints {100 * found[2] / labelled[2]:.0f} %, "
           f"occluded {100 * found[1] / labelled[1]:.0f} %")
 

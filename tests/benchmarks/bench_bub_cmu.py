@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 import bottom_up_bbox as bub  # noqa: E402
 import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
 from common import coco_aic, openpose  # noqa: E402
+from common.bub_demo import person_boxes  # noqa: E402
+from common.scenes import RecordScenes  # noqa: E402
 from common.transforms import open_image  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "real_samples" / "coco"
@@ -82,7 +84,7 @@ def main():
         t = median_time(lambda: model.infer(image, image.size, cfg, "cpu", scales))
         print(f"network, scales {scales}: {t:.2f} s per image", flush=True)
 
-    src = bub.RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk)
+    src = RecordScenes(coco_aic.read_coco(REAL / "test_coco.json", REAL), sk)
     i = next(k for k in range(len(src)) if Path(src.records[k].image).name == PHOTO)
     scene = src.load(i)
     pred = model.infer(image, image.size, cfg, "cpu", (1.0,))      # the grid of the default test size
@@ -97,7 +99,7 @@ def main():
     def parse():
         inputs = bub.candidates_and_scores(truth.maps, truth.fields, sk, cfg)
         greedy = bub.parse_variants(truth, np.zeros((0, 4)), sk, cfg, ("greedy",), inputs)["greedy"]
-        boxes = bub.person_boxes(greedy.keypoints, 0.1)
+        boxes = bub.extend_boxes(person_boxes(greedy.keypoints), 0.1)
         return len(bub.parse_variants(truth, boxes, sk, cfg, ("full",), inputs)["full"].keypoints)
 
     t = median_time(parse)

@@ -39,6 +39,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import bottom_up_bbox as bub  # noqa: E402
+from common.connections import connection_scores  # noqa: E402
 from walkthrough import studies  # noqa: E402
 import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
 
@@ -113,7 +114,7 @@ def work(pred, boxes, parse, sk, cfg):
     pairs, Eq. (5) samples, connections walked in the boxes, poses."""
     cand, conn = bub.candidates_and_scores(pred.maps, pred.fields, sk, cfg)
     inside = bub.candidates_in_boxes(cand, boxes)
-    bub.connection_scores(pred.fields, cand, sk.limbs, bub.pairs_in_boxes(cand, sk.limbs, inside), conn)
+    connection_scores(pred.fields, cand, sk.limbs, bub.pairs_in_boxes(cand, sk.limbs, inside), conn)
     scored = [~np.isnan(s) for s in conn.score]
     samples = sum((np.ceil(n[m]) + 1).sum() for n, m in zip(conn.length, scored))
     ranked = bub.rank_connections(conn.score, cand, sk.limbs, cfg.link_threshold)
