@@ -47,7 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from common import cli, harness, openpose, plotting
+from common import box_head, cli, harness, openpose, plotting
 from common.backbones import VGG, ResNet, load_imagenet_weights
 from common.bub_demo import Demo
 from common.bub_eval import (JITTER_LEVELS, Parser, Row, Tally, boxes_text, evaluate, paper_tables, print_tables,
@@ -102,6 +102,8 @@ class Config:
     sigma: float = 7.0            # Eq. (1)
     delta: float = 8.0            # Eq. (3): the rectangle is 2*delta wide
     lambda_bg: float = 0.05       # Eq. (6): "We set lambda = 0.05"
+    box_weight: float = 0.0       # Not the paper (its §V future work): a box head's loss joins Eq. (8)
+    #                               with this weight; 0 = no head, boxes from a detector (PoseNetwork)
     # Training (§IV-A).
     input_size: int = 368         # Paper: unspecified. Here: Cao et al.'s 368
     batch_size: int = 16          # §IV-A "the batch size of 16"
@@ -496,6 +498,11 @@ class PoseNetwork(nn.Module):
         sequential (Fig. 3):  S^t = phi(X)    L^t = rho(X, S^t)
         concurrent ([3]):     S^t = phi(X)    L^t = rho(X)
         X = F at t = 1, else (F, S^{t-1}, L^{t-1})
+
+    With ``cfg.box_weight > 0`` (not the paper: its §V future work) a box
+    head reads what a next stage would, (F, S^T, L^T), and
+    ``forward(x, boxes=True)`` also returns its output
+    (``common.box_head.BoxHead``: person centres, sizes, offsets).
     """
 
     def __init__(self, cfg, skeleton):
@@ -516,6 +523,8 @@ class PoseNetwork(nn.Module):
             # The field branch's input: X, plus S^t when sequential (the paper).
             self.fields.append(branch(cin if self.concurrent else cin + J, C, cfg.width, t == 0, cfg.upsample,
                                       cfg.hidden))
+        self.box_head = (box_head.BoxHead(f + J + C, cfg.width, cfg.upsample, size_prior=cfg.input_size / 2)
+                         if cfg.box_weight > 0 else None)
 
     def down(self, y):
         return F.avg_pool2d(y, 2) if self.cfg.upsample else y
@@ -524,7 +533,7 @@ class PoseNetwork(nn.Module):
         """Multi-scale testing of one image (§IV-A): ``infer``."""
         return infer(self, image, size, cfg, device, scales)
 
-    def forward(self, x):
+    def forward(self, x, boxes=False):
         feat = self.features(x)                                            # (B, 128w, H/8, W/8)
         out, inp = [], feat
         for maps, fields in zip(self.maps, self.fields):
@@ -533,6 +542,8 @@ class PoseNetwork(nn.Module):
             L = fields(inp if self.concurrent else torch.cat([inp, self.down(S)], 1))   # (B, 2C, H/s, W/s)
             out.append((S, L))
             inp = torch.cat([feat, self.down(S), self.down(L)], 1)
+        if boxes:                                                          # §V: (B, 5, H/s, W/s)
+            return out, self.box_head(inp)
         return out
 
 
@@ -1106,10 +1117,19 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
     loader = harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
                                  num_workers=harness.loader_workers(rt, most=6), drop_last=len(train_set) >= cfg.batch_size)
 
+    head = model.box_head is not None                # §V's box head trains in the same steps
+
     def step_loss(batch):                            # Eq. (8): every stage's outputs supervised
         with harness.autocast(rt):
-            outputs = net(batch["image"].contiguous(memory_format=torch.channels_last))
-        return pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
+            outputs = net(batch["image"].contiguous(memory_format=torch.channels_last), boxes=head)
+        outputs, B = outputs if head else (outputs, None)
+        loss = pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
+        if head:
+            # Beyond the paper (§V): Eq. (8) + w x the box head's loss, its centre
+            # map masked where Eq. (6)'s background is (W: crowd regions).
+            J = batch["maps"].shape[1] - 1
+            loss = loss + cfg.box_weight * box_head.box_loss(B, batch["boxes"], batch["mask"][:, J:J + 1])
+        return loss
 
     def record(epoch, loss, seconds):
         history["loss"].append({"epoch": epoch + 1, "loss": loss})
@@ -1174,6 +1194,7 @@ class Prediction:
     stride: int
     size: tuple           # original image (width, height), full-resolution px
     base: tuple           # scale-1.0 input (width, height)
+    boxes: np.ndarray = None   # the box head's people (N, 5: x, y, w, h, score; image px), §V
 
     def to_map(self, xy):
         """Full-resolution image px -> map px."""
@@ -1184,6 +1205,14 @@ class Prediction:
         """Map px -> full-resolution image px."""
         s = np.array(self.size, np.float64) / np.array(self.base)
         return (from_stride(np.asarray(xy, np.float64), self.stride) + 0.5) * s - 0.5
+
+    def input_boxes_to_image(self, boxes):
+        """Boxes (N, 4+) in scale-1.0 input px -> full-resolution image px."""
+        b = np.array(boxes, np.float64)                         # (N, 4+), a copy
+        s = np.array(self.size, np.float64) / np.array(self.base)
+        b[:, :2] = (b[:, :2] + 0.5) * s - 0.5
+        b[:, 2:4] *= s
+        return b
 
     def boxes_to_map(self, boxes):
         b = np.asarray(boxes, np.float64).reshape(-1, 4)
@@ -1209,6 +1238,11 @@ def infer(model, image, size, cfg, device, scales=None):
     With ``cfg.flip_test`` (not in the paper; the toy's default, see
     ``toy_config``) each scale's outputs are averaged with those of its
     mirror image, brought back by ``unmirror``.
+
+    A network with a box head (§V's future work) also gives its people,
+    decoded from the scale nearest 1.0 (a detector of one scale, as YOLOv2;
+    sizes and sub-pixel offsets do not average across grids), flip-averaged
+    with the maps: ``Prediction.boxes``.
     """
     model.eval()
     skeleton = Skeleton(cfg.data) if cfg.flip_test else None              # unmirror's permutations
@@ -1217,20 +1251,40 @@ def infer(model, image, size, cfg, device, scales=None):
     base = (round_to(W0 * f, 8), round_to(H0 * f, 8))
     st = model.stride
     grid = (base[1] // st, base[0] // st)
-    acc_s, acc_l = 0.0, 0.0
+    acc_s, acc_l, boxes = 0.0, 0.0, None
     scales = scales or cfg.scales
+    box_scale = min(scales, key=lambda s: abs(np.log(s))) if model.box_head is not None else None
     for s in scales:
         w, h = round_to(base[0] * s, 8), round_to(base[1] * s, 8)
         x = to_tensor(np.asarray(image.resize((w, h), Image.BILINEAR)))[None].to(device)
-        S, L = model(x.contiguous(memory_format=torch.channels_last))[-1]
+        (S, L), B = last_stage(model, x, s == box_scale)
         if cfg.flip_test:
-            Sm, Lm = unmirror(*model(x.flip(-1).contiguous(memory_format=torch.channels_last))[-1], skeleton)
+            (Sm, Lm), Bm = last_stage(model, x.flip(-1), s == box_scale)
+            Sm, Lm = unmirror(Sm, Lm, skeleton)
             S, L = (S + Sm) / 2, (L + Lm) / 2
+            B = None if B is None else (B + box_head.unmirror_boxes(Bm)) / 2
+        if B is not None:
+            boxes = box_head.decode_boxes(B[0].cpu(), st)
+            f = np.array(base, np.float64) / (w, h)                           # scale s -> scale-1.0 px
+            boxes[:, :2], boxes[:, 2:4] = (boxes[:, :2] + 0.5) * f - 0.5, boxes[:, 2:4] * f
         acc_s = acc_s + F.interpolate(S.float(), grid, mode="bilinear", align_corners=False)
         acc_l = acc_l + F.interpolate(L.float(), grid, mode="bilinear", align_corners=False)
     maps = (acc_s / len(scales))[0].cpu().numpy()
     fields = (acc_l / len(scales))[0].cpu().numpy()
-    return Prediction(maps, fields, st, tuple(size), base)
+    pred = Prediction(maps, fields, st, tuple(size), base)
+    if boxes is not None:
+        pred.boxes = pred.input_boxes_to_image(boxes)
+    return pred
+
+
+def last_stage(model, x, boxes=False):
+    """The last stage's (S, L) for input ``x``, and the box head's output
+    when ``boxes`` (else None)."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    if boxes:
+        stages, B = model(x, boxes=True)
+        return stages[-1], B
+    return model(x)[-1], None
 
 
 def unmirror(S, L, skeleton):
@@ -1391,7 +1445,8 @@ def load_sources(args, skeleton, cfg):
             ToyScenes(args.seed + 1, args.toy_val, cfg.input_size, skeleton, regime))
 
 
-TRAIN_FLAGS = ("stages", "backbone", "width", "hidden", "input_size", "batch_size", "epochs", "lr", "sigma", "delta")
+TRAIN_FLAGS = ("stages", "backbone", "width", "hidden", "input_size", "batch_size", "epochs", "lr", "sigma", "delta",
+               "box_weight")
 READING_FLAGS = ("test_size", "flip_test", "eta")    # also for a trained network: how its outputs are read
 
 
@@ -1431,6 +1486,7 @@ def scales_flag(args):
 # Every numeric flag and what it may hold (``cli.KINDS``).
 FLAG_KINDS = {**cli.SHARED_KINDS, "hidden": "count", "test_size": "count", "epochs": "count", "lr": "positive",
               "eta": "probability", "sigma": "positive", "delta": "positive", "val_images": "count",
+              "box_weight": "nonnegative",
               "seed": "natural", "log_every": "count"}
 
 
@@ -1516,8 +1572,10 @@ def run_demo(args, rt):
     if not synthetic and args.boxes in ("gt", "sim"):
         raise UsageError(f"--boxes {args.boxes} needs annotations; for --demo IMAGE give --boxes FILE or no --boxes")
     files = [] if synthetic else image_files(args.demo)
-    dets = read_boxes(args.boxes) if args.boxes not in (None, "gt", "sim") else None
+    dets = read_boxes(args.boxes) if args.boxes not in (None, "gt", "sim", "net") else None
     cfg, skeleton, model = trained_model(args, rt.device, ckpt)
+    if args.boxes == "net" and model.box_head is None:
+        raise UsageError(f"--boxes net: {args.cmu_weights or ckpt} has no box head (trained with --box-weight 0)")
     if not synthetic and cfg.data == "toy" and not args.cmu_weights:
         print(f"note: {ckpt} was trained on the toy scenes; on a photo its poses mean little", flush=True)
     demo = Demo(model, cfg, skeleton, PARSER, extend_boxes, rt.device, out, args.boxes, args.seed,
@@ -1549,9 +1607,10 @@ def parse_args(argv=None):
                      + flag_default("flip_test"),
         "demo": "poses of everyone in each IMAGE (files or folders): a figure and a COCO-results JSON "
                 "each in --out, and results_coco.json for all; no IMAGE: a fresh synthetic scene",
-        "boxes": "'gt' (ground-truth boxes as the detector), 'sim' (the simulated detector, common.detector) "
-                 "or a COCO detection-results JSON (default: sim on toy scenes, gt on real data; --demo IMAGE: "
-                 "the extents of [3]'s parse, see README)"},
+        "boxes": "'gt' (ground-truth boxes as the detector), 'sim' (the simulated detector, common.detector), "
+                 "'net' (the network's box head, §V) or a COCO detection-results JSON (default: net where the "
+                 "network has a box head; else sim on toy scenes, gt on real data, and for --demo IMAGE the "
+                 "extents of [3]'s parse; see README)"},
         data={"choices": ("toy", "coco", "aic", "crowdpose")}, toy_train={"default": 2000},
         toy_val={"default": 200}, demo={"nargs": "*"})
     g["data"].add_argument("--toy-world", choices=("default", "paper"), default="default",
@@ -1586,6 +1645,8 @@ def own_flags(g, t, e):
     t.add_argument("--sigma", type=float, help="Eq. (1)'s sigma in input px " + flag_default("sigma"))
     t.add_argument("--delta", type=float, help="Eq. (3)'s half-width of a limb's field in input px "
                                                + flag_default("delta"))
+    t.add_argument("--box-weight", type=float, help="weight of a box head's loss beside Eq. (8), 0: no head "
+                                                    "(the paper's future work, §V; README) " + flag_default("box_weight"))
     t.add_argument("--val-images", type=int, default=50, help="validation images scored after each epoch")
     e.add_argument("--test-size", type=int, help="longer image side at test scale 1.0; with --cmu-weights the "
                                                  "height, as Cao et al. " + flag_default("test_size"))
@@ -1602,7 +1663,7 @@ def own_flags(g, t, e):
 def evaluation_flags(args, cfg, skeleton, rt):
     """``final_evaluation``'s settings from the flags: the boxes (``--boxes``),
     the seed, the data set's name and the top-down row (``--topdown``)."""
-    boxes = box_source(args.boxes, args.data)
+    boxes = box_source(args.boxes, args.data, head=cfg.box_weight > 0)
     topdown = None
     if args.topdown:
         import heatmap_regression as hr               # paper 1: the code, not a copy
@@ -1656,7 +1717,7 @@ def run(args):
     skeleton = Skeleton(cfg.data)
     out_dir = cli.check_out_dir(args.out or Path("runs") / args.data)
     train_src, val_src = load_sources(args, skeleton, cfg)
-    box_source(args.boxes, args.data)                 # a bad --boxes file fails now, not after training
+    box_source(args.boxes, args.data, head=cfg.box_weight > 0)   # a bad --boxes fails now, not after training
     if args.topdown and not Path(args.topdown).expanduser().is_file():
         raise FileNotFoundError(f"--topdown {args.topdown}: no such file (a heatmap_regression.py best.pt)")
     model = new_model(args, cfg, skeleton, rt.device)

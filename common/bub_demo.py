@@ -35,7 +35,7 @@ class Demo:
     extend: Callable              # §IV-A's box extension (``bottom_up_bbox.extend_boxes``)
     device: object
     out: Path                     # the folder the files go to
-    flag: str = None              # ``--boxes`` as given (None, "gt" or a detection file)
+    flag: str = None              # ``--boxes`` as given (None, "gt", "net" or a detection file)
     seed: int = 0                 # of the synthetic scene
     by_height: bool = False       # the image's height at ``test_size`` (Cao et al.'s input), not its longer side
 
@@ -56,14 +56,20 @@ class Demo:
             print(f"{len(files)} images, {len(everyone)} people: all in {self.out / 'results_coco.json'}")
         return everyone
 
+    @property
+    def own(self):
+        """Whether the network's own box head gives the boxes (paper 2's §V):
+        it has one, and ``--boxes`` is not given or says "net"."""
+        return getattr(self.model, "box_head", None) is not None and self.flag in (None, "net")
+
     def load(self, path):
         """(image, full-resolution size, name, boxes or None) of a photo, or of
         a fresh toy scene (``path`` None) with its ground-truth boxes."""
         cfg = self.cfg
         if path is None:
             scene = ToyScenes(self.seed + 7919, 1, cfg.input_size, self.skeleton)
-            # The toy scene's ground-truth boxes stand in for a detector.
-            boxes = gt_boxes(scene.ground_truth(0)) if self.flag in ("gt", None) else None
+            # Without a box head, the toy scene's ground-truth boxes stand in for a detector.
+            boxes = gt_boxes(scene.ground_truth(0)) if self.flag == "gt" or self.flag is None and not self.own else None
             return scene.load(0).image, (cfg.input_size, cfg.input_size), "toy_scene", boxes
         # A long side far above the network's input is decoded smaller (a
         # JPEG at 1/2, 1/4 or 1/8) and then resized: a 100 MP photo costs
@@ -85,9 +91,11 @@ class Demo:
     def parse(self, image, size, boxes=None):
         """(network outputs, {"greedy", "full"}: ``Parse`` in image px, boxes)
         of one image, parsed in ``boxes`` (N, 4) or, with None, in the
-        box-free parse's extents."""
+        network's own boxes (``own``) or else the box-free parse's extents."""
         cfg, sk, parse = self.cfg, self.skeleton, self.parser.parse
         pred = self.model.infer(image, size, cfg, self.device)
+        if boxes is None and self.own:
+            boxes = pred.boxes[:, :4]
         inputs = self.parser.prepare(pred.maps, pred.fields, sk, cfg)
         greedy = parse(pred, np.zeros((0, 4)), sk, cfg, ("greedy",), inputs)["greedy"]
         if boxes is None:
@@ -108,16 +116,18 @@ class Demo:
         image, size, name, boxes = self.load(path)
         if dets is not None:
             boxes = self.file_boxes(dets, image_id, name, n_files)
-        fallback = boxes is None
+        fallback = boxes is None and not self.own
+        source = ("from the network's box head" if boxes is None and self.own else
+                  "from the extents of [3]'s parse (no detector given)" if fallback else "given")
         pred, parsed, boxes = self.parse(image, size, boxes)
         kp, conf = parsed["full"].keypoints, parsed["full"].scores
-        title = f"{len(kp)} person(s)" + (" in boxes from the box-free parse (no detector given)" if fallback else "")
+        title = f"{len(kp)} person(s) in boxes {source}"
         figure = self.figure(image, pred, parsed, boxes, f"{name}_poses", title)
         results = to_coco_results(image_id, sk.to_dataset(kp), conf)
         for r in results:
             r["file_name"] = name if path is None else path.name
         write_json(self.out / f"{name}_results.json", results)
-        print(f"{name}: {len(kp)} person(s) in {len(boxes)} box(es); figure {figure}; "
+        print(f"{name}: {len(kp)} person(s) in {len(boxes)} box(es) {source}; figure {figure}; "
               f"COCO results {self.out / (name + '_results.json')}", flush=True)
         return results
 

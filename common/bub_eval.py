@@ -74,7 +74,7 @@ def table_rows(cfg, boxes, variants, topdown=False, jitter=JITTER_LEVELS):
     ground-truth boxes (the upper bound); the top-down row on the same boxes;
     Fig. 1 (a-b)'s curve, ours on each box set and the top-down row's on the
     run's boxes. ``variants``: Table IV's rows (``Parser.variants``)."""
-    with_gt = not isinstance(boxes, str)                                  # not "gt"
+    with_gt = not (isinstance(boxes, str) and boxes == "gt")
     methods = tuple(variants) + (("topdown",) if topdown else ())
     rows = [Row(m) for m in methods]
     if cfg.readings.rank_score != "own":
@@ -97,7 +97,8 @@ class ImageRecord:
     parses: dict = field(default_factory=dict)    # {Row: Parse (image px)}, the rows without jitter
     pred: object = None          # the network's outputs, a ``Prediction`` (None: the image could not be read)
     cand: object = None          # its ``Candidates``
-    boxes: dict = field(default_factory=dict)     # {"run": (N, 4), "gt": (K, 4)} image px, before extension
+    boxes: dict = field(default_factory=dict)     # {"run": (N, 4), "gt": (K, 4)} image px, before
+    #                                               extension; "scores": the run's boxes' (N,)
     seconds: dict = field(default_factory=dict)   # {"ours": forward + parse, "topdown": paper 1 in the boxes}
 
 
@@ -106,8 +107,8 @@ def evaluate(model, source, cfg, skeleton, device, rows, parser, boxes="gt", sca
     """Parse every validation image once per row of ``rows`` with the
     paper's ``parser``; yields one ``ImageRecord`` per image, in order.
 
-    ``boxes``: "gt", a ``DetectorModel`` or a detection file's boxes
-    (``detector_boxes``), jittered by ``box_jitter`` when given; ``topdown``:
+    ``boxes``: "gt", a ``DetectorModel``, a detection file's boxes
+    (``detector_boxes``) or "net" (the network's own, ``Prediction.boxes``), jittered by ``box_jitter`` when given; ``topdown``:
     a ``TopDown`` for the "topdown" rows. Time per image is measured from
     the image to our poses (forward, candidates, Eq. 5, the full parse) and
     for paper 1 in the run's boxes."""
@@ -120,12 +121,14 @@ def evaluate(model, source, cfg, skeleton, device, rows, parser, boxes="gt", sca
             warnings.warn(f"skipping image {rec.image_id}: {e}")
             yield rec                                        # scored as a miss
             continue
-        det = detector_boxes(source, i, rec.gt, boxes, seed)
-        rec.boxes = {"run": det[:, :4], "gt": gt_boxes(rec.gt)}
-        if box_jitter:
-            rec.boxes["run"] = jitter_boxes(rec.boxes["run"], np.random.default_rng([seed, i, 3]), box_jitter)
+        det = None if is_net(boxes) else detector_boxes(source, i, rec.gt, boxes, seed)
         t0 = time.perf_counter()
         rec.pred = model.infer(scene.image, scene.size, cfg, device, scales)
+        if det is None:                                   # paper 2's §V: the network's own boxes, same pass
+            det = rec.pred.boxes
+        rec.boxes = {"run": det[:, :4], "gt": gt_boxes(rec.gt), "scores": det[:, 4]}
+        if box_jitter:
+            rec.boxes["run"] = jitter_boxes(rec.boxes["run"], np.random.default_rng([seed, i, 3]), box_jitter)
         inputs = parser.prepare(rec.pred.maps, rec.pred.fields, skeleton, cfg)
         rec.cand = inputs[0]
         parse_rows(rec, rows, skeleton, cfg, parser, inputs, det[:, 4], t0)
@@ -268,7 +271,14 @@ def boxes_text(boxes, flag=None):
     """What a box source is called in the tables' titles."""
     if isinstance(boxes, DetectorModel):
         return "simulated detector"
+    if is_net(boxes):
+        return "the network's own boxes (§V)"
     return "ground-truth boxes" if boxes == "gt" else f"boxes from {flag}"
+
+
+def is_net(boxes):
+    """Whether a box source is the network's own box head ("net")."""
+    return isinstance(boxes, str) and boxes == "net"
 
 
 def print_tables_i_ii(ev, data, n, what, cfg):

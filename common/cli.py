@@ -235,7 +235,7 @@ def run_flags(args):
     kept in its checkpoints so that ``--resume`` continues the same run."""
     flags = {k: v for k, v in vars(args).items() if k not in NOT_RUN_FLAGS}
     for k in PATH_FLAGS & flags.keys():
-        if isinstance(flags[k], str) and flags[k] not in ("gt", "sim"):      # --boxes gt / sim are not paths
+        if isinstance(flags[k], str) and flags[k] not in ("gt", "sim", "net"):   # --boxes gt / sim / net: not paths
             flags[k] = str(Path(flags[k]).expanduser().resolve())
     return flags
 

@@ -164,7 +164,8 @@ def detector_boxes(source, i, gt, boxes, seed):
     """The boxes every row of image ``i`` starts from, (N, 5) with scores:
     ``boxes`` = "gt" (the ground truth, score 1), a ``DetectorModel``
     (``simulated_detector`` on the ground truth, seeded per image) or a
-    detection file's {image_id: (N, 5)}."""
+    detection file's {image_id: (N, 5)}. (The network's own boxes, "net",
+    come with its outputs: ``bub_eval.evaluate``.)"""
     if isinstance(boxes, str):                                            # "gt"
         b = gt_boxes(gt)
         return np.concatenate([b, np.ones((len(b), 1))], 1)
@@ -178,13 +179,16 @@ def scene_size(source, i):
     return source.annotation(i)[2]
 
 
-def box_source(flag, data):
+def box_source(flag, data, head=False):
     """``--boxes`` (``flag``) for ``--data`` (``data``): "gt", the simulated
-    detector ("sim": a ``DetectorModel``) or a detection file read into
-    {image_id: (N, 5)}. Default: "sim" on the toy scenes (a detector that
-    errs, as the paper's did), "gt" on real data."""
-    how = flag or ("sim" if data == "toy" else "gt")
-    return {"gt": "gt", "sim": DetectorModel()}.get(how) or read_boxes(how)
+    detector ("sim": a ``DetectorModel``), "net" (the network's own box
+    head, paper 2's §V) or a detection file read into {image_id: (N, 5)}.
+    Default: on the toy scenes "net" when the network has a ``head``, else
+    "sim" (a detector that errs, as the paper's did); "gt" on real data."""
+    how = flag or ("gt" if data != "toy" else "net" if head else "sim")
+    if how == "net" and not head:
+        raise ValueError("--boxes net: this network has no box head (trained with --box-weight 0)")
+    return {"gt": "gt", "sim": DetectorModel(), "net": "net"}.get(how) or read_boxes(how)
 
 
 def read_boxes(path, image_ids=None):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import coco_aic, harness
+from . import box_head, coco_aic, harness
 from .coco_eval import coco_annotation
 from .toy import Scene
 from .transforms import ImageError, apply_affine, crop_matrix, open_image, to_tensor, warp_image
@@ -116,6 +116,7 @@ class TrainScenes(harness.EpochDataset):
             J, C = sk.J, sk.C
             return {"image": torch.zeros(3, out, out), "maps": torch.zeros(J + 1, *shape),
                     "fields": torch.zeros(2 * C, *shape), "mask": torch.zeros(J + 1 + 2 * C, *shape),
+                    **({"boxes": torch.zeros(box_head.CHANNELS + 1, *shape)} if cfg.box_weight else {}),
                     "broken": True}
         crop = warp_image(scene.image, A, out, scene.factor)                  # (out, out, 3)
         kp = scene.keypoints.copy()
@@ -134,8 +135,18 @@ class TrainScenes(harness.EpochDataset):
             # A map pixel is unknown when most of the input pixels it covers are.
             ignore = full.reshape(shape[0], st, shape[1], st).mean((1, 3)) > 0.5
         maps, fields, mask = self.make_targets(kp, boxes, ignore, shape, st, sk, cfg)
-        return {"image": to_tensor(crop), "maps": torch.from_numpy(maps),
-                "fields": torch.from_numpy(fields), "mask": torch.from_numpy(mask), "broken": False}
+        sample = {"image": to_tensor(crop), "maps": torch.from_numpy(maps),
+                  "fields": torch.from_numpy(fields), "mask": torch.from_numpy(mask), "broken": False}
+        if cfg.box_weight:
+            # Paper 2's §V, the box head: each person's box as the crop holds
+            # it upright -- its centre through the crop's transform, its sides
+            # scaled by the zoom -- not the rotated corners' extent above,
+            # which grows with the rotation: at test time people stand upright.
+            centre = apply_affine(A, scene.boxes[:, :2] + scene.boxes[:, 2:] / 2).reshape(-1, 2)
+            wh = scene.boxes[:, 2:] * out / side
+            upright = np.concatenate([centre - wh / 2, wh], 1)
+            sample["boxes"] = torch.from_numpy(box_head.box_targets(upright, shape, st))
+        return sample
 
 
 def record_scenes(data, root, skeleton, eval_only=False):

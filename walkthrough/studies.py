@@ -9,6 +9,7 @@ why it holds or not, person by person (``common.attribution``):
     python walkthrough/studies.py detector   # AP against the detector's misses and box noise
     python walkthrough/studies.py readings   # each reading the paper leaves open, one at a time
     python walkthrough/studies.py evaluation --checkpoint runs/toy/best.pt   # the tables + where people are lost
+    python walkthrough/studies.py boxes --checkpoint runs/toy-head/best.pt   # §V: the network's own boxes
     python walkthrough/studies.py table5     # paper 1: Table 5 on seeds 0, 1, 2 (--seeds), the Totals' spread
 
 ``sweep``, ``detector`` and ``readings`` parse perfect maps ("oracle": no
@@ -38,9 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import bottom_up_bbox as bub  # noqa: E402
-from common import attribution, cli, coco_aic, harness, plotting  # noqa: E402
+from common import attribution, bub_eval, cli, coco_aic, harness, plotting  # noqa: E402
 from common.bub_eval import JITTER_LEVELS, Row, results_json, score  # noqa: E402
-from common.coco_eval import bootstrap_ap, keypoint_similarity, oks, to_coco_results, write_json  # noqa: E402
+from common.coco_eval import (bootstrap_ap, coco_box_ap, coco_keypoint_ap, keypoint_similarity, oks,  # noqa: E402
+                               to_coco_results, write_json)
 from common.detector import (DetectorModel, detector_boxes, gt_boxes, jitter_boxes, scene_size,  # noqa: E402
                              scored_people, simulated_detector)
 from common.scenes import RecordScenes  # noqa: E402
@@ -512,6 +514,78 @@ def study_evaluation(args):
     return res
 
 
+def study_boxes(args):
+    """§V, the paper's future work: the network's own boxes (its box head)
+    beside the simulated detector's and the ground truth, on the same
+    scenes and the same maps. Box AP (COCO's box protocol) of the network's
+    and the simulated detector's boxes; the full method's and [3]'s OKS AP
+    on each box set, with the paired difference own - simulated (95 %
+    bootstrap interval over scenes); where each missed person was lost on
+    the network's boxes; and the time the head adds to an image's forward
+    pass (the same network with and without it, interleaved)."""
+    if not args.checkpoint:
+        raise SystemExit("error: boxes needs --checkpoint PATH (a bottom_up_bbox.py best.pt with a box head)")
+    bargs = bub.parse_args(script_flags(args))
+    rt = harness.setup_runtime(bargs.device)
+    torch.manual_seed(args.seed)
+    cfg, sk, model = bub.trained_model(bargs, rt.device)
+    if model.box_head is None:
+        raise SystemExit(f"error: {args.checkpoint} has no box head (trained with --box-weight 0)")
+    _, val = bub.load_sources(bargs, sk, cfg)
+    rows = (Row("full"), Row("greedy"))
+    poses, box_ap, gts, ids = {}, {}, [], []
+    lost = Attribution(sk, cfg)
+    for name, boxes in (("own", "net"), ("simulated", DetectorModel()), ("ground truth", "gt")):
+        poses[name], dets = {"full": [], "greedy": []}, []
+        for rec in bub_eval.evaluate(model, val, cfg, sk, rt.device, rows, bub.PARSER, boxes=boxes, seed=args.seed):
+            if name == "own":
+                gts, ids = gts + rec.gt, ids + [rec.image_id]
+                lost.add(rec)
+            for v in poses[name]:
+                poses[name][v] += rec.results.get(Row(v), [])
+            dets += [{"image_id": rec.image_id, "bbox": [float(x) for x in b], "score": float(c), "category_id": 1}
+                     for b, c in zip(rec.boxes.get("run", ()), rec.boxes.get("scores", ()))]
+        if name != "ground truth":
+            box_ap[name] = coco_box_ap(gts, dets, ids)
+    ap = {name: {v: coco_keypoint_ap(gts, r, ids, sk.sigmas)["AP"] for v, r in res.items()}
+          for name, res in poses.items()}
+    paired = bootstrap_ap(gts, {k: poses[k]["full"] for k in poses}, ids, sk.sigmas, reference="simulated",
+                          seed=args.seed)
+    res = {"box_ap": box_ap, "AP": ap, "own_vs_simulated": paired["own"], **lost.result(),
+           "forward_ms": head_time(model, val, cfg, rt.device)}
+    print(f"\n§V -- the network's own boxes ({len(ids)} scenes, {len(scored_people(gts))} people)")
+    print("  box AP (COCO box protocol):  " + "  ".join(
+        f"{k} AP {pct(v['AP'])}, AP50 {pct(v['AP50'])}, AR {pct(v['AR'])}" for k, v in box_ap.items()))
+    for name, a in ap.items():
+        print(f"  ours (full), {name} boxes: OKS AP {pct(a['full'])}   ([3], no boxes: {pct(a['greedy'])})")
+    d = paired["own"]
+    print(f"  own - simulated: {100 * d['diff']:+.1f} AP [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]")
+    t = res["forward_ms"]
+    print(f"  forward pass per image: {t['with_head']:.1f} ms with the head, {t['without']:.1f} ms without "
+          f"(+{100 * (t['with_head'] / t['without'] - 1):.1f} %)")
+    print_attribution(res)
+    return res
+
+
+def head_time(model, source, cfg, device, images=40, repeats=3):
+    """Median ms of ``infer`` per image with the box head and without it (the
+    same weights, the head detached), interleaved image by image so that a
+    busy machine slows both alike."""
+    head, times = model.box_head, {"with_head": [], "without": []}
+    scenes = [source.load(i) for i in range(min(images, len(source)))]
+    try:
+        for _ in range(repeats):
+            for scene in scenes:
+                for key, h in (("with_head", head), ("without", None)):
+                    model.box_head = h
+                    t0 = time.perf_counter()
+                    model.infer(scene.image, scene.size, cfg, device)
+                    times[key].append(time.perf_counter() - t0)
+    finally:
+        model.box_head = head
+    return {k: 1000 * float(np.median(v)) for k, v in times.items()}
+
+
 # =============================================================================
 # The studies
 # =============================================================================
@@ -683,7 +757,7 @@ def load(args):
 
 
 STUDIES = {"real": study_real, "sweep": study_sweep, "detector": study_detector, "readings": study_readings,
-           "evaluation": study_evaluation, "table5": study_table5}
+           "evaluation": study_evaluation, "boxes": study_boxes, "table5": study_table5}
 
 
 def parse_args(argv=None):
