@@ -58,7 +58,7 @@ from common.crops import BOX_MARGIN, body_px, box_center_scale, crop_side
 from common.layers import ch, init_deconv_bilinear
 from common.metrics import bootstrap_total, format_table, head_note, part_table, pck, table_columns
 from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS, joint_bones, joint_flip, limb_joints
-from common.sources import ToyCrowdSource, ToySource, box_sources, lsp_sources, mpii_sources
+from common.sources import TOY_SIZES, load_sources, split_name
 from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
                                image_size, invert_affine, open_for_network, open_image, to_stride, to_tensor,
                                to_uint8, warp_image)
@@ -253,7 +253,6 @@ def toy_crowd_config(arch):
 
 
 CROWD_EPOCHS = (3, 4, 2)      # detector, regressor, joint: half the people per epoch of toy_config's 3 / 2 / 1
-CROWD_SCENES = (500, 200)     # training / validation scenes: ~1580 / ~620 people
 
 
 # =============================================================================
@@ -1214,7 +1213,7 @@ def run_table5(args):
     if not rt.is_main:                             # under torchrun: one process scores and writes
         return harness.cleanup_runtime(rt)
     _, val_src, test_src = load_sources(args)
-    split = split_name(args, val_src, test_src)
+    split = split_name(args.data, val_src, test_src)
     scored, seconds = {}, {}
     for variant, sub, _ in plan:
         cfg, model = model_from_checkpoint(Path(sub.out) / "best.pt", rt.device)
@@ -1260,71 +1259,6 @@ def run_table5(args):
 # III. Run it: the data sets (§4), configuration from the command line, the
 #      run's report and figures, the demo, the command line
 # =============================================================================
-def toy_sizes(args):
-    """``--toy-train`` / ``--toy-val``: figures for ``--data toy`` (3200 /
-    500), scenes for ``--data toy-crowd`` (``CROWD_SCENES``)."""
-    default = CROWD_SCENES if args.data == "toy-crowd" else (3200, 500)
-    n = tuple(d if v is None else v for v, d in zip((args.toy_train, args.toy_val), default))
-    if min(n) < 1:
-        raise UsageError(f"--toy-train and --toy-val must be positive, got {n[0]} and {n[1]}")
-    return n
-
-
-TOY_SPLITS = ("train", "val", "test")
-
-
-def toy_stream(seed, split):
-    """The figure stream (``ToySource``'s seed) of ``--data toy``'s
-    ``split`` for ``--seed seed``: 3s, 3s + 1, 3s + 2. Training, validation
-    and test figures never meet, within a seed or across seeds."""
-    return 3 * seed + TOY_SPLITS.index(split)
-
-
-def load_sources(args):
-    """(train, validation, test) sources for ``--data``.
-
-    The validation people choose ``best.pt`` (every epoch is scored on them);
-    the test people are scored once, at the end, and reported. Only the toy
-    can draw a held-out test set (``toy_stream``): it is as large as the
-    validation set. For the real data the test set *is* the validation set,
-    as in the paper (§4.2: "training and testing was done on MPII training
-    and validation set"; LSP's test set; COCO / AIC val).
-    """
-    train, val = _train_val_sources(args)
-    test = ToySource(toy_stream(args.seed, "test"), len(val)) if args.data == "toy" else val
-    return train, val, test
-
-
-def _train_val_sources(args):
-    if args.data == "toy":
-        n_train, n_val = toy_sizes(args)
-        return ToySource(toy_stream(args.seed, "train"), n_train), ToySource(toy_stream(args.seed, "val"), n_val)
-    if args.data == "toy-crowd":
-        # Training scenes of seed s, validation scenes of seed s + 1: the
-        # split paper 2's toy run uses, so the top-down comparison is made on
-        # scenes neither network was trained on.
-        n_train, n_val = toy_sizes(args)
-        train = ToyCrowdSource(args.seed, 0 if args.eval_only else n_train)
-        return train, ToyCrowdSource(args.seed + 1, n_val)
-    if not args.data_root:
-        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
-    root = Path(args.data_root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data-root {root}: no such directory")
-    if args.data == "mpii":
-        return mpii_sources(root, args.eval_only)
-    if args.data in ("coco", "aic"):
-        return box_sources(args.data, root, args.eval_only)
-    return lsp_sources(root, Path(args.lsp_extended).expanduser() if args.lsp_extended else None, args.eval_only)
-
-
-def split_name(args, val_src, test_src):
-    """What the reported numbers are scored on (``load_sources``)."""
-    if test_src is not val_src:
-        return "test"
-    return "test" if args.data == "lsp" else "validation"
-
-
 def best_epoch(history):
     """The epoch ``best.pt`` holds: the best validation Total."""
     if not history["val"]:
@@ -1528,9 +1462,9 @@ def parse_args(argv=None):
     g.add_argument("--data-root", help="folder of the MPII, LSP, COCO or AI Challenger data set (see README)")
     g.add_argument("--lsp-extended", help="LSP-extended folder: extra training data for --data lsp")
     g.add_argument("--toy-train", type=int, help=f"toy: training figures (default: 3200); toy-crowd: training "
-                                                 f"scenes (default: {CROWD_SCENES[0]})")
+                                                 f"scenes (default: {TOY_SIZES['toy-crowd'][0]})")
     g.add_argument("--toy-val", type=int, help=f"toy: validation figures, and as many test figures (default: "
-                                               f"500); toy-crowd: validation scenes (default: {CROWD_SCENES[1]})")
+                                               f"500); toy-crowd: validation scenes (default: {TOY_SIZES['toy-crowd'][1]})")
     g = p.add_argument_group("model (§3.1-3.2, Table 5)")
     g.add_argument("--arch", choices=("residual", "vgg"), default="residual", help="§3.2 or §3.1")
     g.add_argument("--variant", choices=(*VARIANTS, "all"), default="detection+regression",
@@ -1631,7 +1565,7 @@ def run_eval(args, rt):
     cli.override(cfg, args, ("flip_test", "decode"))   # --flip-test, --decode over the checkpoint's
     _, val_src, test_src = load_sources(args)
     res = evaluate(model, PoseData(test_src, cfg, model.stride, train=False), rt, flip_test=cfg.flip_test)
-    split = split_name(args, val_src, test_src)
+    split = split_name(args.data, val_src, test_src)
     print_results({f"{cfg.variant} ({cfg.arch})": res["all"]}, f"{args.data} {split}, {res['metric']}", cfg.joints)
     write_json(out_dir / "results.json", {"checkpoint": str(args.checkpoint), "data": args.data,
                                           "split": split, "flip_test": cfg.flip_test,
@@ -1670,7 +1604,7 @@ def run_train(args, rt):
     if not rt.is_main:
         harness.cleanup_runtime(rt)
         return None
-    summary = report(model, cfg, test_set, history, rt, out_dir, args.data, split_name(args, val_src, test_src), t0)
+    summary = report(model, cfg, test_set, history, rt, out_dir, args.data, split_name(args.data, val_src, test_src), t0)
     summary["history"] = history
     write_json(out_dir / "results.json", summary)
     print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")

@@ -15,7 +15,12 @@ crop convention (``common.crops``).
     BoxRecordSource  person crops of COCO / AI Challenger (``common.coco_aic``)
 
 ``mpii_sources``, ``lsp_sources`` and ``box_sources`` read a data set's
-folder, in the layouts the README lists, into (train, validation) sources.
+folder, in the layouts the README lists, into (train, validation) sources;
+``load_sources`` turns paper 1's data flags (``--data``, ``--data-root``,
+``--toy-train``, ...) into its (train, validation, test) people, and
+``split_name`` says which split the reported numbers are on. They live here,
+not in ``heatmap_regression.py``: which files hold the people and which split
+is held out is the lab's bench, not the paper's method.
 """
 from pathlib import Path
 
@@ -23,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from . import coco_aic, datasets, toy
+from .cli import UsageError
 from .crops import box_center_scale
 from .toy import render_person, render_scene, toy_head_size
 from .transforms import open_image
@@ -258,3 +264,73 @@ def box_sources(data, root, eval_only=False):
     train = [] if eval_only else read(*coco_aic.find_annotation_files(data, root, "train"))
     val = read(*coco_aic.find_annotation_files(data, root, "val"))
     return BoxRecordSource(train), BoxRecordSource(val)
+
+
+# =============================================================================
+# Paper 1's data flags -> (train, validation, test) sources
+# =============================================================================
+# Default sizes of ``--toy-train`` / ``--toy-val``: figures for ``--data toy``,
+# scenes for ``--data toy-crowd`` (~1580 / ~620 people). Not from either
+# paper: what fits the 5-minute budget of a lecture run (README).
+TOY_SIZES = {"toy": (3200, 500), "toy-crowd": (500, 200)}
+TOY_SPLITS = ("train", "val", "test")
+
+
+def toy_stream(seed, split):
+    """The figure stream (``ToySource``'s seed) of ``--data toy``'s
+    ``split`` for ``--seed seed``: 3s, 3s + 1, 3s + 2. Training, validation
+    and test figures never meet, within a seed or across seeds."""
+    return 3 * seed + TOY_SPLITS.index(split)
+
+
+def toy_sizes(args):
+    """``--toy-train`` / ``--toy-val``, or their defaults (``TOY_SIZES``)."""
+    n = tuple(d if v is None else v for v, d in zip((args.toy_train, args.toy_val), TOY_SIZES[args.data]))
+    if min(n) < 1:
+        raise UsageError(f"--toy-train and --toy-val must be positive, got {n[0]} and {n[1]}")
+    return n
+
+
+def load_sources(args):
+    """(train, validation, test) sources for paper 1's ``--data`` flags.
+
+    The validation people choose ``best.pt`` (every epoch is scored on them);
+    the test people are scored once, at the end, and reported. Only the toy
+    can draw a held-out test set (``toy_stream``): it is as large as the
+    validation set. For the real data the test set *is* the validation set,
+    as in the paper (§4.2: "training and testing was done on MPII training
+    and validation set"; LSP's test set; COCO / AIC val).
+    """
+    train, val = _train_val_sources(args)
+    test = ToySource(toy_stream(args.seed, "test"), len(val)) if args.data == "toy" else val
+    return train, val, test
+
+
+def _train_val_sources(args):
+    if args.data == "toy":
+        n_train, n_val = toy_sizes(args)
+        return ToySource(toy_stream(args.seed, "train"), n_train), ToySource(toy_stream(args.seed, "val"), n_val)
+    if args.data == "toy-crowd":
+        # Training scenes of seed s, validation scenes of seed s + 1: the
+        # split paper 2's toy run uses, so the top-down comparison is made on
+        # scenes neither network was trained on.
+        n_train, n_val = toy_sizes(args)
+        train = ToyCrowdSource(args.seed, 0 if args.eval_only else n_train)
+        return train, ToyCrowdSource(args.seed + 1, n_val)
+    if not args.data_root:
+        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
+    root = Path(args.data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-root {root}: no such directory")
+    if args.data == "mpii":
+        return mpii_sources(root, args.eval_only)
+    if args.data in ("coco", "aic"):
+        return box_sources(args.data, root, args.eval_only)
+    return lsp_sources(root, Path(args.lsp_extended).expanduser() if args.lsp_extended else None, args.eval_only)
+
+
+def split_name(data, val_src, test_src):
+    """What the reported numbers of ``--data data`` are scored on (``load_sources``)."""
+    if test_src is not val_src:
+        return "test"
+    return "test" if data == "lsp" else "validation"

@@ -375,9 +375,9 @@ def test_gt_valid_head_sizes_are_checked_against_valid_json(tmp_path):
     box = [[0.0, 0.0], [3.0, 4.0]]                      # corners (x1, y1), (x2, y2): 0.6 x 5 px
     scipy_io.savemat(annot / "gt_valid.mat", {"headboxes_src": np.array([box] * 3).transpose(1, 2, 0)})
     with pytest.raises(ValueError, match="gt_valid.mat"):   # 3 head boxes for 2 people
-        hr.load_sources(args)
+        sources.load_sources(args)
     scipy_io.savemat(annot / "gt_valid.mat", {"headboxes_src": np.array([box] * 2).transpose(1, 2, 0)})
-    _, val, _ = hr.load_sources(args)
+    _, val, _ = sources.load_sources(args)
     assert [r.head_size for r in val.records] == pytest.approx([3.0, 3.0])
 
 
