@@ -50,18 +50,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from common import cli, coco_aic, datasets, harness, plotting
+from common import cli, datasets, demo, harness, plotting
 from common.backbones import RESNET_BLOCKS, VGG16, ResNet, check_full_size, fc_to_conv, load_imagenet_weights
 from common.cli import UsageError
 from common.coco_eval import write_json
-from common.crops import BOX_MARGIN, body_px, box_center_scale, crop_side
+from common.crops import BOX_MARGIN, body_px, crop_side
 from common.layers import ch, init_deconv_bilinear
 from common.metrics import bootstrap_total, format_table, head_note, part_table, pck, table_columns
 from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS, joint_bones, joint_flip, limb_joints
 from common.sources import TOY_SIZES, load_sources, split_name
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
-                               image_size, invert_affine, open_for_network, open_image, to_stride, to_tensor,
-                               to_uint8, warp_image)
+from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, invert_affine,
+                               to_stride, to_tensor, to_uint8, warp_image)
 
 N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2) by default: MPII's 16 parts; LSP maps into them
 
@@ -1362,86 +1361,26 @@ def figure_predictions(dataset, result, path, n=12):
 
 
 def run_demo(args, rt):
-    """The pose of one person per box (``--boxes FILE``, a COCO detection-
-    results JSON) or, without boxes, of the one roughly centred person who
-    fills the photo's height, in each image: an overlay PNG and a JSON of the
-    joints (in the file's pixels, their names beside) per image in ``--out``."""
+    """``--demo``: the pose of one person per box (``--boxes``, a COCO
+    detection-results JSON) or of the one person filling each photo: an
+    overlay PNG and a JSON of the joints per image (``common.demo``)."""
     files = image_files(args.demo)
     if not args.checkpoint:
         raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
     out = cli.check_out_dir(args.out or Path("runs") / "demo")
-    dets = coco_aic.read_detections(Path(args.boxes).expanduser()) if args.boxes else None
+    dets = demo.read_boxes(args.boxes)
     cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
     trained_on = (harness.load_checkpoint(args.checkpoint)["extra"].get("flags") or {}).get("data", "")
     if trained_on.startswith("toy"):
         print(f"note: {args.checkpoint} was trained on --data {trained_on}; on a photo its pose means little",
               flush=True)
     flip = cli.override(cfg, args, ("flip_test", "decode")).flip_test
-    for path, image_id in zip(files, image_ids(files)):
-        size = image_size(path)
-        if size is None:
-            open_image(path)                   # unreadable or too large: its one line
-        boxes = None                           # the person fills the photo (see demo_crops)
-        if dets is not None:
-            boxes = dets.get(image_id, np.zeros((0, 5)))[:, :4]
-            if not len(boxes):
-                print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id} ({path.name})",
-                      flush=True)
-        people = demo_image(path, image_id, size, boxes, model, cfg, flip, rt.device, out, args.boxes)
-        if len(files) == 1 and len(people) == 1:
-            for name, (px, py, c) in zip(cfg.joints, people[0]):
-                print(f"  {name:11s} x {px:7.1f}  y {py:7.1f}  score {c:.2f}")
 
+    def pose(crop):                            # (1, 3, S, S) -> (J, 2) crop px, (J,) peak values
+        maps = predict(model, crop.to(rt.device), flip_test=flip).float().cpu()
+        return from_stride(decode(maps, method=cfg.decode).numpy()[0], model.stride), maps[0].flatten(1).max(1).values.numpy()
 
-def demo_crops(path, size, boxes, input_size):
-    """The photo, decoded only as large as its crops need (a 100 Mpx JPEG in
-    a fraction of a second), the factor (file px -> decoded px) and each
-    person's crop (image -> crop affine), cropped as training crops a person
-    (``box_center_scale``: 1.25 x a box's longer side onto the input).
-    Without ``boxes`` the person is assumed to fill the photo's height,
-    centred (as MPII's test protocol gives a rough centre and scale)."""
-    need = None if boxes is None else min((crop_side(box_center_scale(b)[1]) for b in boxes), default=None)
-    img, size = open_for_network(path, size[1] * input_size / need if need else input_size, by_height=True)
-    f = np.array(img.size, np.float64) / np.array(size)                  # file px -> decoded px
-    if boxes is None:
-        w, h = img.size
-        return img, f, [crop_matrix(np.array([(w - 1) / 2, (h - 1) / 2]), crop_side(h / 200.0), input_size)]
-    crops = []
-    for b in boxes:
-        c, scale = box_center_scale(b)                                   # the file's pixels
-        crops.append(crop_matrix((c + 0.5) * f - 0.5, crop_side(scale * f[1]), input_size))
-    return img, f, crops
-
-
-def demo_image(path, image_id, size, boxes, model, cfg, flip, device, out, boxes_file):
-    """One photo of ``run_demo``: each crop's pose, drawn and written (JSON,
-    the file's pixels). Returns the people: per joint [x, y, score]."""
-    import matplotlib.pyplot as plt
-    names = tuple(cfg.joints)
-    img, f, crops = demo_crops(path, size, boxes, cfg.input_size)
-    fig, ax = plt.subplots(figsize=(6, 6 * img.height / img.width))
-    ax.imshow(img)
-    people = []
-    for A in crops:
-        x = to_tensor(warp_image(img, A, cfg.input_size))[None].to(device)
-        maps = predict(model, x, flip_test=flip).float().cpu()
-        xy = apply_affine(invert_affine(A), from_stride(decode(maps, method=cfg.decode).numpy()[0], model.stride))
-        score = maps[0].flatten(1).max(1).values.numpy()
-        plotting.draw_pose(ax, np.concatenate([xy, np.full((len(names), 1), 2.0)], 1), joint_bones(names),
-                           names, dashed_occluded=False)
-        full = (xy + 0.5) / f - 0.5                                      # the file's pixels
-        people.append([[round(float(x), 2), round(float(y), 2), round(float(c), 4)]
-                       for (x, y), c in zip(full, score)])
-    ax.axis("off")
-    ax.set_title(f"{len(people)} person(s)" + ("" if boxes is None else f" in the boxes of {Path(boxes_file).name}")
-                 + " (blue left, red right)", fontsize=9)
-    figure = plotting.save(fig, out / f"{path.stem}_pose.png")
-    write_json(out / f"{path.stem}_pose.json",
-               {"image": str(path), "image_id": image_id, "size": list(size), "joints": list(names),
-                "people": [{"box": None if boxes is None else [float(v) for v in b], "keypoints": kp}
-                           for b, kp in zip(boxes if boxes is not None else [None], people)]})
-    print(f"{path.name}: {len(people)} person(s); {figure} and {out / (path.stem + '_pose.json')}", flush=True)
-    return people
+    demo.pose_photos(files, dets, pose, cfg.input_size, cfg.joints, out, args.boxes)
 
 
 def parse_args(argv=None):

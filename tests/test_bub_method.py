@@ -13,6 +13,7 @@ from PIL import Image, ImageOps
 import bottom_up_bbox as bub
 from common import coco_aic
 from common.coco_eval import coco_keypoint_ap, to_coco_results
+from common.crops import box_center_scale, crop_side
 from common.detector import DetectorModel
 from common.layers import init_deconv_bilinear
 from common.toy import ToyScenes
@@ -536,8 +537,6 @@ def ground_truth_topdown(scene_keypoints, input_size=256):
     box k, a one-hot map per joint at person k's joint (MPII order), at
     stride 1 -- so the only error left is the crop -> map -> image round trip."""
     hr = pytest.importorskip("heatmap_regression")
-    if not hasattr(hr, "box_center_scale"):
-        pytest.skip("heatmap_regression.box_center_scale not there yet")
     from common.skeleton import MPII_JOINTS
     td = object.__new__(bub.TopDown)
     td.hr, td.batch, td.device = hr, 8, "cpu"
@@ -571,7 +570,7 @@ def test_topdown_round_trip_recovers_the_annotated_poses():
         td = ground_truth_topdown(mpii)
         boxes = bub.gt_boxes(gt)
         kp, conf = td(scene.image, 1.0, boxes, np.ones(len(boxes)))
-        side = np.array([td.hr.crop_side(td.hr.box_center_scale(b)[1]) for b in boxes])
+        side = np.array([crop_side(box_center_scale(b)[1]) for b in boxes])
         err = np.linalg.norm(kp[..., :2] - scene.keypoints[..., :2], axis=-1)
         inside = scene.keypoints[..., 2] > 0
         assert (err[inside] <= (0.5 * np.sqrt(2) * side[:, None] / 256 + 1e-6).repeat(14, 1)[inside]).all()

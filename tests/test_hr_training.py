@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import heatmap_regression as hr
-from common import harness, sources
+from common import demo, harness, sources
 from common.backbones import VGG16, ResNet
 from common.cli import UsageError
 from common.crops import BOX_MARGIN
@@ -354,8 +354,8 @@ def test_demo_crops_the_way_training_does(tmp_path, monkeypatch):
     harness.save_checkpoint(ckpt, {"model": hr.Cascade(cfg).state_dict(), "extra": {"config": asdict(cfg)}})
     photo = tmp_path / "tall.png"
     Image.new("RGB", (100, 160), (90, 120, 150)).save(photo)
-    boxes, real = [], hr.crop_matrix
-    monkeypatch.setattr(hr, "crop_matrix", lambda c, box, *a, **k: boxes.append(box) or real(c, box, *a, **k))
+    boxes, real = [], demo.crop_matrix
+    monkeypatch.setattr(demo, "crop_matrix", lambda c, box, *a, **k: boxes.append(box) or real(c, box, *a, **k))
     hr.main(["--demo", str(photo), "--checkpoint", str(ckpt), "--out", str(tmp_path / "demo")])
     # The photo is first shrunk to the input's height (open_for_network):
     # the crop is 1.25 x the height of the image the demo works on.
