@@ -1129,33 +1129,13 @@ def figure_fig2(model, dataset, path, cases):
     r_near = 2 * dataset.cfg.sigma * target_scale(dataset.cfg) / model.stride            # map px
     for r, (maps, label) in enumerate(((det, "detection heatmap"), (reg, "regression map"))):
         for c, j in enumerate((j_vis, j_occ)):
-            fig2_panel(axes[r, c + 1], img, maps[j].numpy(), kp[j, :2], model.stride, r_near,
-                       f"{label}: {names[j]} ({'visible' if c == 0 else 'OCCLUDED'})")
+            plotting.map_panel(axes[r, c + 1], img, maps[j].numpy(), kp[j, :2], model.stride, r_near,
+                               f"{label}: {names[j]} ({'visible' if c == 0 else 'OCCLUDED'})")
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle("Fig. 2: detection (row 1) vs regression (row 2), the true part ringed; the median occluded case",
                  fontsize=10)
     return plotting.save(fig, path)
-
-
-def fig2_panel(ax, img, m, xy, stride, r_near, title):
-    """One map ``m`` of Fig. 2 over its crop ``img``, the true part ``xy``
-    (crop px) ringed. Each panel on its own scale (a weak map stays
-    visible); the numbers compare the maps on a common footing: the value at
-    the true part and the highest value within ``r_near`` map px (2 sigma)
-    of it, each over the map's own maximum."""
-    import matplotlib.pyplot as plt
-    top = max(float(m.max()), 1e-6)
-    ax.imshow(img)
-    ax.imshow(m, cmap="viridis", alpha=0.6, vmin=0, vmax=top,
-              extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
-    tx, ty = to_stride(xy, stride)
-    yy, xx = np.mgrid[:m.shape[0], :m.shape[1]]
-    near = m[(xx - tx) ** 2 + (yy - ty) ** 2 <= r_near ** 2]
-    at = m[int(np.clip(np.rint(ty), 0, m.shape[0] - 1)), int(np.clip(np.rint(tx), 0, m.shape[1] - 1))]
-    ax.add_patch(plt.Circle(xy, 6, fill=False, ec="white", lw=1.5))
-    ax.set_title(f"{title}\nmax {top:.2f}; at truth {at / top:.2f} x max, "
-                 f"near it {(near.max() if near.size else 0) / top:.2f}", fontsize=8)
 
 
 # =============================================================================
@@ -1331,33 +1311,6 @@ def check_joints(cfg, data, path):
 def print_results(results, title, joints=MPII_JOINTS):
     print(f"\n{title}  ({head_note(joints)})")
     print(format_table(results))
-
-
-def figure_curves(history, path):
-    """(a) training loss per epoch (each stage its own line) and validation Total."""
-    loss = {}
-    for i, h in enumerate(history["loss"]):
-        x, y = loss.setdefault(h["stage"], ([], []))
-        x.append(i + 1), y.append(h["loss"])
-    val = {"Total": ([i + 1 for i in range(len(history["val"]))], [v["Total"] for v in history["val"]])}
-    return plotting.curves({"training loss (Eq. 1 / Eq. 2 / sum)": loss, "validation Total": val},
-                           path, xlabel="epoch (all stages)",
-                           marks=[e + 0.5 for e in history["stage_ends"][:-1]])
-
-
-def figure_predictions(dataset, result, path, n=12):
-    """(c) predictions over validation images, drawn in the crop."""
-    names = tuple(dataset.cfg.joints)
-    bones = joint_bones(names)
-    fig, axes = plotting.image_grid(n)
-    for ax, k, xy in zip(axes, result["index"], result["pred"]):
-        s = dataset[k]
-        A = s["affine"].numpy()
-        pred = np.concatenate([apply_affine(A, xy), np.full((len(names), 1), 2.0)], 1)
-        ax.imshow(to_uint8(s["image"]))
-        plotting.draw_pose(ax, pred, bones, names, dashed_occluded=False)
-    fig.suptitle("predictions (blue = left, red = right)")
-    return plotting.save(fig, path)
 
 
 def run_demo(args, rt):
@@ -1575,8 +1528,11 @@ def report(model, cfg, test_set, history, rt, out_dir, data, split, t0):
     if "occluded" in res:
         print_results({f"{k} joints: {name}": r[k] for name, r in tables for k in ("visible", "occluded")},
                       "Toy data: visible vs occluded joints", cfg.joints)
-    figure_curves(history, out_dir / "curves.png")
-    figure_predictions(test_set, res, out_dir / "predictions.png")
+    plotting.stage_curves(history, out_dir / "curves.png", "training loss (Eq. 1 / Eq. 2 / sum)")
+    shown = [test_set[k] for k in res["index"][:12]]           # 12 people's predictions, drawn in their crops
+    plotting.pose_grid([to_uint8(p["image"]) for p in shown],
+                       [apply_affine(p["affine"].numpy(), xy) for p, xy in zip(shown, res["pred"])],
+                       cfg.joints, out_dir / "predictions.png")
     if model.second is not None:
         # Fig. 2's claim as a number over the test people, then one typical
         # example (the median occluded case) as the picture.

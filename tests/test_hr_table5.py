@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import heatmap_regression as hr
-from common import sources
+from common import plotting, sources
 from common.cli import UsageError
 from common.metrics import bootstrap_total, part_table
 
@@ -55,8 +55,8 @@ def test_toy_training_validation_and_test_figures_never_meet():
 
 def test_variant_all_trains_reuses_and_refuses(tmp_path, monkeypatch, capsys, one_line):
     out = tmp_path / "t5"
-    for figure in ("figure_curves", "figure_predictions", "figure_fig2"):    # drawn and tested elsewhere
-        monkeypatch.setattr(hr, figure, lambda *a, **k: None)
+    for module, figure in ((plotting, "stage_curves"), (plotting, "pose_grid"), (hr, "figure_fig2")):
+        monkeypatch.setattr(module, figure, lambda *a, **k: None)             # drawn and tested elsewhere
     rows = hr.main(HR_TINY + ["--variant", "all", "--out", str(out)])
     assert list(rows) == [v for v, _, _ in hr.TABLE5_ROWS]
     table = json.loads((out / "table5.json").read_text())
