@@ -40,7 +40,6 @@ pairs and the drawn bones follow from the names (``common.skeleton``).
 import argparse
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,18 +47,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
-from common import cli, datasets, demo, harness, plotting
+from common import cli, demo, harness, plotting
 from common.backbones import RESNET_BLOCKS, VGG16, ResNet, check_full_size, fc_to_conv, load_imagenet_weights
 from common.cli import UsageError
 from common.coco_eval import write_json
-from common.crops import BOX_MARGIN, body_px, crop_side
+from common.crops import body_px, crop_side
 from common.layers import ch, init_deconv_bilinear
-from common.metrics import bootstrap_total, format_table, head_note, part_table, pck, table_columns
+from common.metrics import bootstrap_total, format_table, head_note
 from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS, joint_bones, joint_flip, limb_joints
-from common.sources import TOY_SIZES, load_sources, split_name
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, invert_affine,
+from common.sources import TOY_SIZES, load_or_skip, load_sources, score_people, split_name
+from common.transforms import (apply_affine, crop_matrix, from_stride, image_files, invert_affine,
                                to_stride, to_tensor, to_uint8, warp_image)
 
 N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2) by default: MPII's 16 parts; LSP maps into them
@@ -701,18 +699,11 @@ class PoseData(harness.EpochDataset):
     def __getitem__(self, index):
         cfg, out = self.cfg, self.cfg.input_size
         s, rot, flip = self.augmentation(index)
-        broken = False
-        try:
-            # The crop box is crop_side(scale, s) px wide and becomes ``out``
-            # px: per unit of the person's scale, the image may be decoded
-            # this much smaller (``open_image``) at no loss.
-            img, factor, kp, center, scale = self.source.load(index, crop_side(1.0, s) / out)
-        except (ImageError, FileNotFoundError) as e:
-            # A corrupt image inside a data set: skip it (zero loss mask,
-            # excluded from metrics) and count it; training goes on.
-            warnings.warn(f"skipping sample {index}: {e}")
-            img, factor, broken = Image.new("RGB", (out, out)), 1.0, True
-            kp, center, scale = np.zeros((len(cfg.joints), 3), np.float32), np.zeros(2), out / 200 / BOX_MARGIN
+        # The crop box is crop_side(scale, s) px wide and becomes ``out`` px:
+        # per unit of the person's scale, the image may be decoded this much
+        # smaller (``open_image``) at no loss. A corrupt file: ``broken``.
+        img, factor, kp, center, scale, broken = load_or_skip(self.source, index, crop_side(1.0, s) / out,
+                                                              len(cfg.joints), out)
         A = crop_matrix(center, crop_side(scale, s), out, rot, flip)
         crop = warp_image(img, A, out, factor)                       # (out, out, 3) uint8
         kp_crop = np.array(kp, dtype=np.float32, copy=True)
@@ -803,25 +794,6 @@ def first_epochs(stages):
     return starts
 
 
-def training_loader(cfg, model, train_set, rt):
-    """Shuffled training batches. BatchNorm (ResNet, hourglass) cannot
-    normalise one sample in training, so the last incomplete batch is
-    dropped (the order changes every epoch: nobody is always left out), and
-    a batch that would still give BatchNorm one image is refused."""
-    drop_last = len(train_set) >= cfg.batch_size
-    # SyncBatchNorm (DDP on GPUs, see ``train``) pools its statistics over all
-    # processes; plain BatchNorm sees one process's share of the batch.
-    share = 1 if rt.distributed and rt.device.type == "cuda" else rt.world_size
-    smallest = min(cfg.batch_size, len(train_set)) // share
-    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if has_bn and smallest < 2:
-        raise UsageError(f"BatchNorm needs 2 or more images per batch; got {smallest} "
-                         f"(--batch-size {cfg.batch_size}, {len(train_set)} training people, "
-                         f"{rt.world_size} process(es))")
-    return harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
-                               num_workers=harness.loader_workers(rt), drop_last=drop_last)
-
-
 def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20, flags=None):
     """Run the stages of ``cfg`` in order; validate and checkpoint after every
     epoch (``harness.fit``: the loop, the checkpoints; here what the paper
@@ -834,7 +806,7 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
     """
     history, start_stage, start_epoch, ckpt = resume_point(resume, model)
     harness.for_training(model, rt)
-    loader = training_loader(cfg, model, train_set, rt)
+    loader = harness.training_loader(train_set, cfg.batch_size, rt, model, seed=cfg.seed)   # BatchNorm-safe
     best = max((v["Total"] for v in history["val"]), default=-1.0)
     stages = stages_to_run(cfg)
     for si, (stage, start) in enumerate(zip(stages, first_epochs(stages))):
@@ -881,12 +853,8 @@ def resume_point(resume, model):
     ``--resume``'s last.pt (its weights loaded into ``model``), or the start."""
     if resume is None:
         return {"loss": [], "val": [], "stage_ends": []}, 0, 0, None
-    ckpt = harness.load_checkpoint(resume)
-    try:
-        model.load_state_dict(ckpt["model"])
-        return ckpt["extra"]["history"], ckpt["extra"]["stage_index"], ckpt["epoch"], ckpt
-    except (KeyError, RuntimeError) as e:
-        raise ValueError(f"--resume {resume}: does not fit this run's network ({harness.error_line(e)})") from None
+    ckpt = harness.resume_weights(resume, model)
+    return ckpt["extra"]["history"], ckpt["extra"]["stage_index"], ckpt["epoch"], ckpt
 
 
 def validate_epoch(model, val_set, rt, stage, epoch, history):
@@ -1006,39 +974,21 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
     official MATLAB tables' for MPII and LSP (``common.metrics.table_columns``).
     """
     model.eval()
-    metric, threshold = dataset.source.metric
     preds, gts, norms, index = [], [], [], []
     loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False,
                                          num_workers=harness.loader_workers(rt))
-    stride = model.stride
     for batch in loader:
         maps = predict(model, batch["image"].to(rt.device), flip_test, which).float().cpu()
-        xy_crop = from_stride(decode(maps, method=dataset.cfg.decode).numpy(), stride)   # (B, J, 2)
+        xy_crop = from_stride(decode(maps, method=dataset.cfg.decode).numpy(), model.stride)   # (B, J, 2)
         for b in range(len(xy_crop)):
             if bool(batch["broken"][b]):
                 continue
             index.append(int(batch["index"][b]))
-            A = batch["affine"][b].numpy()
-            preds.append(apply_affine(invert_affine(A), xy_crop[b]))
+            preds.append(apply_affine(invert_affine(batch["affine"][b].numpy()), xy_crop[b]))   # image px
             gts.append(batch["keypoints"][b].numpy())
             norms.append(float(batch["norm"][b]))
-    pred, gt = np.stack(preds), np.stack(gts)
-    norm = np.array(norms, np.float64)
-    if np.isnan(norm).any():
-        # MPII JSON without gt_valid.mat: head boxes unknown -> approximation.
-        metric += " (approx. head size: no gt_valid.mat)"
-        approx = np.array([datasets.approx_head_size(g) for g in gt])
-        norm = np.where(np.isnan(norm), approx, norm)
-    _, correct = pck(pred, gt, norm, threshold)
-    joints = tuple(dataset.cfg.joints)
-    columns = table_columns(joints)
-    table = lambda mask=None: part_table(correct, gt, names=joints, mask=mask, parts=columns)
-    result = {"metric": metric, "all": table(), "pred": pred, "gt": gt, "index": index, "correct": correct}
-    if getattr(dataset.source, "occlusion_known", False):
-        # The toy data know which joints were hidden: score them apart.
-        result["visible"] = table(gt[..., 2] == 2)
-        result["occluded"] = table(gt[..., 2] == 1)
-    return result
+    result = score_people(dataset.source, np.stack(preds), np.stack(gts), norms, dataset.cfg.joints)
+    return {**result, "index": index}
 
 
 # =============================================================================

@@ -18,10 +18,13 @@ crop convention (``common.crops``).
 folder, in the layouts the README lists, into (train, validation) sources;
 ``load_sources`` turns paper 1's data flags (``--data``, ``--data-root``,
 ``--toy-train``, ...) into its (train, validation, test) people, and
-``split_name`` says which split the reported numbers are on. They live here,
-not in ``heatmap_regression.py``: which files hold the people and which split
-is held out is the lab's bench, not the paper's method.
+``split_name`` says which split the reported numbers are on; ``load_or_skip``
+reads a person whose image may be broken, and ``score_people`` scores
+predictions with a source's metric. They live here, not in
+``heatmap_regression.py``: which files hold the people, which split is held
+out and how a corrupt file is skipped is the lab's bench, not the method.
 """
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +32,10 @@ from PIL import Image
 
 from . import coco_aic, datasets, toy
 from .cli import UsageError
-from .crops import box_center_scale
+from .crops import BOX_MARGIN, box_center_scale
+from .metrics import part_table, pck, table_columns
 from .toy import render_person, render_scene, toy_head_size
-from .transforms import open_image
+from .transforms import ImageError, open_image
 
 TOY_SCENE_SIZE = 192        # paper 2's toy scenes (bottom_up_bbox.toy_config's input_size)
 
@@ -334,3 +338,40 @@ def split_name(data, val_src, test_src):
     if test_src is not val_src:
         return "test"
     return "test" if data == "lsp" else "validation"
+
+
+def load_or_skip(source, i, reduce_per_scale, n_joints, side):
+    """``source.load(i, reduce_per_scale)`` and whether the sample is broken:
+    a corrupt image inside a data set is skipped with a warning and counted,
+    not fatal. It becomes a black ``side`` px image with no joints and a crop
+    that covers it; the caller zeroes its loss and leaves it out of the
+    metrics, and training goes on."""
+    try:
+        return (*source.load(i, reduce_per_scale), False)
+    except (ImageError, FileNotFoundError) as e:
+        warnings.warn(f"skipping sample {i}: {e}")
+        blank = Image.new("RGB", (side, side))
+        return blank, 1.0, np.zeros((n_joints, 3), np.float32), np.zeros(2), side / 200 / BOX_MARGIN, True
+
+
+def score_people(source, pred, gt, norm, joints):
+    """Predictions ``pred`` (N, J, 2) of ``source``'s people, scored with its
+    metric (``source.metric``: PCKh@0.5, PCK@0.2, ...): per-part tables in
+    ``common.metrics.table_columns``' layout, on all joints and, where the
+    source knows occlusion, on visible and occluded joints apart. MPII read
+    without gt_valid.mat has no head boxes: its head sizes are approximated
+    (``datasets.approx_head_size``) and the metric's name says so."""
+    metric, threshold = source.metric
+    norm = np.array(norm, np.float64)
+    if np.isnan(norm).any():
+        metric += " (approx. head size: no gt_valid.mat)"
+        norm = np.where(np.isnan(norm), np.array([datasets.approx_head_size(g) for g in gt]), norm)
+    _, correct = pck(pred, gt, norm, threshold)
+    joints, columns = tuple(joints), table_columns(joints)
+    table = lambda mask=None: part_table(correct, gt, names=joints, mask=mask, parts=columns)   # noqa: E731
+    result = {"metric": metric, "all": table(), "pred": pred, "gt": gt, "correct": correct}
+    if getattr(source, "occlusion_known", False):
+        # The toy data know which joints were hidden: score them apart.
+        result["visible"] = table(gt[..., 2] == 2)
+        result["occluded"] = table(gt[..., 2] == 1)
+    return result

@@ -393,7 +393,7 @@ def test_table_head_is_the_papers_upper_neck_and_head_top(monkeypatch):
         correct[:, MPII_JOINTS.index("upper_neck")] = False
         return None, correct
 
-    monkeypatch.setattr(hr, "pck", upper_neck_always_wrong)
+    monkeypatch.setattr(sources, "pck", upper_neck_always_wrong)
     res = hr.evaluate(model, val, harness.setup_runtime("cpu"))
     assert res["all"]["Head"] == 50.0 and res["all"]["Shoulder"] == 100.0
 
