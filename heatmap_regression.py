@@ -48,7 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import cli, demo, harness, plotting
+from common import cli, demo, harness, plotting, runs
 from common.backbones import RESNET_BLOCKS, VGG16, ResNet, check_full_size, fc_to_conv, load_imagenet_weights
 from common.cli import UsageError
 from common.coco_eval import write_json
@@ -1099,38 +1099,14 @@ TABLE5_ROWS = (("detection+regression", "Part heatmap regression", 88.2),
                ("regression+regression", "Regression+regression [16]", 85.7))
 
 
-def table5_runs(args):
-    """``--variant all``: one training run per row, each as ``--variant
-    ROW`` would make it (its folder: ``--out``/ROW, or the single run's
-    default), with the same seed, data and flags. A row whose folder already
-    holds a finished run with exactly these flags is reused, not retrained
-    (so the default run is Table 5's first row); a folder holding another
-    run is refused before anything is trained."""
-    plan = []
-    for variant, _, _ in TABLE5_ROWS:
-        sub = argparse.Namespace(**vars(args))
-        sub.variant = variant
-        sub.out = str(Path(args.out) / variant) if args.out else None
-        sub.out = str(cli.check_out_dir(sub.out or Path("runs") / f"{args.data}-{args.arch}-{variant}"))
-        best, done = Path(sub.out) / "best.pt", Path(sub.out) / "results.json"
-        reuse = False
-        if best.is_file():
-            saved = harness.load_checkpoint(best)["extra"].get("flags")
-            if saved != cli.run_flags(sub):
-                raise UsageError(f"--variant all: {sub.out} holds a run with other flags; give another --out "
-                                 f"(or remove that folder)")
-            reuse = done.is_file()
-        plan.append((variant, sub, reuse))
-    return plan
-
-
 def run_table5(args):
-    """Table 5 on one seed: train (or reuse) the four rows, then score each
-    row's ``best.pt`` on the same test people and print the table, the
-    visible / occluded split per part, and each row's difference from the
-    cascade with a 95 % paired bootstrap interval over people
-    (``common.metrics.bootstrap_total``). Writes ``table5.json``."""
-    plan = table5_runs(args)
+    """``--variant all``: Table 5 on one seed. Each row trains as ``--variant
+    ROW`` would, with the same seed, data and flags, into ``--out``/ROW (or
+    the single run's folder); a finished row with these flags is reused, so
+    the default run is the first row (``common.runs``). Then every row's
+    ``best.pt`` is scored on the same test people (``table5_report``)."""
+    plan = runs.row_runs(args, "variant", [v for v, _, _ in TABLE5_ROWS],
+                         lambda v: Path("runs") / f"{args.data}-{args.arch}-{v}")
     out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-{args.arch}-table5")
     t0 = time.time()
     for variant, sub, reuse in plan:
@@ -1142,16 +1118,22 @@ def run_table5(args):
     if not rt.is_main:                             # under torchrun: one process scores and writes
         return harness.cleanup_runtime(rt)
     _, val_src, test_src = load_sources(args)
-    split = split_name(args.data, val_src, test_src)
-    scored, seconds = {}, {}
+    scored = {}
     for variant, sub, _ in plan:
         cfg, model = model_from_checkpoint(Path(sub.out) / "best.pt", rt.device)
         data = PoseData(test_src, cfg, model.stride, train=False)
         scored[variant] = evaluate(model, data, rt, flip_test=cfg.flip_test)
-        joints = tuple(cfg.joints)
-        seconds[variant] = json.loads((Path(sub.out) / "results.json").read_text())["seconds"]
-    first = scored[plan[0][0]]
-    metric = first["metric"]
+    table5_report(scored, plan, args, split_name(args.data, val_src, test_src), cfg.joints, out_dir)
+    print(f"\n{time.time() - t0:.0f} s; table5.json in {out_dir}/")
+    harness.cleanup_runtime(rt)
+    return {v: r["all"] for v, r in scored.items()}
+
+
+def table5_report(scored, plan, args, split, joints, out_dir):
+    """The rows' table, the visible / occluded split per part, and each
+    row's difference from the cascade with a 95 % paired bootstrap interval
+    over people (``common.metrics.bootstrap_total``); ``table5.json``."""
+    first = scored[TABLE5_ROWS[0][0]]
     if any(r["index"] != first["index"] for r in scored.values()):
         raise RuntimeError("Table 5's rows were not scored on the same people")
     subsets = {"all": None}
@@ -1161,27 +1143,23 @@ def run_table5(args):
                                     mask=m, seed=args.seed) for k, m in subsets.items()}
     label = {v: f"{name} ({args.arch})" for v, name, _ in TABLE5_ROWS}
     print_results({label[v]: r["all"] for v, r in scored.items()},
-                  f"Table 5 -- {args.data} {split}, {metric}; paper (MPII, residual): "
+                  f"Table 5 -- {args.data} {split}, {first['metric']}; paper (MPII, residual): "
                   + ", ".join(f"{name} {paper}" for _, name, paper in TABLE5_ROWS), joints)
-    for k in subsets:
-        if k != "all":
-            print_results({label[v]: r[k] for v, r in scored.items()}, f"{k} joints only", joints)
+    for k in list(subsets)[1:]:
+        print_results({label[v]: r[k] for v, r in scored.items()}, f"{k} joints only", joints)
     n = len(first["index"])
     print(f"\nDifference from the cascade's Total, points, with its 95 % bootstrap interval over the {n} "
           f"{split} people:")
     for v, _, _ in TABLE5_ROWS[1:]:
-        print(f"  {label[v]:48s}" + "".join(
-            f"  {k} {d['diff']:+5.1f} [{d['lo']:+5.1f}, {d['hi']:+5.1f}]"
-            for k, d in ((k, intervals[k][v]) for k in subsets)))
+        print(f"  {label[v]:48s}" + "".join(f"  {k} {d['diff']:+5.1f} [{d['lo']:+5.1f}, {d['hi']:+5.1f}]"
+                                            for k, d in ((k, intervals[k][v]) for k in subsets)))
     write_json(out_dir / "table5.json", {
-        "data": args.data, "arch": args.arch, "seed": args.seed, "split": split, "metric": metric, "people": n,
-        "rows": {v: {"label": name, "paper": paper, "run": plan[i][1].out, "seconds": seconds[v],
-                     **{k: scored[v][k] for k in subsets},
-                     "vs_cascade": {k: intervals[k][v] for k in subsets}}
-                 for i, (v, name, paper) in enumerate(TABLE5_ROWS)}})
-    print(f"\n{time.time() - t0:.0f} s; table5.json in {out_dir}/")
-    harness.cleanup_runtime(rt)
-    return {v: r["all"] for v, r in scored.items()}
+        "data": args.data, "arch": args.arch, "seed": args.seed, "split": split, "metric": first["metric"],
+        "people": n,
+        "rows": {v: {"label": name, "paper": paper, "run": sub.out,
+                     "seconds": json.loads((Path(sub.out) / "results.json").read_text())["seconds"],
+                     **{k: scored[v][k] for k in subsets}, "vs_cascade": {k: intervals[k][v] for k in subsets}}
+                 for (v, name, paper), (_, sub, _) in zip(TABLE5_ROWS, plan)}})
 
 
 # =============================================================================
