@@ -1041,6 +1041,14 @@ def confidence_at_truth(model, dataset, limit=500, batch=32):
     return stats, cases
 
 
+def print_fig2(stats, n, split):
+    """``confidence_at_truth``'s numbers, as every run prints them."""
+    print(f"\nFig. 2 -- mean map value at the true part location (first {n} {split} people):")
+    for k, st in stats.items():
+        print(f"  {k:9s} parts ({st['parts']:5d}): detection heatmap {st['detection']:.2f}, "
+              f"regression confidence map {st['regression']:.2f}")
+
+
 def figure_fig2(model, dataset, path, cases):
     """(b) Fig. 2: detection heatmaps (row 1) and regression confidence maps
     (row 2) for a visible and an occluded part of the same image. The point:
@@ -1163,33 +1171,13 @@ def table5_report(scored, plan, args, split, joints, out_dir):
 
 
 # =============================================================================
-# III. Run it: the data sets (§4), configuration from the command line, the
-#      run's report and figures, the demo, the command line
+# III. Run it: the configuration from the flags; train, evaluate, demo; the
+#      run's report; the command line (the data sets: ``common.sources``)
 # =============================================================================
-def best_epoch(history):
-    """The epoch ``best.pt`` holds: the best validation Total."""
-    if not history["val"]:
-        return None
-    v = max(history["val"], key=lambda v: v["Total"])
-    return {"stage": v["stage"], "epoch": v["epoch"], "validation_total": v["Total"]}
-
-
-def config_from_dict(d):
-    d = dict(d)
-    d["stages"] = [Stage(**s) for s in d["stages"]]
-    d["resnet_blocks"] = tuple(d["resnet_blocks"])
-    # Checkpoints from before ``Config.joints`` existed were all MPII's 16.
-    d["joints"] = tuple(d.get("joints", MPII_JOINTS))
-    return Config(**d)
-
-
 def build_config(args):
-    if args.data == "toy":
-        cfg = toy_config(args.arch)
-    elif args.data == "toy-crowd":
-        cfg = toy_crowd_config(args.arch)
-    else:
-        cfg = paper_config(args.arch, args.variant, DATA_JOINTS[args.data])
+    """The run's ``Config``: the toy's or the paper's (§3.1 / §3.2), the flags over it."""
+    toy = {"toy": toy_config, "toy-crowd": toy_crowd_config}.get(args.data)
+    cfg = toy(args.arch) if toy else paper_config(args.arch, args.variant, DATA_JOINTS[args.data])
     if args.data == "lsp" and args.checkpoint:
         cfg.stages = lsp_fine_tuning(cfg)
     cfg.variant, cfg.seed = args.variant, args.seed
@@ -1199,33 +1187,34 @@ def build_config(args):
         # even on toy data (whose compact default has fewer); the width must
         # be 1 too (--width 1), which ``load_imagenet`` checks.
         cfg.resnet_blocks = RESNET_BLOCKS[152]
-    if args.stage_epochs:
-        try:
-            epochs = [int(e) for e in args.stage_epochs.split(",")]
-        except ValueError:
-            raise UsageError(f"--stage-epochs {args.stage_epochs!r}: expected integers like 6,5,3") from None
-        if len(epochs) != len(cfg.stages) or min(epochs, default=0) < 1:
-            raise UsageError(f"--stage-epochs needs {len(cfg.stages)} positive counts, got {args.stage_epochs!r}")
-        for s, e in zip(cfg.stages, epochs):
-            s.epochs = e
+    epochs = cli.number_list(args.stage_epochs or "", "--stage-epochs", "6,5,3", kind="count", cast=int)
+    if epochs and len(epochs) != len(cfg.stages):
+        raise UsageError(f"--stage-epochs needs {len(cfg.stages)} positive counts, got {args.stage_epochs!r}")
+    for s, e in zip(cfg.stages, epochs):
+        s.epochs = e
     if not VARIANTS[cfg.variant][1]:
         cfg.stages[0].epochs = single_network_epochs(cfg.stages)
-    m = input_multiple(cfg)
-    if cfg.input_size % m:
-        raise UsageError(f"--input-size must be a multiple of {m} for --arch {cfg.arch}, got {cfg.input_size}")
+    if cfg.input_size % input_multiple(cfg):
+        raise UsageError(f"--input-size must be a multiple of {input_multiple(cfg)} for --arch {cfg.arch}, "
+                         f"got {cfg.input_size}")
     return cfg
 
 
+def config_from_dict(d):
+    """A checkpoint's ``asdict(Config)`` as a ``Config`` (checkpoints from
+    before ``Config.joints`` existed were all MPII's 16)."""
+    return Config(**{**d, "stages": [Stage(**s) for s in d["stages"]], "resnet_blocks": tuple(d["resnet_blocks"]),
+                     "joints": tuple(d.get("joints", MPII_JOINTS))})
+
+
 def model_from_checkpoint(path, device):
-    """(config, cascade in eval mode on ``device``) from a best.pt / last.pt."""
-    cfg, model = harness.load_model(path, cascade_from_config, "heatmap_regression.py")
+    """(config, cascade in eval mode on ``device``) from a best.pt / last.pt;
+    a file that is not this script's checkpoint is one line."""
+    def build(d):
+        cfg = config_from_dict(d)
+        return cfg, Cascade(cfg)
+    cfg, model = harness.load_model(path, build, "heatmap_regression.py")
     return cfg, model.to(device).eval()
-
-
-def cascade_from_config(d):
-    """A checkpoint's config dict -> (config, untrained cascade)."""
-    cfg = config_from_dict(d)
-    return cfg, Cascade(cfg)
 
 
 def check_joints(cfg, data, path):
@@ -1395,39 +1384,35 @@ def run_eval(args, rt):
 
 
 def run_train(args, rt):
-    """Train a cascade (or a Table 5 row) from the flags, then report it."""
+    """Train a cascade (or a Table 5 row) from the flags, then ``report`` it."""
     cfg = build_config(args)
     out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-{cfg.arch}-{cfg.variant}")
     train_src, val_src, test_src = load_sources(args)
     model = Cascade(cfg)
-    if args.resume:
-        pass                                 # every weight comes from the resumed checkpoint
-    elif args.checkpoint:                    # fine-tune (e.g. MPII -> LSP, §3.1)
+    if args.checkpoint and not args.resume:  # fine-tune (e.g. MPII -> LSP, §3.1); --resume has every weight
         trained_cfg, trained = model_from_checkpoint(args.checkpoint, "cpu")
         check_joints(trained_cfg, args.data, args.checkpoint)
         model.load_state_dict(trained.state_dict())
-    elif args.pretrained:
+    elif args.pretrained and not args.resume:
         model.first.load_imagenet(Path(args.pretrained).expanduser())
     model.to(rt.device)
     train_set = PoseData(train_src, cfg, model.stride, train=True)
     val_set = PoseData(val_src, cfg, model.stride, train=False)
     test_set = val_set if test_src is val_src else PoseData(test_src, cfg, model.stride, train=False)
     if rt.is_main:
-        n_params = sum(p.numel() for p in model.parameters())
         print(f"{args.data}: {len(train_set)} train / {len(val_set)} val"
-              f"{'' if test_set is val_set else f' / {len(test_set)} test'} people; {cfg.arch} "
-              f"{cfg.variant}, width {cfg.width}, {n_params / 1e6:.2f} M parameters, "
+              f"{'' if test_set is val_set else f' / {len(test_set)} test'} people; {cfg.arch} {cfg.variant}, "
+              f"width {cfg.width}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
               f"{cfg.input_size} px input, device {rt.device}" + (f" x {rt.world_size}" if rt.distributed else ""))
     t0 = time.time()
     history = train(cfg, model, train_set, val_set, rt, out_dir, resume=args.resume, log_every=args.log_every,
                     flags=cli.run_flags(args))
-    if not rt.is_main:
-        harness.cleanup_runtime(rt)
-        return None
-    summary = report(model, cfg, test_set, history, rt, out_dir, args.data, split_name(args.data, val_src, test_src), t0)
-    summary["history"] = history
-    write_json(out_dir / "results.json", summary)
-    print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")
+    summary = None
+    if rt.is_main:
+        split = split_name(args.data, val_src, test_src)
+        summary = report(model, cfg, test_set, history, rt, out_dir, args.data, split, t0)
+        write_json(out_dir / "results.json", {**summary, "history": history})
+        print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")
     harness.cleanup_runtime(rt)
     return summary
 
@@ -1439,22 +1424,25 @@ def report(model, cfg, test_set, history, rt, out_dir, data, split, t0):
     known, Fig. 2's numbers and figures. Returns the summary for results.json."""
     model.load_state_dict(harness.load_checkpoint(out_dir / "best.pt")["model"])
     res = evaluate(model, test_set, rt, flip_test=cfg.flip_test)
-    rows = {f"Part heatmap regression ({cfg.arch})" if cfg.variant == "detection+regression"
-            else f"{cfg.variant} ({cfg.arch})": res["all"]}
+    best = max(history["val"], key=lambda v: v["Total"], default=None)      # the epoch best.pt holds
     summary = {"variant": cfg.variant, "metric": res["metric"], "split": split, "seconds": time.time() - t0,
-               "best_epoch": best_epoch(history), "final": res["all"]}
-    tables = [("cascade", res)]
+               "best_epoch": None if best is None else {"stage": best["stage"], "epoch": best["epoch"],
+                                                        "validation_total": best["Total"]},
+               "final": res["all"]}
+    tables = {"cascade": res}
     if model.second is not None and model.first_kind == "detection":
-        det = evaluate(model, test_set, rt, flip_test=cfg.flip_test, which="first")
-        rows = {f"Detection only, the cascade's detector ({cfg.arch})": det["all"], **rows}
+        tables["detection only"] = det = evaluate(model, test_set, rt, flip_test=cfg.flip_test, which="first")
         summary["detection_only"] = det["all"]
-        tables.append(("detection only", det))
         if "occluded" in res:
             summary["occluded"] = {"cascade": res["occluded"], "detection_only": det["occluded"]}
             summary["visible"] = {"cascade": res["visible"], "detection_only": det["visible"]}
-    print_results(rows, f"Table 5 layout -- {data} {split}, {res['metric']}", cfg.joints)
+    label = {"detection only": f"Detection only, the cascade's detector ({cfg.arch})",
+             "cascade": f"Part heatmap regression ({cfg.arch})" if cfg.variant == "detection+regression"
+             else f"{cfg.variant} ({cfg.arch})"}
+    print_results({label[k]: tables[k]["all"] for k in label if k in tables},
+                  f"Table 5 layout -- {data} {split}, {res['metric']}", cfg.joints)
     if "occluded" in res:
-        print_results({f"{k} joints: {name}": r[k] for name, r in tables for k in ("visible", "occluded")},
+        print_results({f"{k} joints: {name}": r[k] for name, r in tables.items() for k in ("visible", "occluded")},
                       "Toy data: visible vs occluded joints", cfg.joints)
     plotting.stage_curves(history, out_dir / "curves.png", "training loss (Eq. 1 / Eq. 2 / sum)")
     shown = [test_set[k] for k in res["index"][:12]]           # 12 people's predictions, drawn in their crops
@@ -1464,13 +1452,8 @@ def report(model, cfg, test_set, history, rt, out_dir, data, split, t0):
     if model.second is not None:
         # Fig. 2's claim as a number over the test people, then one typical
         # example (the median occluded case) as the picture.
-        stats, cases = confidence_at_truth(model.cpu().eval(), test_set)
-        summary["fig2"] = stats
-        print(f"\nFig. 2 -- mean map value at the true part location (first {min(500, len(test_set))} "
-              f"{split} people):")
-        for k, st in stats.items():
-            print(f"  {k:9s} parts ({st['parts']:5d}): detection heatmap {st['detection']:.2f}, "
-                  f"regression confidence map {st['regression']:.2f}")
+        summary["fig2"], cases = confidence_at_truth(model.cpu().eval(), test_set)
+        print_fig2(summary["fig2"], min(500, len(test_set)), split)
         figure_fig2(model, test_set, out_dir / "fig2.png", cases)
     return summary
 
