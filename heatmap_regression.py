@@ -4,38 +4,25 @@ A. Bulat and G. Tzimiropoulos, ECCV 2016 -- a reference implementation that
 reads top to bottom in the order of the paper (text in
 ``../shared/papers/heatmap_regression_eccv2016.txt``), in three parts:
 
-  I   the method
-    §3    targets (binary disks, Gaussians) and losses (Eq. 1, Eq. 2)
-    §3.1  VGG-FCN part heatmap regression (Tables 1-2)
-    §3.2  Residual part heatmap regression (Tables 3-4)
-    §3    the cascade and the variants of Table 5
-    §3.1/§3.2 "Training": augmentation and the three training stages
-    §4    decoding, PCKh / PCK, Fig. 2
+  I   the method: §3 targets and losses (Eq. 1, Eq. 2); §3.1 VGG-FCN part
+      heatmap regression (Tables 1-2); §3.2 residual (Tables 3-4); the
+      cascade and the variants of Table 5; §3.1 / §3.2 "Training"
+      (augmentation, three stages); §4 decoding, PCKh / PCK, Fig. 2
   II  the paper's tables: §4.2's Table 5 (``--variant all``)
-  III run it: data sets, the run's report, the demo, the command line
-
-The person crop, the data sets' readers, the metrics' tables and the
-training loop's plumbing are in ``common/`` (both papers use them); the
-studies beyond the paper's tables in ``walkthrough/studies.py``.
-
-    python heatmap_regression.py                    # toy data, CPU, ~5 minutes
-    python heatmap_regression.py --variant all      # Table 5's four rows on the toy, ~15 minutes
-    python heatmap_regression.py --data mpii --data-root ~/data/mpii --arch residual --pretrained RESNET152.pth
-    python heatmap_regression.py --eval-only --checkpoint runs/x/best.pt --data lsp --data-root ~/data/lsp
-    python heatmap_regression.py --demo photo.jpg --checkpoint runs/x/best.pt
-    python heatmap_regression.py --data toy-crowd   # person crops of paper 2's toy scenes
-    python heatmap_regression.py --data coco --data-root ~/data/coco   # COCO's 17 joints (or aic: 14)
+  III run it: the configuration from the flags; train, evaluate, demo
 
 The cascade: a part *detection* network sees the image and outputs one
 heatmap per part; those N heatmaps, stacked with the image, are the input of a
 *regression* network that outputs one confidence map per part. The detector
 is trained on visible parts only; the regressor on every annotated part, so
-that an occluded part -- weak in the heatmaps -- is placed from context.
+that an occluded part -- weak in the heatmaps -- is placed from context. The
+N parts are the run's (``Config.joints``): MPII's 16 (LSP maps into them), or
+COCO's 17 / AI Challenger's 14 as paper 2's top-down baseline.
 
-The N parts are a property of the run (``Config.joints``, names): MPII's 16
-by default (LSP maps into them), COCO's 17 or AI Challenger's 14 when paper 1
-serves as paper 2's top-down baseline on those data sets; left/right flip
-pairs and the drawn bones follow from the names (``common.skeleton``).
+The lab bench is in ``common/``: the person crop, the data sources, metrics,
+the training loop, figures, the demo's photos. Studies beyond the paper's
+tables: ``walkthrough/studies.py``. ``python heatmap_regression.py`` trains
+on the toy data on a CPU in about 5 minutes; the README has the rest.
 """
 import argparse
 import json
@@ -55,7 +42,7 @@ from common.coco_eval import write_json
 from common.crops import body_px, crop_side
 from common.layers import ch, init_deconv_bilinear
 from common.metrics import bootstrap_total, format_table, head_note
-from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS, joint_bones, joint_flip, limb_joints
+from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS, joint_flip, limb_joints
 from common.sources import TOY_SIZES, load_or_skip, load_sources, score_people, split_name
 from common.transforms import (apply_affine, crop_matrix, from_stride, image_files, invert_affine,
                                to_stride, to_tensor, to_uint8, warp_image)
@@ -196,22 +183,14 @@ def paper_config(arch, variant="detection+regression", joints=MPII_JOINTS):
 def toy_config(arch):
     """A laptop-sized version of the same three stages for the toy data.
 
-    Not from the paper: compact networks (width x 1/4, fewer residual blocks),
-    128 px inputs and Adam, so that all three stages train within the
-    5-minute budget of a lecture run on two CPU cores (at the reference speed
-    of ``../shared/tools/machine_speed.py``). The targets are the paper's:
-    disks of radius 10 px and Gaussians of sigma 5 px for a 200 px body,
-    scaled with the crop (``make_targets``), 0.64 map pixels of sigma here.
-
-    The detector's features stop at stride 8, not 16 (``detector_stride``):
-    the paper's 256 px input gives 16 x 16 feature cells, and at our 128 px
-    stride 8 keeps those 16 x 16 -- at stride 16 a toy figure's forearm
-    would be under one cell. Not in the paper either: the final evaluation
-    averages each crop's maps with its mirror's (``flip_test``; per-epoch
-    validation does not); ``--no-flip-test`` scores as the paper did. Each
-    of these choices, and the schedule, was measured on the validation
-    figures (README, "Expected toy results"); the run reports on held-out
-    test figures (``toy_stream``) that none of them saw.
+    Not from the paper; each choice measured on the validation figures
+    (README, "Expected toy results") to train all three stages within a
+    5-minute lecture run on two CPU cores: compact networks (width x 1/4,
+    fewer residual blocks), 128 px inputs, Adam; detector features at stride
+    8 (``detector_stride``: 16 x 16 cells at 128 px, as the paper's 256 px at
+    stride 16); the final evaluation averaged with the mirrored crop
+    (``flip_test``; ``--no-flip-test`` scores as the paper did). The targets
+    are the paper's (``make_targets``).
     """
     stages = [Stage("detector", 3, "adam", 2e-3, 5e-4),
               Stage("regressor", 2, "adam", 1e-3, 2e-4),
@@ -232,24 +211,20 @@ def lsp_fine_tuning(cfg):
     return [Stage("joint", 10 if cfg.arch == "vgg" else 30, last.optimizer, last.lr, last.lr_end, last.momentum)]
 
 
-def toy_crowd_config(arch):
-    """``toy_config`` for ``--data toy-crowd``: the same compact cascade,
-    targets and three stages, trained on person crops cut from paper 2's toy
-    scenes (``ToyCrowdSource``) -- paper 1 as paper 2's top-down baseline.
+CROWD_EPOCHS = (3, 4, 2)      # detector, regressor, joint: half the people per epoch of toy_config's 3 / 2 / 1
 
-    Not from either paper: CROWD_EPOCHS and the number of scenes
-    (``CROWD_SCENES``) are what fits the 5-minute budget of a lecture run at
-    the reference speed of ``../shared/tools/machine_speed.py``; the input
-    stays 128 px, as for single figures (a person's box is 58-184 px on its
-    longer side in a 192 px scene: crops of 73-230 px become 128 px).
-    """
+
+def toy_crowd_config(arch):
+    """``toy_config`` for ``--data toy-crowd``: the same compact cascade on
+    person crops of paper 2's toy scenes (``common.sources.ToyCrowdSource``),
+    paper 1 as paper 2's top-down baseline. Not from either paper:
+    ``CROWD_EPOCHS`` and the number of scenes (``common.sources.TOY_SIZES``)
+    fit a 5-minute lecture run; a box of 58-184 px in a 192 px scene is
+    cropped to the same 128 px input."""
     cfg = toy_config(arch)
     for s, e in zip(cfg.stages, CROWD_EPOCHS):
         s.epochs = e
     return cfg
-
-
-CROWD_EPOCHS = (3, 4, 2)      # detector, regressor, joint: half the people per epoch of toy_config's 3 / 2 / 1
 
 
 # =============================================================================
@@ -1060,40 +1035,21 @@ def figure_fig2(model, dataset, path, cases):
     case, neither the best nor the worst; its image's first visible limb
     joint is the visible panel. The aggregate over the same people is
     what ``report`` prints beside it."""
-    import matplotlib.pyplot as plt
     if not cases:
         return None
     names = tuple(dataset.cfg.joints)
-    bones = joint_bones(names)
     gain = np.array([r - d for _, _, d, r in cases])
     i, j_occ, _, _ = cases[int(np.argsort(gain)[len(gain) // 2])]
     s = dataset[i]
     v = s["kp_crop"][:, 2]
-    limbs = limb_joints(names)
-    j_vis = next((j for j in limbs if v[j] == 2), int(np.argmax(v == 2)))
+    j_vis = next((j for j in limb_joints(names) if v[j] == 2), int(np.argmax(v == 2)))
     with torch.no_grad():
         first, second = model(s["image"][None])
-    det, reg = model.first_maps(first)[0], second[0]
-    img = to_uint8(s["image"])
-    kp = s["kp_crop"].numpy()
+    det, reg = model.first_maps(first)[0], second[0]                   # (N, h, w) each
     pred = from_stride(decode(reg[None], method=dataset.cfg.decode).numpy()[0], model.stride)
-    fig, axes = plt.subplots(2, 3, figsize=(9.6, 6.6))
-    axes[0, 0].imshow(img)
-    plotting.draw_pose(axes[0, 0], kp, bones, names)
-    axes[0, 0].set_title("ground truth (dashed: occluded)", fontsize=9)
-    axes[1, 0].imshow(img)
-    plotting.draw_pose(axes[1, 0], np.concatenate([pred, kp[:, 2:]], 1), bones, names)
-    axes[1, 0].set_title("the cascade's pose (decoded from row 2)", fontsize=9)
-    r_near = 2 * dataset.cfg.sigma * target_scale(dataset.cfg) / model.stride            # map px
-    for r, (maps, label) in enumerate(((det, "detection heatmap"), (reg, "regression map"))):
-        for c, j in enumerate((j_vis, j_occ)):
-            plotting.map_panel(axes[r, c + 1], img, maps[j].numpy(), kp[j, :2], model.stride, r_near,
-                               f"{label}: {names[j]} ({'visible' if c == 0 else 'OCCLUDED'})")
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle("Fig. 2: detection (row 1) vs regression (row 2), the true part ringed; the median occluded case",
-                 fontsize=10)
-    return plotting.save(fig, path)
+    r_near = 2 * dataset.cfg.sigma * target_scale(dataset.cfg) / model.stride            # 2 sigma, map px
+    return plotting.fig2(to_uint8(s["image"]), s["kp_crop"].numpy(), pred, (det.numpy(), reg.numpy()),
+                         (j_vis, j_occ), names, model.stride, r_near, path)
 
 
 # =============================================================================

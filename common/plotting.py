@@ -1,7 +1,7 @@
 """Figures: poses drawn over images, heatmap panels, training curves.
 
 The figures a paper script draws after every run (``stage_curves``,
-``pose_grid``, Fig. 2's ``map_panel``) are here with the drawing primitives:
+``pose_grid``, paper 1's ``fig2`` and its ``map_panel``) are here with the drawing primitives:
 they are pictures of what the method computed, not the method, and a reader
 of the script needs their names, not their matplotlib calls.
 
@@ -133,3 +133,30 @@ def map_panel(ax, img, m, xy, stride, r_near, title):
     ax.add_patch(plt.Circle(xy, 6, fill=False, ec="white", lw=1.5))
     ax.set_title(f"{title}\nmax {top:.2f}; at truth {at / top:.2f} x max, "
                  f"near it {(near.max() if near.size else 0) / top:.2f}", fontsize=8)
+
+
+def fig2(img, kp, pred, maps, parts, names, stride, r_near, path):
+    """Paper 1's Fig. 2 as a 2 x 3 figure of one crop ``img``: its ground
+    truth ``kp`` (J, 3; dashed: occluded) and the cascade's pose ``pred``
+    (J, 2), both in crop px; then, for ``parts`` (a visible and an occluded
+    joint), the detection heatmap (row 1) and the regression confidence map
+    (row 2) of ``maps`` = (det, reg), each (J, h, w) at ``stride``, as
+    ``map_panel``s."""
+    names = tuple(names)
+    bones = joint_bones(names)
+    fig, axes = plt.subplots(2, 3, figsize=(9.6, 6.6))
+    for ax, pose, title in ((axes[0, 0], kp, "ground truth (dashed: occluded)"),
+                            (axes[1, 0], np.concatenate([pred, kp[:, 2:]], 1),
+                             "the cascade's pose (decoded from row 2)")):
+        ax.imshow(img)
+        draw_pose(ax, pose, bones, names)
+        ax.set_title(title, fontsize=9)
+    for r, (m, label) in enumerate(zip(maps, ("detection heatmap", "regression map"))):
+        for c, j in enumerate(parts):
+            map_panel(axes[r, c + 1], img, m[j], kp[j, :2], stride, r_near,
+                      f"{label}: {names[j]} ({'visible' if c == 0 else 'OCCLUDED'})")
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle("Fig. 2: detection (row 1) vs regression (row 2), the true part ringed; the median occluded case",
+                 fontsize=10)
+    return save(fig, path)
