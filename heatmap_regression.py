@@ -42,17 +42,13 @@ from common.coco_eval import write_json
 from common.crops import body_px, crop_side
 from common.layers import ch, init_deconv_bilinear
 from common.metrics import bootstrap_total, format_table, head_note
-from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS, joint_flip, limb_joints
-from common.sources import TOY_SIZES, load_or_skip, load_sources, score_people, split_name
+from common.skeleton import MPII_JOINTS, joint_flip, limb_joints
+from common.sources import (DATA_JOINTS, TOY_SIZES, check_joints, load_or_skip, load_sources, score_people,
+                            split_name)
 from common.transforms import (apply_affine, crop_matrix, from_stride, image_files, invert_affine,
-                               to_stride, to_tensor, to_uint8, warp_image)
+                               to_stride, to_tensor, to_uint8, values_at, warp_image)
 
 N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2) by default: MPII's 16 parts; LSP maps into them
-
-# The joints each ``--data`` is annotated with, by name (``Config.joints``).
-# The toy figures (single and in crowds) are drawn with MPII's skeleton.
-DATA_JOINTS = {"toy": MPII_JOINTS, "toy-crowd": MPII_JOINTS, "mpii": MPII_JOINTS, "lsp": MPII_JOINTS,
-               "coco": COCO_JOINTS, "aic": AIC_JOINTS}
 
 
 # =============================================================================
@@ -227,9 +223,7 @@ def toy_crowd_config(arch):
     return cfg
 
 
-# =============================================================================
-# §3 Method -- targets
-# =============================================================================
+# §3 Method -- targets ========================================================
 # The crop (``common.crops``): a square of 1.25 x the person's height, so a
 # person of MPII scale 1 measures 204.8 px in a 256 px crop -- "a body size of
 # 200 px" in the paper's words. Radius and sigma scale with that body size.
@@ -278,9 +272,7 @@ def make_targets(kp_crop, cfg, stride):
     return det, reg, (v > 0).astype(np.float32)
 
 
-# =============================================================================
-# §3 Method -- losses
-# =============================================================================
+# §3 Method -- losses =========================================================
 def detection_loss(logits, target, mask):
     """Eq. (1), pixelwise sigmoid cross-entropy, as the paper writes it::
 
@@ -308,9 +300,7 @@ def regression_loss(pred, target, mask):
     return per_part.sum(1).div(pred.shape[1]).mean()
 
 
-# =============================================================================
-# §3.1 VGG-FCN part heatmap regression
-# =============================================================================
+# §3.1 VGG-FCN part heatmap regression ========================================
 class VGGDetector(nn.Module):
     """Part detection subnetwork, Table 1 / Fig. 3: VGG-16 as an FCN-8s [13].
 
@@ -416,9 +406,7 @@ class VGGRegressor(nn.Module):
         return self.up(self.body(F.avg_pool2d(x, 4)))    # (B, N, H, W)
 
 
-# =============================================================================
-# §3.2 Residual part heatmap regression
-# =============================================================================
+# §3.2 Residual part heatmap regression =======================================
 class ResidualDetector(nn.Module):
     """Part detection subnetwork, Table 3 / Fig. 5: ResNet-152, B1-B5 as in
     [10] but B5 (``layer4``) with stride 1, then B6 a 1x1 scoring layer and B7
@@ -557,9 +545,7 @@ class HourglassRegressor(nn.Module):
         return self.d7(self.d6(self.hourglass(self.d1(x))))   # (B, N, H/4, W/4)
 
 
-# =============================================================================
-# §3 The cascade and the variants of Table 5 (§4.2)
-# =============================================================================
+# §3 The cascade and the variants of Table 5 (§4.2) ===========================
 # Each variant is (what the first network is trained for, whether a second
 # network regresses from the first one's maps stacked with the image):
 VARIANTS = {
@@ -637,9 +623,7 @@ def input_multiple(cfg):
     return 4 if cfg.arch == "vgg" else 4 * 2 ** cfg.hourglass_depth
 
 
-# =============================================================================
-# Data: crop, augment (§3.1 / §3.2 "Training"), targets
-# =============================================================================
+# Data: crop, augment (§3.1 / §3.2 "Training"), targets =======================
 class PoseData(harness.EpochDataset):
     """Crops, augments and builds both targets of §3 for one person.
 
@@ -701,9 +685,7 @@ class PoseData(harness.EpochDataset):
         }
 
 
-# =============================================================================
-# §3.1 / §3.2 Training: detector, then regressor (detector frozen), then both
-# =============================================================================
+# §3.1 / §3.2 Training: detector; regressor, detector frozen; both ============
 def first_loss(model, first, batch):
     """Stage-1 loss: Eq. (1) for a detection network, Eq. (2) for the
     regression-first variants of Table 5."""
@@ -846,9 +828,7 @@ def validate_epoch(model, val_set, rt, stage, epoch, history):
     return scores["all"]["Total"]
 
 
-# =============================================================================
-# §4 Results -- decoding and evaluation
-# =============================================================================
+# §4 Results -- decoding and evaluation =======================================
 DECODINGS = ("argmax", "quarter", "taylor")
 
 
@@ -966,24 +946,10 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
     return {**result, "index": index}
 
 
-# =============================================================================
-# §4 Results -- Fig. 2: detection heatmaps vs regression confidence maps
-# =============================================================================
+# §4 Results -- Fig. 2: detection heatmaps vs regression confidence maps ======
 # Fig. 2 stays beside the method, not with the studies: it is the paper's own
 # figure, the picture of its claim that the regressor places the parts the
 # detector is unsure of, and every run draws it (fig2.png) with its numbers.
-def at_truth(maps, kp_crop, stride):
-    """(J,) each map of ``maps`` (J, h, w) at its part's true location (the
-    nearest map pixel); NaN where the part is not annotated or falls outside."""
-    kp = np.asarray(kp_crop)
-    h, w = maps.shape[-2:]
-    out = np.full(len(kp), np.nan)
-    for j, (x, y) in enumerate(np.rint(to_stride(kp[:, :2], stride)).astype(int)):
-        if kp[j, 2] > 0 and 0 <= x < w and 0 <= y < h:
-            out[j] = float(maps[j, y, x])
-    return out
-
-
 @torch.no_grad()
 def confidence_at_truth(model, dataset, limit=500, batch=32):
     """The claim of Fig. 2 in numbers: the mean detection heatmap value and
@@ -1003,7 +969,7 @@ def confidence_at_truth(model, dataset, limit=500, batch=32):
         det, reg = model.first_maps(first), second                             # (B, N, h, w)
         for b, s in enumerate(samples):
             kp = s["kp_crop"].numpy()
-            det_at, reg_at = at_truth(det[b], kp, model.stride), at_truth(reg[b], kp, model.stride)
+            det_at, reg_at = values_at(det[b], kp, model.stride), values_at(reg[b], kp, model.stride)
             for j in np.flatnonzero(~np.isnan(det_at)):
                 v, d, r = int(kp[j, 2]), det_at[j], reg_at[j]
                 key = "visible" if v == 2 else "occluded"
@@ -1173,14 +1139,6 @@ def model_from_checkpoint(path, device):
     return cfg, model.to(device).eval()
 
 
-def check_joints(cfg, data, path):
-    """A checkpoint's parts must be the data's: one line if not."""
-    if tuple(cfg.joints) != DATA_JOINTS[data]:
-        raise UsageError(f"--checkpoint {path} predicts {len(cfg.joints)} joints ({', '.join(cfg.joints[:3])}, "
-                         f"...), --data {data} has {len(DATA_JOINTS[data])} "
-                         f"({', '.join(DATA_JOINTS[data][:3])}, ...)")
-
-
 def print_results(results, title, joints=MPII_JOINTS):
     print(f"\n{title}  ({head_note(joints)})")
     print(format_table(results))
@@ -1325,7 +1283,7 @@ def run_eval(args, rt):
         raise UsageError("--eval-only needs --checkpoint PATH")
     out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-eval")
     cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
-    check_joints(cfg, args.data, args.checkpoint)
+    check_joints(cfg.joints, args.data, args.checkpoint)
     cfg.seed = args.seed
     cli.override(cfg, args, ("flip_test", "decode"))   # --flip-test, --decode over the checkpoint's
     _, val_src, test_src = load_sources(args)
@@ -1347,7 +1305,7 @@ def run_train(args, rt):
     model = Cascade(cfg)
     if args.checkpoint and not args.resume:  # fine-tune (e.g. MPII -> LSP, §3.1); --resume has every weight
         trained_cfg, trained = model_from_checkpoint(args.checkpoint, "cpu")
-        check_joints(trained_cfg, args.data, args.checkpoint)
+        check_joints(trained_cfg.joints, args.data, args.checkpoint)
         model.load_state_dict(trained.state_dict())
     elif args.pretrained and not args.resume:
         model.first.load_imagenet(Path(args.pretrained).expanduser())

@@ -34,6 +34,7 @@ from . import coco_aic, datasets, toy
 from .cli import UsageError
 from .crops import BOX_MARGIN, box_center_scale
 from .metrics import part_table, pck, table_columns
+from .skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS
 from .toy import render_person, render_scene, toy_head_size
 from .transforms import ImageError, open_image
 
@@ -278,6 +279,20 @@ def box_sources(data, root, eval_only=False):
 # paper: what fits the 5-minute budget of a lecture run (README).
 TOY_SIZES = {"toy": (3200, 500), "toy-crowd": (500, 200)}
 TOY_SPLITS = ("train", "val", "test")
+
+# The joints each ``--data`` is annotated with, by name (paper 1's
+# ``Config.joints``). The toy figures (single and in crowds) are drawn with
+# MPII's skeleton; LSP is read into MPII's 16.
+DATA_JOINTS = {"toy": MPII_JOINTS, "toy-crowd": MPII_JOINTS, "mpii": MPII_JOINTS, "lsp": MPII_JOINTS,
+               "coco": COCO_JOINTS, "aic": AIC_JOINTS}
+
+
+def check_joints(joints, data, path):
+    """A checkpoint's (``path``) parts ``joints`` must be those of ``--data data``: one line if not."""
+    if tuple(joints) != DATA_JOINTS[data]:
+        raise UsageError(f"--checkpoint {path} predicts {len(joints)} joints ({', '.join(joints[:3])}, "
+                         f"...), --data {data} has {len(DATA_JOINTS[data])} "
+                         f"({', '.join(DATA_JOINTS[data][:3])}, ...)")
 
 
 def toy_stream(seed, split):

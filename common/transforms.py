@@ -235,3 +235,15 @@ def from_stride(xy, stride):
     """Map coordinates at ``stride`` -> input-pixel coordinates."""
     return np.asarray(xy, dtype=np.float64) * stride + (stride - 1) / 2
 
+
+def values_at(maps, keypoints, stride):
+    """(J,) each map of ``maps`` (J, h, w; stride ``stride``) at its joint of
+    ``keypoints`` (J, 3; input px), read at the nearest map pixel; NaN where
+    the joint is not annotated (v = 0) or falls outside the map."""
+    kp = np.asarray(keypoints)
+    h, w = maps.shape[-2:]
+    out = np.full(len(kp), np.nan)
+    for j, (x, y) in enumerate(np.rint(to_stride(kp[:, :2], stride)).astype(int)):
+        if kp[j, 2] > 0 and 0 <= x < w and 0 <= y < h:
+            out[j] = float(maps[j, y, x])
+    return out
