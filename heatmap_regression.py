@@ -45,8 +45,8 @@ from common.metrics import bootstrap_total, format_table, head_note
 from common.skeleton import MPII_JOINTS, joint_flip, limb_joints
 from common.sources import (DATA_JOINTS, TOY_SIZES, check_joints, load_or_skip, load_sources, score_people,
                             split_name)
-from common.transforms import (apply_affine, crop_matrix, from_stride, image_files, invert_affine,
-                               to_stride, to_tensor, to_uint8, values_at, warp_image)
+from common.transforms import (apply_affine, crop_matrix, from_stride, gaussian_blur, invert_affine, to_stride,
+                               to_tensor, to_uint8, values_at, warp_image)
 
 N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2) by default: MPII's 16 parts; LSP maps into them
 
@@ -745,10 +745,7 @@ def first_epochs(stages):
     across all stages and seeds the data order and the augmentation
     (``harness.set_epoch``), so stage 2's first epoch does not replay stage
     1's crops. A resume recomputes it from (stage index, epoch)."""
-    starts = [0]
-    for s in stages[:-1]:
-        starts.append(starts[-1] + s.epochs)
-    return starts
+    return [sum(s.epochs for s in stages[:k]) for k in range(len(stages))]
 
 
 def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20, flags=None):
@@ -889,19 +886,6 @@ def decode(maps, blur=1.0, method="taylor"):
     x = torch.where(fit, xi + ox, qx)
     y = torch.where(fit, yi + oy, qy)
     return torch.stack([x, y], -1).reshape(B, J, 2)
-
-
-def gaussian_blur(m, sigma):
-    """(K, h, w) maps smoothed by a Gaussian of std ``sigma`` px (separable,
-    3 sigma wide, borders replicated); ``sigma`` 0: unchanged."""
-    if sigma <= 0:
-        return m
-    r = max(1, int(3 * sigma + 0.5))
-    k = torch.exp(-torch.arange(-r, r + 1.0) ** 2 / (2 * sigma ** 2))
-    k = (k / k.sum()).to(m)
-    x = F.pad(m[:, None], (r, r, r, r), mode="replicate")
-    x = F.conv2d(F.conv2d(x, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
-    return x[:, 0]
 
 
 @torch.no_grad()
@@ -1148,16 +1132,9 @@ def run_demo(args, rt):
     """``--demo``: the pose of one person per box (``--boxes``, a COCO
     detection-results JSON) or of the one person filling each photo: an
     overlay PNG and a JSON of the joints per image (``common.demo``)."""
-    files = image_files(args.demo)
-    if not args.checkpoint:
-        raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
-    out = cli.check_out_dir(args.out or Path("runs") / "demo")
-    dets = demo.read_boxes(args.boxes)
+    files, out, dets = demo.demo_inputs(args)
     cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
-    trained_on = (harness.load_checkpoint(args.checkpoint)["extra"].get("flags") or {}).get("data", "")
-    if trained_on.startswith("toy"):
-        print(f"note: {args.checkpoint} was trained on --data {trained_on}; on a photo its pose means little",
-              flush=True)
+    demo.note_if_toy(args.checkpoint)
     flip = cli.override(cfg, args, ("flip_test", "decode")).flip_test
 
     def pose(crop):                            # (1, 3, S, S) -> (J, 2) crop px, (J,) peak values

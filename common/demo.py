@@ -20,11 +20,32 @@ from pathlib import Path
 import numpy as np
 
 from . import coco_aic, plotting
+from .cli import UsageError, check_out_dir
 from .coco_eval import write_json
+from .harness import load_checkpoint
 from .crops import box_center_scale, crop_side
 from .skeleton import joint_bones
-from .transforms import (apply_affine, crop_matrix, image_ids, image_size, invert_affine, open_for_network,
-                         open_image, to_tensor, warp_image)
+from .transforms import (apply_affine, crop_matrix, image_files, image_ids, image_size, invert_affine,
+                         open_for_network, open_image, to_tensor, warp_image)
+
+
+def demo_inputs(args):
+    """``--demo``'s inputs, checked in the order a user meets them: the
+    photos (``--demo``: files or folders), ``--checkpoint``, ``--out``
+    (default runs/demo), ``--boxes``. Returns (files, out folder, boxes)."""
+    files = image_files(args.demo)
+    if not args.checkpoint:
+        raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
+    out = check_out_dir(args.out or Path("runs") / "demo")
+    return files, out, read_boxes(args.boxes)
+
+
+def note_if_toy(checkpoint):
+    """A network trained on toy figures (its saved ``--data``) means little
+    on a photo: say so."""
+    trained_on = (load_checkpoint(checkpoint)["extra"].get("flags") or {}).get("data", "")
+    if trained_on.startswith("toy"):
+        print(f"note: {checkpoint} was trained on --data {trained_on}; on a photo its pose means little", flush=True)
 
 
 def read_boxes(boxes_file):

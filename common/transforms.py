@@ -247,3 +247,18 @@ def values_at(maps, keypoints, stride):
         if kp[j, 2] > 0 and 0 <= x < w and 0 <= y < h:
             out[j] = float(maps[j, y, x])
     return out
+
+
+def gaussian_blur(m, sigma):
+    """(K, h, w) maps (a torch tensor) smoothed by a Gaussian of std ``sigma``
+    px (separable, 3 sigma wide, borders replicated); ``sigma`` 0: unchanged."""
+    import torch  # late: the rest of this module needs only numpy and PIL
+    import torch.nn.functional as F
+    if sigma <= 0:
+        return m
+    r = max(1, int(3 * sigma + 0.5))
+    k = torch.exp(-torch.arange(-r, r + 1.0) ** 2 / (2 * sigma ** 2))
+    k = (k / k.sum()).to(m)
+    x = F.pad(m[:, None], (r, r, r, r), mode="replicate")
+    x = F.conv2d(F.conv2d(x, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+    return x[:, 0]
