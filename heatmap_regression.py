@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common import cli, demo, harness, plotting, runs
-from common.backbones import RESNET_BLOCKS, VGG16, ResNet, check_full_size, fc_to_conv, load_imagenet_weights
+from common.backbones import RESNET_BLOCKS, VGG16, ResNet, load_fcn_weights, load_resnet_features
 from common.cli import UsageError
 from common.coco_eval import write_json
 from common.crops import body_px, crop_side
@@ -348,13 +348,7 @@ class VGGDetector(nn.Module):
 
     def load_imagenet(self, path):
         """torchvision VGG-16 weights; fc6/fc7 from its classifier, reshaped."""
-        check_full_size(path, "VGG-16", self.vgg.width)
-        full = VGG16(width=1.0)
-        load_imagenet_weights(full, path)
-        self.vgg.features.load_state_dict(full.features.state_dict())
-        conv6, conv7 = fc_to_conv(full)
-        self.fc6.weight.data.copy_(conv6.weight), self.fc6.bias.data.copy_(conv6.bias)
-        self.fc7.weight.data.copy_(conv7.weight), self.fc7.bias.data.copy_(conv7.bias)
+        load_fcn_weights(self.vgg, self.fc6, self.fc7, path)
 
     def forward(self, x):                                            # (B, 3, H, W)
         H, W = x.shape[-2:]
@@ -449,14 +443,8 @@ class ResidualDetector(nn.Module):
         init_deconv_bilinear(self.up)
 
     def load_imagenet(self, path):
-        """torchvision ResNet-152 weights (``strict``; B5's stride change
-        alters no parameter)."""
-        blocks = tuple(len(getattr(self.resnet, f"layer{k}")) for k in range(1, 5))
-        check_full_size(path, "ResNet-152", self.resnet.width, blocks, RESNET_BLOCKS[152])
-        full = ResNet(depth=152)
-        load_imagenet_weights(full, path)
-        state = {k: v for k, v in full.state_dict().items() if not k.startswith("fc.")}
-        self.resnet.load_state_dict(state, strict=True)
+        """torchvision ResNet-152 weights (strict: B5's stride change alters no parameter)."""
+        load_resnet_features(self.resnet, path, depth=152)
 
     def forward(self, x):                                  # (B, 3, H, W)
         return self.up(self.score(self.resnet.features(x)))  # (B, N, H/4, W/4)
