@@ -4,10 +4,9 @@ A. Bulat and G. Tzimiropoulos, ECCV 2016 -- a reference implementation that
 reads top to bottom in the order of the paper (text in
 ``../shared/papers/heatmap_regression_eccv2016.txt``), in three parts:
 
-  I   the method: §3 targets and losses (Eq. 1, Eq. 2); §3.1 VGG-FCN part
-      heatmap regression (Tables 1-2); §3.2 residual (Tables 3-4); the
-      cascade and the variants of Table 5; §3.1 / §3.2 "Training"
-      (augmentation, three stages); §4 decoding, PCKh / PCK, Fig. 2
+  I   the method: §3 targets and losses (Eq. 1, Eq. 2); §3.1 VGG-FCN (Tables
+      1-2); §3.2 residual (Tables 3-4); the cascade and Table 5's variants;
+      §3.1 / §3.2 "Training"; §4 decoding, PCKh / PCK, Fig. 2
   II  the paper's tables: §4.2's Table 5 (``--variant all``)
   III run it: the configuration from the flags; train, evaluate, demo
 
@@ -19,10 +18,9 @@ that an occluded part -- weak in the heatmaps -- is placed from context. The
 N parts are the run's (``Config.joints``): MPII's 16 (LSP maps into them), or
 COCO's 17 / AI Challenger's 14 as paper 2's top-down baseline.
 
-The lab bench is in ``common/``: the person crop, the data sources, metrics,
-the training loop, figures, the demo's photos. Studies beyond the paper's
-tables: ``walkthrough/studies.py``. ``python heatmap_regression.py`` trains
-on the toy data on a CPU in about 5 minutes; the README has the rest.
+The lab bench (crops, data sources, metrics, the training loop, figures,
+photos) is in ``common/``; studies beyond the paper's tables in
+``walkthrough/studies.py``. ``python heatmap_regression.py``: the toy, ~5 min.
 """
 import argparse
 import json
@@ -58,17 +56,11 @@ N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2) by default: MPII's 16 parts; LSP
 @dataclass
 class Stage:
     """One of the three training stages of §3.1 / §3.2 "Training":
-
-        "detector"   "We started by first training the body part detection
-                     network": the first network alone, on its own loss.
-        "regressor"  "we froze the training of the detector layers, training
-                     only the [regression] subnetwork": Eq. (2) on the second
-                     network; the first one runs frozen, in eval mode.
-        "joint"      "We then trained jointly both networks": both, on the
-                     sum of both losses.
-
-    ``trains_first`` and ``trains_second`` say it; the training loop asks them.
-    """
+    "detector" ("We started by first training the body part detection
+    network": the first network alone, on its own loss); "regressor" ("we
+    froze the training of the detector layers": Eq. (2) on the second
+    network, the first frozen, in eval mode); "joint" ("We then trained
+    jointly both networks": both, on the sum of both losses)."""
     name: str          # "detector", "regressor" or "joint"
     epochs: int
     optimizer: str     # "sgd", "rmsprop" or "adam"
@@ -81,15 +73,11 @@ class Stage:
             raise ValueError(f"stage {self.name!r}: expected 'detector', 'regressor' or 'joint'")
 
     @property
-    def trains_first(self):
-        """The first (detection) network learns, on Eq. (1) (Eq. (2) for
-        Table 5's regression-first variants); otherwise it is frozen."""
+    def trains_first(self):         # on Eq. (1) (Eq. (2): Table 5's regression-first rows); else frozen
         return self.name != "regressor"
 
     @property
-    def trains_second(self):
-        """The second (regression) network runs and learns, on Eq. (2).
-        Stage 1 does not even run it: it is still untrained."""
+    def trains_second(self):        # on Eq. (2); stage 1 does not even run it (it is untrained)
         return self.name != "detector"
 
 
@@ -128,16 +116,13 @@ def residual_stages():
     # §3.2 Training: detector ~50 epochs, lr 1e-3 -> 2.5e-5; regressor 40
     # epochs at 1e-4 then 2.5e-5 (we decay geometrically; the paper does not
     # say when it switched); then 50 joint epochs. Paper: joint lr
-    # unspecified. Here: 2.5e-5, the last lr used.
-    # Optimiser. §3.2 says "All added layers [B6, B7] were initialized with 0
-    # and trained using rmsprop [35]" -- literally about the added layers
-    # only. It names no other optimiser and gives one rate schedule for "the
-    # detectors" as a whole, so our reading is: one RMSprop, at that rate, for
-    # the whole network, the pretrained ResNet-152 layers included (also for
-    # the regressor and joint stages, where the paper names no optimiser).
-    # Paper: per-layer rates unspecified. Here: none (no parameter groups).
-    # RMSprop divides by a running gradient RMS, so these rates carry over from
-    # Torch7 whatever the loss normalisation (sum or mean over pixels).
+    # unspecified. Here: 2.5e-5, the last lr used. Optimiser: §3.2's "All
+    # added layers [B6, B7] were initialized with 0 and trained using rmsprop
+    # [35]" names no other, with one rate schedule for "the detectors" as a
+    # whole. Here: one RMSprop for the whole network in every stage,
+    # pretrained layers included, no per-layer rates (paper: unspecified).
+    # RMSprop divides by a running gradient RMS, so these Torch7 rates carry
+    # over whatever the loss normalisation (sum or mean over pixels).
     return [Stage("detector", 50, "rmsprop", 1e-3, 2.5e-5),
             Stage("regressor", 40, "rmsprop", 1e-4, 2.5e-5),
             Stage("joint", 50, "rmsprop", 2.5e-5, 2.5e-5)]
@@ -224,12 +209,10 @@ def toy_crowd_config(arch):
 
 
 # §3 Method -- targets ========================================================
-# The crop (``common.crops``): a square of 1.25 x the person's height, so a
-# person of MPII scale 1 measures 204.8 px in a 256 px crop -- "a body size of
-# 200 px" in the paper's words. Radius and sigma scale with that body size.
 def target_scale(cfg):
-    """How much §3's target sizes (given for a 200 px body) grow in this
-    crop: the body's size in it over 200 px, or 1 (``cfg.scale_targets``)."""
+    """How much §3's target sizes (given for "a body size of 200 px") grow in
+    this crop: the body's size in it over 200 px, or 1 (``cfg.scale_targets``).
+    The crop (``common.crops``) is 1.25 x the body: 204.8 px of 256."""
     return body_px(cfg.input_size) / 200.0 if cfg.scale_targets else 1.0
 
 
@@ -539,10 +522,8 @@ class HourglassRegressor(nn.Module):
 VARIANTS = {
     "detection+regression": ("detection", True),    # the paper's cascade
     "detection": ("detection", False),              # "Detection only"
-    "regression": ("regression", False),            # "Regression only": direct
-                                                    # confidence-map regression
-    "regression+regression": ("regression", True),  # "Regression+regression",
-                                                    # the two-step idea of [16]
+    "regression": ("regression", False),            # "Regression only": direct confidence-map regression
+    "regression+regression": ("regression", True),  # "Regression+regression", the two-step idea of [16]
 }
 
 
@@ -661,16 +642,12 @@ class PoseData(harness.EpochDataset):
         if broken:
             mask[:] = 0
         kp = np.asarray(kp, dtype=np.float32)
-        return {
-            "image": to_tensor(crop),                                # (3, out, out)
-            "det": torch.from_numpy(det), "reg": torch.from_numpy(reg),
-            "mask": torch.from_numpy(mask),
-            "kp_crop": torch.from_numpy(kp_crop),                    # (J, 3) crop px
-            "affine": torch.from_numpy(A),                           # image -> crop
-            "keypoints": torch.from_numpy(kp),                       # (J, 3) image px
-            "norm": float("nan") if broken else self.source.norm(index, kp),
-            "index": index, "broken": broken,
-        }
+        return {"image": to_tensor(crop),                                # (3, out, out)
+                "det": torch.from_numpy(det), "reg": torch.from_numpy(reg), "mask": torch.from_numpy(mask),
+                "kp_crop": torch.from_numpy(kp_crop),                    # (J, 3) crop px
+                "affine": torch.from_numpy(A),                           # image -> crop
+                "keypoints": torch.from_numpy(kp),                       # (J, 3) image px
+                "norm": float("nan") if broken else self.source.norm(index, kp), "index": index, "broken": broken}
 
 
 # §3.1 / §3.2 Training: detector; regressor, detector frozen; both ============
@@ -738,14 +715,9 @@ def first_epochs(stages):
 
 def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20, flags=None):
     """Run the stages of ``cfg`` in order; validate and checkpoint after every
-    epoch (``harness.fit``: the loop, the checkpoints; here what the paper
-    says: which network learns on which loss, which one is frozen).
-
-    ``last.pt`` always holds the last completed epoch (written atomically, so a
-    crash or a non-finite loss leaves the previous one intact); ``best.pt`` the
-    best validation Total; both keep ``flags`` (the command line's, for
-    ``--resume``). Returns the history of losses and validation scores.
-    """
+    epoch (``harness.fit``: the loop, last.pt and best.pt, which keep
+    ``flags`` for ``--resume``; here what the paper says: which network
+    learns on which loss, which one is frozen). Returns the history."""
     history, start_stage, start_epoch, ckpt = resume_point(resume, model)
     harness.for_training(model, rt)
     loader = harness.training_loader(train_set, cfg.batch_size, rt, model, seed=cfg.seed)   # BatchNorm-safe
@@ -833,8 +805,7 @@ def decode(maps, blur=1.0, method="taylor"):
     (a network's peak is not a clean Gaussian). Where the fit does not apply
     -- a peak on the map's border, or a log that is not curved down -- the
     usual quarter-pixel step towards the larger neighbour [19] instead (none
-    across the border). The blur of 1 map pixel was measured best (README,
-    "Expected toy results").
+    across the border). A blur of 1 map pixel measured best (README).
     """
     if method not in DECODINGS:
         raise ValueError(f"decode method {method!r}: expected one of {', '.join(DECODINGS)}")
@@ -895,10 +866,8 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
 
     PCKh@0.5 (MPII, toy): correct when within 0.5 x head size (head size =
     0.6 x head-box diagonal, the official definition). PCK@0.2 (LSP): within
-    0.2 x torso size. COCO / AIC: PCK@0.2 of the box's longer side (see
-    ``common.sources.BoxRecordSource``). Predictions are mapped back to the
-    original image, so scores are in the data set's own pixels. Columns: the
-    official MATLAB tables' for MPII and LSP (``common.metrics.table_columns``).
+    0.2 x torso size (``common.sources.score_people``). Predictions are
+    mapped back to the original image: scores are in the data set's pixels.
     """
     model.eval()
     preds, gts, norms, index = [], [], [], []
@@ -930,27 +899,23 @@ def confidence_at_truth(model, dataset, limit=500, batch=32):
     occluded parts (only data that know occlusion, e.g. the toy, have the
     latter). Also returns, per occluded limb joint, (sample, joint, det, reg)
     for ``figure_fig2``'s choice of example."""
-    names = tuple(dataset.cfg.joints)
-    limbs = limb_joints(names)
-    sums = {k: [0.0, 0.0, 0] for k in ("visible", "occluded")}          # det, reg, count
-    cases = []
+    parts = []                                                          # (sample, joint, v, det, reg)
     n = min(limit, len(dataset))
     for lo in range(0, n, batch):
         samples = [dataset[i] for i in range(lo, min(lo + batch, n))]
         first, second = model(torch.stack([s["image"] for s in samples]))
-        det, reg = model.first_maps(first), second                             # (B, N, h, w)
-        for b, s in enumerate(samples):
+        for b, (s, det, reg) in enumerate(zip(samples, model.first_maps(first), second)):   # (N, h, w) each
             kp = s["kp_crop"].numpy()
-            det_at, reg_at = values_at(det[b], kp, model.stride), values_at(reg[b], kp, model.stride)
-            for j in np.flatnonzero(~np.isnan(det_at)):
-                v, d, r = int(kp[j, 2]), det_at[j], reg_at[j]
-                key = "visible" if v == 2 else "occluded"
-                sums[key][0] += d
-                sums[key][1] += r
-                sums[key][2] += 1
-                if v == 1 and j in limbs:
-                    cases.append((lo + b, j, d, r))
-    stats = {k: {"detection": a / c, "regression": b / c, "parts": c} for k, (a, b, c) in sums.items() if c}
+            d, r = values_at(det, kp, model.stride), values_at(reg, kp, model.stride)
+            parts += [(lo + b, j, int(kp[j, 2]), d[j], r[j]) for j in np.flatnonzero(~np.isnan(d))]
+    stats = {}
+    for key, visible in (("visible", True), ("occluded", False)):
+        at = [(d, r) for _, _, v, d, r in parts if (v == 2) == visible]
+        if at:
+            stats[key] = {"detection": sum(d for d, _ in at) / len(at), "regression": sum(r for _, r in at) / len(at),
+                          "parts": len(at)}
+    limbs = limb_joints(tuple(dataset.cfg.joints))
+    cases = [(i, j, d, r) for i, j, v, d, r in parts if v == 1 and j in limbs]
     return stats, cases
 
 
@@ -971,8 +936,7 @@ def figure_fig2(model, dataset, path, cases):
     joints of ``confidence_at_truth``'s cases, the one whose (regression -
     detection) value at the true location is the *median* -- a typical
     case, neither the best nor the worst; its image's first visible limb
-    joint is the visible panel. The aggregate over the same people is
-    what ``report`` prints beside it."""
+    joint is the visible panel."""
     if not cases:
         return None
     names = tuple(dataset.cfg.joints)
@@ -1127,18 +1091,19 @@ def run_demo(args, rt):
 
     def pose(crop):                            # (1, 3, S, S) -> (J, 2) crop px, (J,) peak values
         maps = predict(model, crop.to(rt.device), flip_test=flip).float().cpu()
-        return from_stride(decode(maps, method=cfg.decode).numpy()[0], model.stride), maps[0].flatten(1).max(1).values.numpy()
+        xy = from_stride(decode(maps, method=cfg.decode).numpy()[0], model.stride)
+        return xy, maps[0].flatten(1).max(1).values.numpy()
 
     demo.pose_photos(files, dets, pose, cfg.input_size, cfg.joints, out, args.boxes)
 
 
 def parse_args(argv=None):
-    residual, vgg = (paper_config(arch, "detection+regression", MPII_JOINTS) for arch in ("residual", "vgg"))
-    toy = toy_config("residual")
+    """This script's flags, then the run flags both scripts share (``cli.add_run_flags``)."""
+    configs = (paper_config("residual"), paper_config("vgg"), toy_config("residual"))
 
-    def default(name):
+    def default(name, show=str):
         """A config-backed flag's default: the paper's two networks', and the toy's."""
-        return f"(default: residual {getattr(residual, name)}, vgg {getattr(vgg, name)}; toy {getattr(toy, name)})"
+        return "(default: residual {}, vgg {}; toy {})".format(*(show(getattr(c, name)) for c in configs))
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter,
                                 epilog="Quick run: python heatmap_regression.py --toy-train 400 --stage-epochs 1,1,1 "
@@ -1149,10 +1114,11 @@ def parse_args(argv=None):
                         "coco / aic: person crops (17 / 14 joints) for paper 2's top-down baseline")
     g.add_argument("--data-root", help="folder of the MPII, LSP, COCO or AI Challenger data set (see README)")
     g.add_argument("--lsp-extended", help="LSP-extended folder: extra training data for --data lsp")
-    g.add_argument("--toy-train", type=int, help=f"toy: training figures (default: 3200); toy-crowd: training "
-                                                 f"scenes (default: {TOY_SIZES['toy-crowd'][0]})")
+    (n_train, n_val), (crowd_train, crowd_val) = TOY_SIZES["toy"], TOY_SIZES["toy-crowd"]
+    g.add_argument("--toy-train", type=int, help=f"toy: training figures (default: {n_train}); toy-crowd: "
+                                                 f"training scenes (default: {crowd_train})")
     g.add_argument("--toy-val", type=int, help=f"toy: validation figures, and as many test figures (default: "
-                                               f"500); toy-crowd: validation scenes (default: {TOY_SIZES['toy-crowd'][1]})")
+                                               f"{n_val}); toy-crowd: validation scenes (default: {crowd_val})")
     g = p.add_argument_group("model (§3.1-3.2, Table 5)")
     g.add_argument("--arch", choices=("residual", "vgg"), default="residual", help="§3.2 or §3.1")
     g.add_argument("--variant", choices=(*VARIANTS, "all"), default="detection+regression",
@@ -1163,9 +1129,7 @@ def parse_args(argv=None):
     g.add_argument("--checkpoint", help="a best.pt to evaluate, demo, or fine-tune on LSP from")
     g = p.add_argument_group("training (§3.1-3.2)")
     g.add_argument("--stage-epochs", help="epochs of the stages, comma-separated, e.g. 6,5,3 "
-                                          f"(default: residual {','.join(str(t.epochs) for t in residual.stages)}, "
-                                          f"vgg {','.join(str(t.epochs) for t in vgg.stages)}; "
-                                          f"toy {','.join(str(t.epochs) for t in toy.stages)})")
+                                          + default("stages", lambda st: ",".join(str(t.epochs) for t in st)))
     g.add_argument("--batch-size", type=int, help="global batch size, split over GPUs " + default("batch_size"))
     g.add_argument("--input-size", type=int, help="crop side in px " + default("input_size"))
     g.add_argument("--scale-targets", action=argparse.BooleanOptionalAction,
