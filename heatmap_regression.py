@@ -106,9 +106,8 @@ class Config:
     seed: int = 0
     flip_test: bool = False       # Paper: no test-time flip (the toy uses one, see toy_config)
     decode: str = "taylor"        # Paper: unspecified; "quarter" was 2016's convention (see decode)
-    # The N parts of Eqs. (1)-(2), by name, in the data set's own order (the
-    # network's output channels). Flip pairs (l_/r_) and bones follow from the
-    # names. Checkpoints written before this field load as MPII's 16.
+    # The N parts of Eqs. (1)-(2), by name, in the data set's order (the output
+    # channels); flip pairs (l_/r_) and bones follow from the names.
     joints: tuple = MPII_JOINTS
 
 
@@ -705,25 +704,23 @@ def single_network_epochs(stages):
     return sum(s.epochs for s in stages)
 
 
-def first_epochs(stages):
-    """Where each stage starts in the whole schedule. One epoch counter runs
-    across all stages and seeds the data order and the augmentation
-    (``harness.set_epoch``), so stage 2's first epoch does not replay stage
-    1's crops. A resume recomputes it from (stage index, epoch)."""
-    return [sum(s.epochs for s in stages[:k]) for k in range(len(stages))]
-
-
 def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20, flags=None):
     """Run the stages of ``cfg`` in order; validate and checkpoint after every
     epoch (``harness.fit``: the loop, last.pt and best.pt, which keep
     ``flags`` for ``--resume``; here what the paper says: which network
     learns on which loss, which one is frozen). Returns the history."""
-    history, start_stage, start_epoch, ckpt = resume_point(resume, model)
+    history, start_stage, start_epoch, ckpt = {"loss": [], "val": [], "stage_ends": []}, 0, 0, None
+    if resume is not None:                   # --resume: last.pt's weights, history and place
+        ckpt = harness.resume_weights(resume, model)
+        history, start_stage, start_epoch = ckpt["extra"]["history"], ckpt["extra"]["stage_index"], ckpt["epoch"]
     harness.for_training(model, rt)
     loader = harness.training_loader(train_set, cfg.batch_size, rt, model, seed=cfg.seed)   # BatchNorm-safe
     best = max((v["Total"] for v in history["val"]), default=-1.0)
     stages = stages_to_run(cfg)
-    for si, (stage, start) in enumerate(zip(stages, first_epochs(stages))):
+    # One epoch counter runs across all stages and seeds the data order and the
+    # augmentation (``harness.set_epoch``): stage 2 does not replay stage 1's crops.
+    first_epochs = [sum(s.epochs for s in stages[:k]) for k in range(len(stages))]
+    for si, (stage, start) in enumerate(zip(stages, first_epochs)):
         if si < start_stage:
             continue
         model.requires_grad_(False)
@@ -760,15 +757,6 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
         history["stage_ends"].append(len(history["loss"]))
         ckpt = None
     return history
-
-
-def resume_point(resume, model):
-    """(history, stage index, epoch in it, checkpoint) to continue from:
-    ``--resume``'s last.pt (its weights loaded into ``model``), or the start."""
-    if resume is None:
-        return {"loss": [], "val": [], "stage_ends": []}, 0, 0, None
-    ckpt = harness.resume_weights(resume, model)
-    return ckpt["extra"]["history"], ckpt["extra"]["stage_index"], ckpt["epoch"], ckpt
 
 
 def validate_epoch(model, val_set, rt, stage, epoch, history):
@@ -888,9 +876,8 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
 
 
 # §4 Results -- Fig. 2: detection heatmaps vs regression confidence maps ======
-# Fig. 2 stays beside the method, not with the studies: it is the paper's own
-# figure, the picture of its claim that the regressor places the parts the
-# detector is unsure of, and every run draws it (fig2.png) with its numbers.
+# Fig. 2 stays beside the method, not with the studies: it is the paper's picture
+# of its claim (the regressor places what the detector is unsure of); every run draws it.
 @torch.no_grad()
 def confidence_at_truth(model, dataset, limit=500, batch=32):
     """The claim of Fig. 2 in numbers: the mean detection heatmap value and
@@ -917,14 +904,6 @@ def confidence_at_truth(model, dataset, limit=500, batch=32):
     limbs = limb_joints(tuple(dataset.cfg.joints))
     cases = [(i, j, d, r) for i, j, v, d, r in parts if v == 1 and j in limbs]
     return stats, cases
-
-
-def print_fig2(stats, n, split):
-    """``confidence_at_truth``'s numbers, as every run prints them."""
-    print(f"\nFig. 2 -- mean map value at the true part location (first {n} {split} people):")
-    for k, st in stats.items():
-        print(f"  {k:9s} parts ({st['parts']:5d}): detection heatmap {st['detection']:.2f}, "
-              f"regression confidence map {st['regression']:.2f}")
 
 
 def figure_fig2(model, dataset, path, cases):
@@ -975,11 +954,7 @@ def run_table5(args):
                          lambda v: Path("runs") / f"{args.data}-{args.arch}-{v}")
     out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-{args.arch}-table5")
     t0 = time.time()
-    for variant, sub, reuse in plan:
-        print(f"\n=== Table 5, {variant}: " + (f"reusing the finished run in {sub.out}" if reuse
-                                                else f"training into {sub.out}"), flush=True)
-        if not reuse:
-            run(sub)
+    runs.train_rows(plan, run, "Table 5")
     rt = harness.setup_runtime(args.device, amp=False if args.no_amp else None)
     if not rt.is_main:                             # under torchrun: one process scores and writes
         return harness.cleanup_runtime(rt)
@@ -1041,9 +1016,8 @@ def build_config(args):
     cfg.variant, cfg.seed = args.variant, args.seed
     cli.override(cfg, args, ("flip_test", "decode", "scale_targets", "input_size", "width", "batch_size"))
     if args.pretrained and cfg.arch == "residual":
-        # ImageNet weights are ResNet-152's: the detector takes its blocks
-        # even on toy data (whose compact default has fewer); the width must
-        # be 1 too (--width 1), which ``load_imagenet`` checks.
+        # ImageNet weights are ResNet-152's: the detector takes its blocks even on
+        # the toy (compact by default); ``load_imagenet`` checks --width 1 too.
         cfg.resnet_blocks = RESNET_BLOCKS[152]
     epochs = cli.number_list(args.stage_epochs or "", "--stage-epochs", "6,5,3", kind="count", cast=int)
     if epochs and len(epochs) != len(cfg.stages):
@@ -1076,8 +1050,7 @@ def model_from_checkpoint(path, device):
 
 
 def print_results(results, title, joints=MPII_JOINTS):
-    print(f"\n{title}  ({head_note(joints)})")
-    print(format_table(results))
+    print(f"\n{title}  ({head_note(joints)})\n{format_table(results)}")
 
 
 def run_demo(args, rt):
@@ -1276,9 +1249,7 @@ def report(model, cfg, test_set, history, rt, out_dir, data, split, t0):
     if model.second is not None and model.first_kind == "detection":
         tables["detection only"] = det = evaluate(model, test_set, rt, flip_test=cfg.flip_test, which="first")
         summary["detection_only"] = det["all"]
-        if "occluded" in res:
-            summary["occluded"] = {"cascade": res["occluded"], "detection_only": det["occluded"]}
-            summary["visible"] = {"cascade": res["visible"], "detection_only": det["visible"]}
+        summary.update({k: {"cascade": res[k], "detection_only": det[k]} for k in ("occluded", "visible") if k in res})
     label = {"detection only": f"Detection only, the cascade's detector ({cfg.arch})",
              "cascade": f"Part heatmap regression ({cfg.arch})" if cfg.variant == "detection+regression"
              else f"{cfg.variant} ({cfg.arch})"}
@@ -1296,7 +1267,11 @@ def report(model, cfg, test_set, history, rt, out_dir, data, split, t0):
         # Fig. 2's claim as a number over the test people, then one typical
         # example (the median occluded case) as the picture.
         summary["fig2"], cases = confidence_at_truth(model.cpu().eval(), test_set)
-        print_fig2(summary["fig2"], min(500, len(test_set)), split)
+        print(f"\nFig. 2 -- mean map value at the true part location (first {min(500, len(test_set))} {split} "
+              f"people):")
+        for k, st in summary["fig2"].items():
+            print(f"  {k:9s} parts ({st['parts']:5d}): detection heatmap {st['detection']:.2f}, "
+                  f"regression confidence map {st['regression']:.2f}")
         figure_fig2(model, test_set, out_dir / "fig2.png", cases)
     return summary
 

@@ -35,3 +35,13 @@ def row_runs(args, flag, values, default_out):
             reuse = done.is_file()
         plan.append((value, sub, reuse))
     return plan
+
+
+def train_rows(plan, run, table):
+    """Each row of ``row_runs``' plan: its finished run reused (and said so),
+    or trained now by ``run(its args)``; ``table`` names the table."""
+    for value, sub, reuse in plan:
+        print(f"\n=== {table}, {value}: " + (f"reusing the finished run in {sub.out}" if reuse
+                                              else f"training into {sub.out}"), flush=True)
+        if not reuse:
+            run(sub)
