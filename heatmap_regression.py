@@ -1226,8 +1226,8 @@ def run_train(args, rt):
     summary = None
     if rt.is_main:
         split = split_name(args.data, val_src, test_src)
-        summary = report(model, cfg, test_set, history, rt, out_dir, args.data, split, t0)
-        write_json(out_dir / "results.json", {**summary, "history": history})
+        summary = {**report(model, cfg, test_set, history, rt, out_dir, args.data, split, t0), "history": history}
+        write_json(out_dir / "results.json", summary)
         print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")
     harness.cleanup_runtime(rt)
     return summary

@@ -336,16 +336,23 @@ def _train_val_sources(args):
         n_train, n_val = toy_sizes(args)
         train = ToyCrowdSource(args.seed, 0 if args.eval_only else n_train)
         return train, ToyCrowdSource(args.seed + 1, n_val)
-    if not args.data_root:
-        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
-    root = Path(args.data_root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data-root {root}: no such directory")
+    root = data_root(args)
     if args.data == "mpii":
         return mpii_sources(root, args.eval_only)
     if args.data in ("coco", "aic"):
         return box_sources(args.data, root, args.eval_only)
     return lsp_sources(root, Path(args.lsp_extended).expanduser() if args.lsp_extended else None, args.eval_only)
+
+
+def data_root(args):
+    """``--data-root`` of a real data set (``--data``), checked: a folder that
+    exists, or one line naming the flag."""
+    if not args.data_root:
+        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
+    root = Path(args.data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-root {root}: no such directory")
+    return root
 
 
 def split_name(data, val_src, test_src):

@@ -7,7 +7,9 @@ span ``[-0.5, out - 0.5]``; hence the ``out / 2 - 0.5`` below.
 
 A map at stride ``s`` (a network output ``s`` times smaller than its input)
 has pixel ``k`` covering input pixels ``s*k .. s*k + s - 1``, so its centre is
-input coordinate ``s*k + (s - 1) / 2``. ``to_stride``/``from_stride`` convert.
+input coordinate ``s*k + (s - 1) / 2``. ``to_stride``/``from_stride`` convert;
+``values_at`` reads maps at joints and ``gaussian_blur`` smooths maps (paper
+1's decoding and Fig. 2's numbers use them: map arithmetic, not method).
 """
 import math
 import warnings
