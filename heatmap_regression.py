@@ -601,9 +601,10 @@ class PoseData(harness.EpochDataset):
     steps of 0.1, rotation in steps of 10 degrees). Residual: "applied
     randomly" (uniform). Flip probability: paper unspecified; here 0.5.
     A flip mirrors x and swaps left/right joints (``joint_flip`` of
-    ``cfg.joints``: ``MPII_FLIP`` for MPII). Box-based sources (toy crowds,
-    COCO, AIC) are augmented the same way around ``box_center_scale``'s crop;
-    paper 1 has no translation augmentation, so neither do they.
+    ``cfg.joints``: ``common.skeleton.MPII_FLIP`` for MPII). Box-based
+    sources (toy crowds, COCO, AIC) are augmented alike around their crop
+    (``common.crops.box_center_scale``); paper 1 has no translation
+    augmentation, so neither do they.
     """
 
     def __init__(self, source, cfg, stride, train):
@@ -628,7 +629,8 @@ class PoseData(harness.EpochDataset):
         s, rot, flip = self.augmentation(index)
         # The crop box is crop_side(scale, s) px wide and becomes ``out`` px:
         # per unit of the person's scale, the image may be decoded this much
-        # smaller (``open_image``) at no loss. A corrupt file: ``broken``.
+        # smaller (``common.transforms.open_image``) at no loss. A corrupt
+        # file: ``broken`` (``common.sources.load_or_skip``).
         img, factor, kp, center, scale, broken = load_or_skip(self.source, index, crop_side(1.0, s) / out,
                                                               len(cfg.joints), out)
         A = crop_matrix(center, crop_side(scale, s), out, rot, flip)
