@@ -4,43 +4,27 @@ A. Bulat and G. Tzimiropoulos, ECCV 2016 -- a reference implementation that
 reads top to bottom in the order of the paper (text in
 ``../shared/papers/heatmap_regression_eccv2016.txt``), in three parts:
 
-  I   the method
-    §3    targets (binary disks, Gaussians) and losses (Eq. 1, Eq. 2)
-    §3.1  VGG-FCN part heatmap regression (Tables 1-2)
-    §3.2  Residual part heatmap regression (Tables 3-4)
-    §3    the cascade and the variants of Table 5
-    §3.1/§3.2 "Training": augmentation and the three training stages
-    §4    decoding, PCKh / PCK, Fig. 2
+  I   the method: §3 targets and losses (Eq. 1, Eq. 2); §3.1 VGG-FCN (Tables
+      1-2); §3.2 residual (Tables 3-4); the cascade and Table 5's variants;
+      §3.1 / §3.2 "Training"; §4 decoding, PCKh / PCK, Fig. 2
   II  the paper's tables: §4.2's Table 5 (``--variant all``)
-  III run it: data sets, the run's report, the demo, the command line
-
-The person crop, the data sets' readers, the metrics' tables and the
-training loop's plumbing are in ``common/`` (both papers use them); the
-studies beyond the paper's tables in ``walkthrough/studies.py``.
-
-    python heatmap_regression.py                    # toy data, CPU, ~5 minutes
-    python heatmap_regression.py --variant all      # Table 5's four rows on the toy, ~15 minutes
-    python heatmap_regression.py --data mpii --data-root ~/data/mpii --arch residual --pretrained RESNET152.pth
-    python heatmap_regression.py --eval-only --checkpoint runs/x/best.pt --data lsp --data-root ~/data/lsp
-    python heatmap_regression.py --demo photo.jpg --checkpoint runs/x/best.pt
-    python heatmap_regression.py --data toy-crowd   # person crops of paper 2's toy scenes
-    python heatmap_regression.py --data coco --data-root ~/data/coco   # COCO's 17 joints (or aic: 14)
+  III run it: the configuration from the flags; train, evaluate, demo
 
 The cascade: a part *detection* network sees the image and outputs one
 heatmap per part; those N heatmaps, stacked with the image, are the input of a
 *regression* network that outputs one confidence map per part. The detector
 is trained on visible parts only; the regressor on every annotated part, so
-that an occluded part -- weak in the heatmaps -- is placed from context.
+that an occluded part -- weak in the heatmaps -- is placed from context. The
+N parts are the run's (``Config.joints``): MPII's 16 (LSP maps into them), or
+COCO's 17 / AI Challenger's 14 as paper 2's top-down baseline.
 
-The N parts are a property of the run (``Config.joints``, names): MPII's 16
-by default (LSP maps into them), COCO's 17 or AI Challenger's 14 when paper 1
-serves as paper 2's top-down baseline on those data sets; left/right flip
-pairs and the drawn bones follow from the names (``common.skeleton``).
+The lab bench (crops, data sources, metrics, the training loop, figures,
+photos) is in ``common/``; studies beyond the paper's tables in
+``walkthrough/studies.py``. ``python heatmap_regression.py``: the toy, ~5 min.
 """
 import argparse
 import json
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,27 +32,21 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
-from common import cli, coco_aic, datasets, harness, plotting
-from common.backbones import RESNET_BLOCKS, VGG16, ResNet, check_full_size, fc_to_conv, load_imagenet_weights
+from common import cli, demo, harness, plotting, runs
+from common.backbones import RESNET_BLOCKS, VGG16, ResNet, load_fcn_weights, load_resnet_features
 from common.cli import UsageError
 from common.coco_eval import write_json
-from common.crops import BOX_MARGIN, body_px, box_center_scale, crop_side
+from common.crops import body_px, crop_side
 from common.layers import ch, init_deconv_bilinear
-from common.metrics import bootstrap_total, format_table, head_note, part_table, pck, table_columns
-from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS, joint_bones, joint_flip, limb_joints
-from common.sources import ToyCrowdSource, ToySource, box_sources, lsp_sources, mpii_sources
-from common.transforms import (ImageError, apply_affine, crop_matrix, from_stride, image_files, image_ids,
-                               image_size, invert_affine, open_for_network, open_image, to_stride, to_tensor,
-                               to_uint8, warp_image)
+from common.metrics import bootstrap_total, format_table, head_note
+from common.skeleton import MPII_JOINTS, joint_flip, limb_joints
+from common.sources import (DATA_JOINTS, TOY_SIZES, check_joints, load_or_skip, load_sources, score_people,
+                            split_name)
+from common.transforms import (apply_affine, crop_matrix, from_stride, gaussian_blur, invert_affine, to_stride,
+                               to_tensor, to_uint8, values_at, warp_image)
 
 N_PARTS = len(MPII_JOINTS)  # N in Eqs. (1)-(2) by default: MPII's 16 parts; LSP maps into them
-
-# The joints each ``--data`` is annotated with, by name (``Config.joints``).
-# The toy figures (single and in crowds) are drawn with MPII's skeleton.
-DATA_JOINTS = {"toy": MPII_JOINTS, "toy-crowd": MPII_JOINTS, "mpii": MPII_JOINTS, "lsp": MPII_JOINTS,
-               "coco": COCO_JOINTS, "aic": AIC_JOINTS}
 
 
 # =============================================================================
@@ -78,17 +56,11 @@ DATA_JOINTS = {"toy": MPII_JOINTS, "toy-crowd": MPII_JOINTS, "mpii": MPII_JOINTS
 @dataclass
 class Stage:
     """One of the three training stages of §3.1 / §3.2 "Training":
-
-        "detector"   "We started by first training the body part detection
-                     network": the first network alone, on its own loss.
-        "regressor"  "we froze the training of the detector layers, training
-                     only the [regression] subnetwork": Eq. (2) on the second
-                     network; the first one runs frozen, in eval mode.
-        "joint"      "We then trained jointly both networks": both, on the
-                     sum of both losses.
-
-    ``trains_first`` and ``trains_second`` say it; the training loop asks them.
-    """
+    "detector" ("We started by first training the body part detection
+    network": the first network alone, on its own loss); "regressor" ("we
+    froze the training of the detector layers": Eq. (2) on the second
+    network, the first frozen, in eval mode); "joint" ("We then trained
+    jointly both networks": both, on the sum of both losses)."""
     name: str          # "detector", "regressor" or "joint"
     epochs: int
     optimizer: str     # "sgd", "rmsprop" or "adam"
@@ -101,15 +73,11 @@ class Stage:
             raise ValueError(f"stage {self.name!r}: expected 'detector', 'regressor' or 'joint'")
 
     @property
-    def trains_first(self):
-        """The first (detection) network learns, on Eq. (1) (Eq. (2) for
-        Table 5's regression-first variants); otherwise it is frozen."""
+    def trains_first(self):         # on Eq. (1) (Eq. (2): Table 5's regression-first rows); else frozen
         return self.name != "regressor"
 
     @property
-    def trains_second(self):
-        """The second (regression) network runs and learns, on Eq. (2).
-        Stage 1 does not even run it: it is still untrained."""
+    def trains_second(self):        # on Eq. (2); stage 1 does not even run it (it is untrained)
         return self.name != "detector"
 
 
@@ -138,9 +106,8 @@ class Config:
     seed: int = 0
     flip_test: bool = False       # Paper: no test-time flip (the toy uses one, see toy_config)
     decode: str = "taylor"        # Paper: unspecified; "quarter" was 2016's convention (see decode)
-    # The N parts of Eqs. (1)-(2), by name, in the data set's own order (the
-    # network's output channels). Flip pairs (l_/r_) and bones follow from the
-    # names. Checkpoints written before this field load as MPII's 16.
+    # The N parts of Eqs. (1)-(2), by name, in the data set's order (the output
+    # channels); flip pairs (l_/r_) and bones follow from the names.
     joints: tuple = MPII_JOINTS
 
 
@@ -148,16 +115,13 @@ def residual_stages():
     # §3.2 Training: detector ~50 epochs, lr 1e-3 -> 2.5e-5; regressor 40
     # epochs at 1e-4 then 2.5e-5 (we decay geometrically; the paper does not
     # say when it switched); then 50 joint epochs. Paper: joint lr
-    # unspecified. Here: 2.5e-5, the last lr used.
-    # Optimiser. §3.2 says "All added layers [B6, B7] were initialized with 0
-    # and trained using rmsprop [35]" -- literally about the added layers
-    # only. It names no other optimiser and gives one rate schedule for "the
-    # detectors" as a whole, so our reading is: one RMSprop, at that rate, for
-    # the whole network, the pretrained ResNet-152 layers included (also for
-    # the regressor and joint stages, where the paper names no optimiser).
-    # Paper: per-layer rates unspecified. Here: none (no parameter groups).
-    # RMSprop divides by a running gradient RMS, so these rates carry over from
-    # Torch7 whatever the loss normalisation (sum or mean over pixels).
+    # unspecified. Here: 2.5e-5, the last lr used. Optimiser: §3.2's "All
+    # added layers [B6, B7] were initialized with 0 and trained using rmsprop
+    # [35]" names no other, with one rate schedule for "the detectors" as a
+    # whole. Here: one RMSprop for the whole network in every stage,
+    # pretrained layers included, no per-layer rates (paper: unspecified).
+    # RMSprop divides by a running gradient RMS, so these Torch7 rates carry
+    # over whatever the loss normalisation (sum or mean over pixels).
     return [Stage("detector", 50, "rmsprop", 1e-3, 2.5e-5),
             Stage("regressor", 40, "rmsprop", 1e-4, 2.5e-5),
             Stage("joint", 50, "rmsprop", 2.5e-5, 2.5e-5)]
@@ -199,22 +163,14 @@ def paper_config(arch, variant="detection+regression", joints=MPII_JOINTS):
 def toy_config(arch):
     """A laptop-sized version of the same three stages for the toy data.
 
-    Not from the paper: compact networks (width x 1/4, fewer residual blocks),
-    128 px inputs and Adam, so that all three stages train within the
-    5-minute budget of a lecture run on two CPU cores (at the reference speed
-    of ``../shared/tools/machine_speed.py``). The targets are the paper's:
-    disks of radius 10 px and Gaussians of sigma 5 px for a 200 px body,
-    scaled with the crop (``make_targets``), 0.64 map pixels of sigma here.
-
-    The detector's features stop at stride 8, not 16 (``detector_stride``):
-    the paper's 256 px input gives 16 x 16 feature cells, and at our 128 px
-    stride 8 keeps those 16 x 16 -- at stride 16 a toy figure's forearm
-    would be under one cell. Not in the paper either: the final evaluation
-    averages each crop's maps with its mirror's (``flip_test``; per-epoch
-    validation does not); ``--no-flip-test`` scores as the paper did. Each
-    of these choices, and the schedule, was measured on the validation
-    figures (README, "Expected toy results"); the run reports on held-out
-    test figures (``toy_stream``) that none of them saw.
+    Not from the paper; each choice measured on the validation figures
+    (README, "Expected toy results") to train all three stages within a
+    5-minute lecture run on two CPU cores: compact networks (width x 1/4,
+    fewer residual blocks), 128 px inputs, Adam; detector features at stride
+    8 (``detector_stride``: 16 x 16 cells at 128 px, as the paper's 256 px at
+    stride 16); the final evaluation averaged with the mirrored crop
+    (``flip_test``; ``--no-flip-test`` scores as the paper did). The targets
+    are the paper's (``make_targets``).
     """
     stages = [Stage("detector", 3, "adam", 2e-3, 5e-4),
               Stage("regressor", 2, "adam", 1e-3, 2e-4),
@@ -235,36 +191,27 @@ def lsp_fine_tuning(cfg):
     return [Stage("joint", 10 if cfg.arch == "vgg" else 30, last.optimizer, last.lr, last.lr_end, last.momentum)]
 
 
-def toy_crowd_config(arch):
-    """``toy_config`` for ``--data toy-crowd``: the same compact cascade,
-    targets and three stages, trained on person crops cut from paper 2's toy
-    scenes (``ToyCrowdSource``) -- paper 1 as paper 2's top-down baseline.
+CROWD_EPOCHS = (3, 4, 2)      # detector, regressor, joint: half the people per epoch of toy_config's 3 / 2 / 1
 
-    Not from either paper: CROWD_EPOCHS and the number of scenes
-    (``CROWD_SCENES``) are what fits the 5-minute budget of a lecture run at
-    the reference speed of ``../shared/tools/machine_speed.py``; the input
-    stays 128 px, as for single figures (a person's box is 58-184 px on its
-    longer side in a 192 px scene: crops of 73-230 px become 128 px).
-    """
+
+def toy_crowd_config(arch):
+    """``toy_config`` for ``--data toy-crowd``: the same compact cascade on
+    person crops of paper 2's toy scenes (``common.sources.ToyCrowdSource``),
+    paper 1 as paper 2's top-down baseline. Not from either paper:
+    ``CROWD_EPOCHS`` and the number of scenes (``common.sources.TOY_SIZES``)
+    fit a 5-minute lecture run; a box of 58-184 px in a 192 px scene is
+    cropped to the same 128 px input."""
     cfg = toy_config(arch)
     for s, e in zip(cfg.stages, CROWD_EPOCHS):
         s.epochs = e
     return cfg
 
 
-CROWD_EPOCHS = (3, 4, 2)      # detector, regressor, joint: half the people per epoch of toy_config's 3 / 2 / 1
-CROWD_SCENES = (500, 200)     # training / validation scenes: ~1580 / ~620 people
-
-
-# =============================================================================
-# §3 Method -- targets
-# =============================================================================
-# The crop (``common.crops``): a square of 1.25 x the person's height, so a
-# person of MPII scale 1 measures 204.8 px in a 256 px crop -- "a body size of
-# 200 px" in the paper's words. Radius and sigma scale with that body size.
+# §3 Method -- targets ========================================================
 def target_scale(cfg):
-    """How much §3's target sizes (given for a 200 px body) grow in this
-    crop: the body's size in it over 200 px, or 1 (``cfg.scale_targets``)."""
+    """How much §3's target sizes (given for "a body size of 200 px") grow in
+    this crop: the body's size in it over 200 px, or 1 (``cfg.scale_targets``).
+    The crop (``common.crops``) is 1.25 x the body: 204.8 px of 256."""
     return body_px(cfg.input_size) / 200.0 if cfg.scale_targets else 1.0
 
 
@@ -307,9 +254,7 @@ def make_targets(kp_crop, cfg, stride):
     return det, reg, (v > 0).astype(np.float32)
 
 
-# =============================================================================
-# §3 Method -- losses
-# =============================================================================
+# §3 Method -- losses =========================================================
 def detection_loss(logits, target, mask):
     """Eq. (1), pixelwise sigmoid cross-entropy, as the paper writes it::
 
@@ -337,9 +282,7 @@ def regression_loss(pred, target, mask):
     return per_part.sum(1).div(pred.shape[1]).mean()
 
 
-# =============================================================================
-# §3.1 VGG-FCN part heatmap regression
-# =============================================================================
+# §3.1 VGG-FCN part heatmap regression ========================================
 class VGGDetector(nn.Module):
     """Part detection subnetwork, Table 1 / Fig. 3: VGG-16 as an FCN-8s [13].
 
@@ -387,13 +330,7 @@ class VGGDetector(nn.Module):
 
     def load_imagenet(self, path):
         """torchvision VGG-16 weights; fc6/fc7 from its classifier, reshaped."""
-        check_full_size(path, "VGG-16", self.vgg.width)
-        full = VGG16(width=1.0)
-        load_imagenet_weights(full, path)
-        self.vgg.features.load_state_dict(full.features.state_dict())
-        conv6, conv7 = fc_to_conv(full)
-        self.fc6.weight.data.copy_(conv6.weight), self.fc6.bias.data.copy_(conv6.bias)
-        self.fc7.weight.data.copy_(conv7.weight), self.fc7.bias.data.copy_(conv7.bias)
+        load_fcn_weights(self.vgg, self.fc6, self.fc7, path)
 
     def forward(self, x):                                            # (B, 3, H, W)
         H, W = x.shape[-2:]
@@ -445,9 +382,7 @@ class VGGRegressor(nn.Module):
         return self.up(self.body(F.avg_pool2d(x, 4)))    # (B, N, H, W)
 
 
-# =============================================================================
-# §3.2 Residual part heatmap regression
-# =============================================================================
+# §3.2 Residual part heatmap regression =======================================
 class ResidualDetector(nn.Module):
     """Part detection subnetwork, Table 3 / Fig. 5: ResNet-152, B1-B5 as in
     [10] but B5 (``layer4``) with stride 1, then B6 a 1x1 scoring layer and B7
@@ -490,14 +425,8 @@ class ResidualDetector(nn.Module):
         init_deconv_bilinear(self.up)
 
     def load_imagenet(self, path):
-        """torchvision ResNet-152 weights (``strict``; B5's stride change
-        alters no parameter)."""
-        blocks = tuple(len(getattr(self.resnet, f"layer{k}")) for k in range(1, 5))
-        check_full_size(path, "ResNet-152", self.resnet.width, blocks, RESNET_BLOCKS[152])
-        full = ResNet(depth=152)
-        load_imagenet_weights(full, path)
-        state = {k: v for k, v in full.state_dict().items() if not k.startswith("fc.")}
-        self.resnet.load_state_dict(state, strict=True)
+        """torchvision ResNet-152 weights (strict: B5's stride change alters no parameter)."""
+        load_resnet_features(self.resnet, path, depth=152)
 
     def forward(self, x):                                  # (B, 3, H, W)
         return self.up(self.score(self.resnet.features(x)))  # (B, N, H/4, W/4)
@@ -586,18 +515,14 @@ class HourglassRegressor(nn.Module):
         return self.d7(self.d6(self.hourglass(self.d1(x))))   # (B, N, H/4, W/4)
 
 
-# =============================================================================
-# §3 The cascade and the variants of Table 5 (§4.2)
-# =============================================================================
+# §3 The cascade and the variants of Table 5 (§4.2) ===========================
 # Each variant is (what the first network is trained for, whether a second
 # network regresses from the first one's maps stacked with the image):
 VARIANTS = {
     "detection+regression": ("detection", True),    # the paper's cascade
     "detection": ("detection", False),              # "Detection only"
-    "regression": ("regression", False),            # "Regression only": direct
-                                                    # confidence-map regression
-    "regression+regression": ("regression", True),  # "Regression+regression",
-                                                    # the two-step idea of [16]
+    "regression": ("regression", False),            # "Regression only": direct confidence-map regression
+    "regression+regression": ("regression", True),  # "Regression+regression", the two-step idea of [16]
 }
 
 
@@ -666,9 +591,7 @@ def input_multiple(cfg):
     return 4 if cfg.arch == "vgg" else 4 * 2 ** cfg.hourglass_depth
 
 
-# =============================================================================
-# Data: crop, augment (§3.1 / §3.2 "Training"), targets
-# =============================================================================
+# Data: crop, augment (§3.1 / §3.2 "Training"), targets =======================
 class PoseData(harness.EpochDataset):
     """Crops, augments and builds both targets of §3 for one person.
 
@@ -678,9 +601,10 @@ class PoseData(harness.EpochDataset):
     steps of 0.1, rotation in steps of 10 degrees). Residual: "applied
     randomly" (uniform). Flip probability: paper unspecified; here 0.5.
     A flip mirrors x and swaps left/right joints (``joint_flip`` of
-    ``cfg.joints``: ``MPII_FLIP`` for MPII). Box-based sources (toy crowds,
-    COCO, AIC) are augmented the same way around ``box_center_scale``'s crop;
-    paper 1 has no translation augmentation, so neither do they.
+    ``cfg.joints``: ``common.skeleton.MPII_FLIP`` for MPII). Box-based
+    sources (toy crowds, COCO, AIC) are augmented alike around their crop
+    (``common.crops.box_center_scale``); paper 1 has no translation
+    augmentation, so neither do they.
     """
 
     def __init__(self, source, cfg, stride, train):
@@ -703,18 +627,12 @@ class PoseData(harness.EpochDataset):
     def __getitem__(self, index):
         cfg, out = self.cfg, self.cfg.input_size
         s, rot, flip = self.augmentation(index)
-        broken = False
-        try:
-            # The crop box is crop_side(scale, s) px wide and becomes ``out``
-            # px: per unit of the person's scale, the image may be decoded
-            # this much smaller (``open_image``) at no loss.
-            img, factor, kp, center, scale = self.source.load(index, crop_side(1.0, s) / out)
-        except (ImageError, FileNotFoundError) as e:
-            # A corrupt image inside a data set: skip it (zero loss mask,
-            # excluded from metrics) and count it; training goes on.
-            warnings.warn(f"skipping sample {index}: {e}")
-            img, factor, broken = Image.new("RGB", (out, out)), 1.0, True
-            kp, center, scale = np.zeros((len(cfg.joints), 3), np.float32), np.zeros(2), out / 200 / BOX_MARGIN
+        # The crop box is crop_side(scale, s) px wide and becomes ``out`` px:
+        # per unit of the person's scale, the image may be decoded this much
+        # smaller (``common.transforms.open_image``) at no loss. A corrupt
+        # file: ``broken`` (``common.sources.load_or_skip``).
+        img, factor, kp, center, scale, broken = load_or_skip(self.source, index, crop_side(1.0, s) / out,
+                                                              len(cfg.joints), out)
         A = crop_matrix(center, crop_side(scale, s), out, rot, flip)
         crop = warp_image(img, A, out, factor)                       # (out, out, 3) uint8
         kp_crop = np.array(kp, dtype=np.float32, copy=True)
@@ -725,21 +643,15 @@ class PoseData(harness.EpochDataset):
         if broken:
             mask[:] = 0
         kp = np.asarray(kp, dtype=np.float32)
-        return {
-            "image": to_tensor(crop),                                # (3, out, out)
-            "det": torch.from_numpy(det), "reg": torch.from_numpy(reg),
-            "mask": torch.from_numpy(mask),
-            "kp_crop": torch.from_numpy(kp_crop),                    # (J, 3) crop px
-            "affine": torch.from_numpy(A),                           # image -> crop
-            "keypoints": torch.from_numpy(kp),                       # (J, 3) image px
-            "norm": float("nan") if broken else self.source.norm(index, kp),
-            "index": index, "broken": broken,
-        }
+        return {"image": to_tensor(crop),                                # (3, out, out)
+                "det": torch.from_numpy(det), "reg": torch.from_numpy(reg), "mask": torch.from_numpy(mask),
+                "kp_crop": torch.from_numpy(kp_crop),                    # (J, 3) crop px
+                "affine": torch.from_numpy(A),                           # image -> crop
+                "keypoints": torch.from_numpy(kp),                       # (J, 3) image px
+                "norm": float("nan") if broken else self.source.norm(index, kp), "index": index, "broken": broken}
 
 
-# =============================================================================
-# §3.1 / §3.2 Training: detector, then regressor (detector frozen), then both
-# =============================================================================
+# §3.1 / §3.2 Training: detector; regressor, detector frozen; both ============
 def first_loss(model, first, batch):
     """Stage-1 loss: Eq. (1) for a detection network, Eq. (2) for the
     regression-first variants of Table 5."""
@@ -794,52 +706,23 @@ def single_network_epochs(stages):
     return sum(s.epochs for s in stages)
 
 
-def first_epochs(stages):
-    """Where each stage starts in the whole schedule. One epoch counter runs
-    across all stages and seeds the data order and the augmentation
-    (``harness.set_epoch``), so stage 2's first epoch does not replay stage
-    1's crops. A resume recomputes it from (stage index, epoch)."""
-    starts = [0]
-    for s in stages[:-1]:
-        starts.append(starts[-1] + s.epochs)
-    return starts
-
-
-def training_loader(cfg, model, train_set, rt):
-    """Shuffled training batches. BatchNorm (ResNet, hourglass) cannot
-    normalise one sample in training, so the last incomplete batch is
-    dropped (the order changes every epoch: nobody is always left out), and
-    a batch that would still give BatchNorm one image is refused."""
-    drop_last = len(train_set) >= cfg.batch_size
-    # SyncBatchNorm (DDP on GPUs, see ``train``) pools its statistics over all
-    # processes; plain BatchNorm sees one process's share of the batch.
-    share = 1 if rt.distributed and rt.device.type == "cuda" else rt.world_size
-    smallest = min(cfg.batch_size, len(train_set)) // share
-    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    if has_bn and smallest < 2:
-        raise UsageError(f"BatchNorm needs 2 or more images per batch; got {smallest} "
-                         f"(--batch-size {cfg.batch_size}, {len(train_set)} training people, "
-                         f"{rt.world_size} process(es))")
-    return harness.make_loader(train_set, cfg.batch_size, True, rt, seed=cfg.seed,
-                               num_workers=harness.loader_workers(rt), drop_last=drop_last)
-
-
 def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20, flags=None):
     """Run the stages of ``cfg`` in order; validate and checkpoint after every
-    epoch (``harness.fit``: the loop, the checkpoints; here what the paper
-    says: which network learns on which loss, which one is frozen).
-
-    ``last.pt`` always holds the last completed epoch (written atomically, so a
-    crash or a non-finite loss leaves the previous one intact); ``best.pt`` the
-    best validation Total; both keep ``flags`` (the command line's, for
-    ``--resume``). Returns the history of losses and validation scores.
-    """
-    history, start_stage, start_epoch, ckpt = resume_point(resume, model)
+    epoch (``harness.fit``: the loop, last.pt and best.pt, which keep
+    ``flags`` for ``--resume``; here what the paper says: which network
+    learns on which loss, which one is frozen). Returns the history."""
+    history, start_stage, start_epoch, ckpt = {"loss": [], "val": [], "stage_ends": []}, 0, 0, None
+    if resume is not None:                   # --resume: last.pt's weights, history and place
+        ckpt = harness.resume_weights(resume, model)
+        history, start_stage, start_epoch = ckpt["extra"]["history"], ckpt["extra"]["stage_index"], ckpt["epoch"]
     harness.for_training(model, rt)
-    loader = training_loader(cfg, model, train_set, rt)
+    loader = harness.training_loader(train_set, cfg.batch_size, rt, model, seed=cfg.seed)   # BatchNorm-safe
     best = max((v["Total"] for v in history["val"]), default=-1.0)
     stages = stages_to_run(cfg)
-    for si, (stage, start) in enumerate(zip(stages, first_epochs(stages))):
+    # One epoch counter runs across all stages and seeds the data order and the
+    # augmentation (``harness.set_epoch``): stage 2 does not replay stage 1's crops.
+    first_epochs = [sum(s.epochs for s in stages[:k]) for k in range(len(stages))]
+    for si, (stage, start) in enumerate(zip(stages, first_epochs)):
         if si < start_stage:
             continue
         model.requires_grad_(False)
@@ -878,19 +761,6 @@ def train(cfg, model, train_set, val_set, rt, out_dir, resume=None, log_every=20
     return history
 
 
-def resume_point(resume, model):
-    """(history, stage index, epoch in it, checkpoint) to continue from:
-    ``--resume``'s last.pt (its weights loaded into ``model``), or the start."""
-    if resume is None:
-        return {"loss": [], "val": [], "stage_ends": []}, 0, 0, None
-    ckpt = harness.load_checkpoint(resume)
-    try:
-        model.load_state_dict(ckpt["model"])
-        return ckpt["extra"]["history"], ckpt["extra"]["stage_index"], ckpt["epoch"], ckpt
-    except (KeyError, RuntimeError) as e:
-        raise ValueError(f"--resume {resume}: does not fit this run's network ({harness.error_line(e)})") from None
-
-
 def validate_epoch(model, val_set, rt, stage, epoch, history):
     """The validation Total after an epoch, recorded and printed. Stage 1 is
     scored on the detector's own maps (the regressor is still untrained);
@@ -905,9 +775,7 @@ def validate_epoch(model, val_set, rt, stage, epoch, history):
     return scores["all"]["Total"]
 
 
-# =============================================================================
-# §4 Results -- decoding and evaluation
-# =============================================================================
+# §4 Results -- decoding and evaluation =======================================
 DECODINGS = ("argmax", "quarter", "taylor")
 
 
@@ -927,8 +795,7 @@ def decode(maps, blur=1.0, method="taylor"):
     (a network's peak is not a clean Gaussian). Where the fit does not apply
     -- a peak on the map's border, or a log that is not curved down -- the
     usual quarter-pixel step towards the larger neighbour [19] instead (none
-    across the border). The blur of 1 map pixel was measured best (README,
-    "Expected toy results").
+    across the border). A blur of 1 map pixel measured best (README).
     """
     if method not in DECODINGS:
         raise ValueError(f"decode method {method!r}: expected one of {', '.join(DECODINGS)}")
@@ -970,19 +837,6 @@ def decode(maps, blur=1.0, method="taylor"):
     return torch.stack([x, y], -1).reshape(B, J, 2)
 
 
-def gaussian_blur(m, sigma):
-    """(K, h, w) maps smoothed by a Gaussian of std ``sigma`` px (separable,
-    3 sigma wide, borders replicated); ``sigma`` 0: unchanged."""
-    if sigma <= 0:
-        return m
-    r = max(1, int(3 * sigma + 0.5))
-    k = torch.exp(-torch.arange(-r, r + 1.0) ** 2 / (2 * sigma ** 2))
-    k = (k / k.sum()).to(m)
-    x = F.pad(m[:, None], (r, r, r, r), mode="replicate")
-    x = F.conv2d(F.conv2d(x, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
-    return x[:, 0]
-
-
 @torch.no_grad()
 def predict(model, images, flip_test=False, which="final"):
     """Maps for a batch of normalised crops; with ``flip_test`` averaged with
@@ -1002,65 +856,30 @@ def evaluate(model, dataset, rt, flip_test=False, which="final"):
 
     PCKh@0.5 (MPII, toy): correct when within 0.5 x head size (head size =
     0.6 x head-box diagonal, the official definition). PCK@0.2 (LSP): within
-    0.2 x torso size. COCO / AIC: PCK@0.2 of the box's longer side (see
-    ``common.sources.BoxRecordSource``). Predictions are mapped back to the
-    original image, so scores are in the data set's own pixels. Columns: the
-    official MATLAB tables' for MPII and LSP (``common.metrics.table_columns``).
+    0.2 x torso size (``common.sources.score_people``). Predictions are
+    mapped back to the original image: scores are in the data set's pixels.
     """
     model.eval()
-    metric, threshold = dataset.source.metric
     preds, gts, norms, index = [], [], [], []
     loader = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=False,
                                          num_workers=harness.loader_workers(rt))
-    stride = model.stride
     for batch in loader:
         maps = predict(model, batch["image"].to(rt.device), flip_test, which).float().cpu()
-        xy_crop = from_stride(decode(maps, method=dataset.cfg.decode).numpy(), stride)   # (B, J, 2)
+        xy_crop = from_stride(decode(maps, method=dataset.cfg.decode).numpy(), model.stride)   # (B, J, 2)
         for b in range(len(xy_crop)):
             if bool(batch["broken"][b]):
                 continue
             index.append(int(batch["index"][b]))
-            A = batch["affine"][b].numpy()
-            preds.append(apply_affine(invert_affine(A), xy_crop[b]))
+            preds.append(apply_affine(invert_affine(batch["affine"][b].numpy()), xy_crop[b]))   # image px
             gts.append(batch["keypoints"][b].numpy())
             norms.append(float(batch["norm"][b]))
-    pred, gt = np.stack(preds), np.stack(gts)
-    norm = np.array(norms, np.float64)
-    if np.isnan(norm).any():
-        # MPII JSON without gt_valid.mat: head boxes unknown -> approximation.
-        metric += " (approx. head size: no gt_valid.mat)"
-        approx = np.array([datasets.approx_head_size(g) for g in gt])
-        norm = np.where(np.isnan(norm), approx, norm)
-    _, correct = pck(pred, gt, norm, threshold)
-    joints = tuple(dataset.cfg.joints)
-    columns = table_columns(joints)
-    table = lambda mask=None: part_table(correct, gt, names=joints, mask=mask, parts=columns)
-    result = {"metric": metric, "all": table(), "pred": pred, "gt": gt, "index": index, "correct": correct}
-    if getattr(dataset.source, "occlusion_known", False):
-        # The toy data know which joints were hidden: score them apart.
-        result["visible"] = table(gt[..., 2] == 2)
-        result["occluded"] = table(gt[..., 2] == 1)
-    return result
+    result = score_people(dataset.source, np.stack(preds), np.stack(gts), norms, dataset.cfg.joints)
+    return {**result, "index": index}
 
 
-# =============================================================================
-# §4 Results -- Fig. 2: detection heatmaps vs regression confidence maps
-# =============================================================================
-# Fig. 2 stays beside the method, not with the studies: it is the paper's own
-# figure, the picture of its claim that the regressor places the parts the
-# detector is unsure of, and every run draws it (fig2.png) with its numbers.
-def at_truth(maps, kp_crop, stride):
-    """(J,) each map of ``maps`` (J, h, w) at its part's true location (the
-    nearest map pixel); NaN where the part is not annotated or falls outside."""
-    kp = np.asarray(kp_crop)
-    h, w = maps.shape[-2:]
-    out = np.full(len(kp), np.nan)
-    for j, (x, y) in enumerate(np.rint(to_stride(kp[:, :2], stride)).astype(int)):
-        if kp[j, 2] > 0 and 0 <= x < w and 0 <= y < h:
-            out[j] = float(maps[j, y, x])
-    return out
-
-
+# §4 Results -- Fig. 2: detection heatmaps vs regression confidence maps ======
+# Fig. 2 stays beside the method, not with the studies: it is the paper's picture
+# of its claim (the regressor places what the detector is unsure of); every run draws it.
 @torch.no_grad()
 def confidence_at_truth(model, dataset, limit=500, batch=32):
     """The claim of Fig. 2 in numbers: the mean detection heatmap value and
@@ -1069,27 +888,23 @@ def confidence_at_truth(model, dataset, limit=500, batch=32):
     occluded parts (only data that know occlusion, e.g. the toy, have the
     latter). Also returns, per occluded limb joint, (sample, joint, det, reg)
     for ``figure_fig2``'s choice of example."""
-    names = tuple(dataset.cfg.joints)
-    limbs = limb_joints(names)
-    sums = {k: [0.0, 0.0, 0] for k in ("visible", "occluded")}          # det, reg, count
-    cases = []
+    parts = []                                                          # (sample, joint, v, det, reg)
     n = min(limit, len(dataset))
     for lo in range(0, n, batch):
         samples = [dataset[i] for i in range(lo, min(lo + batch, n))]
         first, second = model(torch.stack([s["image"] for s in samples]))
-        det, reg = model.first_maps(first), second                             # (B, N, h, w)
-        for b, s in enumerate(samples):
+        for b, (s, det, reg) in enumerate(zip(samples, model.first_maps(first), second)):   # (N, h, w) each
             kp = s["kp_crop"].numpy()
-            det_at, reg_at = at_truth(det[b], kp, model.stride), at_truth(reg[b], kp, model.stride)
-            for j in np.flatnonzero(~np.isnan(det_at)):
-                v, d, r = int(kp[j, 2]), det_at[j], reg_at[j]
-                key = "visible" if v == 2 else "occluded"
-                sums[key][0] += d
-                sums[key][1] += r
-                sums[key][2] += 1
-                if v == 1 and j in limbs:
-                    cases.append((lo + b, j, d, r))
-    stats = {k: {"detection": a / c, "regression": b / c, "parts": c} for k, (a, b, c) in sums.items() if c}
+            d, r = values_at(det, kp, model.stride), values_at(reg, kp, model.stride)
+            parts += [(lo + b, j, int(kp[j, 2]), d[j], r[j]) for j in np.flatnonzero(~np.isnan(d))]
+    stats = {}
+    for key, visible in (("visible", True), ("occluded", False)):
+        at = [(d, r) for _, _, v, d, r in parts if (v == 2) == visible]
+        if at:
+            stats[key] = {"detection": sum(d for d, _ in at) / len(at), "regression": sum(r for _, r in at) / len(at),
+                          "parts": len(at)}
+    limbs = limb_joints(tuple(dataset.cfg.joints))
+    cases = [(i, j, d, r) for i, j, v, d, r in parts if v == 1 and j in limbs]
     return stats, cases
 
 
@@ -1102,62 +917,22 @@ def figure_fig2(model, dataset, path, cases):
     joints of ``confidence_at_truth``'s cases, the one whose (regression -
     detection) value at the true location is the *median* -- a typical
     case, neither the best nor the worst; its image's first visible limb
-    joint is the visible panel. The aggregate over the same people is
-    what ``report`` prints beside it."""
-    import matplotlib.pyplot as plt
+    joint is the visible panel."""
     if not cases:
         return None
     names = tuple(dataset.cfg.joints)
-    bones = joint_bones(names)
     gain = np.array([r - d for _, _, d, r in cases])
     i, j_occ, _, _ = cases[int(np.argsort(gain)[len(gain) // 2])]
     s = dataset[i]
     v = s["kp_crop"][:, 2]
-    limbs = limb_joints(names)
-    j_vis = next((j for j in limbs if v[j] == 2), int(np.argmax(v == 2)))
+    j_vis = next((j for j in limb_joints(names) if v[j] == 2), int(np.argmax(v == 2)))
     with torch.no_grad():
         first, second = model(s["image"][None])
-    det, reg = model.first_maps(first)[0], second[0]
-    img = to_uint8(s["image"])
-    kp = s["kp_crop"].numpy()
+    det, reg = model.first_maps(first)[0], second[0]                   # (N, h, w) each
     pred = from_stride(decode(reg[None], method=dataset.cfg.decode).numpy()[0], model.stride)
-    fig, axes = plt.subplots(2, 3, figsize=(9.6, 6.6))
-    axes[0, 0].imshow(img)
-    plotting.draw_pose(axes[0, 0], kp, bones, names)
-    axes[0, 0].set_title("ground truth (dashed: occluded)", fontsize=9)
-    axes[1, 0].imshow(img)
-    plotting.draw_pose(axes[1, 0], np.concatenate([pred, kp[:, 2:]], 1), bones, names)
-    axes[1, 0].set_title("the cascade's pose (decoded from row 2)", fontsize=9)
-    r_near = 2 * dataset.cfg.sigma * target_scale(dataset.cfg) / model.stride            # map px
-    for r, (maps, label) in enumerate(((det, "detection heatmap"), (reg, "regression map"))):
-        for c, j in enumerate((j_vis, j_occ)):
-            fig2_panel(axes[r, c + 1], img, maps[j].numpy(), kp[j, :2], model.stride, r_near,
-                       f"{label}: {names[j]} ({'visible' if c == 0 else 'OCCLUDED'})")
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle("Fig. 2: detection (row 1) vs regression (row 2), the true part ringed; the median occluded case",
-                 fontsize=10)
-    return plotting.save(fig, path)
-
-
-def fig2_panel(ax, img, m, xy, stride, r_near, title):
-    """One map ``m`` of Fig. 2 over its crop ``img``, the true part ``xy``
-    (crop px) ringed. Each panel on its own scale (a weak map stays
-    visible); the numbers compare the maps on a common footing: the value at
-    the true part and the highest value within ``r_near`` map px (2 sigma)
-    of it, each over the map's own maximum."""
-    import matplotlib.pyplot as plt
-    top = max(float(m.max()), 1e-6)
-    ax.imshow(img)
-    ax.imshow(m, cmap="viridis", alpha=0.6, vmin=0, vmax=top,
-              extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
-    tx, ty = to_stride(xy, stride)
-    yy, xx = np.mgrid[:m.shape[0], :m.shape[1]]
-    near = m[(xx - tx) ** 2 + (yy - ty) ** 2 <= r_near ** 2]
-    at = m[int(np.clip(np.rint(ty), 0, m.shape[0] - 1)), int(np.clip(np.rint(tx), 0, m.shape[1] - 1))]
-    ax.add_patch(plt.Circle(xy, 6, fill=False, ec="white", lw=1.5))
-    ax.set_title(f"{title}\nmax {top:.2f}; at truth {at / top:.2f} x max, "
-                 f"near it {(near.max() if near.size else 0) / top:.2f}", fontsize=8)
+    r_near = 2 * dataset.cfg.sigma * target_scale(dataset.cfg) / model.stride            # 2 sigma, map px
+    return plotting.fig2(to_uint8(s["image"]), s["kp_crop"].numpy(), pred, (det.numpy(), reg.numpy()),
+                         (j_vis, j_occ), names, model.stride, r_near, path)
 
 
 # =============================================================================
@@ -1171,59 +946,37 @@ TABLE5_ROWS = (("detection+regression", "Part heatmap regression", 88.2),
                ("regression+regression", "Regression+regression [16]", 85.7))
 
 
-def table5_runs(args):
-    """``--variant all``: one training run per row, each as ``--variant
-    ROW`` would make it (its folder: ``--out``/ROW, or the single run's
-    default), with the same seed, data and flags. A row whose folder already
-    holds a finished run with exactly these flags is reused, not retrained
-    (so the default run is Table 5's first row); a folder holding another
-    run is refused before anything is trained."""
-    plan = []
-    for variant, _, _ in TABLE5_ROWS:
-        sub = argparse.Namespace(**vars(args))
-        sub.variant = variant
-        sub.out = str(Path(args.out) / variant) if args.out else None
-        sub.out = str(cli.check_out_dir(sub.out or Path("runs") / f"{args.data}-{args.arch}-{variant}"))
-        best, done = Path(sub.out) / "best.pt", Path(sub.out) / "results.json"
-        reuse = False
-        if best.is_file():
-            saved = harness.load_checkpoint(best)["extra"].get("flags")
-            if saved != cli.run_flags(sub):
-                raise UsageError(f"--variant all: {sub.out} holds a run with other flags; give another --out "
-                                 f"(or remove that folder)")
-            reuse = done.is_file()
-        plan.append((variant, sub, reuse))
-    return plan
-
-
 def run_table5(args):
-    """Table 5 on one seed: train (or reuse) the four rows, then score each
-    row's ``best.pt`` on the same test people and print the table, the
-    visible / occluded split per part, and each row's difference from the
-    cascade with a 95 % paired bootstrap interval over people
-    (``common.metrics.bootstrap_total``). Writes ``table5.json``."""
-    plan = table5_runs(args)
+    """``--variant all``: Table 5 on one seed. Each row trains as ``--variant
+    ROW`` would, with the same seed, data and flags, into ``--out``/ROW (or
+    the single run's folder); a finished row with these flags is reused, so
+    the default run is the first row (``common.runs``). Then every row's
+    ``best.pt`` is scored on the same test people (``table5_report``)."""
+    plan = runs.row_runs(args, "variant", [v for v, _, _ in TABLE5_ROWS],
+                         lambda v: Path("runs") / f"{args.data}-{args.arch}-{v}")
     out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-{args.arch}-table5")
     t0 = time.time()
-    for variant, sub, reuse in plan:
-        print(f"\n=== Table 5, {variant}: " + (f"reusing the finished run in {sub.out}" if reuse
-                                                else f"training into {sub.out}"), flush=True)
-        if not reuse:
-            run(sub)
+    runs.train_rows(plan, run, "Table 5")
     rt = harness.setup_runtime(args.device, amp=False if args.no_amp else None)
     if not rt.is_main:                             # under torchrun: one process scores and writes
         return harness.cleanup_runtime(rt)
     _, val_src, test_src = load_sources(args)
-    split = split_name(args, val_src, test_src)
-    scored, seconds = {}, {}
+    scored = {}
     for variant, sub, _ in plan:
         cfg, model = model_from_checkpoint(Path(sub.out) / "best.pt", rt.device)
         data = PoseData(test_src, cfg, model.stride, train=False)
         scored[variant] = evaluate(model, data, rt, flip_test=cfg.flip_test)
-        joints = tuple(cfg.joints)
-        seconds[variant] = json.loads((Path(sub.out) / "results.json").read_text())["seconds"]
-    first = scored[plan[0][0]]
-    metric = first["metric"]
+    table5_report(scored, plan, args, split_name(args.data, val_src, test_src), cfg.joints, out_dir)
+    print(f"\n{time.time() - t0:.0f} s; table5.json in {out_dir}/")
+    harness.cleanup_runtime(rt)
+    return {v: r["all"] for v, r in scored.items()}
+
+
+def table5_report(scored, plan, args, split, joints, out_dir):
+    """The rows' table, the visible / occluded split per part, and each
+    row's difference from the cascade with a 95 % paired bootstrap interval
+    over people (``common.metrics.bootstrap_total``); ``table5.json``."""
+    first = scored[TABLE5_ROWS[0][0]]
     if any(r["index"] != first["index"] for r in scored.values()):
         raise RuntimeError("Table 5's rows were not scored on the same people")
     subsets = {"all": None}
@@ -1233,336 +986,137 @@ def run_table5(args):
                                     mask=m, seed=args.seed) for k, m in subsets.items()}
     label = {v: f"{name} ({args.arch})" for v, name, _ in TABLE5_ROWS}
     print_results({label[v]: r["all"] for v, r in scored.items()},
-                  f"Table 5 -- {args.data} {split}, {metric}; paper (MPII, residual): "
+                  f"Table 5 -- {args.data} {split}, {first['metric']}; paper (MPII, residual): "
                   + ", ".join(f"{name} {paper}" for _, name, paper in TABLE5_ROWS), joints)
-    for k in subsets:
-        if k != "all":
-            print_results({label[v]: r[k] for v, r in scored.items()}, f"{k} joints only", joints)
+    for k in list(subsets)[1:]:
+        print_results({label[v]: r[k] for v, r in scored.items()}, f"{k} joints only", joints)
     n = len(first["index"])
     print(f"\nDifference from the cascade's Total, points, with its 95 % bootstrap interval over the {n} "
           f"{split} people:")
     for v, _, _ in TABLE5_ROWS[1:]:
-        print(f"  {label[v]:48s}" + "".join(
-            f"  {k} {d['diff']:+5.1f} [{d['lo']:+5.1f}, {d['hi']:+5.1f}]"
-            for k, d in ((k, intervals[k][v]) for k in subsets)))
+        print(f"  {label[v]:48s}" + "".join(f"  {k} {d['diff']:+5.1f} [{d['lo']:+5.1f}, {d['hi']:+5.1f}]"
+                                            for k, d in ((k, intervals[k][v]) for k in subsets)))
     write_json(out_dir / "table5.json", {
-        "data": args.data, "arch": args.arch, "seed": args.seed, "split": split, "metric": metric, "people": n,
-        "rows": {v: {"label": name, "paper": paper, "run": plan[i][1].out, "seconds": seconds[v],
-                     **{k: scored[v][k] for k in subsets},
-                     "vs_cascade": {k: intervals[k][v] for k in subsets}}
-                 for i, (v, name, paper) in enumerate(TABLE5_ROWS)}})
-    print(f"\n{time.time() - t0:.0f} s; table5.json in {out_dir}/")
-    harness.cleanup_runtime(rt)
-    return {v: r["all"] for v, r in scored.items()}
+        "data": args.data, "arch": args.arch, "seed": args.seed, "split": split, "metric": first["metric"],
+        "people": n,
+        "rows": {v: {"label": name, "paper": paper, "run": sub.out,
+                     "seconds": json.loads((Path(sub.out) / "results.json").read_text())["seconds"],
+                     **{k: scored[v][k] for k in subsets}, "vs_cascade": {k: intervals[k][v] for k in subsets}}
+                 for (v, name, paper), (_, sub, _) in zip(TABLE5_ROWS, plan)}})
 
 
 # =============================================================================
-# III. Run it: the data sets (§4), configuration from the command line, the
-#      run's report and figures, the demo, the command line
+# III. Run it: the configuration from the flags; train, evaluate, demo; the
+#      run's report; the command line (the data sets: ``common.sources``)
 # =============================================================================
-def toy_sizes(args):
-    """``--toy-train`` / ``--toy-val``: figures for ``--data toy`` (3200 /
-    500), scenes for ``--data toy-crowd`` (``CROWD_SCENES``)."""
-    default = CROWD_SCENES if args.data == "toy-crowd" else (3200, 500)
-    n = tuple(d if v is None else v for v, d in zip((args.toy_train, args.toy_val), default))
-    if min(n) < 1:
-        raise UsageError(f"--toy-train and --toy-val must be positive, got {n[0]} and {n[1]}")
-    return n
-
-
-TOY_SPLITS = ("train", "val", "test")
-
-
-def toy_stream(seed, split):
-    """The figure stream (``ToySource``'s seed) of ``--data toy``'s
-    ``split`` for ``--seed seed``: 3s, 3s + 1, 3s + 2. Training, validation
-    and test figures never meet, within a seed or across seeds."""
-    return 3 * seed + TOY_SPLITS.index(split)
-
-
-def load_sources(args):
-    """(train, validation, test) sources for ``--data``.
-
-    The validation people choose ``best.pt`` (every epoch is scored on them);
-    the test people are scored once, at the end, and reported. Only the toy
-    can draw a held-out test set (``toy_stream``): it is as large as the
-    validation set. For the real data the test set *is* the validation set,
-    as in the paper (§4.2: "training and testing was done on MPII training
-    and validation set"; LSP's test set; COCO / AIC val).
-    """
-    train, val = _train_val_sources(args)
-    test = ToySource(toy_stream(args.seed, "test"), len(val)) if args.data == "toy" else val
-    return train, val, test
-
-
-def _train_val_sources(args):
-    if args.data == "toy":
-        n_train, n_val = toy_sizes(args)
-        return ToySource(toy_stream(args.seed, "train"), n_train), ToySource(toy_stream(args.seed, "val"), n_val)
-    if args.data == "toy-crowd":
-        # Training scenes of seed s, validation scenes of seed s + 1: the
-        # split paper 2's toy run uses, so the top-down comparison is made on
-        # scenes neither network was trained on.
-        n_train, n_val = toy_sizes(args)
-        train = ToyCrowdSource(args.seed, 0 if args.eval_only else n_train)
-        return train, ToyCrowdSource(args.seed + 1, n_val)
-    if not args.data_root:
-        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
-    root = Path(args.data_root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data-root {root}: no such directory")
-    if args.data == "mpii":
-        return mpii_sources(root, args.eval_only)
-    if args.data in ("coco", "aic"):
-        return box_sources(args.data, root, args.eval_only)
-    return lsp_sources(root, Path(args.lsp_extended).expanduser() if args.lsp_extended else None, args.eval_only)
-
-
-def split_name(args, val_src, test_src):
-    """What the reported numbers are scored on (``load_sources``)."""
-    if test_src is not val_src:
-        return "test"
-    return "test" if args.data == "lsp" else "validation"
-
-
-def best_epoch(history):
-    """The epoch ``best.pt`` holds: the best validation Total."""
-    if not history["val"]:
-        return None
-    v = max(history["val"], key=lambda v: v["Total"])
-    return {"stage": v["stage"], "epoch": v["epoch"], "validation_total": v["Total"]}
-
-
-def config_from_dict(d):
-    d = dict(d)
-    d["stages"] = [Stage(**s) for s in d["stages"]]
-    d["resnet_blocks"] = tuple(d["resnet_blocks"])
-    # Checkpoints from before ``Config.joints`` existed were all MPII's 16.
-    d["joints"] = tuple(d.get("joints", MPII_JOINTS))
-    return Config(**d)
-
-
 def build_config(args):
-    if args.data == "toy":
-        cfg = toy_config(args.arch)
-    elif args.data == "toy-crowd":
-        cfg = toy_crowd_config(args.arch)
-    else:
-        cfg = paper_config(args.arch, args.variant, DATA_JOINTS[args.data])
+    """The run's ``Config``: the toy's or the paper's (§3.1 / §3.2), the flags over it."""
+    toy = {"toy": toy_config, "toy-crowd": toy_crowd_config}.get(args.data)
+    cfg = toy(args.arch) if toy else paper_config(args.arch, args.variant, DATA_JOINTS[args.data])
     if args.data == "lsp" and args.checkpoint:
         cfg.stages = lsp_fine_tuning(cfg)
     cfg.variant, cfg.seed = args.variant, args.seed
     cli.override(cfg, args, ("flip_test", "decode", "scale_targets", "input_size", "width", "batch_size"))
     if args.pretrained and cfg.arch == "residual":
-        # ImageNet weights are ResNet-152's: the detector takes its blocks
-        # even on toy data (whose compact default has fewer); the width must
-        # be 1 too (--width 1), which ``load_imagenet`` checks.
+        # ImageNet weights are ResNet-152's: the detector takes its blocks even on
+        # the toy (compact by default); ``load_imagenet`` checks --width 1 too.
         cfg.resnet_blocks = RESNET_BLOCKS[152]
-    if args.stage_epochs:
-        try:
-            epochs = [int(e) for e in args.stage_epochs.split(",")]
-        except ValueError:
-            raise UsageError(f"--stage-epochs {args.stage_epochs!r}: expected integers like 6,5,3") from None
-        if len(epochs) != len(cfg.stages) or min(epochs, default=0) < 1:
-            raise UsageError(f"--stage-epochs needs {len(cfg.stages)} positive counts, got {args.stage_epochs!r}")
-        for s, e in zip(cfg.stages, epochs):
-            s.epochs = e
+    epochs = cli.number_list(args.stage_epochs or "", "--stage-epochs", "6,5,3", kind="count", cast=int)
+    if epochs and len(epochs) != len(cfg.stages):
+        raise UsageError(f"--stage-epochs needs {len(cfg.stages)} positive counts, got {args.stage_epochs!r}")
+    for s, e in zip(cfg.stages, epochs):
+        s.epochs = e
     if not VARIANTS[cfg.variant][1]:
         cfg.stages[0].epochs = single_network_epochs(cfg.stages)
-    m = input_multiple(cfg)
-    if cfg.input_size % m:
-        raise UsageError(f"--input-size must be a multiple of {m} for --arch {cfg.arch}, got {cfg.input_size}")
+    if cfg.input_size % input_multiple(cfg):
+        raise UsageError(f"--input-size must be a multiple of {input_multiple(cfg)} for --arch {cfg.arch}, "
+                         f"got {cfg.input_size}")
     return cfg
 
 
+def config_from_dict(d):
+    """A checkpoint's ``asdict(Config)`` as a ``Config`` (checkpoints from
+    before ``Config.joints`` existed were all MPII's 16)."""
+    return Config(**{**d, "stages": [Stage(**s) for s in d["stages"]], "resnet_blocks": tuple(d["resnet_blocks"]),
+                     "joints": tuple(d.get("joints", MPII_JOINTS))})
+
+
 def model_from_checkpoint(path, device):
-    """(config, cascade in eval mode on ``device``) from a best.pt / last.pt."""
-    cfg, model = harness.load_model(path, cascade_from_config, "heatmap_regression.py")
+    """(config, cascade in eval mode on ``device``) from a best.pt / last.pt;
+    a file that is not this script's checkpoint is one line."""
+    def build(d):
+        cfg = config_from_dict(d)
+        return cfg, Cascade(cfg)
+    cfg, model = harness.load_model(path, build, "heatmap_regression.py")
     return cfg, model.to(device).eval()
 
 
-def cascade_from_config(d):
-    """A checkpoint's config dict -> (config, untrained cascade)."""
-    cfg = config_from_dict(d)
-    return cfg, Cascade(cfg)
-
-
-def check_joints(cfg, data, path):
-    """A checkpoint's parts must be the data's: one line if not."""
-    if tuple(cfg.joints) != DATA_JOINTS[data]:
-        raise UsageError(f"--checkpoint {path} predicts {len(cfg.joints)} joints ({', '.join(cfg.joints[:3])}, "
-                         f"...), --data {data} has {len(DATA_JOINTS[data])} "
-                         f"({', '.join(DATA_JOINTS[data][:3])}, ...)")
-
-
 def print_results(results, title, joints=MPII_JOINTS):
-    print(f"\n{title}  ({head_note(joints)})")
-    print(format_table(results))
-
-
-def figure_curves(history, path):
-    """(a) training loss per epoch (each stage its own line) and validation Total."""
-    loss = {}
-    for i, h in enumerate(history["loss"]):
-        x, y = loss.setdefault(h["stage"], ([], []))
-        x.append(i + 1), y.append(h["loss"])
-    val = {"Total": ([i + 1 for i in range(len(history["val"]))], [v["Total"] for v in history["val"]])}
-    return plotting.curves({"training loss (Eq. 1 / Eq. 2 / sum)": loss, "validation Total": val},
-                           path, xlabel="epoch (all stages)",
-                           marks=[e + 0.5 for e in history["stage_ends"][:-1]])
-
-
-def figure_predictions(dataset, result, path, n=12):
-    """(c) predictions over validation images, drawn in the crop."""
-    names = tuple(dataset.cfg.joints)
-    bones = joint_bones(names)
-    fig, axes = plotting.image_grid(n)
-    for ax, k, xy in zip(axes, result["index"], result["pred"]):
-        s = dataset[k]
-        A = s["affine"].numpy()
-        pred = np.concatenate([apply_affine(A, xy), np.full((len(names), 1), 2.0)], 1)
-        ax.imshow(to_uint8(s["image"]))
-        plotting.draw_pose(ax, pred, bones, names, dashed_occluded=False)
-    fig.suptitle("predictions (blue = left, red = right)")
-    return plotting.save(fig, path)
+    print(f"\n{title}  ({head_note(joints)})\n{format_table(results)}")
 
 
 def run_demo(args, rt):
-    """The pose of one person per box (``--boxes FILE``, a COCO detection-
-    results JSON) or, without boxes, of the one roughly centred person who
-    fills the photo's height, in each image: an overlay PNG and a JSON of the
-    joints (in the file's pixels, their names beside) per image in ``--out``."""
-    files = image_files(args.demo)
-    if not args.checkpoint:
-        raise UsageError("--demo needs --checkpoint PATH (a best.pt written by training)")
-    out = cli.check_out_dir(args.out or Path("runs") / "demo")
-    dets = coco_aic.read_detections(Path(args.boxes).expanduser()) if args.boxes else None
+    """``--demo``: the pose of one person per box (``--boxes``, a COCO
+    detection-results JSON) or of the one person filling each photo: an
+    overlay PNG and a JSON of the joints per image (``common.demo``)."""
+    files, out, dets = demo.demo_inputs(args)
     cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
-    trained_on = (harness.load_checkpoint(args.checkpoint)["extra"].get("flags") or {}).get("data", "")
-    if trained_on.startswith("toy"):
-        print(f"note: {args.checkpoint} was trained on --data {trained_on}; on a photo its pose means little",
-              flush=True)
+    demo.note_if_toy(args.checkpoint)
     flip = cli.override(cfg, args, ("flip_test", "decode")).flip_test
-    for path, image_id in zip(files, image_ids(files)):
-        size = image_size(path)
-        if size is None:
-            open_image(path)                   # unreadable or too large: its one line
-        boxes = None                           # the person fills the photo (see demo_crops)
-        if dets is not None:
-            boxes = dets.get(image_id, np.zeros((0, 5)))[:, :4]
-            if not len(boxes):
-                print(f"warning: --boxes {args.boxes} has no boxes for image_id {image_id} ({path.name})",
-                      flush=True)
-        people = demo_image(path, image_id, size, boxes, model, cfg, flip, rt.device, out, args.boxes)
-        if len(files) == 1 and len(people) == 1:
-            for name, (px, py, c) in zip(cfg.joints, people[0]):
-                print(f"  {name:11s} x {px:7.1f}  y {py:7.1f}  score {c:.2f}")
 
+    def pose(crop):                            # (1, 3, S, S) -> (J, 2) crop px, (J,) peak values
+        maps = predict(model, crop.to(rt.device), flip_test=flip).float().cpu()
+        xy = from_stride(decode(maps, method=cfg.decode).numpy()[0], model.stride)
+        return xy, maps[0].flatten(1).max(1).values.numpy()
 
-def demo_crops(path, size, boxes, input_size):
-    """The photo, decoded only as large as its crops need (a 100 Mpx JPEG in
-    a fraction of a second), the factor (file px -> decoded px) and each
-    person's crop (image -> crop affine), cropped as training crops a person
-    (``box_center_scale``: 1.25 x a box's longer side onto the input).
-    Without ``boxes`` the person is assumed to fill the photo's height,
-    centred (as MPII's test protocol gives a rough centre and scale)."""
-    need = None if boxes is None else min((crop_side(box_center_scale(b)[1]) for b in boxes), default=None)
-    img, size = open_for_network(path, size[1] * input_size / need if need else input_size, by_height=True)
-    f = np.array(img.size, np.float64) / np.array(size)                  # file px -> decoded px
-    if boxes is None:
-        w, h = img.size
-        return img, f, [crop_matrix(np.array([(w - 1) / 2, (h - 1) / 2]), crop_side(h / 200.0), input_size)]
-    crops = []
-    for b in boxes:
-        c, scale = box_center_scale(b)                                   # the file's pixels
-        crops.append(crop_matrix((c + 0.5) * f - 0.5, crop_side(scale * f[1]), input_size))
-    return img, f, crops
-
-
-def demo_image(path, image_id, size, boxes, model, cfg, flip, device, out, boxes_file):
-    """One photo of ``run_demo``: each crop's pose, drawn and written (JSON,
-    the file's pixels). Returns the people: per joint [x, y, score]."""
-    import matplotlib.pyplot as plt
-    names = tuple(cfg.joints)
-    img, f, crops = demo_crops(path, size, boxes, cfg.input_size)
-    fig, ax = plt.subplots(figsize=(6, 6 * img.height / img.width))
-    ax.imshow(img)
-    people = []
-    for A in crops:
-        x = to_tensor(warp_image(img, A, cfg.input_size))[None].to(device)
-        maps = predict(model, x, flip_test=flip).float().cpu()
-        xy = apply_affine(invert_affine(A), from_stride(decode(maps, method=cfg.decode).numpy()[0], model.stride))
-        score = maps[0].flatten(1).max(1).values.numpy()
-        plotting.draw_pose(ax, np.concatenate([xy, np.full((len(names), 1), 2.0)], 1), joint_bones(names),
-                           names, dashed_occluded=False)
-        full = (xy + 0.5) / f - 0.5                                      # the file's pixels
-        people.append([[round(float(x), 2), round(float(y), 2), round(float(c), 4)]
-                       for (x, y), c in zip(full, score)])
-    ax.axis("off")
-    ax.set_title(f"{len(people)} person(s)" + ("" if boxes is None else f" in the boxes of {Path(boxes_file).name}")
-                 + " (blue left, red right)", fontsize=9)
-    figure = plotting.save(fig, out / f"{path.stem}_pose.png")
-    write_json(out / f"{path.stem}_pose.json",
-               {"image": str(path), "image_id": image_id, "size": list(size), "joints": list(names),
-                "people": [{"box": None if boxes is None else [float(v) for v in b], "keypoints": kp}
-                           for b, kp in zip(boxes if boxes is not None else [None], people)]})
-    print(f"{path.name}: {len(people)} person(s); {figure} and {out / (path.stem + '_pose.json')}", flush=True)
-    return people
+    demo.pose_photos(files, dets, pose, cfg.input_size, cfg.joints, out, args.boxes)
 
 
 def parse_args(argv=None):
-    residual, vgg = (paper_config(arch, "detection+regression", MPII_JOINTS) for arch in ("residual", "vgg"))
-    toy = toy_config("residual")
+    """This script's flags, then the run flags both scripts share (``cli.add_run_flags``)."""
+    configs = (paper_config("residual"), paper_config("vgg"), toy_config("residual"))
 
-    def default(name):
+    def default(name, show=str):
         """A config-backed flag's default: the paper's two networks', and the toy's."""
-        return f"(default: residual {getattr(residual, name)}, vgg {getattr(vgg, name)}; toy {getattr(toy, name)})"
+        return "(default: residual {}, vgg {}; toy {})".format(*(show(getattr(c, name)) for c in configs))
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=cli.HelpFormatter,
                                 epilog="Quick run: python heatmap_regression.py --toy-train 400 --stage-epochs 1,1,1 "
                                        "(a minute). An internal error is one line; HR_DEBUG=1 shows its traceback.")
-    g = p.add_argument_group("data")
-    g.add_argument("--data", choices=("toy", "toy-crowd", "mpii", "lsp", "coco", "aic"), default="toy",
-                   help="toy: single figures; toy-crowd: person crops of paper 2's toy scenes; "
-                        "coco / aic: person crops (17 / 14 joints) for paper 2's top-down baseline")
-    g.add_argument("--data-root", help="folder of the MPII, LSP, COCO or AI Challenger data set (see README)")
-    g.add_argument("--lsp-extended", help="LSP-extended folder: extra training data for --data lsp")
-    g.add_argument("--toy-train", type=int, help=f"toy: training figures (default: 3200); toy-crowd: training "
-                                                 f"scenes (default: {CROWD_SCENES[0]})")
-    g.add_argument("--toy-val", type=int, help=f"toy: validation figures, and as many test figures (default: "
-                                               f"500); toy-crowd: validation scenes (default: {CROWD_SCENES[1]})")
-    g = p.add_argument_group("model (§3.1-3.2, Table 5)")
-    g.add_argument("--arch", choices=("residual", "vgg"), default="residual", help="§3.2 or §3.1")
-    g.add_argument("--variant", choices=(*VARIANTS, "all"), default="detection+regression",
-                   help="a row of Table 5; all: train the four rows alike (or reuse finished ones) and print "
-                        "Table 5 with intervals (about 13 minutes on the toy)")
-    g.add_argument("--width", type=float, help="channel multiplier, 1 = the paper's networks " + default("width"))
-    g.add_argument("--pretrained", help="torchvision ImageNet weights (.pth) for the detector's backbone")
-    g.add_argument("--checkpoint", help="a best.pt to evaluate, demo, or fine-tune on LSP from")
-    g = p.add_argument_group("training (§3.1-3.2)")
-    g.add_argument("--stage-epochs", help="epochs of the stages, comma-separated, e.g. 6,5,3 "
-                                          f"(default: residual {','.join(str(t.epochs) for t in residual.stages)}, "
-                                          f"vgg {','.join(str(t.epochs) for t in vgg.stages)}; "
-                                          f"toy {','.join(str(t.epochs) for t in toy.stages)})")
-    g.add_argument("--batch-size", type=int, help="global batch size, split over GPUs " + default("batch_size"))
-    g.add_argument("--input-size", type=int, help="crop side in px " + default("input_size"))
-    g.add_argument("--scale-targets", action=argparse.BooleanOptionalAction,
-                   help="the disk radius (10 px) and sigma (5 px) of §3 scaled with the body's size in the crop "
-                        "(200 px body = as written), or as written at any input size " + default("scale_targets"))
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-only", action="store_true",
-                   help="evaluate --checkpoint on the reported split (toy: the test figures), no training")
-    g.add_argument("--flip-test", action=argparse.BooleanOptionalAction,
-                   help="average with the mirrored image's maps (not in the paper) " + default("flip_test"))
-    g.add_argument("--decode", choices=DECODINGS,
-                   help="part locations from the maps: the maximum pixel, a quarter pixel towards the larger "
-                        "neighbour (2016's convention: with --no-flip-test, as the paper scored), or a Taylor "
-                        "step on the log map (2020) " + default("decode"))
-    g = p.add_argument_group("demo")
-    g.add_argument("--demo", nargs="+", metavar="IMAGE",
-                   help="the pose of the person filling each IMAGE (files or folders), or of each person in "
-                        "--boxes: an overlay PNG and a JSON of the joints per image in --out")
-    g.add_argument("--boxes", metavar="FILE", help="--demo: a COCO detection-results JSON, one person per box")
+    (n_train, n_val), (crowd_train, crowd_val) = TOY_SIZES["toy"], TOY_SIZES["toy-crowd"]
+    g = cli.add_shared_flags(p, {"model": "model (§3.1-3.2, Table 5)", "training": "training (§3.1-3.2)"}, {
+        "data": "toy: single figures; toy-crowd: person crops of paper 2's toy scenes; "
+                "coco / aic: person crops (17 / 14 joints) for paper 2's top-down baseline",
+        "data_root": "folder of the MPII, LSP, COCO or AI Challenger data set (see README)",
+        "toy_train": f"toy: training figures (default: {n_train}); toy-crowd: training scenes (default: {crowd_train})",
+        "toy_val": f"toy: validation figures, and as many test figures (default: {n_val}); toy-crowd: validation "
+                   f"scenes (default: {crowd_val})",
+        "width": "channel multiplier, 1 = the paper's networks " + default("width"),
+        "pretrained": "torchvision ImageNet weights (.pth) for the detector's backbone",
+        "checkpoint": "a best.pt to evaluate, demo, or fine-tune on LSP from",
+        "batch_size": "global batch size, split over GPUs " + default("batch_size"),
+        "input_size": "crop side in px " + default("input_size"),
+        "eval_only": "evaluate --checkpoint on the reported split (toy: the test figures), no training",
+        "flip_test": "average with the mirrored image's maps (not in the paper) " + default("flip_test"),
+        "demo": "the pose of the person filling each IMAGE (files or folders), or of each person in --boxes: an "
+                "overlay PNG and a JSON of the joints per image in --out",
+        "boxes": "--demo: a COCO detection-results JSON, one person per box"},
+        data={"choices": ("toy", "toy-crowd", "mpii", "lsp", "coco", "aic")}, boxes={"metavar": "FILE"})
+    g["data"].add_argument("--lsp-extended", help="LSP-extended folder: extra training data for --data lsp")
+    g["model"].add_argument("--arch", choices=("residual", "vgg"), default="residual", help="§3.2 or §3.1")
+    g["model"].add_argument("--variant", choices=(*VARIANTS, "all"), default="detection+regression",
+                            help="a row of Table 5; all: train the four rows alike (or reuse finished ones) and "
+                                 "print Table 5 with intervals (about 13 minutes on the toy)")
+    g["training"].add_argument("--stage-epochs", help="epochs of the stages, comma-separated, e.g. 6,5,3 "
+                               + default("stages", lambda st: ",".join(str(t.epochs) for t in st)))
+    g["training"].add_argument("--scale-targets", action=argparse.BooleanOptionalAction,
+                               help="the disk radius (10 px) and sigma (5 px) of §3 scaled with the body's size in "
+                                    "the crop (200 px body = as written), or as written at any input size "
+                                    + default("scale_targets"))
+    g["evaluation"].add_argument("--decode", choices=DECODINGS,
+                                 help="part locations from the maps: the maximum pixel, a quarter pixel towards the "
+                                      "larger neighbour (2016's convention: with --no-flip-test, as the paper "
+                                      "scored), or a Taylor step on the log map (2020) " + default("decode"))
     cli.add_run_flags(p, "runs/<data>-<arch>-<variant>; --demo: runs/demo", log_every=25)
     argv = cli.list_values_with_minus(argv, ("--stage-epochs",))
     args = p.parse_args(argv)
@@ -1626,12 +1180,12 @@ def run_eval(args, rt):
         raise UsageError("--eval-only needs --checkpoint PATH")
     out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-eval")
     cfg, model = model_from_checkpoint(args.checkpoint, rt.device)
-    check_joints(cfg, args.data, args.checkpoint)
+    check_joints(cfg.joints, args.data, args.checkpoint)
     cfg.seed = args.seed
     cli.override(cfg, args, ("flip_test", "decode"))   # --flip-test, --decode over the checkpoint's
     _, val_src, test_src = load_sources(args)
     res = evaluate(model, PoseData(test_src, cfg, model.stride, train=False), rt, flip_test=cfg.flip_test)
-    split = split_name(args, val_src, test_src)
+    split = split_name(args.data, val_src, test_src)
     print_results({f"{cfg.variant} ({cfg.arch})": res["all"]}, f"{args.data} {split}, {res['metric']}", cfg.joints)
     write_json(out_dir / "results.json", {"checkpoint": str(args.checkpoint), "data": args.data,
                                           "split": split, "flip_test": cfg.flip_test,
@@ -1641,39 +1195,35 @@ def run_eval(args, rt):
 
 
 def run_train(args, rt):
-    """Train a cascade (or a Table 5 row) from the flags, then report it."""
+    """Train a cascade (or a Table 5 row) from the flags, then ``report`` it."""
     cfg = build_config(args)
     out_dir = cli.check_out_dir(args.out or Path("runs") / f"{args.data}-{cfg.arch}-{cfg.variant}")
     train_src, val_src, test_src = load_sources(args)
     model = Cascade(cfg)
-    if args.resume:
-        pass                                 # every weight comes from the resumed checkpoint
-    elif args.checkpoint:                    # fine-tune (e.g. MPII -> LSP, §3.1)
+    if args.checkpoint and not args.resume:  # fine-tune (e.g. MPII -> LSP, §3.1); --resume has every weight
         trained_cfg, trained = model_from_checkpoint(args.checkpoint, "cpu")
-        check_joints(trained_cfg, args.data, args.checkpoint)
+        check_joints(trained_cfg.joints, args.data, args.checkpoint)
         model.load_state_dict(trained.state_dict())
-    elif args.pretrained:
+    elif args.pretrained and not args.resume:
         model.first.load_imagenet(Path(args.pretrained).expanduser())
     model.to(rt.device)
     train_set = PoseData(train_src, cfg, model.stride, train=True)
     val_set = PoseData(val_src, cfg, model.stride, train=False)
     test_set = val_set if test_src is val_src else PoseData(test_src, cfg, model.stride, train=False)
     if rt.is_main:
-        n_params = sum(p.numel() for p in model.parameters())
         print(f"{args.data}: {len(train_set)} train / {len(val_set)} val"
-              f"{'' if test_set is val_set else f' / {len(test_set)} test'} people; {cfg.arch} "
-              f"{cfg.variant}, width {cfg.width}, {n_params / 1e6:.2f} M parameters, "
+              f"{'' if test_set is val_set else f' / {len(test_set)} test'} people; {cfg.arch} {cfg.variant}, "
+              f"width {cfg.width}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
               f"{cfg.input_size} px input, device {rt.device}" + (f" x {rt.world_size}" if rt.distributed else ""))
     t0 = time.time()
     history = train(cfg, model, train_set, val_set, rt, out_dir, resume=args.resume, log_every=args.log_every,
                     flags=cli.run_flags(args))
-    if not rt.is_main:
-        harness.cleanup_runtime(rt)
-        return None
-    summary = report(model, cfg, test_set, history, rt, out_dir, args.data, split_name(args, val_src, test_src), t0)
-    summary["history"] = history
-    write_json(out_dir / "results.json", summary)
-    print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")
+    summary = None
+    if rt.is_main:
+        split = split_name(args.data, val_src, test_src)
+        summary = {**report(model, cfg, test_set, history, rt, out_dir, args.data, split, t0), "history": history}
+        write_json(out_dir / "results.json", summary)
+        print(f"\n{time.time() - t0:.0f} s; checkpoints, figures and results.json in {out_dir}/")
     harness.cleanup_runtime(rt)
     return summary
 
@@ -1685,33 +1235,36 @@ def report(model, cfg, test_set, history, rt, out_dir, data, split, t0):
     known, Fig. 2's numbers and figures. Returns the summary for results.json."""
     model.load_state_dict(harness.load_checkpoint(out_dir / "best.pt")["model"])
     res = evaluate(model, test_set, rt, flip_test=cfg.flip_test)
-    rows = {f"Part heatmap regression ({cfg.arch})" if cfg.variant == "detection+regression"
-            else f"{cfg.variant} ({cfg.arch})": res["all"]}
+    best = max(history["val"], key=lambda v: v["Total"], default=None)      # the epoch best.pt holds
     summary = {"variant": cfg.variant, "metric": res["metric"], "split": split, "seconds": time.time() - t0,
-               "best_epoch": best_epoch(history), "final": res["all"]}
-    tables = [("cascade", res)]
+               "best_epoch": None if best is None else {"stage": best["stage"], "epoch": best["epoch"],
+                                                        "validation_total": best["Total"]},
+               "final": res["all"]}
+    tables = {"cascade": res}
     if model.second is not None and model.first_kind == "detection":
-        det = evaluate(model, test_set, rt, flip_test=cfg.flip_test, which="first")
-        rows = {f"Detection only, the cascade's detector ({cfg.arch})": det["all"], **rows}
+        tables["detection only"] = det = evaluate(model, test_set, rt, flip_test=cfg.flip_test, which="first")
         summary["detection_only"] = det["all"]
-        tables.append(("detection only", det))
-        if "occluded" in res:
-            summary["occluded"] = {"cascade": res["occluded"], "detection_only": det["occluded"]}
-            summary["visible"] = {"cascade": res["visible"], "detection_only": det["visible"]}
-    print_results(rows, f"Table 5 layout -- {data} {split}, {res['metric']}", cfg.joints)
+        summary.update({k: {"cascade": res[k], "detection_only": det[k]} for k in ("occluded", "visible") if k in res})
+    label = {"detection only": f"Detection only, the cascade's detector ({cfg.arch})",
+             "cascade": f"Part heatmap regression ({cfg.arch})" if cfg.variant == "detection+regression"
+             else f"{cfg.variant} ({cfg.arch})"}
+    print_results({label[k]: tables[k]["all"] for k in label if k in tables},
+                  f"Table 5 layout -- {data} {split}, {res['metric']}", cfg.joints)
     if "occluded" in res:
-        print_results({f"{k} joints: {name}": r[k] for name, r in tables for k in ("visible", "occluded")},
+        print_results({f"{k} joints: {name}": r[k] for name, r in tables.items() for k in ("visible", "occluded")},
                       "Toy data: visible vs occluded joints", cfg.joints)
-    figure_curves(history, out_dir / "curves.png")
-    figure_predictions(test_set, res, out_dir / "predictions.png")
+    plotting.stage_curves(history, out_dir / "curves.png", "training loss (Eq. 1 / Eq. 2 / sum)")
+    shown = [test_set[k] for k in res["index"][:12]]           # 12 people's predictions, drawn in their crops
+    plotting.pose_grid([to_uint8(p["image"]) for p in shown],
+                       [apply_affine(p["affine"].numpy(), xy) for p, xy in zip(shown, res["pred"])],
+                       cfg.joints, out_dir / "predictions.png")
     if model.second is not None:
         # Fig. 2's claim as a number over the test people, then one typical
         # example (the median occluded case) as the picture.
-        stats, cases = confidence_at_truth(model.cpu().eval(), test_set)
-        summary["fig2"] = stats
-        print(f"\nFig. 2 -- mean map value at the true part location (first {min(500, len(test_set))} "
-              f"{split} people):")
-        for k, st in stats.items():
+        summary["fig2"], cases = confidence_at_truth(model.cpu().eval(), test_set)
+        print(f"\nFig. 2 -- mean map value at the true part location (first {min(500, len(test_set))} {split} "
+              f"people):")
+        for k, st in summary["fig2"].items():
             print(f"  {k:9s} parts ({st['parts']:5d}): detection heatmap {st['detection']:.2f}, "
                   f"regression confidence map {st['regression']:.2f}")
         figure_fig2(model, test_set, out_dir / "fig2.png", cases)

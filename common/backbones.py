@@ -382,3 +382,28 @@ def load_imagenet_weights(model, path):
         raise ValueError(f"{path} does not fit {arch}: " + "; ".join(problems))
     model.load_state_dict(state, strict=True)
     return model
+
+
+def load_fcn_weights(vgg, fc6, fc7, path):
+    """torchvision VGG-16 ImageNet weights (file ``path``) into an FCN [13]
+    (paper 1's §3.1 detector): the conv blocks into ``vgg.features``, the
+    classifier's fc6 / fc7 reshaped (``fc_to_conv``) into the convolutions
+    ``fc6`` (7x7) and ``fc7`` (1x1)."""
+    check_full_size(path, "VGG-16", vgg.width)
+    full = VGG16(width=1.0)
+    load_imagenet_weights(full, path)
+    vgg.features.load_state_dict(full.features.state_dict())
+    conv6, conv7 = fc_to_conv(full)
+    fc6.weight.data.copy_(conv6.weight), fc6.bias.data.copy_(conv6.bias)
+    fc7.weight.data.copy_(conv7.weight), fc7.bias.data.copy_(conv7.bias)
+
+
+def load_resnet_features(resnet, path, depth=152):
+    """torchvision ResNet-``depth`` ImageNet weights (file ``path``) into
+    ``resnet`` without its classifier (``fc``), strictly: changed strides
+    alter no parameter, so paper 1's stride-1 B5 (§3.2) loads them as is."""
+    blocks = tuple(len(getattr(resnet, f"layer{k}")) for k in range(1, 5))
+    check_full_size(path, f"ResNet-{depth}", resnet.width, blocks, RESNET_BLOCKS[depth])
+    full = ResNet(depth=depth)
+    load_imagenet_weights(full, path)
+    resnet.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("fc.")}, strict=True)

@@ -235,6 +235,23 @@ class EpochDataset(torch.utils.data.Dataset):
         return len(self.source)
 
 
+def training_loader(dataset, batch_size, rt, model, seed=0, most_workers=4):
+    """Shuffled training batches of ``dataset`` (``make_loader``) that never
+    hand BatchNorm one image: the last incomplete batch is dropped (the order
+    changes every epoch: nobody is always left out), and a batch that would
+    still give one process's BatchNorm a single image is refused in one line.
+    SyncBatchNorm (DDP on GPUs) pools its statistics over all processes;
+    plain BatchNorm sees one process's share of the batch."""
+    from .cli import UsageError               # cli imports this module: imported when first needed
+    share = 1 if rt.distributed and rt.device.type == "cuda" else rt.world_size
+    smallest = min(batch_size, len(dataset)) // share
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and smallest < 2:
+        raise UsageError(f"BatchNorm needs 2 or more images per batch; got {smallest} (--batch-size "
+                         f"{batch_size}, {len(dataset)} training people, {rt.world_size} process(es))")
+    return make_loader(dataset, batch_size, True, rt, seed=seed, num_workers=loader_workers(rt, most_workers),
+                       drop_last=len(dataset) >= batch_size)
+
+
 def loader_workers(rt, most=4):
     """Data-loading processes: on a GPU machine decoding must keep up with
     the GPU; on a CPU, extra processes would compete with the training maths
@@ -312,6 +329,17 @@ def load_model(path, build, what):
     except (KeyError, TypeError, RuntimeError) as e:
         raise ValueError(f"{path}: not a {what} checkpoint ({error_line(e)})") from None
     return cfg, model
+
+
+def resume_weights(path, model):
+    """``--resume PATH``: the checkpoint, its weights loaded into ``model``;
+    one line if they do not fit this run's network."""
+    ckpt = load_checkpoint(path)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise ValueError(f"--resume {path}: does not fit this run's network ({error_line(e)})") from None
+    return ckpt
 
 
 def _rng_state():

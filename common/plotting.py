@@ -1,6 +1,11 @@
 """Figures: poses drawn over images, heatmap panels, training curves, and
 paper 2's scene figure (boxes, poses, maps, fields) and curves.
 
+The figures a paper script draws after every run (``stage_curves``,
+``pose_grid``, paper 1's ``fig2`` and its ``map_panel``) are here with the drawing primitives:
+they are pictures of what the method computed, not the method, and a reader
+of the script needs their names, not their matplotlib calls.
+
 Matplotlib with the non-interactive Agg backend (no display needed); every
 figure is written atomically (temporary file, then ``os.replace``) so that an
 interrupted run never leaves half a PNG behind.
@@ -14,6 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .atomic import atomic_write  # noqa: E402
+from .skeleton import joint_bones  # noqa: E402
+from .transforms import to_stride  # noqa: E402
 
 LEFT, RIGHT, CENTRE = "tab:blue", "tab:red", "tab:green"
 
@@ -156,3 +163,73 @@ def figure_curves(history, jitter, reference, path):
         lines["[3], no boxes"] = (lv, [100 * reference] * len(lv))
         series["AP vs box jitter (Fig. 1 a-b)"] = lines
     return curves(series, path)
+def stage_curves(history, path, loss_label="training loss"):
+    """A staged training run's curves (``heatmap_regression.train``'s
+    history): the loss per epoch, each stage its own line, beside the
+    validation Total; the stage ends dotted."""
+    loss = {}
+    for i, h in enumerate(history["loss"]):
+        x, y = loss.setdefault(h["stage"], ([], []))
+        x.append(i + 1), y.append(h["loss"])
+    val = {"Total": ([i + 1 for i in range(len(history["val"]))], [v["Total"] for v in history["val"]])}
+    return curves({loss_label: loss, "validation Total": val}, path, xlabel="epoch (all stages)",
+                  marks=[e + 0.5 for e in history["stage_ends"][:-1]])
+
+
+def pose_grid(images, poses, names, path, n=12, title="predictions (blue = left, red = right)"):
+    """Up to ``n`` images ``(H, W, 3)``, each with its pose ``(J, 2)`` (image
+    px; joints ``names``) drawn over it, in an ``image_grid`` of ``n`` cells."""
+    names = tuple(names)
+    fig, axes = image_grid(n)
+    for ax, img, xy in zip(axes, images, poses):
+        ax.imshow(img)
+        draw_pose(ax, np.concatenate([xy, np.full((len(names), 1), 2.0)], 1), joint_bones(names), names,
+                  dashed_occluded=False)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def map_panel(ax, img, m, xy, stride, r_near, title):
+    """One map ``m`` (at ``stride``) over its crop ``img``, the true part
+    ``xy`` (crop px) ringed, as paper 1's Fig. 2 shows them. Each panel on its
+    own scale (a weak map stays visible); the numbers compare maps on a common
+    footing: the value at the true part and the highest value within
+    ``r_near`` map px of it, each over the map's own maximum."""
+    top = max(float(m.max()), 1e-6)
+    ax.imshow(img)
+    ax.imshow(m, cmap="viridis", alpha=0.6, vmin=0, vmax=top,
+              extent=(-0.5, img.shape[1] - 0.5, img.shape[0] - 0.5, -0.5))
+    tx, ty = to_stride(xy, stride)
+    yy, xx = np.mgrid[:m.shape[0], :m.shape[1]]
+    near = m[(xx - tx) ** 2 + (yy - ty) ** 2 <= r_near ** 2]
+    at = m[int(np.clip(np.rint(ty), 0, m.shape[0] - 1)), int(np.clip(np.rint(tx), 0, m.shape[1] - 1))]
+    ax.add_patch(plt.Circle(xy, 6, fill=False, ec="white", lw=1.5))
+    ax.set_title(f"{title}\nmax {top:.2f}; at truth {at / top:.2f} x max, "
+                 f"near it {(near.max() if near.size else 0) / top:.2f}", fontsize=8)
+
+
+def fig2(img, kp, pred, maps, parts, names, stride, r_near, path):
+    """Paper 1's Fig. 2 as a 2 x 3 figure of one crop ``img``: its ground
+    truth ``kp`` (J, 3; dashed: occluded) and the cascade's pose ``pred``
+    (J, 2), both in crop px; then, for ``parts`` (a visible and an occluded
+    joint), the detection heatmap (row 1) and the regression confidence map
+    (row 2) of ``maps`` = (det, reg), each (J, h, w) at ``stride``, as
+    ``map_panel``s."""
+    names = tuple(names)
+    bones = joint_bones(names)
+    fig, axes = plt.subplots(2, 3, figsize=(9.6, 6.6))
+    for ax, pose, title in ((axes[0, 0], kp, "ground truth (dashed: occluded)"),
+                            (axes[1, 0], np.concatenate([pred, kp[:, 2:]], 1),
+                             "the cascade's pose (decoded from row 2)")):
+        ax.imshow(img)
+        draw_pose(ax, pose, bones, names)
+        ax.set_title(title, fontsize=9)
+    for r, (m, label) in enumerate(zip(maps, ("detection heatmap", "regression map"))):
+        for c, j in enumerate(parts):
+            map_panel(axes[r, c + 1], img, m[j], kp[j, :2], stride, r_near,
+                      f"{label}: {names[j]} ({'visible' if c == 0 else 'OCCLUDED'})")
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle("Fig. 2: detection (row 1) vs regression (row 2), the true part ringed; the median occluded case",
+                 fontsize=10)
+    return save(fig, path)

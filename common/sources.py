@@ -15,17 +15,28 @@ crop convention (``common.crops``).
     BoxRecordSource  person crops of COCO / AI Challenger (``common.coco_aic``)
 
 ``mpii_sources``, ``lsp_sources`` and ``box_sources`` read a data set's
-folder, in the layouts the README lists, into (train, validation) sources.
+folder, in the layouts the README lists, into (train, validation) sources;
+``load_sources`` turns paper 1's data flags (``--data``, ``--data-root``,
+``--toy-train``, ...) into its (train, validation, test) people, and
+``split_name`` says which split the reported numbers are on; ``load_or_skip``
+reads a person whose image may be broken, and ``score_people`` scores
+predictions with a source's metric. They live here, not in
+``heatmap_regression.py``: which files hold the people, which split is held
+out and how a corrupt file is skipped is the lab's bench, not the method.
 """
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from . import coco_aic, datasets, toy
-from .crops import box_center_scale
+from .cli import UsageError
+from .crops import BOX_MARGIN, box_center_scale
+from .metrics import part_table, pck, table_columns
+from .skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS
 from .toy import render_person, render_scene, toy_head_size
-from .transforms import open_image
+from .transforms import ImageError, open_image
 
 TOY_SCENE_SIZE = 192        # paper 2's toy scenes (bottom_up_bbox.toy_config's input_size)
 
@@ -258,3 +269,131 @@ def box_sources(data, root, eval_only=False):
     train = [] if eval_only else read(*coco_aic.find_annotation_files(data, root, "train"))
     val = read(*coco_aic.find_annotation_files(data, root, "val"))
     return BoxRecordSource(train), BoxRecordSource(val)
+
+
+# =============================================================================
+# Paper 1's data flags -> (train, validation, test) sources
+# =============================================================================
+# Default sizes of ``--toy-train`` / ``--toy-val``: figures for ``--data toy``,
+# scenes for ``--data toy-crowd`` (~1580 / ~620 people). Not from either
+# paper: what fits the 5-minute budget of a lecture run (README).
+TOY_SIZES = {"toy": (3200, 500), "toy-crowd": (500, 200)}
+TOY_SPLITS = ("train", "val", "test")
+
+# The joints each ``--data`` is annotated with, by name (paper 1's
+# ``Config.joints``). The toy figures (single and in crowds) are drawn with
+# MPII's skeleton; LSP is read into MPII's 16.
+DATA_JOINTS = {"toy": MPII_JOINTS, "toy-crowd": MPII_JOINTS, "mpii": MPII_JOINTS, "lsp": MPII_JOINTS,
+               "coco": COCO_JOINTS, "aic": AIC_JOINTS}
+
+
+def check_joints(joints, data, path):
+    """A checkpoint's (``path``) parts ``joints`` must be those of ``--data data``: one line if not."""
+    if tuple(joints) != DATA_JOINTS[data]:
+        raise UsageError(f"--checkpoint {path} predicts {len(joints)} joints ({', '.join(joints[:3])}, "
+                         f"...), --data {data} has {len(DATA_JOINTS[data])} "
+                         f"({', '.join(DATA_JOINTS[data][:3])}, ...)")
+
+
+def toy_stream(seed, split):
+    """The figure stream (``ToySource``'s seed) of ``--data toy``'s
+    ``split`` for ``--seed seed``: 3s, 3s + 1, 3s + 2. Training, validation
+    and test figures never meet, within a seed or across seeds."""
+    return 3 * seed + TOY_SPLITS.index(split)
+
+
+def toy_sizes(args):
+    """``--toy-train`` / ``--toy-val``, or their defaults (``TOY_SIZES``)."""
+    n = tuple(d if v is None else v for v, d in zip((args.toy_train, args.toy_val), TOY_SIZES[args.data]))
+    if min(n) < 1:
+        raise UsageError(f"--toy-train and --toy-val must be positive, got {n[0]} and {n[1]}")
+    return n
+
+
+def load_sources(args):
+    """(train, validation, test) sources for paper 1's ``--data`` flags.
+
+    The validation people choose ``best.pt`` (every epoch is scored on them);
+    the test people are scored once, at the end, and reported. Only the toy
+    can draw a held-out test set (``toy_stream``): it is as large as the
+    validation set. For the real data the test set *is* the validation set,
+    as in the paper (§4.2: "training and testing was done on MPII training
+    and validation set"; LSP's test set; COCO / AIC val).
+    """
+    train, val = _train_val_sources(args)
+    test = ToySource(toy_stream(args.seed, "test"), len(val)) if args.data == "toy" else val
+    return train, val, test
+
+
+def _train_val_sources(args):
+    if args.data == "toy":
+        n_train, n_val = toy_sizes(args)
+        return ToySource(toy_stream(args.seed, "train"), n_train), ToySource(toy_stream(args.seed, "val"), n_val)
+    if args.data == "toy-crowd":
+        # Training scenes of seed s, validation scenes of seed s + 1: the
+        # split paper 2's toy run uses, so the top-down comparison is made on
+        # scenes neither network was trained on.
+        n_train, n_val = toy_sizes(args)
+        train = ToyCrowdSource(args.seed, 0 if args.eval_only else n_train)
+        return train, ToyCrowdSource(args.seed + 1, n_val)
+    root = data_root(args)
+    if args.data == "mpii":
+        return mpii_sources(root, args.eval_only)
+    if args.data in ("coco", "aic"):
+        return box_sources(args.data, root, args.eval_only)
+    return lsp_sources(root, Path(args.lsp_extended).expanduser() if args.lsp_extended else None, args.eval_only)
+
+
+def data_root(args):
+    """``--data-root`` of a real data set (``--data``), checked: a folder that
+    exists, or one line naming the flag."""
+    if not args.data_root:
+        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
+    root = Path(args.data_root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data-root {root}: no such directory")
+    return root
+
+
+def split_name(data, val_src, test_src):
+    """What the reported numbers of ``--data data`` are scored on (``load_sources``)."""
+    if test_src is not val_src:
+        return "test"
+    return "test" if data == "lsp" else "validation"
+
+
+def load_or_skip(source, i, reduce_per_scale, n_joints, side):
+    """``source.load(i, reduce_per_scale)`` and whether the sample is broken:
+    a corrupt image inside a data set is skipped with a warning and counted,
+    not fatal. It becomes a black ``side`` px image with no joints and a crop
+    that covers it; the caller zeroes its loss and leaves it out of the
+    metrics, and training goes on."""
+    try:
+        return (*source.load(i, reduce_per_scale), False)
+    except (ImageError, FileNotFoundError) as e:
+        warnings.warn(f"skipping sample {i}: {e}")
+        blank = Image.new("RGB", (side, side))
+        return blank, 1.0, np.zeros((n_joints, 3), np.float32), np.zeros(2), side / 200 / BOX_MARGIN, True
+
+
+def score_people(source, pred, gt, norm, joints):
+    """Predictions ``pred`` (N, J, 2) of ``source``'s people, scored with its
+    metric (``source.metric``: PCKh@0.5, PCK@0.2, ...): per-part tables in
+    ``common.metrics.table_columns``' layout, on all joints and, where the
+    source knows occlusion, on visible and occluded joints apart. MPII read
+    without gt_valid.mat has no head boxes: its head sizes are approximated
+    (``datasets.approx_head_size``) and the metric's name says so."""
+    metric, threshold = source.metric
+    norm = np.array(norm, np.float64)
+    if np.isnan(norm).any():
+        metric += " (approx. head size: no gt_valid.mat)"
+        norm = np.where(np.isnan(norm), np.array([datasets.approx_head_size(g) for g in gt]), norm)
+    _, correct = pck(pred, gt, norm, threshold)
+    joints, columns = tuple(joints), table_columns(joints)
+    table = lambda mask=None: part_table(correct, gt, names=joints, mask=mask, parts=columns)   # noqa: E731
+    result = {"metric": metric, "all": table(), "pred": pred, "gt": gt, "correct": correct}
+    if getattr(source, "occlusion_known", False):
+        # The toy data know which joints were hidden: score them apart.
+        result["visible"] = table(gt[..., 2] == 2)
+        result["occluded"] = table(gt[..., 2] == 1)
+    return result

@@ -7,7 +7,9 @@ span ``[-0.5, out - 0.5]``; hence the ``out / 2 - 0.5`` below.
 
 A map at stride ``s`` (a network output ``s`` times smaller than its input)
 has pixel ``k`` covering input pixels ``s*k .. s*k + s - 1``, so its centre is
-input coordinate ``s*k + (s - 1) / 2``. ``to_stride``/``from_stride`` convert.
+input coordinate ``s*k + (s - 1) / 2``. ``to_stride``/``from_stride`` convert;
+``values_at`` reads maps at joints and ``gaussian_blur`` smooths maps (paper
+1's decoding and Fig. 2's numbers use them: map arithmetic, not method).
 """
 import math
 import warnings
@@ -235,3 +237,30 @@ def from_stride(xy, stride):
     """Map coordinates at ``stride`` -> input-pixel coordinates."""
     return np.asarray(xy, dtype=np.float64) * stride + (stride - 1) / 2
 
+
+def values_at(maps, keypoints, stride):
+    """(J,) each map of ``maps`` (J, h, w; stride ``stride``) at its joint of
+    ``keypoints`` (J, 3; input px), read at the nearest map pixel; NaN where
+    the joint is not annotated (v = 0) or falls outside the map."""
+    kp = np.asarray(keypoints)
+    h, w = maps.shape[-2:]
+    out = np.full(len(kp), np.nan)
+    for j, (x, y) in enumerate(np.rint(to_stride(kp[:, :2], stride)).astype(int)):
+        if kp[j, 2] > 0 and 0 <= x < w and 0 <= y < h:
+            out[j] = float(maps[j, y, x])
+    return out
+
+
+def gaussian_blur(m, sigma):
+    """(K, h, w) maps (a torch tensor) smoothed by a Gaussian of std ``sigma``
+    px (separable, 3 sigma wide, borders replicated); ``sigma`` 0: unchanged."""
+    import torch  # late: the rest of this module needs only numpy and PIL
+    import torch.nn.functional as F
+    if sigma <= 0:
+        return m
+    r = max(1, int(3 * sigma + 0.5))
+    k = torch.exp(-torch.arange(-r, r + 1.0) ** 2 / (2 * sigma ** 2))
+    k = (k / k.sum()).to(m)
+    x = F.pad(m[:, None], (r, r, r, r), mode="replicate")
+    x = F.conv2d(F.conv2d(x, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
+    return x[:, 0]

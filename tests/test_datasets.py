@@ -172,13 +172,14 @@ def test_mpii_mat_with_the_valid_json_list_is_the_papers_split_with_real_visibil
     valid.json): heatmap_regression.py --data mpii with both files present."""
     import heatmap_regression as hr
     from common.datasets import split_mpii_by_list
+    from common.sources import load_sources
     (tmp_path / "images").mkdir()
     write_release(tmp_path / "mpii_human_pose_v1_u12_1.mat")
     (tmp_path / "annot").mkdir()
     listed = [{"image": "000000001.jpg", "center": [201.0, 301.0], "scale": 3.0,   # the .mat's objpos, 1-based
                "joints": [[-1.0, -1.0]] * 16, "joints_vis": [0] * 16}]
     (tmp_path / "annot" / "valid.json").write_text(json.dumps(listed))
-    train, val, test = hr.load_sources(hr.parse_args(["--data", "mpii", "--data-root", str(tmp_path)]))
+    train, val, test = load_sources(hr.parse_args(["--data", "mpii", "--data-root", str(tmp_path)]))
     assert test is val                                                     # §4.2 reports the validation split
     assert [r.name for r in val.records] == ["000000001.jpg"] and [r.name for r in train.records] == ["000000002.jpg"]
     k = val.records[0].keypoints

@@ -20,7 +20,7 @@ import heatmap_regression as hr
 from common.coco_aic import read_coco
 from common.crops import box_center_scale, crop_side
 from common.skeleton import AIC_JOINTS, COCO_JOINTS, MPII_FLIP, MPII_JOINTS, MPII_TO_AIC, joint_flip
-from common.sources import BoxRecordSource, ToyCrowdSource, toy_crowd_head_size
+from common.sources import BoxRecordSource, ToyCrowdSource, load_sources, toy_crowd_head_size
 from common.toy import render_scene, toy_head_size
 from common.transforms import apply_affine, crop_matrix, to_tensor, warp_image
 
@@ -245,7 +245,7 @@ def test_aic_official_layout_trains_and_evaluates_with_14_joints(tmp_path, capsy
     assert cfg.joints == AIC_JOINTS and model.second.d7.out_channels == 14
     assert model.flip.tolist() == joint_flip(AIC_JOINTS).tolist()
     # The samples: crops of the annotated boxes, AIC's flags read as COCO's v.
-    train, val, _ = hr.load_sources(hr.parse_args(["--data", "aic", "--data-root", str(root)]))
+    train, val, _ = load_sources(hr.parse_args(["--data", "aic", "--data-root", str(root)]))
     n = sum(len(render_scene(1, i, size=(96, 96))[1]) for i in range(3))
     assert len(val) == n
     _, _, kp, center, scale = val.load(0)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import heatmap_regression as hr
+from common import plotting, sources
 from common.cli import UsageError
 from common.metrics import bootstrap_total, part_table
 
@@ -42,20 +43,20 @@ def test_single_networks_train_as_many_epochs_as_the_cascade():
 
 
 def test_toy_training_validation_and_test_figures_never_meet():
-    streams = [hr.toy_stream(seed, split) for seed in range(4) for split in hr.TOY_SPLITS]
+    streams = [sources.toy_stream(seed, split) for seed in range(4) for split in sources.TOY_SPLITS]
     assert len(set(streams)) == len(streams)
-    train, val, test = hr.load_sources(hr.parse_args(["--seed", "1", "--toy-val", "7"]))
+    train, val, test = sources.load_sources(hr.parse_args(["--seed", "1", "--toy-val", "7"]))
     assert (train.seed, val.seed, test.seed) == (3, 4, 5) and len(test) == len(val) == 7
     # Real data sets report on the validation (MPII) or test (LSP) split, as the paper does.
     args = hr.parse_args(["--data", "toy-crowd", "--toy-train", "1", "--toy-val", "1"])
-    _, val, test = hr.load_sources(args)
-    assert test is val and hr.split_name(args, val, test) == "validation"
+    _, val, test = sources.load_sources(args)
+    assert test is val and sources.split_name(args.data, val, test) == "validation"
 
 
 def test_variant_all_trains_reuses_and_refuses(tmp_path, monkeypatch, capsys, one_line):
     out = tmp_path / "t5"
-    for figure in ("figure_curves", "figure_predictions", "figure_fig2"):    # drawn and tested elsewhere
-        monkeypatch.setattr(hr, figure, lambda *a, **k: None)
+    for module, figure in ((plotting, "stage_curves"), (plotting, "pose_grid"), (hr, "figure_fig2")):
+        monkeypatch.setattr(module, figure, lambda *a, **k: None)             # drawn and tested elsewhere
     rows = hr.main(HR_TINY + ["--variant", "all", "--out", str(out)])
     assert list(rows) == [v for v, _, _ in hr.TABLE5_ROWS]
     table = json.loads((out / "table5.json").read_text())

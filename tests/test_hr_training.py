@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import heatmap_regression as hr
-from common import harness, sources
+from common import demo, harness, sources
 from common.backbones import VGG16, ResNet
 from common.cli import UsageError
 from common.crops import BOX_MARGIN
@@ -354,8 +354,8 @@ def test_demo_crops_the_way_training_does(tmp_path, monkeypatch):
     harness.save_checkpoint(ckpt, {"model": hr.Cascade(cfg).state_dict(), "extra": {"config": asdict(cfg)}})
     photo = tmp_path / "tall.png"
     Image.new("RGB", (100, 160), (90, 120, 150)).save(photo)
-    boxes, real = [], hr.crop_matrix
-    monkeypatch.setattr(hr, "crop_matrix", lambda c, box, *a, **k: boxes.append(box) or real(c, box, *a, **k))
+    boxes, real = [], demo.crop_matrix
+    monkeypatch.setattr(demo, "crop_matrix", lambda c, box, *a, **k: boxes.append(box) or real(c, box, *a, **k))
     hr.main(["--demo", str(photo), "--checkpoint", str(ckpt), "--out", str(tmp_path / "demo")])
     # The photo is first shrunk to the input's height (open_for_network):
     # the crop is 1.25 x the height of the image the demo works on.
@@ -375,9 +375,9 @@ def test_gt_valid_head_sizes_are_checked_against_valid_json(tmp_path):
     box = [[0.0, 0.0], [3.0, 4.0]]                      # corners (x1, y1), (x2, y2): 0.6 x 5 px
     scipy_io.savemat(annot / "gt_valid.mat", {"headboxes_src": np.array([box] * 3).transpose(1, 2, 0)})
     with pytest.raises(ValueError, match="gt_valid.mat"):   # 3 head boxes for 2 people
-        hr.load_sources(args)
+        sources.load_sources(args)
     scipy_io.savemat(annot / "gt_valid.mat", {"headboxes_src": np.array([box] * 2).transpose(1, 2, 0)})
-    _, val, _ = hr.load_sources(args)
+    _, val, _ = sources.load_sources(args)
     assert [r.head_size for r in val.records] == pytest.approx([3.0, 3.0])
 
 
@@ -393,7 +393,7 @@ def test_table_head_is_the_papers_upper_neck_and_head_top(monkeypatch):
         correct[:, MPII_JOINTS.index("upper_neck")] = False
         return None, correct
 
-    monkeypatch.setattr(hr, "pck", upper_neck_always_wrong)
+    monkeypatch.setattr(sources, "pck", upper_neck_always_wrong)
     res = hr.evaluate(model, val, harness.setup_runtime("cpu"))
     assert res["all"]["Head"] == 50.0 and res["all"]["Shoulder"] == 100.0
 

@@ -67,7 +67,7 @@ from common.crops import body_px, crop_side  # noqa: E402
 from common.detector import DetectorModel, detector_boxes, gt_boxes  # noqa: E402
 from common.metrics import MATLAB_PARTS  # noqa: E402
 from common.skeleton import joint_bones  # noqa: E402
-from common.sources import ToySource  # noqa: E402
+from common.sources import ToySource, toy_stream  # noqa: E402
 from common.topdown import TopDown  # noqa: E402
 from common.toy import ToyScenes, box_ious  # noqa: E402
 from common.transforms import from_stride, to_uint8  # noqa: E402
@@ -524,7 +524,7 @@ def hr_resolution(ctx):
 # =============================================================================
 def hr_val(ctx, cfg, model, seed):
     """The figures the toy run reports on: its held-out test stream."""
-    return hr.PoseData(ToySource(hr.toy_stream(seed, "test"), ctx.hr_val), cfg, model.stride, train=False)
+    return hr.PoseData(ToySource(toy_stream(seed, "test"), ctx.hr_val), cfg, model.stride, train=False)
 
 
 def hr_fig2(ctx, run):
@@ -583,7 +583,7 @@ def hr_pckh(ctx):
     of the 500 test figures of seed 0 and what half of it is in the
     160 px figure, the 128 px crop and the stride-4 output map."""
     cfg = hr.toy_config("residual")
-    src = ToySource(hr.toy_stream(0, "test"), 500)
+    src = ToySource(toy_stream(0, "test"), 500)
     head, crop = [], []
     for i in range(len(src)):
         _, _, kp, _, scale = src.load(i)

@@ -832,6 +832,7 @@ if __name__ == "__main__":
 import heatmap_regression as hr  # noqa: E402
 from common.metrics import NOT_SCORED  # noqa: E402
 from common.skeleton import limb_joints  # noqa: E402
+from common.transforms import values_at  # noqa: E402
 
 # Detector confidence bins of ``stages_by_confidence`` (heatmap value at the truth).
 CONFIDENCE_BINS = (0.0, 0.05, 0.2, 0.5, 1.01)
@@ -854,7 +855,7 @@ def stages_by_confidence(model, dataset, rt, flip_test=False):
         first, _ = model(torch.stack([s["image"] for s in samples]))
         maps = model.first_maps(first)
         for b, s in enumerate(samples):
-            conf[lo + b] = hr.at_truth(maps[b], s["kp_crop"].numpy(), model.stride)
+            conf[lo + b] = values_at(maps[b], s["kp_crop"].numpy(), model.stride)
     v = cas["gt"][..., 2].copy()
     v[:, [names.index(x) for x in NOT_SCORED if x in names]] = 0          # as the Total: never scored
     limbs = np.zeros(v.shape, bool)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import heatmap_regression as hr  # noqa: E402
 from common import harness  # noqa: E402
-from common.sources import ToySource  # noqa: E402
+from common.sources import ToySource, toy_stream  # noqa: E402
 from walkthrough import studies  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def main():
     args = p.parse_args()
     rt = harness.setup_runtime("cpu")
     cfg, model = hr.model_from_checkpoint(args.checkpoint, "cpu")
-    test = hr.PoseData(ToySource(hr.toy_stream(cfg.seed, "test"), args.people), cfg, model.stride, train=False)
+    test = hr.PoseData(ToySource(toy_stream(cfg.seed, "test"), args.people), cfg, model.stride, train=False)
     rows = studies.stages_by_confidence(model.eval(), test, rt, flip_test=cfg.flip_test)
     print(f"{args.checkpoint}: {len(test)} toy test figures, PCKh@0.5 (%), flip test {cfg.flip_test}")
     print(f"  {'parts':<40} {'count':>6}  {'det.':>6}  {'casc.':>6}  error reduction")
