@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from . import coco_aic, datasets, toy
-from .cli import UsageError
+from .cli import UsageError, data_root
 from .crops import BOX_MARGIN, box_center_scale
 from .metrics import part_table, pck, table_columns
 from .skeleton import AIC_JOINTS, COCO_JOINTS, MPII_JOINTS
@@ -342,17 +342,6 @@ def _train_val_sources(args):
     if args.data in ("coco", "aic"):
         return box_sources(args.data, root, args.eval_only)
     return lsp_sources(root, Path(args.lsp_extended).expanduser() if args.lsp_extended else None, args.eval_only)
-
-
-def data_root(args):
-    """``--data-root`` of a real data set (``--data``), checked: a folder that
-    exists, or one line naming the flag."""
-    if not args.data_root:
-        raise UsageError(f"--data {args.data} needs --data-root DIR (the data set's folder; see README)")
-    root = Path(args.data_root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"--data-root {root}: no such directory")
-    return root
 
 
 def split_name(data, val_src, test_src):
