@@ -25,9 +25,12 @@ pixel s j + (s - 1) / 2):
 * the centre's sub-pixel offset from that pixel, in map pixels.
 
 Loss (``box_loss``): the squared error of C over every known pixel, as
-Eq. (6) is for a joint's map, plus the L1 error of size and offset at the centre pixels
-(CenterNet's), summed over the image and averaged over the batch like
-Eq. (8); it joins Eq. (8) with one weight. Decoding (``decode_boxes``):
+Eq. (6) is for a joint's map (CenterNet uses a focal loss instead), plus
+the L1 error of size and offset at the centre pixels (CenterNet's), summed
+over the image and averaged over the batch like Eq. (8); it joins Eq. (8)
+with one weight. Measured on the toy (README, "The paper's future work"):
+the squared error leaves C's peaks low, and the 0.3 threshold then drops
+people whose centre the head did find. Decoding (``decode_boxes``):
 peaks of C (3 x 3 maximum, as CenterNet), their size and offset, then
 greedy box NMS (IoU) and a score threshold.
 """
