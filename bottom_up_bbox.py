@@ -1206,14 +1206,6 @@ class Prediction:
         s = np.array(self.size, np.float64) / np.array(self.base)
         return (from_stride(np.asarray(xy, np.float64), self.stride) + 0.5) * s - 0.5
 
-    def input_boxes_to_image(self, boxes):
-        """Boxes (N, 4+) in scale-1.0 input px -> full-resolution image px."""
-        b = np.array(boxes, np.float64)                         # (N, 4+), a copy
-        s = np.array(self.size, np.float64) / np.array(self.base)
-        b[:, :2] = (b[:, :2] + 0.5) * s - 0.5
-        b[:, 2:4] *= s
-        return b
-
     def boxes_to_map(self, boxes):
         b = np.asarray(boxes, np.float64).reshape(-1, 4)
         s = np.array(self.base, np.float64) / np.array(self.size) / self.stride
@@ -1264,17 +1256,13 @@ def infer(model, image, size, cfg, device, scales=None):
             S, L = (S + Sm) / 2, (L + Lm) / 2
             B = None if B is None else (B + box_head.unmirror_boxes(Bm)) / 2
         if B is not None:
-            boxes = box_head.decode_boxes(B[0].cpu(), st)
-            f = np.array(base, np.float64) / (w, h)                           # scale s -> scale-1.0 px
-            boxes[:, :2], boxes[:, 2:4] = (boxes[:, :2] + 0.5) * f - 0.5, boxes[:, 2:4] * f
+            # Decoded in this scale's input px, then brought to the image's px.
+            boxes = box_head.rescale_boxes(box_head.decode_boxes(B[0].cpu(), st), np.array(size, np.float64) / (w, h))
         acc_s = acc_s + F.interpolate(S.float(), grid, mode="bilinear", align_corners=False)
         acc_l = acc_l + F.interpolate(L.float(), grid, mode="bilinear", align_corners=False)
     maps = (acc_s / len(scales))[0].cpu().numpy()
     fields = (acc_l / len(scales))[0].cpu().numpy()
-    pred = Prediction(maps, fields, st, tuple(size), base)
-    if boxes is not None:
-        pred.boxes = pred.input_boxes_to_image(boxes)
-    return pred
+    return Prediction(maps, fields, st, tuple(size), base, boxes)
 
 
 def last_stage(model, x, boxes=False):

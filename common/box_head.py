@@ -154,6 +154,16 @@ def decode_boxes(pred, stride, threshold=THRESHOLD, top_k=50, nms_iou=NMS_IOU):
     return box_nms(boxes, nms_iou)
 
 
+def rescale_boxes(boxes, factor):
+    """Boxes (N, 4+: x, y, w, h, ...) from one pixel grid to another ``factor``
+    (x, y) times finer, in the pixel-centre convention of the joints
+    (``Prediction.to_image``: x -> (x + 0.5) f - 0.5); the other columns kept."""
+    b = np.array(boxes, np.float64)                                       # a copy
+    b[:, :2] = (b[:, :2] + 0.5) * factor - 0.5
+    b[:, 2:4] *= factor
+    return b
+
+
 def box_nms(boxes, iou):
     """Greedy NMS of (N, 5) x, y, w, h, score rows (any order): the kept
     rows, highest score first."""
