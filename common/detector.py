@@ -166,7 +166,9 @@ def detector_boxes(source, i, gt, boxes, seed):
     (``simulated_detector`` on the ground truth, seeded per image) or a
     detection file's {image_id: (N, 5)}. (The network's own boxes, "net",
     come with its outputs: ``bub_eval.evaluate``.)"""
-    if isinstance(boxes, str):                                            # "gt"
+    if isinstance(boxes, str):
+        if boxes != "gt":                        # "net" boxes come with the network's outputs, not from here
+            raise ValueError(f"detector_boxes: boxes must be 'gt', a DetectorModel or a detection file's, got {boxes!r}")
         b = gt_boxes(gt)
         return np.concatenate([b, np.ones((len(b), 1))], 1)
     if isinstance(boxes, DetectorModel):

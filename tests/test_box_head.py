@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.box_head import box_loss, box_nms, box_targets, decode_boxes, unmirror_boxes
+from common.box_head import FLOOR, box_loss, box_nms, box_targets, choose_threshold, decode_boxes, unmirror_boxes
 
 
 def as_prediction(targets):
@@ -82,3 +82,24 @@ def test_decoding_threshold_and_nms():
     pred = as_prediction(box_targets([[10.0, 10.0, 40.0, 40.0]], (16, 16), 4))
     pred[0] *= 0.4
     assert len(decode_boxes(pred, 4, threshold=0.5)) == 0 and len(decode_boxes(pred, 4, threshold=0.3)) == 1
+
+
+def test_threshold_is_where_the_f1_is_highest():
+    """Two images, matched as COCO matches (score order, each truth once):
+    scores 0.9 hit, 0.6 miss, 0.5 miss (a second box on a taken truth),
+    0.45 hit, 0.4 hit; 3 true boxes. F1 = 2 TP / (kept + 3) at each
+    threshold: 0.5, 0.4, 0.33, 0.57, 0.75 -> 0.4."""
+    truths = [np.array([[0, 0, 10, 10], [50, 50, 10, 10]]), np.array([[0, 0, 20, 20]])]
+    boxes = [np.array([[0, 0, 10, 10, 0.9], [50, 50, 10, 10, 0.4], [100, 100, 10, 10, 0.6], [1, 1, 10, 10, 0.5]]),
+             np.array([[0, 0, 20, 20, 0.45]])]
+    assert choose_threshold(boxes, truths) == pytest.approx(0.4)
+    # Without the 0.4 and its truth: 0.9 H, 0.6 M, 0.5 M, 0.45 H of 2 truths, F1 2/3, 1/2, 2/5, 2/3:
+    # a tie goes to the higher threshold (fewer boxes for the same F1).
+    boxes[0] = boxes[0][[0, 2, 3]]
+    truths[0] = truths[0][:1]
+    assert choose_threshold(boxes, truths) == pytest.approx(0.9)
+    # A threshold keeps every box of its score: two boxes at 0.5, one a miss, are kept or dropped together.
+    tied = [np.array([[0, 0, 10, 10, 0.5], [80, 80, 10, 10, 0.5]])]
+    assert choose_threshold(tied, [np.array([[0, 0, 10, 10]])]) == pytest.approx(0.5)
+    # No boxes at all: the floor.
+    assert choose_threshold([np.zeros((0, 5))], [np.array([[0, 0, 10, 10]])]) == FLOOR

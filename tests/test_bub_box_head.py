@@ -25,6 +25,7 @@ class FixedHead(torch.nn.Module):
     def __init__(self, targets):
         super().__init__()
         self.targets = torch.from_numpy(targets[:box_head.CHANNELS])[None]
+        self.register_buffer("threshold", torch.tensor(0.5))
 
     def forward(self, x):
         return self.targets.to(x.dtype)
@@ -90,7 +91,7 @@ def test_training_targets_hold_each_person_upright():
 
 def save_plain_checkpoint(path):
     """A toy network without a head, saved as training would save it."""
-    cfg = replace(bub.toy_config(), input_size=96, test_size=96)        # the toy's default: no head
+    cfg = replace(bub.toy_config(), input_size=96, test_size=96, box_weight=0.0)   # --box-weight 0: no head
     model = bub.PoseNetwork(cfg, bub.Skeleton("toy"))
     state = {"model": model.state_dict(), "extra": {"config": asdict(cfg)}}
     harness.save_checkpoint(path, state)
@@ -105,7 +106,7 @@ def test_a_network_without_a_head_keeps_the_boxes_it_had(tmp_path, capsys):
         bub.main(["--demo", "--checkpoint", str(ckpt), "--boxes", "net", "--out", str(tmp_path / "demo2")])
     assert "--boxes net: " in capsys.readouterr().err and not (tmp_path / "demo2" / "toy_scene_poses.png").exists()
     bub.main(["--eval-only", "--checkpoint", str(ckpt), "--toy-val", "2", "--out", str(tmp_path / "eval")])
-    assert "simulated detector" in capsys.readouterr().out            # the toy's default without a head
+    assert "simulated detector" in capsys.readouterr().out            # the toy's boxes without a head
 
 
 def test_a_head_checkpoint_finds_its_own_boxes(tmp_path, capsys):
@@ -117,7 +118,13 @@ def test_a_head_checkpoint_finds_its_own_boxes(tmp_path, capsys):
               "--test-size", "96", "--val-images", "1", "--log-every", "100", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "the network's own boxes (§V)" in printed
-    assert json.loads((out / "results.json").read_text())["config"]["box_weight"] == 1.0
+    result = json.loads((out / "results.json").read_text())
+    assert result["config"]["box_weight"] == 1.0
+    # The decoding threshold was chosen on training scenes and travels with the weights.
+    assert "decoding threshold" in printed
+    chosen = result["history"]["val"][-1]["box_threshold"]
+    state = harness.load_checkpoint(out / "best.pt")["model"]
+    assert float(state["box_head.threshold"]) == pytest.approx(chosen) and box_head.FLOOR <= chosen
     bub.main(["--demo", "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "demo")])
     assert "from the network's box head" in capsys.readouterr().out
     from walkthrough import studies

@@ -50,7 +50,8 @@ def trained(tmp_path_factory):
 
 def test_toy_run_prints_the_tables_and_writes_everything(trained):
     out, stdout = trained
-    for title in ("Tables I-II layout", "CrowdPose's OKS constants", "simulated detector",
+    # The toy network has a box head (§V): its own boxes are the evaluation's default.
+    for title in ("Tables I-II layout", "CrowdPose's OKS constants", "the network's own boxes (§V)",
                   "ground-truth boxes (upper bound)", "Table IV", "pose parsing by [3]", "without pose NMS",
                   "without pose completion", "bootstrap interval", "own score",
                   "Fig. 1 (c-d)", "Fig. 1 (a-b)", "AI Challenger score"):
@@ -68,7 +69,7 @@ def test_toy_run_prints_the_tables_and_writes_everything(trained):
     assert set(summary["table_iv"]) == set(summary["table_iv_own"]) == set(summary["table_iv_gt"]) == set(bub.VARIANTS)
     assert {"diff", "lo", "hi"} <= set(summary["table_iv"]["greedy"])
     assert {"full", "greedy", "people"} <= set(summary["crowded"])
-    assert set(summary["jitter"]) == {"simulated detector", "ground-truth boxes"}
+    assert set(summary["jitter"]) == {"the network's own boxes (§V)", "ground-truth boxes"}
     res = json.loads((out / "results_coco.json").read_text())
     assert all(len(r["keypoints"]) == 14 * 3 and "score" in r for r in res)
     assert not list(out.glob("*.tmp")) and not list(out.glob(".tmp-*"))
@@ -81,7 +82,7 @@ def test_the_studies_evaluation_adds_where_people_were_lost(trained, tmp_path, c
     from walkthrough import studies
     out, _ = trained
     res = studies.main(["evaluation", "--checkpoint", str(out / "best.pt"), "--scenes", "4", "--jitter-curve", "0,0.2",
-                        "--det-miss", "0.1", "--out", str(tmp_path)])
+                        "--boxes", "sim", "--det-miss", "0.1", "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     for title in ("Table IV", "pose NMS removed", "completion added", "joined two people", "person lists",
                   "Where each person was lost"):
@@ -95,6 +96,10 @@ def test_the_studies_evaluation_adds_where_people_were_lost(trained, tmp_path, c
     for k in ("ours", "[3]", "ours, gt boxes"):
         assert sum(v for c, v in lost[k].items() if c != "missed") == lost[k]["missed"] <= lost["people"]
     assert {"jitter 0.00", "jitter 0.20"} <= set(res["results"]) and "jitter 0.10" not in res["results"]
+    # A detector knob with the network's own boxes (the head's default) is refused, not ignored.
+    with pytest.raises(SystemExit, match="--det-miss: a knob of the simulated detector"):
+        studies.main(["evaluation", "--checkpoint", str(out / "best.pt"), "--scenes", "1", "--det-miss", "0.1",
+                      "--out", str(tmp_path / "refused")])
 
 
 def test_eval_only_with_a_detection_file(trained, tmp_path, capsys):

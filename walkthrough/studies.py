@@ -350,9 +350,9 @@ def figure_fig1(model, source, cfg, skeleton, device, boxes, seed, topdown, per_
     for col, (i, lv, title) in enumerate(columns):
         gt = source.ground_truth(i)
         scene = source.load(i, max_reduce=max(scene_size(source, i)) / cfg.test_size)
-        det = detector_boxes(source, i, gt, boxes, seed)
-        b = jitter_boxes(det[:, :4], np.random.default_rng([seed, i, 2]), lv) if lv else det[:, :4]
         pred = model.infer(scene.image, scene.size, cfg, device)
+        det = pred.boxes if bub_eval.is_net(boxes) else detector_boxes(source, i, gt, boxes, seed)
+        b = jitter_boxes(det[:, :4], np.random.default_rng([seed, i, 2]), lv) if lv else det[:, :4]
         parsed = bub.parse_variants(pred, b, skeleton, cfg, ("full", "greedy"))
         td, _ = topdown(scene.image, scene.factor, b, det[:, 4])
         W, H = scene.size
@@ -490,8 +490,11 @@ def study_evaluation(args):
     cfg, sk, model = bub.trained_model(bargs, rt.device)
     _, val = bub.load_sources(bargs, sk, cfg)
     settings = bub.evaluation_flags(bargs, cfg, sk, rt)
-    if isinstance(settings["boxes"], DetectorModel):
-        given = {k: getattr(args, f"det_{k}") for k in DETECTOR_FLAGS if getattr(args, f"det_{k}") is not None}
+    given = {k: getattr(args, f"det_{k}") for k in DETECTOR_FLAGS if getattr(args, f"det_{k}") is not None}
+    if given and not isinstance(settings["boxes"], DetectorModel):
+        raise SystemExit(f"error: --det-{next(iter(given))}: a knob of the simulated detector, but the boxes are "
+                         f"{bub_eval.boxes_text(settings['boxes'])}; add --boxes sim")
+    if given:
         settings["boxes"] = replace(settings["boxes"], **given)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -775,7 +778,8 @@ def parse_args(argv=None):
     g.add_argument("--data-root", help="folder of the COCO, AI Challenger or CrowdPose data set")
     g.add_argument("--topdown", metavar="CKPT", help="paper 1's cascade as the top-down row (a heatmap_regression.py "
                                                      "best.pt): also time per image and fig1.png")
-    g.add_argument("--boxes", help="'gt', 'sim' (the simulated detector) or a COCO detection-results JSON")
+    g.add_argument("--boxes", help="'gt', 'sim' (the simulated detector), 'net' (the network's own box head, "
+                                   "the default where it has one) or a COCO detection-results JSON")
     for name, what in (("shift", "s.d. of a box's centre shift, x its size"),
                        ("scale", "s.d. of the log of its width and height"),
                        ("dup", "chance of a partial second box on a person (IoU 0.2-0.45)"),
