@@ -3,6 +3,8 @@ its training targets, its boxes through ``infer`` into image pixels, and
 ``--boxes net`` / the demo's default with and without a head."""
 import json
 from dataclasses import asdict, replace
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import torch
 
 import bottom_up_bbox as bub
 from common import box_head, harness
-from common.scenes import TrainScenes
+from common.scenes import RecordScenes, TrainScenes
 from common.toy import ToyScenes
 
 
@@ -134,3 +136,36 @@ def test_a_head_checkpoint_finds_its_own_boxes(tmp_path, capsys):
     # [3] has no boxes: the same AP whichever boxes the others had.
     assert len({a["greedy"] for a in res["AP"].values()}) == 1
     assert res["forward_ms"]["with_head"] > 0 and res["forward_ms"]["without"] > 0
+
+
+REAL_COCO = Path(__file__).resolve().parents[2] / "shared" / "real_samples" / "coco"
+
+
+@pytest.mark.skipif(not REAL_COCO.is_dir(), reason="../shared/real_samples/coco not present")
+def test_the_threshold_is_calibrated_on_real_training_records():
+    """``calibrate_box_threshold`` on real COCO records: it decodes at the
+    floor, pairs each image's boxes with that image's scored people, and
+    keeps the threshold of the best F1 in the head. A stand-in network
+    returns each person's true box at 0.8 and a box on nobody at 0.6."""
+    from common import coco_aic
+    from common.detector import gt_boxes
+    sk = bub.Skeleton("coco")
+    source = RecordScenes(coco_aic.read_coco(REAL_COCO / "test_coco.json", REAL_COCO), sk)
+    truths = iter([gt_boxes(source.ground_truth(i)) for i in range(len(source))])
+    seen = []
+
+    class StandIn(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.box_head = FixedHead(np.zeros((6, 1, 1), np.float32))
+
+        def infer(self, image, size, cfg, device):
+            seen.append(float(self.box_head.threshold))
+            t = next(truths)
+            boxes = np.concatenate([np.c_[t, np.full(len(t), 0.8)], [[-500.0, -500.0, 10.0, 10.0, 0.6]]])
+            return SimpleNamespace(boxes=boxes)
+
+    model = StandIn()
+    t = bub.calibrate_box_threshold(model, source, bub.Config(data="coco"), "cpu")
+    assert len(seen) == len(source) and np.allclose(seen, box_head.FLOOR)   # every image decoded at the floor
+    assert t == pytest.approx(0.8) and float(model.box_head.threshold) == pytest.approx(0.8)
