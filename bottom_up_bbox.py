@@ -1143,8 +1143,8 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
         if head:                                     # §V: the head's threshold, from training scenes
             t = calibrate_box_threshold(model, train_set.source, cfg, rt.device)
             history["val"][-1]["box_threshold"] = t
-            print(f"  box head: decoding threshold {t:.2f} (best box F1 on {min(CALIBRATION_SCENES, len(train_set.source))} "
-                  "training scenes)", flush=True)
+            n = min(CALIBRATION_SCENES, len(train_set.source))
+            print(f"  box head: decoding threshold {t:.2f} (best box F1 on {n} training scenes)", flush=True)
         return ap, {"history": history, "config": asdict(cfg), "flags": flags}
 
     harness.fit(model, loader, step_loss, opt, sched, scaler, rt, epochs=cfg.epochs, start=start, out_dir=out_dir,
@@ -1179,15 +1179,17 @@ CALIBRATION_SCENES = 64
 def calibrate_box_threshold(model, source, cfg, device, n=CALIBRATION_SCENES):
     """Beyond the paper (§V): the box head's decoding threshold, set where its
     boxes' F1 at IoU 0.5 is highest on the first ``n`` scenes of ``source``
-    (training scenes, whole and unaugmented, inferred as at test time:
+    (training scenes, whole and unaugmented, inferred as at test time --
+    the boxes come from the scale nearest 1.0 alone, so only it is run:
     ``common.box_head.choose_threshold``), and kept in the head
     (``BoxHead.threshold``, saved with the weights). Returns it."""
     head = model.box_head
     boxes, truths = [], []
+    scale = (min(cfg.scales, key=lambda s: abs(np.log(s))),)
     head.threshold.fill_(box_head.FLOOR)
     for i in range(min(n, len(source))):
         scene = source.load(i)
-        boxes.append(model.infer(scene.image, scene.size, cfg, device).boxes)
+        boxes.append(model.infer(scene.image, scene.size, cfg, device, scales=scale).boxes)
         truths.append(gt_boxes(source.ground_truth(i)))
     head.threshold.fill_(box_head.choose_threshold(boxes, truths))
     return float(head.threshold)

@@ -159,7 +159,8 @@ def test_the_threshold_is_calibrated_on_real_training_records():
             super().__init__()
             self.box_head = FixedHead(np.zeros((6, 1, 1), np.float32))
 
-        def infer(self, image, size, cfg, device):
+        def infer(self, image, size, cfg, device, scales=None):
+            assert scales == (1.0,)                                    # the boxes' scale alone
             seen.append(float(self.box_head.threshold))
             t = next(truths)
             boxes = np.concatenate([np.c_[t, np.full(len(t), 0.8)], [[-500.0, -500.0, 10.0, 10.0, 0.6]]])
