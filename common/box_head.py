@@ -193,8 +193,9 @@ def choose_threshold(boxes, truths, iou=0.5, floor=FLOOR):
     """The decoding threshold at which the boxes' F1 at IoU >= ``iou`` is
     highest: ``boxes``, per image, the (N, 5) boxes decoded at ``floor``
     (x, y, w, h, score); ``truths``, per image, the (K, 4) true boxes. Each
-    image's boxes are matched as COCO's AP matches them (highest score
-    first, each true box once, to the free one it overlaps most), so that
+    image's boxes are matched greedily as COCO's AP matches them (highest
+    score first, each true box once, to the free one it overlaps most; no
+    crowd regions: the truths are the scored people's boxes), so that
     a threshold t keeps exactly the matches of the boxes scoring >= t; every
     box's score is a candidate (ties: the higher threshold). Chosen on
     training scenes, never on the scenes that are scored."""
