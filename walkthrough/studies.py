@@ -570,7 +570,7 @@ def study_boxes(args):
     return res
 
 
-def head_time(model, source, cfg, device, images=40, repeats=3):
+def head_time(model, source, cfg, device, images=100, repeats=3):
     """Median ms of ``infer`` per image with the box head and without it (the
     same weights, the head detached), interleaved image by image so that a
     busy machine slows both alike."""
