@@ -1120,17 +1120,8 @@ def train(cfg, model, train_set, val_source, rt, out_dir, skeleton, resume=None,
 
     head = model.box_head is not None                # §V's box head trains in the same steps
 
-    def step_loss(batch):                            # Eq. (8): every stage's outputs supervised
-        with harness.autocast(rt):
-            outputs = net(batch["image"].contiguous(memory_format=torch.channels_last), boxes=head)
-        outputs, B = outputs if head else (outputs, None)
-        loss = pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
-        if head:
-            # Beyond the paper (§V): Eq. (8) + w x the box head's loss, its centre
-            # map masked where Eq. (6)'s background is (W: crowd regions).
-            J = batch["maps"].shape[1] - 1
-            loss = loss + cfg.box_weight * box_head.box_loss(B, batch["boxes"], batch["mask"][:, J:J + 1])
-        return loss
+    def step_loss(batch):
+        return batch_loss(net, batch, cfg, rt, head)
 
     def record(epoch, loss, seconds):
         history["loss"].append({"epoch": epoch + 1, "loss": loss})
@@ -1171,6 +1162,20 @@ def optimizer(cfg, model, rt, resume=None):
                              f"({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
         history = extra["history"]
     return opt, sched, scaler, start, history
+
+
+def batch_loss(net, batch, cfg, rt, head):
+    """Eq. (8) on one training batch: every stage's outputs supervised. With
+    ``head`` (beyond the paper, §V): + w x the box head's loss, its centre
+    map masked where Eq. (6)'s background is (W: crowd regions)."""
+    with harness.autocast(rt):
+        outputs = net(batch["image"].contiguous(memory_format=torch.channels_last), boxes=head)
+    outputs, B = outputs if head else (outputs, None)
+    loss = pose_loss(outputs, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
+    if head:
+        J = batch["maps"].shape[1] - 1
+        loss = loss + cfg.box_weight * box_head.box_loss(B, batch["boxes"], batch["mask"][:, J:J + 1])
+    return loss
 
 
 CALIBRATION_SCENES = 64

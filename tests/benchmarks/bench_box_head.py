@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import bottom_up_bbox as bub  # noqa: E402
-from common import box_head, harness  # noqa: E402
+from common import harness  # noqa: E402
 from common.scenes import TrainScenes  # noqa: E402
 from common.toy import ToyScenes  # noqa: E402
 import machine  # noqa: E402  (tests/benchmarks/machine.py: sys.path[0] is this folder)
@@ -40,16 +40,9 @@ def main(steps=40, scenes=40):
     data = TrainScenes(source, cfg, sk, model.stride, bub.make_targets)
     batches = [torch.utils.data.default_collate([data[4 * b + k] for k in range(cfg.batch_size)]) for b in range(8)]
 
-    def step(batch, with_head):
+    def step(batch, with_head):                                  # one step of bub.train
         model.box_head = head if with_head else None
-        x = batch["image"].contiguous(memory_format=torch.channels_last)
-        with harness.autocast(rt):
-            out = model(x, boxes=with_head)
-        out, B = out if with_head else (out, None)
-        loss = bub.pose_loss(out, batch["maps"], batch["fields"], batch["mask"], cfg.lambda_bg)
-        if with_head:
-            J = batch["maps"].shape[1] - 1
-            loss = loss + cfg.box_weight * box_head.box_loss(B, batch["boxes"], batch["mask"][:, J:J + 1])
+        loss = bub.batch_loss(model, batch, cfg, rt, with_head)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
